@@ -107,3 +107,47 @@ impl Machine {
         Ok(m)
     }
 }
+
+/// A segment to write with [`write_elf32`].
+#[derive(Debug, Clone)]
+pub struct SegmentSpec<'a> {
+    pub vaddr: u32,
+    pub data: &'a [u8],
+    pub memsz: u32,
+    pub executable: bool,
+}
+
+/// Write a minimal ELF32 little-endian RISC-V executable (no sections) that [`Machine::from_elf`]
+/// loads: for tests and for tools that emit VM programs.
+pub fn write_elf32(entry: u32, segments: &[SegmentSpec<'_>]) -> Vec<u8> {
+    const EHSIZE: u32 = 52;
+    const PHENTSIZE: u32 = 32;
+    let mut out = vec![0x7f, b'E', b'L', b'F', 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let push16 = |o: &mut Vec<u8>, v: u16| o.extend_from_slice(&v.to_le_bytes());
+    let push32 = |o: &mut Vec<u8>, v: u32| o.extend_from_slice(&v.to_le_bytes());
+    push16(&mut out, header::ET_EXEC);
+    push16(&mut out, header::EM_RISCV);
+    push32(&mut out, 1);
+    push32(&mut out, entry);
+    push32(&mut out, EHSIZE);
+    push32(&mut out, 0);
+    push32(&mut out, 0);
+    push16(&mut out, EHSIZE as u16);
+    push16(&mut out, PHENTSIZE as u16);
+    push16(&mut out, segments.len() as u16);
+    push16(&mut out, 40);
+    push16(&mut out, 0);
+    push16(&mut out, 0);
+    let mut offset = EHSIZE + PHENTSIZE * segments.len() as u32;
+    for s in segments {
+        let flags = if s.executable { 5 } else { 6 };
+        for v in [PT_LOAD, offset, s.vaddr, s.vaddr, s.data.len() as u32, s.memsz.max(s.data.len() as u32), flags, 4] {
+            push32(&mut out, v);
+        }
+        offset += s.data.len() as u32;
+    }
+    for s in segments {
+        out.extend_from_slice(s.data);
+    }
+    out
+}

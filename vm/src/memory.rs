@@ -109,6 +109,13 @@ impl Clone for Memory {
 }
 
 impl Memory {
+    /// A copy with every hash current and cached, as if the copy had been hashed.
+    pub fn clone_hashed(&self) -> Memory {
+        let mut m = self.clone();
+        m.root();
+        m
+    }
+
     /// All-zero memory.
     ///
     /// # Panics

@@ -16,8 +16,7 @@ const CASES: u64 = 20_000;
 /// pre-state is a different pre-state (its hash differs, which is what the dispute game
 /// binds) with the same successor, so it is the one state change that may keep the
 /// post-state hash.
-fn overwritten_reg(w: &Witness, m_before_pc: u32, insn: u32) -> Option<std::ops::Range<usize>> {
-    let _ = m_before_pc;
+fn overwritten_reg(w: &Witness, insn: u32) -> Option<std::ops::Range<usize>> {
     let op = opml_vm::isa::decode(insn);
     let writes_rd = !matches!(
         op.kind,
@@ -42,7 +41,7 @@ fn flip_detected(w: &Witness, pos: usize, flip: u8, insn: u32) -> bool {
     match step(&state, &proof) {
         Err(_) => true,
         Ok(h) if h != w.post_state_hash => true,
-        Ok(_) => overwritten_reg(w, 0, insn).is_some_and(|r| r.contains(&pos)) && keccak256(&state) != keccak256(&w.state),
+        Ok(_) => overwritten_reg(w, insn).is_some_and(|r| r.contains(&pos)) && keccak256(&state) != keccak256(&w.state),
     }
 }
 
