@@ -5,7 +5,7 @@
 #   bash scripts/setup.sh            # every step, in order
 #   bash scripts/setup.sh STEP...    # only the named steps, e.g. build_programs
 #
-# Steps: install_apt install_python build_programs build_rust run_sample
+# Steps: install_apt install_python install_foundry build_programs build_rust run_sample
 # Idempotent: a step whose result is already there is quick. Runs as root, or
 # as a user with passwordless sudo (CI=true has no stdin to ask a password).
 set -euo pipefail
@@ -14,7 +14,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO/.venv"
 PROGRAMS_OUT="$REPO/target/programs"
 APT_PACKAGES=(gcc-riscv64-unknown-elf gcc libc6-dev python3 python3-venv)
-STEPS=(install_apt install_python build_programs build_rust run_sample)
+STEPS=(install_apt install_python install_foundry build_programs build_rust run_sample)
 
 step() { printf '\n==> %s\n' "$*"; }
 info() { printf '    %s\n' "$*"; }
@@ -85,6 +85,14 @@ install_python() {
         printf '%s\n' "$want" >"$stamp"
     fi
     "$VENV/bin/python" -c 'import unicorn; print("    unicorn", unicorn.__version__)'
+}
+
+# Foundry (forge, anvil, cast) and solc-js from npm, then `forge build` (contracts/out is
+# what the Rust <-> EVM tests load).
+install_foundry() {
+    step "install_foundry: npm ci + forge build in contracts/"
+    command -v npm >/dev/null 2>&1 || die "npm not found: install Node.js (apt-get install nodejs npm)"
+    bash "$REPO/contracts/scripts/setup.sh"
 }
 
 # The C test programs: <repo>/target/programs/NAME.elf (and NAME.host).

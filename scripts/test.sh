@@ -17,6 +17,9 @@ fi
 step "unicorn oracle self-test"
 .venv/bin/python vm/tests/oracle/selftest.py
 
+step "forge test (contracts/)"
+bash contracts/scripts/test.sh
+
 step "cargo test --workspace --exclude opml-benches"
 cargo test --workspace --exclude opml-benches
 

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod infer_cmd;
 mod model_cmd;
+mod node_cmd;
 mod vm_cmd;
 
 #[derive(Debug, Parser)]
@@ -25,14 +26,24 @@ enum Command {
     Model(model_cmd::ModelCommand),
     /// Run a bundle natively: output, model commitment, final graph state, optional trace.
     Infer(infer_cmd::InferArgs),
+    /// One graph node in the VM: run it against the native output, give its step witnesses.
+    #[command(subcommand)]
+    Node(node_cmd::NodeCommand),
 }
 
 fn main() -> ExitCode {
+    // Die quietly on a closed pipe (`opml ... | head`) like other command-line tools,
+    // instead of panicking in `println!`.
+    // SAFETY: resetting a signal disposition to its default at start-up, before any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Vm(cmd) => vm_cmd::run(cmd),
         Command::Model(cmd) => model_cmd::run(cmd),
         Command::Infer(args) => infer_cmd::run(args),
+        Command::Node(cmd) => node_cmd::run(cmd),
     };
     match result {
         Ok(code) => code,

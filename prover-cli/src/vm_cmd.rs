@@ -123,7 +123,11 @@ fn run_program(a: RunArgs) -> Result<ExitCode> {
         let c = captured.clone();
         m.set_output(Box::new(move |fd, b| {
             let mut g = c.lock().expect("output lock");
-            if fd == 1 { g.0.extend_from_slice(b) } else { g.1.extend_from_slice(b) }
+            if fd == 1 {
+                g.0.extend_from_slice(b)
+            } else {
+                g.1.extend_from_slice(b)
+            }
         }));
     } else {
         m.set_output(Box::new(|fd, b| {
@@ -139,8 +143,12 @@ fn run_program(a: RunArgs) -> Result<ExitCode> {
     let end = if let Some(dir) = &a.checkpoint_dir {
         let limit = a.max_steps.unwrap_or(u64::MAX);
         let cps = Checkpoints::record(&mut m, limit, a.checkpoint_every, |s| pb.set_position(s))?;
-        let _ = cps.save(dir, &bytes).with_context(|| format!("cannot write checkpoints to {}", dir.display()))?;
-        if m.is_halted() { RunEnd::Halted } else { RunEnd::StepLimit }
+        cps.save(dir, &bytes).with_context(|| format!("cannot write checkpoints to {}", dir.display()))?;
+        if m.is_halted() {
+            RunEnd::Halted
+        } else {
+            RunEnd::StepLimit
+        }
     } else {
         run_with_progress(&mut m, a.max_steps, &pb)
     };
@@ -166,20 +174,26 @@ fn run_program(a: RunArgs) -> Result<ExitCode> {
             "stderr": String::from_utf8_lossy(&out.1),
         });
         if let Some(f) = fault {
-            j["fault"] = json!({ "reason": f.name(), "code": f.code(), "pc": m.pc, "instruction": format!("{insn:#010x}") });
+            j["fault"] =
+                json!({ "reason": f.name(), "code": f.code(), "pc": m.pc, "instruction": format!("{insn:#010x}") });
         }
         println!("{}", serde_json::to_string_pretty(&j)?);
     } else {
         let rate = m.step as f64 / secs.max(1e-9) / 1e6;
         match m.status {
-            Status::Exited => eprintln!("exited with code {} after {} steps ({secs:.3} s, {rate:.1} M steps/s)", m.exit_code as i32, m.step),
+            Status::Exited => eprintln!(
+                "exited with code {} after {} steps ({secs:.3} s, {rate:.1} M steps/s)",
+                m.exit_code as i32, m.step
+            ),
             Status::Faulted => eprintln!(
                 "FAULTED after {} steps: {} at pc {:#010x} (instruction word {insn:#010x})",
                 m.step,
                 fault.map_or("unknown", Fault::name),
                 m.pc
             ),
-            Status::Running => eprintln!("stopped at the step limit after {} steps ({secs:.3} s, {rate:.1} M steps/s)", m.step),
+            Status::Running => {
+                eprintln!("stopped at the step limit after {} steps ({secs:.3} s, {rate:.1} M steps/s)", m.step)
+            }
         }
         eprintln!("state hash {}", hex(&state_hash));
     }
@@ -209,7 +223,8 @@ fn machine_at(a: &AtStepArgs) -> Result<Machine> {
 fn show_state(a: AtStepArgs) -> Result<ExitCode> {
     let mut m = machine_at(&a)?;
     let s = m.state();
-    let note = (m.step < a.step).then(|| format!("the machine halted at step {}; a halted state steps to itself", m.step));
+    let note =
+        (m.step < a.step).then(|| format!("the machine halted at step {}; a halted state steps to itself", m.step));
     if a.json {
         let mut j = json!({
             "step": s.step,
@@ -236,7 +251,8 @@ fn show_state(a: AtStepArgs) -> Result<ExitCode> {
         println!("mem_root   {}", hex(&s.mem_root));
         println!("state_hash {}", hex(&s.hash()));
         for row in 0..8 {
-            let cells: Vec<String> = (0..4).map(|c| row * 4 + c).map(|i| format!("x{i:<2} {:#010x}", s.regs[i])).collect();
+            let cells: Vec<String> =
+                (0..4).map(|c| row * 4 + c).map(|i| format!("x{i:<2} {:#010x}", s.regs[i])).collect();
             println!("{}", cells.join("  "));
         }
         if let Some(n) = note {

@@ -9,10 +9,7 @@ use opml_vm::elf::{write_elf32, SegmentSpec};
 use serde_json::Value;
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 fn programs() -> &'static Path {
@@ -36,10 +33,7 @@ fn elf(name: &str) -> PathBuf {
 }
 
 fn opml(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_opml"))
-        .args(args)
-        .output()
-        .expect("run opml")
+    Command::new(env!("CARGO_BIN_EXE_opml")).args(args).output().expect("run opml")
 }
 
 fn json(out: &Output) -> Value {
@@ -54,33 +48,18 @@ fn json(out: &Output) -> Value {
 
 fn unhex(s: &str) -> Vec<u8> {
     let s = s.trim_start_matches("0x");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
 }
 
 #[test]
 fn run_passes_output_through_and_exits_with_the_program_code() {
     for name in ["hello", "sort", "bignum"] {
         let out = opml(&["vm", "run", elf(name).to_str().unwrap()]);
-        let host = Command::new(programs().join(format!("{name}.host")))
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.stdout, host.stdout,
-            "{name}: program output passes through to stdout"
-        );
-        assert_eq!(
-            out.status.code(),
-            host.status.code(),
-            "{name}: exit status is the exit code"
-        );
+        let host = Command::new(programs().join(format!("{name}.host"))).output().unwrap();
+        assert_eq!(out.stdout, host.stdout, "{name}: program output passes through to stdout");
+        assert_eq!(out.status.code(), host.status.code(), "{name}: exit status is the exit code");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            err.contains("exited with code") && err.contains("state hash 0x"),
-            "{err}"
-        );
+        assert!(err.contains("exited with code") && err.contains("state hash 0x"), "{err}");
     }
 }
 
@@ -94,32 +73,15 @@ fn run_json_reports_steps_status_exit_code_and_state_hash() {
     assert_eq!(j["steps"].as_u64(), Some(m.step));
     assert_eq!(j["status"], "exited");
     assert_eq!(j["exit_code"].as_u64(), Some(m.exit_code as u64));
-    assert_eq!(
-        unhex(j["state_hash"].as_str().unwrap()),
-        m.state_hash().to_vec()
-    );
-    assert!(
-        !j["stdout"].as_str().unwrap().is_empty(),
-        "program output is captured in JSON: {j}"
-    );
+    assert_eq!(unhex(j["state_hash"].as_str().unwrap()), m.state_hash().to_vec());
+    assert!(!j["stdout"].as_str().unwrap().is_empty(), "program output is captured in JSON: {j}");
 }
 
 #[test]
 fn a_faulting_program_says_where_and_why() {
     // addi x1, x0, 1 ; <invalid word 0xffffffff>
-    let code: Vec<u8> = [0x0010_0093u32, 0xffff_ffff]
-        .iter()
-        .flat_map(|w| w.to_le_bytes())
-        .collect();
-    let bytes = write_elf32(
-        0x1_0000,
-        &[SegmentSpec {
-            vaddr: 0x1_0000,
-            data: &code,
-            memsz: 8,
-            executable: true,
-        }],
-    );
+    let code: Vec<u8> = [0x0010_0093u32, 0xffff_ffff].iter().flat_map(|w| w.to_le_bytes()).collect();
+    let bytes = write_elf32(0x1_0000, &[SegmentSpec { vaddr: 0x1_0000, data: &code, memsz: 8, executable: true }]);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.elf");
     std::fs::write(&path, bytes).unwrap();
@@ -141,20 +103,10 @@ fn a_faulting_program_says_where_and_why() {
 
 #[test]
 fn step_limit_stops_the_run() {
-    let out = opml(&[
-        "vm",
-        "run",
-        elf("sort").to_str().unwrap(),
-        "--max-steps",
-        "1000",
-        "--json",
-    ]);
+    let out = opml(&["vm", "run", elf("sort").to_str().unwrap(), "--max-steps", "1000", "--json"]);
     assert_eq!(out.status.code(), Some(124));
     let j = json(&out);
-    assert_eq!(
-        (j["steps"].as_u64(), j["status"].as_str()),
-        (Some(1000), Some("running"))
-    );
+    assert_eq!((j["steps"].as_u64(), j["status"].as_str()), (Some(1000), Some("running")));
 }
 
 #[test]
@@ -174,14 +126,8 @@ fn state_and_witness_agree_with_each_other_and_the_step_function() {
             "step {n}: witness state is the state"
         );
         assert_eq!(unhex(s["encoded"].as_str().unwrap()), state);
-        assert_eq!(
-            w["post_state_hash"], next["state_hash"],
-            "step {n}: post-state is the next state"
-        );
-        assert_eq!(
-            opml_vm::step(&state, &proof).unwrap().to_vec(),
-            unhex(next["state_hash"].as_str().unwrap())
-        );
+        assert_eq!(w["post_state_hash"], next["state_hash"], "step {n}: post-state is the next state");
+        assert_eq!(opml_vm::step(&state, &proof).unwrap().to_vec(), unhex(next["state_hash"].as_str().unwrap()));
         assert_eq!(s["step"].as_u64(), Some(n.parse().unwrap()));
         assert_eq!(s["regs"].as_array().unwrap().len(), 32);
     }
@@ -193,41 +139,16 @@ fn checkpoints_give_the_same_states_and_witnesses() {
     let p = p.to_str().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    let out = opml(&[
-        "vm",
-        "run",
-        p,
-        "--checkpoint-dir",
-        d,
-        "--checkpoint-every",
-        "10000",
-    ]);
+    let out = opml(&["vm", "run", p, "--checkpoint-dir", d, "--checkpoint-every", "10000"]);
     assert!(out.status.code().is_some());
     assert!(dir.path().join("index.json").exists());
     for n in ["5", "10000", "123457", "264224", "999999"] {
         let plain = json(&opml(&["vm", "witness", p, "--step", n, "--json"]));
-        let fast = json(&opml(&[
-            "vm",
-            "witness",
-            p,
-            "--step",
-            n,
-            "--json",
-            "--checkpoint-dir",
-            d,
-        ]));
+        let fast = json(&opml(&["vm", "witness", p, "--step", n, "--json", "--checkpoint-dir", d]));
         assert_eq!(plain, fast, "step {n}");
     }
     // Checkpoints of another program are refused.
-    let out = opml(&[
-        "vm",
-        "state",
-        elf("hello").to_str().unwrap(),
-        "--step",
-        "5",
-        "--checkpoint-dir",
-        d,
-    ]);
+    let out = opml(&["vm", "state", elf("hello").to_str().unwrap(), "--step", "5", "--checkpoint-dir", d]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not this one"));
 }
@@ -242,8 +163,5 @@ fn bad_input_gets_a_clear_error() {
     std::fs::write(&path, "not an elf").unwrap();
     let out = opml(&["vm", "run", path.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("cannot load") && err.contains("text.elf"),
-        "{err}"
-    );
+    assert!(err.contains("cannot load") && err.contains("text.elf"), "{err}");
 }

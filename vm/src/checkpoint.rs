@@ -193,4 +193,3 @@ fn file_name(step: u64) -> String {
 fn program_id(program: &[u8]) -> String {
     opml_merkle::keccak256(program).iter().map(|b| format!("{b:02x}")).collect()
 }
-

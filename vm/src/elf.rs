@@ -36,8 +36,11 @@ pub struct Segment {
     pub executable: bool,
 }
 
+/// A validated program: entry point and segments with their file bytes.
+type Parsed<'a> = (u32, Vec<(Segment, &'a [u8])>);
+
 /// Parse and validate, returning the entry point and segments with their file bytes.
-fn parse(bytes: &[u8]) -> Result<(u32, Vec<(Segment, &[u8])>), LoadError> {
+fn parse(bytes: &[u8]) -> Result<Parsed<'_>, LoadError> {
     let elf = Elf::parse(bytes).map_err(|e| LoadError::Parse(e.to_string()))?;
     if elf.is_64 {
         return Err(LoadError::Class64);

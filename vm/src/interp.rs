@@ -155,10 +155,8 @@ impl Machine {
         let base = base & !3;
         let len = len.min(MAX_CACHED_CODE).min(0u32.wrapping_sub(base));
         let words = len.div_ceil(4);
-        self.code = CodeCache {
-            base,
-            ops: (0..words).map(|i| sink_rd(decode(self.mem.read_u32(base + 4 * i)))).collect(),
-        };
+        self.code =
+            CodeCache { base, ops: (0..words).map(|i| sink_rd(decode(self.mem.read_u32(base + 4 * i)))).collect() };
     }
 
     /// The code range currently pre-decoded, as `(base, len)`.

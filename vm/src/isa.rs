@@ -258,13 +258,7 @@ pub fn alu(kind: Kind, a: u32, b: u32) -> u32 {
                 (a as i32).wrapping_div(b as i32) as u32
             }
         }
-        Kind::Divu => {
-            if b == 0 {
-                u32::MAX
-            } else {
-                a / b
-            }
-        }
+        Kind::Divu => a.checked_div(b).unwrap_or(u32::MAX),
         Kind::Rem => {
             if b == 0 {
                 a
@@ -272,13 +266,7 @@ pub fn alu(kind: Kind, a: u32, b: u32) -> u32 {
                 (a as i32).wrapping_rem(b as i32) as u32
             }
         }
-        Kind::Remu => {
-            if b == 0 {
-                a
-            } else {
-                a % b
-            }
-        }
+        Kind::Remu => a.checked_rem(b).unwrap_or(a),
         _ => 0,
     }
 }
@@ -286,13 +274,7 @@ pub fn alu(kind: Kind, a: u32, b: u32) -> u32 {
 /// Decode an instruction word. Every word decodes; reserved and unknown encodings give
 /// [`Kind::Invalid`].
 pub fn decode(w: u32) -> Op {
-    let mut op = Op {
-        kind: Kind::Invalid,
-        rd: rd(w) as u8,
-        rs1: rs1(w) as u8,
-        rs2: rs2(w) as u8,
-        imm: 0,
-    };
+    let mut op = Op { kind: Kind::Invalid, rd: rd(w) as u8, rs1: rs1(w) as u8, rs2: rs2(w) as u8, imm: 0 };
     let f3 = funct3(w);
     let f7 = funct7(w);
     op.kind = match w & 0x7f {

@@ -82,9 +82,7 @@ impl State {
         Ok(State {
             regs,
             pc: be32(offset::PC),
-            mem_root: bytes[offset::MEM_ROOT..offset::MEM_ROOT + 32]
-                .try_into()
-                .expect("32 bytes"),
+            mem_root: bytes[offset::MEM_ROOT..offset::MEM_ROOT + 32].try_into().expect("32 bytes"),
             step: u64::from_be_bytes(bytes[offset::STEP..offset::STEP + 8].try_into().expect("8 bytes")),
             status,
             exit_code,
@@ -106,7 +104,14 @@ mod tests {
         for (i, r) in regs.iter_mut().enumerate().skip(1) {
             *r = (i as u32).wrapping_mul(0x9e37_79b9);
         }
-        State { regs, pc: 0x1_0004, mem_root: [7; 32], step: 0x0102_0304_0506_0708, status: Status::Running, exit_code: 0 }
+        State {
+            regs,
+            pc: 0x1_0004,
+            mem_root: [7; 32],
+            step: 0x0102_0304_0506_0708,
+            status: Status::Running,
+            exit_code: 0,
+        }
     }
 
     #[test]

@@ -81,7 +81,12 @@ fn b_type(imm: u32, rs2: u8, rs1: u8, f3: u32) -> u32 {
         | 0x63
 }
 fn j_type(imm: u32, rd: u8) -> u32 {
-    (imm >> 20 & 1) << 31 | (imm >> 1 & 0x3ff) << 21 | (imm >> 11 & 1) << 20 | (imm >> 12 & 0xff) << 12 | (rd as u32) << 7 | 0x6f
+    (imm >> 20 & 1) << 31
+        | (imm >> 1 & 0x3ff) << 21
+        | (imm >> 11 & 1) << 20
+        | (imm >> 12 & 0xff) << 12
+        | (rd as u32) << 7
+        | 0x6f
 }
 
 /// Encode an instruction. Immediates are taken modulo their field width (branch and jump
@@ -179,12 +184,12 @@ pub enum CaseKind {
 /// Where a data access lands relative to the instruction.
 fn data_target(rng: &mut impl Rng, pc: u32) -> u32 {
     match rng.gen_range(0..6) {
-        0 => (pc & !31) | rng.gen_range(0..32),           // same leaf as the fetch
-        1 => (pc & !0xfff) | rng.gen_range(0..4096),      // same page
+        0 => (pc & !31) | rng.gen_range(0..32),             // same leaf as the fetch
+        1 => (pc & !0xfff) | rng.gen_range(0..4096),        // same page
         2 => pc.wrapping_add(rng.gen_range(4096..1 << 20)), // a nearby page
-        3 => 0xffff_ffe0 | rng.gen_range(0..32),          // top of memory
-        4 => rng.gen_range(0..256),                       // bottom of memory
-        _ => rng.gen(),                                   // anywhere
+        3 => 0xffff_ffe0 | rng.gen_range(0..32),            // top of memory
+        4 => rng.gen_range(0..256),                         // bottom of memory
+        _ => rng.gen(),                                     // anywhere
     }
 }
 
@@ -223,7 +228,13 @@ pub fn random_case(seed: u64) -> (Machine, CaseKind) {
             k => CaseKind::Instruction(k),
         },
     };
-    let mut op = Op { kind: Kind::Addi, rd: rng.gen_range(0..32), rs1: rng.gen_range(0..32), rs2: rng.gen_range(0..32), imm: imm12(&mut rng) };
+    let mut op = Op {
+        kind: Kind::Addi,
+        rd: rng.gen_range(0..32),
+        rs1: rng.gen_range(0..32),
+        rs2: rng.gen_range(0..32),
+        imm: imm12(&mut rng),
+    };
     let word = match case {
         CaseKind::Halted(status) => {
             m.status = status;
@@ -324,7 +335,22 @@ fn fault_word(rng: &mut ChaCha8Rng, m: &mut Machine, op: &mut Op, f: Fault) -> u
     use Kind::*;
     match f {
         Fault::InvalidInstruction => {
-            let invalid = [0u32, 0x0000_100f, 0x3000_2073, 0x0200_1093, 0x4000_1093, 0x0000_3003, 0x0000_3023, 0x0000_2063, 0x0000_1067, 0x0000_100b, 0x0200_000b, 0x0020_0073, 0x8000_0033, 0xffff_ffff];
+            let invalid = [
+                0u32,
+                0x0000_100f,
+                0x3000_2073,
+                0x0200_1093,
+                0x4000_1093,
+                0x0000_3003,
+                0x0000_3023,
+                0x0000_2063,
+                0x0000_1067,
+                0x0000_100b,
+                0x0200_000b,
+                0x0020_0073,
+                0x8000_0033,
+                0xffff_ffff,
+            ];
             loop {
                 let w = if rng.gen_bool(0.5) { invalid[rng.gen_range(0..invalid.len())] } else { rng.gen() };
                 if crate::isa::decode(w).kind == Invalid {

@@ -79,7 +79,10 @@ fn sixty_four_bit_files_are_refused() {
 
 #[test]
 fn garbage_is_not_an_elf() {
-    assert!(matches!(Machine::from_elf(b"hello world, not an elf file at all........................").unwrap_err(), LoadError::Parse(_)));
+    assert!(matches!(
+        Machine::from_elf(b"hello world, not an elf file at all........................").unwrap_err(),
+        LoadError::Parse(_)
+    ));
     assert!(matches!(Machine::from_elf(&[]).unwrap_err(), LoadError::Parse(_)));
 }
 

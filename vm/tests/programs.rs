@@ -18,7 +18,11 @@ fn run_captured(elf: &[u8]) -> (Machine, Vec<u8>, Vec<u8>) {
     let o = out.clone();
     m.set_output(Box::new(move |fd, b| {
         let mut g = o.lock().unwrap();
-        if fd == 1 { g.0.extend_from_slice(b) } else { g.1.extend_from_slice(b) }
+        if fd == 1 {
+            g.0.extend_from_slice(b)
+        } else {
+            g.1.extend_from_slice(b)
+        }
     }));
     m.run(50_000_000);
     let g = out.lock().unwrap().clone();
@@ -150,6 +154,9 @@ fn checkpoints_rebuild_any_step_like_straight_line_execution() {
             assert_eq!(restored.step_with_witness(), straight.step_with_witness());
         }
         let other = common::program("hello");
-        assert!(Checkpoints::restore_from_dir(dir.path(), &other, 5).is_err(), "checkpoints of another program must be refused");
+        assert!(
+            Checkpoints::restore_from_dir(dir.path(), &other, 5).is_err(),
+            "checkpoints of another program must be refused"
+        );
     }
 }

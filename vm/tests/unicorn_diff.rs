@@ -279,14 +279,21 @@ fn system_instructions_follow_the_spec() {
     assert_eq!((m.regs[10], m.pc, m.fault()), (3, CODE + 4, None));
     assert_eq!(got.lock().unwrap().as_slice(), &[(2, b"hi!".to_vec())]);
     // write to fd 0 and an unknown syscall fault; ebreak faults.
-    assert_eq!(single(0x73, |m| { m.regs[17] = 64; m.regs[10] = 0 }).fault(), Some(Fault::BadWriteFd));
+    assert_eq!(
+        single(0x73, |m| {
+            m.regs[17] = 64;
+            m.regs[10] = 0
+        })
+        .fault(),
+        Some(Fault::BadWriteFd)
+    );
     assert_eq!(single(0x73, |m| m.regs[17] = 57).fault(), Some(Fault::UnsupportedSyscall));
     assert_eq!(single(0x0010_0073, |_| {}).fault(), Some(Fault::Ebreak));
     // fence is a no-op; fence.i and CSR instructions are invalid.
     assert_eq!(single(0x0ff0_000f, |_| {}).fault(), None);
     assert_eq!(single(0x0000_100f, |_| {}).fault(), Some(Fault::InvalidInstruction));
     assert_eq!(single(0xc000_2573, |_| {}).fault(), Some(Fault::InvalidInstruction)); // rdcycle a0
-    // misaligned fetch from an initial state.
+                                                                                      // misaligned fetch from an initial state.
     let mut m = Machine::new();
     m.set_pc(CODE + 2);
     m.step();

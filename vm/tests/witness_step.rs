@@ -3,9 +3,9 @@
 
 use std::collections::HashSet;
 
-use opml_vm::testgen::{random_case, CaseKind, KINDS};
 use opml_merkle::keccak256;
 use opml_vm::isa::Kind;
+use opml_vm::testgen::{random_case, CaseKind, KINDS};
 use opml_vm::{step, Fault, Machine, Status, Witness};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -20,7 +20,19 @@ fn overwritten_reg(w: &Witness, insn: u32) -> Option<std::ops::Range<usize>> {
     let op = opml_vm::isa::decode(insn);
     let writes_rd = !matches!(
         op.kind,
-        Kind::Beq | Kind::Bne | Kind::Blt | Kind::Bge | Kind::Bltu | Kind::Bgeu | Kind::Sb | Kind::Sh | Kind::Sw | Kind::Fence | Kind::Ebreak | Kind::Invalid | Kind::Dot4
+        Kind::Beq
+            | Kind::Bne
+            | Kind::Blt
+            | Kind::Bge
+            | Kind::Bltu
+            | Kind::Bgeu
+            | Kind::Sb
+            | Kind::Sh
+            | Kind::Sw
+            | Kind::Fence
+            | Kind::Ebreak
+            | Kind::Invalid
+            | Kind::Dot4
     );
     let rd = if op.kind == Kind::Ecall { 10 } else { op.rd as usize };
     (writes_rd && rd != 0 && !w.proof.is_empty()).then(|| {
@@ -59,7 +71,10 @@ fn assert_tamper_detected(w: &Witness, rng: &mut impl Rng, what: &str) {
     let total = w.state.len() + w.proof.len();
     let pos = rng.gen_range(0..total);
     let flip: u8 = rng.gen_range(1..=255);
-    assert!(flip_detected(w, pos, flip, fetched(w)), "{what}: byte {pos} ^ {flip:#x} still gives the honest post-state");
+    assert!(
+        flip_detected(w, pos, flip, fetched(w)),
+        "{what}: byte {pos} ^ {flip:#x} still gives the honest post-state"
+    );
 }
 
 #[test]

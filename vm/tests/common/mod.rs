@@ -34,7 +34,10 @@ pub fn programs() -> &'static Path {
             .env("LONG_ITERS", "3000")
             .status()
             .expect("run fixtures/programs/build.sh");
-        assert!(status.success(), "building the C test programs failed (is gcc-riscv64-unknown-elf installed? run scripts/setup.sh)");
+        assert!(
+            status.success(),
+            "building the C test programs failed (is gcc-riscv64-unknown-elf installed? run scripts/setup.sh)"
+        );
         dir
     })
 }

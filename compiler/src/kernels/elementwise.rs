@@ -1,0 +1,353 @@
+//! Element-wise kernels: `requantize`, `relu`, `add`, `lut`, the word copy used by
+//! `reshape`, and `argmax`.
+
+use super::{arg, clamp, repeat};
+use crate::asm::{reg::*, Asm, Reg};
+
+/// Argument words of the `requantize` kernel: then per channel [`REQ_CHANNEL_WORDS`] words
+/// `multiplier, left shift, right shift, 2^right - 1, act_min - out_zp, act_max - out_zp`.
+pub mod requantize_args {
+    #![allow(missing_docs)]
+    pub const X: usize = 0;
+    pub const OUT: usize = 1;
+    pub const OUTER: usize = 2;
+    pub const CHANNELS: usize = 3;
+    pub const INNER: usize = 4;
+    pub const ZP: usize = 5;
+    pub const CH0: usize = 6;
+    pub const REQ_CHANNEL_WORDS: usize = 6;
+}
+
+/// `requantize`: `clamp(MBQM(x, m, s) + zp, lo, hi)` computed as
+/// `clamp(MBQM(x, m, s), lo - zp, hi - zp) + zp` (no overflow in 32 bits).
+/// MBQM: `x << left`; SRDHM as the 64-bit `(x*m + 2^30) >> 31` (`mul`/`mulh`; valid
+/// multipliers are >= 0 so the saturating case cannot occur); RDBPOT by `right`.
+pub fn requantize(a: &mut Asm) {
+    use requantize_args::*;
+    arg(a, A1, X);
+    arg(a, A2, OUT);
+    arg(a, A6, OUTER);
+    arg(a, A5, ZP);
+    a.lui(T6, 0x40000); // 2^30
+    repeat(a, A6, A6, |a| {
+        a.addi(A3, A0, 4 * CH0 as i32);
+        arg(a, A7, CHANNELS);
+        repeat(a, A7, A7, |a| {
+            a.lw(S1, A3, 0);
+            a.lw(S2, A3, 4);
+            a.lw(S3, A3, 8);
+            a.lw(S4, A3, 12);
+            a.lw(S6, A3, 16);
+            a.lw(S7, A3, 20);
+            arg(a, S8, INNER);
+            repeat(a, S8, S8, |a| {
+                a.lw(T0, A1, 0);
+                mbqm(a, T0, S1, S2, S3, S4);
+                clamp(a, T0, S6, S7);
+                a.add(T0, T0, A5);
+                a.sb(T0, A2, 0);
+                a.addi(A1, A1, 4);
+                a.addi(A2, A2, 1);
+            });
+            a.addi(A3, A3, 4 * REQ_CHANNEL_WORDS as i32);
+        });
+    });
+    a.exit(0);
+}
+
+/// `x = MBQM(x, m, 2^ls, 2^-rs)` in place: `x << ls`; SRDHM as the 64-bit
+/// `(x*m + 2^30) >> 31` (`mul`/`mulh`; valid multipliers are >= 0, so the saturating case
+/// cannot occur); then RDBPOT by `rs` with `mask = 2^rs - 1`:
+/// `(x >> rs) + ((x & mask) > (mask >> 1) + (x < 0))`. Needs `t6 = 2^30`; clobbers t1-t5.
+pub(crate) fn mbqm(a: &mut Asm, x: Reg, m: Reg, ls: Reg, rs: Reg, mask: Reg) {
+    a.sll(x, x, ls);
+    a.mul(T1, x, m);
+    a.mulh(T2, x, m);
+    a.add(T3, T1, T6);
+    a.sltu(T4, T3, T1);
+    a.add(T2, T2, T4);
+    a.slli(T2, T2, 1);
+    a.srli(T3, T3, 31);
+    a.or(x, T2, T3);
+    a.and(T1, x, mask);
+    a.slt(T2, x, ZERO);
+    a.srli(T5, mask, 1);
+    a.add(T2, T2, T5);
+    a.slt(T2, T2, T1);
+    a.sra(x, x, rs);
+    a.add(x, x, T2);
+}
+
+/// Argument words shared by the unary kernels `relu`, `lut`, `copy`.
+pub mod unary_args {
+    #![allow(missing_docs)]
+    pub const X: usize = 0;
+    pub const OUT: usize = 1;
+    /// Elements (`copy`: words).
+    pub const COUNT: usize = 2;
+    /// `relu`: zero point. `lut`: first table word (256 bytes).
+    pub const P0: usize = 3;
+    /// `relu`: 1 for i32, 0 for i8.
+    pub const WIDE: usize = 4;
+}
+
+/// `relu`: `max(x, zp)` on i8 or i32.
+pub fn relu(a: &mut Asm) {
+    use unary_args::*;
+    arg(a, A1, X);
+    arg(a, A2, OUT);
+    arg(a, A6, COUNT);
+    arg(a, T5, P0);
+    arg(a, T6, WIDE);
+    let narrow = a.label();
+    let done = a.label();
+    a.beq(T6, ZERO, narrow);
+    for wide in [true, false] {
+        if !wide {
+            a.bind(narrow);
+        }
+        repeat(a, A6, A6, |a| {
+            let keep = a.label();
+            if wide {
+                a.lw(T0, A1, 0);
+            } else {
+                a.lb(T0, A1, 0);
+            }
+            a.bge(T0, T5, keep);
+            a.mv(T0, T5);
+            a.bind(keep);
+            let w = if wide { 4 } else { 1 };
+            if wide {
+                a.sw(T0, A2, 0);
+            } else {
+                a.sb(T0, A2, 0);
+            }
+            a.addi(A1, A1, w);
+            a.addi(A2, A2, w);
+        });
+        if wide {
+            a.j(done);
+        }
+    }
+    a.bind(done);
+    a.exit(0);
+}
+
+/// `lut`: `out = table[x + 128]`, the table being the 256 bytes at argument word 3.
+pub fn lut(a: &mut Asm) {
+    use unary_args::*;
+    arg(a, A1, X);
+    arg(a, A2, OUT);
+    arg(a, A6, COUNT);
+    a.addi(T5, A0, 4 * P0 as i32 + 128);
+    repeat(a, A6, A6, |a| {
+        a.lb(T0, A1, 0);
+        a.add(T0, T0, T5);
+        a.lb(T0, T0, 0);
+        a.sb(T0, A2, 0);
+        a.addi(A1, A1, 1);
+        a.addi(A2, A2, 1);
+    });
+    a.exit(0);
+}
+
+/// Word copy of `COUNT` words (`reshape`: same bytes, new shape).
+pub fn copy(a: &mut Asm) {
+    use unary_args::*;
+    arg(a, A1, X);
+    arg(a, A2, OUT);
+    arg(a, A6, COUNT);
+    repeat(a, A6, A6, |a| {
+        a.lw(T0, A1, 0);
+        a.sw(T0, A2, 0);
+        a.addi(A1, A1, 4);
+        a.addi(A2, A2, 4);
+    });
+    a.exit(0);
+}
+
+/// Argument words of `add`.
+pub mod add_args {
+    #![allow(missing_docs)]
+    pub const A: usize = 0;
+    pub const B: usize = 1;
+    pub const OUT: usize = 2;
+    pub const LEN: usize = 3;
+    pub const COUNT: usize = 4;
+}
+
+/// `add`: wrapping i32 addition.
+pub fn add(a: &mut Asm) {
+    use add_args::*;
+    arg(a, A1, A);
+    arg(a, A2, B);
+    arg(a, A3, OUT);
+    arg(a, A6, LEN);
+    repeat(a, A6, A6, |a| {
+        a.lw(T0, A1, 0);
+        a.lw(T1, A2, 0);
+        a.add(T0, T0, T1);
+        a.sw(T0, A3, 0);
+        a.addi(A1, A1, 4);
+        a.addi(A2, A2, 4);
+        a.addi(A3, A3, 4);
+    });
+    a.exit(0);
+}
+
+/// Argument words of `argmax`.
+pub mod argmax_args {
+    #![allow(missing_docs)]
+    pub const X: usize = 0;
+    pub const OUT: usize = 1;
+    pub const ROWS: usize = 2;
+    pub const LEN: usize = 3;
+    pub const WIDE: usize = 4;
+}
+
+/// `argmax` over the last axis: the first index of the maximum.
+pub fn argmax(a: &mut Asm) {
+    use argmax_args::*;
+    arg(a, A1, X);
+    arg(a, A2, OUT);
+    arg(a, A6, ROWS);
+    arg(a, T6, WIDE);
+    let narrow = a.label();
+    let done = a.label();
+    a.beq(T6, ZERO, narrow);
+    for wide in [true, false] {
+        if !wide {
+            a.bind(narrow);
+        }
+        let w = if wide { 4 } else { 1 };
+        repeat(a, A6, A6, |a| {
+            arg(a, A7, LEN);
+            a.li(T3, 0); // index
+            a.li(T4, 0); // best index
+            if wide {
+                a.lw(T5, A1, 0);
+            } else {
+                a.lb(T5, A1, 0);
+            }
+            repeat(a, A7, A7, |a| {
+                let skip = a.label();
+                if wide {
+                    a.lw(T0, A1, 0);
+                } else {
+                    a.lb(T0, A1, 0);
+                }
+                a.bge(T5, T0, skip);
+                a.mv(T5, T0);
+                a.mv(T4, T3);
+                a.bind(skip);
+                a.addi(T3, T3, 1);
+                a.addi(A1, A1, w);
+            });
+            a.sw(T4, A2, 0);
+            a.addi(A2, A2, 4);
+        });
+        if wide {
+            a.j(done);
+        }
+    }
+    a.bind(done);
+    a.exit(0);
+}
+
+/// Argument words of `qadd` and `qmul`. A multiplier takes four words
+/// (`multiplier, max(shift,0), max(-shift,0), 2^max(-shift,0) - 1`).
+pub mod qbin_args {
+    #![allow(missing_docs)]
+    pub const A: usize = 0;
+    pub const B: usize = 1;
+    pub const OUT: usize = 2;
+    pub const LEN: usize = 3;
+    pub const A_ZP: usize = 4;
+    pub const B_ZP: usize = 5;
+    pub const LO: usize = 6;
+    pub const HI: usize = 7;
+    pub const OUT_ZP: usize = 8;
+    /// qmul: the multiplier; qadd: the output multiplier.
+    pub const MULT: usize = 9;
+    /// qadd only.
+    pub const A_MULT: usize = 13;
+    pub const B_MULT: usize = 17;
+    pub const LEFT: usize = 21;
+    pub const QMUL_COUNT: usize = 13;
+    pub const QADD_COUNT: usize = 22;
+}
+
+/// Load the four multiplier words at argument `first` into s1-s4.
+fn load_mult(a: &mut Asm, first: usize) {
+    for (i, r) in [S1, S2, S3, S4].into_iter().enumerate() {
+        arg(a, r, first + i);
+    }
+}
+
+/// Clamp t0 to `[LO, HI]` (already offset by `-out_zp`), add `out_zp`, store the byte at a3.
+fn finish_q(a: &mut Asm) {
+    use qbin_args::*;
+    arg(a, S6, LO);
+    arg(a, S7, HI);
+    clamp(a, T0, S6, S7);
+    arg(a, S8, OUT_ZP);
+    a.add(T0, T0, S8);
+    a.sb(T0, A3, 0);
+}
+
+fn q_binary(a: &mut Asm, element: impl Fn(&mut Asm)) {
+    use qbin_args::*;
+    arg(a, A1, A);
+    arg(a, A2, B);
+    arg(a, A3, OUT);
+    arg(a, A6, LEN);
+    a.lui(T6, 0x40000); // 2^30
+    repeat(a, A6, A6, |a| {
+        element(a);
+        finish_q(a);
+        a.addi(A1, A1, 1);
+        a.addi(A2, A2, 1);
+        a.addi(A3, A3, 1);
+    });
+    a.exit(0);
+}
+
+/// `qmul`: `clamp(MBQM((a - a_zp) * (b - b_zp), m, s) + out_zp, act_min, act_max)`.
+pub fn qmul(a: &mut Asm) {
+    use qbin_args::*;
+    q_binary(a, |a| {
+        a.lb(T0, A1, 0);
+        arg(a, S0, A_ZP);
+        a.sub(T0, T0, S0);
+        a.lb(S5, A2, 0);
+        arg(a, S0, B_ZP);
+        a.sub(S5, S5, S0);
+        a.mul(T0, T0, S5);
+        load_mult(a, MULT);
+        mbqm(a, T0, S1, S2, S3, S4);
+    });
+}
+
+/// `qadd`: `a' = (a - a_zp) << left`, `b'` likewise,
+/// `s = MBQM(a', a_mult) + MBQM(b', b_mult)` (wrapping), then
+/// `clamp(MBQM(s, out_mult) + out_zp, act_min, act_max)`.
+pub fn qadd(a: &mut Asm) {
+    use qbin_args::*;
+    q_binary(a, |a| {
+        for (ptr, zp, mult) in [(A1, A_ZP, A_MULT), (A2, B_ZP, B_MULT)] {
+            a.lb(T0, ptr, 0);
+            arg(a, S0, zp);
+            a.sub(T0, T0, S0);
+            arg(a, S0, LEFT);
+            a.sll(T0, T0, S0);
+            load_mult(a, mult);
+            mbqm(a, T0, S1, S2, S3, S4);
+            if ptr == A1 {
+                a.mv(S5, T0);
+            }
+        }
+        a.add(T0, T0, S5);
+        load_mult(a, MULT);
+        mbqm(a, T0, S1, S2, S3, S4);
+    });
+}

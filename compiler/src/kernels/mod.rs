@@ -1,0 +1,204 @@
+//! VM kernels, one per op (shared by every node of that op), and the shared assembly
+//! building blocks. Each kernel reads its argument blob through `a0`
+//! (`docs/spec/node-image.md` lists every blob) and ends with `exit(0)`.
+
+use crate::asm::{reg::*, Asm, Reg};
+use crate::error::CompileError;
+
+pub mod copy;
+pub mod elementwise;
+pub mod gemm;
+pub mod norm;
+pub mod pool;
+pub mod softmax;
+pub mod wide;
+
+/// The kernels. A kernel's code depends only on its id (and, for measurements, on whether
+/// `dot4` is used), never on a node, so the set of kernel code roots is small and fixed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KernelId {
+    /// `linear` (op 1).
+    Linear,
+    /// `matmul` (op 2).
+    MatMul,
+    /// `conv2d` (op 3).
+    Conv2d,
+    /// `maxpool2d` (op 4).
+    MaxPool2d,
+    /// `avgpool2d` (op 5).
+    AvgPool2d,
+    /// `add` (op 6).
+    Add,
+    /// `requantize` (op 9).
+    Requantize,
+    /// `relu` (op 10), i8 and i32.
+    Relu,
+    /// `lut` (op 11).
+    Lut,
+    /// A word copy: `reshape` (op 15).
+    Copy,
+    /// `argmax` (op 20), i8 and i32.
+    ArgMax,
+    /// `qadd` (op 7).
+    QAdd,
+    /// `qmul` (op 8).
+    QMul,
+    /// Strided copy: `transpose` (op 16), `concat` (op 17), `slice` (op 18).
+    Strided,
+    /// `gather` (op 19).
+    Gather,
+    /// `softmax` (op 12).
+    Softmax,
+    /// `layernorm` (op 13) and `rmsnorm` (op 14).
+    Norm,
+}
+
+impl KernelId {
+    /// Every kernel.
+    pub const ALL: [KernelId; 17] = [
+        KernelId::Linear,
+        KernelId::MatMul,
+        KernelId::Conv2d,
+        KernelId::MaxPool2d,
+        KernelId::AvgPool2d,
+        KernelId::Add,
+        KernelId::Requantize,
+        KernelId::Relu,
+        KernelId::Lut,
+        KernelId::Copy,
+        KernelId::ArgMax,
+        KernelId::QAdd,
+        KernelId::QMul,
+        KernelId::Strided,
+        KernelId::Gather,
+        KernelId::Softmax,
+        KernelId::Norm,
+    ];
+
+    /// Short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelId::Linear => "linear",
+            KernelId::MatMul => "matmul",
+            KernelId::Conv2d => "conv2d",
+            KernelId::MaxPool2d => "maxpool2d",
+            KernelId::AvgPool2d => "avgpool2d",
+            KernelId::Add => "add",
+            KernelId::Requantize => "requantize",
+            KernelId::Relu => "relu",
+            KernelId::Lut => "lut",
+            KernelId::Copy => "copy",
+            KernelId::ArgMax => "argmax",
+            KernelId::QAdd => "qadd",
+            KernelId::QMul => "qmul",
+            KernelId::Strided => "strided",
+            KernelId::Gather => "gather",
+            KernelId::Softmax => "softmax",
+            KernelId::Norm => "norm",
+        }
+    }
+
+    /// The kernel's machine code (with `dot4`, as used in disputes).
+    pub fn code(self) -> Result<Vec<u8>, CompileError> {
+        self.code_with(true)
+    }
+
+    /// The kernel's machine code; `dot4 = false` replaces the custom instruction in the
+    /// int8 dot products by plain `lb`/`mul`/`add` (for measurements only).
+    pub fn code_with(self, dot4: bool) -> Result<Vec<u8>, CompileError> {
+        let mut a = Asm::new();
+        match self {
+            KernelId::Linear => gemm::linear(&mut a, dot4),
+            KernelId::MatMul => gemm::matmul(&mut a, dot4),
+            KernelId::Conv2d => gemm::conv2d(&mut a, dot4),
+            KernelId::MaxPool2d => pool::maxpool2d(&mut a),
+            KernelId::AvgPool2d => pool::avgpool2d(&mut a),
+            KernelId::Add => elementwise::add(&mut a),
+            KernelId::Requantize => elementwise::requantize(&mut a),
+            KernelId::Relu => elementwise::relu(&mut a),
+            KernelId::Lut => elementwise::lut(&mut a),
+            KernelId::Copy => elementwise::copy(&mut a),
+            KernelId::ArgMax => elementwise::argmax(&mut a),
+            KernelId::QAdd => elementwise::qadd(&mut a),
+            KernelId::QMul => elementwise::qmul(&mut a),
+            KernelId::Strided => copy::strided(&mut a),
+            KernelId::Gather => copy::gather(&mut a),
+            KernelId::Softmax => softmax::softmax(&mut a),
+            KernelId::Norm => norm::norm(&mut a),
+        }
+        a.finish()
+    }
+}
+
+/// Load argument word `i` of the blob at `a0`.
+pub(crate) fn arg(a: &mut Asm, rd: Reg, i: usize) {
+    a.lw(rd, A0, 4 * i as i32);
+}
+
+/// Run `body` `n` times (the value of register `n` at entry; 0 runs nothing), counting
+/// down in `cnt`. The body must leave `cnt` alone.
+pub(crate) fn repeat(a: &mut Asm, cnt: Reg, n: Reg, body: impl FnOnce(&mut Asm)) {
+    let top = a.label();
+    let end = a.label();
+    if cnt != n {
+        a.mv(cnt, n);
+    }
+    a.beq(cnt, ZERO, end);
+    a.bind(top);
+    body(a);
+    a.addi(cnt, cnt, -1);
+    a.bne(cnt, ZERO, top);
+    a.bind(end);
+}
+
+/// `for idx in 0..bound { body }` with `idx` counting up; `bound` is a register the body
+/// leaves alone.
+pub(crate) fn for_up(a: &mut Asm, idx: Reg, bound: Reg, body: impl FnOnce(&mut Asm)) {
+    let top = a.label();
+    let end = a.label();
+    a.li(idx, 0);
+    a.bge(idx, bound, end);
+    a.bind(top);
+    body(a);
+    a.addi(idx, idx, 1);
+    a.blt(idx, bound, top);
+    a.bind(end);
+}
+
+/// `rd = min(max(rd, lo), hi)` (signed).
+pub(crate) fn clamp(a: &mut Asm, rd: Reg, lo: Reg, hi: Reg) {
+    let l1 = a.label();
+    let l2 = a.label();
+    a.bge(rd, lo, l1);
+    a.mv(rd, lo);
+    a.bind(l1);
+    a.bge(hi, rd, l2);
+    a.mv(rd, hi);
+    a.bind(l2);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::CODE_WINDOW;
+    use opml_vm::isa::{decode, Kind};
+
+    fn kinds(code: &[u8]) -> Vec<Kind> {
+        code.chunks_exact(4).map(|c| decode(u32::from_le_bytes([c[0], c[1], c[2], c[3]])).kind).collect()
+    }
+
+    #[test]
+    fn every_kernel_assembles_fits_and_decodes() {
+        for k in KernelId::ALL {
+            for dot4 in [true, false] {
+                let code = k.code_with(dot4).unwrap();
+                assert!(!code.is_empty() && code.len() < CODE_WINDOW as usize, "{}", k.name());
+                let ks = kinds(&code);
+                assert!(!ks.contains(&Kind::Invalid), "{} has an invalid word", k.name());
+                assert!(ks.contains(&Kind::Ecall), "{} never exits", k.name());
+                let products = matches!(k, KernelId::Linear | KernelId::MatMul | KernelId::Conv2d);
+                assert_eq!(ks.contains(&Kind::Dot4), dot4 && products, "{} dot4 use", k.name());
+            }
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! `layernorm` and `rmsnorm` (one kernel, `CENTER` selects), exact in 128-bit two's
+//! complement arithmetic on memory slots (`wide`), following `docs/spec/ops.md` step by
+//! step: `S`, `c_i`, `Q`, `D = isqrt(floor(Q / n) + eps)`, `z_i = round(c_i 2^16 / D)`,
+//! `round((z_i gamma_i + beta_i) / 2^shift) + out_zp`, saturated to i8.
+
+use super::wide::{self, Wide, SLOT};
+use super::{arg, clamp, repeat};
+use crate::asm::{reg::*, Asm, Reg};
+
+/// Argument words of the norm kernel.
+pub mod norm_args {
+    #![allow(missing_docs)]
+    pub const X: usize = 0;
+    pub const OUT: usize = 1;
+    pub const ROWS: usize = 2;
+    pub const N: usize = 3;
+    pub const WIDE: usize = 4;
+    pub const GAMMA: usize = 5;
+    pub const BETA: usize = 6;
+    pub const EPS_LO: usize = 7;
+    pub const EPS_HI: usize = 8;
+    pub const SHIFT: usize = 9;
+    pub const OUT_ZP: usize = 10;
+    pub const LO: usize = 11;
+    pub const HI: usize = 12;
+    pub const SLOTS: usize = 13;
+    pub const CENTER: usize = 14;
+    pub const COUNT: usize = 15;
+    /// Scratch bytes for the slots.
+    pub const SLOT_BYTES: usize = 21 * 16;
+}
+
+// Slots (16 bytes each) from gp.
+const S_SUM: i32 = 0;
+const S_Q: i32 = 1;
+const S_T: i32 = 2;
+const S_D: i32 = 3;
+const S_C: i32 = 4;
+const S_MULTMP: i32 = 5;
+const S_SQ: i32 = 6;
+const S_N: i32 = 7;
+const S_EPS: i32 = 8;
+const S_REM: i32 = 9;
+const S_D2: i32 = 10;
+const S_NUM: i32 = 11;
+const S_Z: i32 = 12;
+const S_GAM: i32 = 13;
+const S_Y: i32 = 14;
+const S_HALF: i32 = 15;
+const S_BET: i32 = 16;
+const S_ISQ: i32 = 17; // four slots
+
+const GP: Reg = 3;
+const TP: Reg = 4;
+
+fn slot(a: &mut Asm, rd: Reg, s: i32) {
+    a.addi(rd, GP, SLOT * s);
+}
+
+fn zero_slot(a: &mut Asm, s: i32) {
+    for off in [0, 4, 8, 12] {
+        a.sw(ZERO, GP, SLOT * s + off);
+    }
+}
+
+/// Slot `s` = sign extension of the 64-bit `hi:lo`. Clobbers t4.
+fn store_sext64(a: &mut Asm, s: i32, lo: Reg, hi: Reg) {
+    a.sw(lo, GP, SLOT * s);
+    a.sw(hi, GP, SLOT * s + 4);
+    a.srai(T4, hi, 31);
+    a.sw(T4, GP, SLOT * s + 8);
+    a.sw(T4, GP, SLOT * s + 12);
+}
+
+/// Slot `s` = sign extension of `v`. Clobbers t4.
+fn store_sext32(a: &mut Asm, s: i32, v: Reg) {
+    a.srai(T4, v, 31);
+    store_sext64(a, s, v, T4);
+}
+
+fn call3(a: &mut Asm, f: crate::asm::Label, d: i32, x: i32, y: i32) {
+    slot(a, A1, d);
+    slot(a, A2, x);
+    slot(a, A3, y);
+    a.jal(S11, f);
+}
+
+/// t0 = element at s7 (i8 or i32 by the WIDE argument).
+fn load_x(a: &mut Asm) {
+    let narrow = a.label();
+    let done = a.label();
+    arg(a, T1, norm_args::WIDE);
+    a.beq(T1, ZERO, narrow);
+    a.lw(T0, S7, 0);
+    a.j(done);
+    a.bind(narrow);
+    a.lb(T0, S7, 0);
+    a.bind(done);
+}
+
+/// Slot C = `n * x - S` (layernorm) or `x` (rmsnorm) for the element at s7.
+fn load_c(a: &mut Asm, w: &Wide) {
+    load_x(a);
+    let plain = a.label();
+    let done = a.label();
+    arg(a, T1, norm_args::CENTER);
+    a.beq(T1, ZERO, plain);
+    arg(a, T2, norm_args::N);
+    a.mul(T1, T0, T2);
+    a.mulh(T2, T0, T2);
+    store_sext64(a, S_C, T1, T2);
+    call3(a, w.sub, S_C, S_C, S_SUM);
+    a.j(done);
+    a.bind(plain);
+    store_sext32(a, S_C, T0);
+    a.bind(done);
+}
+
+/// If tp (sign flag) is set, negate slot `s`.
+fn neg_if(a: &mut Asm, w: &Wide, s: i32) {
+    let skip = a.label();
+    a.beq(TP, ZERO, skip);
+    slot(a, A1, s);
+    slot(a, A2, s);
+    a.jal(S11, w.neg);
+    a.bind(skip);
+}
+
+/// The norm kernel.
+pub fn norm(a: &mut Asm) {
+    use norm_args::*;
+    let w = Wide::labels(a);
+    arg(a, GP, SLOTS);
+    // Constant slots: n, eps, 2^(shift-1).
+    zero_slot(a, S_N);
+    arg(a, T0, N);
+    a.sw(T0, GP, SLOT * S_N);
+    zero_slot(a, S_EPS);
+    arg(a, T0, EPS_LO);
+    a.sw(T0, GP, SLOT * S_EPS);
+    arg(a, T0, EPS_HI);
+    a.sw(T0, GP, SLOT * S_EPS + 4);
+    zero_slot(a, S_HALF);
+    let no_half = a.label();
+    arg(a, T0, SHIFT);
+    a.beq(T0, ZERO, no_half);
+    a.addi(T0, T0, -1);
+    a.srli(T1, T0, 5);
+    a.slli(T1, T1, 2);
+    a.add(T1, T1, GP);
+    a.andi(T0, T0, 31);
+    a.li(T2, 1);
+    a.sll(T2, T2, T0);
+    a.sw(T2, T1, SLOT * S_HALF);
+    a.bind(no_half);
+    // s3 = element size.
+    arg(a, T0, WIDE);
+    a.slli(T1, T0, 1);
+    a.add(T1, T1, T0);
+    a.addi(S3, T1, 1);
+    arg(a, S0, X);
+    arg(a, S1, OUT);
+    arg(a, S2, ROWS);
+    repeat(a, S2, S2, |a| {
+        // S = sum x (layernorm only).
+        zero_slot(a, S_SUM);
+        let no_sum = a.label();
+        arg(a, T0, CENTER);
+        a.beq(T0, ZERO, no_sum);
+        a.mv(S7, S0);
+        arg(a, S9, N);
+        repeat(a, S9, S9, |a| {
+            load_x(a);
+            store_sext32(a, S_C, T0);
+            call3(a, w.add, S_SUM, S_SUM, S_C);
+            a.add(S7, S7, S3);
+        });
+        a.bind(no_sum);
+        // Q = sum c^2.
+        zero_slot(a, S_Q);
+        a.mv(S7, S0);
+        arg(a, S9, N);
+        repeat(a, S9, S9, |a| {
+            load_c(a, &w);
+            slot(a, A5, S_SQ);
+            slot(a, A6, S_C);
+            slot(a, A7, S_C);
+            slot(a, T6, S_MULTMP);
+            a.jal(RA, w.mul);
+            call3(a, w.add, S_Q, S_Q, S_SQ);
+            a.add(S7, S7, S3);
+        });
+        // D = isqrt(floor(Q / n) + eps), D2 = 2D, s4 = (D == 0).
+        slot(a, A5, S_T);
+        slot(a, A6, S_REM);
+        slot(a, A7, S_Q);
+        slot(a, S10, S_N);
+        a.jal(RA, w.divmod);
+        call3(a, w.add, S_T, S_T, S_EPS);
+        slot(a, A5, S_D);
+        slot(a, A6, S_T);
+        slot(a, T6, S_ISQ);
+        a.jal(RA, w.isqrt);
+        call3(a, w.add, S_D2, S_D, S_D);
+        a.li(S4, 0);
+        for off in [0, 4, 8, 12] {
+            a.lw(T0, GP, SLOT * S_D + off);
+            a.or(S4, S4, T0);
+        }
+        a.sltiu(S4, S4, 1);
+        // Elements.
+        a.mv(S7, S0);
+        arg(a, S5, GAMMA);
+        arg(a, S6, BETA);
+        arg(a, S9, N);
+        repeat(a, S9, S9, |a| {
+            load_c(a, &w);
+            zero_slot(a, S_Z);
+            let gamma_stage = a.label();
+            a.bne(S4, ZERO, gamma_stage);
+            // z = sign(c) * floor((|c| * 2^17 + D) / 2D).
+            a.lw(T0, GP, SLOT * S_C + 12);
+            a.srli(TP, T0, 31);
+            for off in [0, 4, 8, 12] {
+                a.lw(T0, GP, SLOT * S_C + off);
+                a.sw(T0, GP, SLOT * S_NUM + off);
+            }
+            neg_if(a, &w, S_NUM);
+            a.li(S8, 17);
+            repeat(a, S8, S8, |a| {
+                slot(a, A1, S_NUM);
+                a.jal(S11, w.shl1);
+            });
+            call3(a, w.add, S_NUM, S_NUM, S_D);
+            slot(a, A5, S_Z);
+            slot(a, A6, S_REM);
+            slot(a, A7, S_NUM);
+            slot(a, S10, S_D2);
+            a.jal(RA, w.divmod);
+            neg_if(a, &w, S_Z);
+            a.bind(gamma_stage);
+            // y = z * gamma + beta.
+            a.lw(T0, S5, 0);
+            store_sext32(a, S_GAM, T0);
+            a.addi(S5, S5, 4);
+            slot(a, A5, S_Y);
+            slot(a, A6, S_Z);
+            slot(a, A7, S_GAM);
+            slot(a, T6, S_MULTMP);
+            a.jal(RA, w.mul);
+            let no_beta = a.label();
+            a.beq(S6, ZERO, no_beta);
+            a.lw(T0, S6, 0);
+            store_sext32(a, S_BET, T0);
+            call3(a, w.add, S_Y, S_Y, S_BET);
+            a.addi(S6, S6, 4);
+            a.bind(no_beta);
+            // r = sign(y) * floor((|y| + 2^(shift-1)) / 2^shift) (r = y when shift = 0).
+            let clamp_stage = a.label();
+            arg(a, T0, SHIFT);
+            a.beq(T0, ZERO, clamp_stage);
+            a.lw(T0, GP, SLOT * S_Y + 12);
+            a.srli(TP, T0, 31);
+            neg_if(a, &w, S_Y);
+            call3(a, w.add, S_Y, S_Y, S_HALF);
+            arg(a, S8, SHIFT);
+            repeat(a, S8, S8, |a| {
+                slot(a, A1, S_Y);
+                a.jal(S11, w.shr1);
+            });
+            neg_if(a, &w, S_Y);
+            a.bind(clamp_stage);
+            // Saturate: a value outside i32 becomes the bound of its sign.
+            let sat = a.label();
+            let in_range = a.label();
+            a.lw(T0, GP, SLOT * S_Y);
+            a.lw(T1, GP, SLOT * S_Y + 4);
+            a.lw(T2, GP, SLOT * S_Y + 8);
+            a.lw(T3, GP, SLOT * S_Y + 12);
+            a.srai(T4, T0, 31);
+            a.bne(T1, T4, sat);
+            a.bne(T2, T4, sat);
+            a.bne(T3, T4, sat);
+            a.j(in_range);
+            a.bind(sat);
+            arg(a, T0, HI);
+            a.bge(T3, ZERO, in_range);
+            arg(a, T0, LO);
+            a.bind(in_range);
+            arg(a, T1, LO);
+            arg(a, T2, HI);
+            clamp(a, T0, T1, T2);
+            arg(a, T1, OUT_ZP);
+            a.add(T0, T0, T1);
+            a.sb(T0, S1, 0);
+            a.addi(S1, S1, 1);
+            a.add(S7, S7, S3);
+        });
+        arg(a, T0, N);
+        a.mul(T0, T0, S3);
+        a.add(S0, S0, T0);
+    });
+    a.exit(0);
+    wide::emit(a, &w);
+}

@@ -1,0 +1,283 @@
+//! 128-bit two's complement arithmetic on 16-byte memory slots, as subroutines for the
+//! normalisation kernels. Leaf routines are called with `jal s11` and clobber t0-t5 only;
+//! composite routines are called with `jal ra`, take their operands in a5, a6, a7, s10 and
+//! also clobber a1-a4, s8 and the slots they name.
+
+use crate::asm::{reg::*, Asm, Label};
+
+/// Bytes per slot.
+pub const SLOT: i32 = 16;
+
+/// Entry points of the routines (bound by [`emit`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Wide {
+    /// `[a1] = [a2] + [a3]` (a1 may alias a2 or a3).
+    pub add: Label,
+    /// `[a1] = [a2] - [a3]`.
+    pub sub: Label,
+    /// `[a1] = -[a2]`.
+    pub neg: Label,
+    /// `[a1] = [a2] * a4` (u32), mod 2^128.
+    pub mulw: Label,
+    /// `t0 = [a2] >= [a3]` (unsigned).
+    pub cmpge: Label,
+    /// `[a1] <<= 1`.
+    pub shl1: Label,
+    /// `[a1] >>= 1` (logical).
+    pub shr1: Label,
+    /// `[a5] = [a6] * [a7]` mod 2^128 (a5 distinct from a6, a7; uses the slot at t6 as
+    /// temporary: callers set t6).
+    pub mul: Label,
+    /// `[a5] = [a7] / [s10]`, `[a6] = [a7] % [s10]` (unsigned, divisor < 2^127, nonzero).
+    pub divmod: Label,
+    /// `[a5] = isqrt([a6])`, using the four slots from t6 as temporaries.
+    pub isqrt: Label,
+}
+
+impl Wide {
+    /// Fresh labels.
+    pub fn labels(a: &mut Asm) -> Wide {
+        Wide {
+            add: a.label(),
+            sub: a.label(),
+            neg: a.label(),
+            mulw: a.label(),
+            cmpge: a.label(),
+            shl1: a.label(),
+            shr1: a.label(),
+            mul: a.label(),
+            divmod: a.label(),
+            isqrt: a.label(),
+        }
+    }
+}
+
+fn leaf_ret(a: &mut Asm) {
+    a.jalr(ZERO, S11, 0);
+}
+
+/// Emit every routine, binding the labels of `w`.
+pub fn emit(a: &mut Asm, w: &Wide) {
+    // add: carry in t5.
+    a.bind(w.add);
+    a.li(T5, 0);
+    for off in [0, 4, 8, 12] {
+        a.lw(T0, A2, off);
+        a.lw(T1, A3, off);
+        a.add(T2, T0, T1);
+        a.sltu(T3, T2, T0);
+        a.add(T2, T2, T5);
+        a.sltu(T4, T2, T5);
+        a.or(T5, T3, T4);
+        a.sw(T2, A1, off);
+    }
+    leaf_ret(a);
+    // sub: borrow in t5.
+    a.bind(w.sub);
+    a.li(T5, 0);
+    for off in [0, 4, 8, 12] {
+        a.lw(T0, A2, off);
+        a.lw(T1, A3, off);
+        a.sltu(T3, T0, T1);
+        a.sub(T2, T0, T1);
+        a.sltu(T4, T2, T5);
+        a.sub(T2, T2, T5);
+        a.or(T5, T3, T4);
+        a.sw(T2, A1, off);
+    }
+    leaf_ret(a);
+    // neg: 0 - x.
+    a.bind(w.neg);
+    a.li(T5, 0);
+    for off in [0, 4, 8, 12] {
+        a.lw(T1, A2, off);
+        a.sltu(T3, ZERO, T1);
+        a.sub(T2, ZERO, T1);
+        a.sltu(T4, T2, T5);
+        a.sub(T2, T2, T5);
+        a.or(T5, T3, T4);
+        a.sw(T2, A1, off);
+    }
+    leaf_ret(a);
+    // mulw: carry limb in t5.
+    a.bind(w.mulw);
+    a.li(T5, 0);
+    for off in [0, 4, 8, 12] {
+        a.lw(T0, A2, off);
+        a.mul(T1, T0, A4);
+        a.mulhu(T2, T0, A4);
+        a.add(T1, T1, T5);
+        a.sltu(T3, T1, T5);
+        a.add(T2, T2, T3);
+        a.sw(T1, A1, off);
+        a.mv(T5, T2);
+    }
+    leaf_ret(a);
+    // cmpge: from the top limb down.
+    a.bind(w.cmpge);
+    let differ = a.label();
+    for off in [12, 8, 4, 0] {
+        a.lw(T1, A2, off);
+        a.lw(T2, A3, off);
+        a.bne(T1, T2, differ);
+    }
+    a.li(T0, 1);
+    leaf_ret(a);
+    a.bind(differ);
+    a.sltu(T0, T2, T1);
+    leaf_ret(a);
+    // shl1 / shr1: carried bit in t5.
+    a.bind(w.shl1);
+    a.li(T5, 0);
+    for off in [0, 4, 8, 12] {
+        a.lw(T0, A1, off);
+        a.srli(T1, T0, 31);
+        a.slli(T0, T0, 1);
+        a.or(T0, T0, T5);
+        a.sw(T0, A1, off);
+        a.mv(T5, T1);
+    }
+    leaf_ret(a);
+    a.bind(w.shr1);
+    a.li(T5, 0);
+    for off in [12, 8, 4, 0] {
+        a.lw(T0, A1, off);
+        a.slli(T1, T0, 31);
+        a.srli(T0, T0, 1);
+        a.or(T0, T0, T5);
+        a.sw(T0, A1, off);
+        a.mv(T5, T1);
+    }
+    leaf_ret(a);
+
+    // mul: schoolbook over the limbs of y, partial products x * y[k] in the slot at t6.
+    a.bind(w.mul);
+    for off in [0, 4, 8, 12] {
+        a.sw(ZERO, A5, off);
+    }
+    for k in 0..4 {
+        a.lw(A4, A7, 4 * k);
+        a.mv(A1, T6);
+        a.mv(A2, A6);
+        a.jal(S11, w.mulw);
+        a.li(T5, 0);
+        for j in k..4 {
+            a.lw(T0, A5, 4 * j);
+            a.lw(T1, T6, 4 * (j - k));
+            a.add(T2, T0, T1);
+            a.sltu(T3, T2, T0);
+            a.add(T2, T2, T5);
+            a.sltu(T4, T2, T5);
+            a.or(T5, T3, T4);
+            a.sw(T2, A5, 4 * j);
+        }
+    }
+    a.ret();
+
+    // divmod: restoring division, one quotient bit per iteration.
+    a.bind(w.divmod);
+    for off in [0, 4, 8, 12] {
+        a.sw(ZERO, A5, off);
+        a.sw(ZERO, A6, off);
+    }
+    // Start at the highest set bit of the dividend (none: quotient and remainder 0).
+    let found = a.label();
+    let scan = a.label();
+    let top = a.label();
+    let skip = a.label();
+    a.li(S8, 127);
+    for off in [12, 8, 4, 0] {
+        a.lw(T0, A7, off);
+        a.bne(T0, ZERO, found);
+        a.addi(S8, S8, -32);
+    }
+    a.ret();
+    a.bind(found);
+    a.bind(scan);
+    a.andi(T1, S8, 31);
+    a.srl(T1, T0, T1);
+    a.bne(T1, ZERO, top);
+    a.addi(S8, S8, -1);
+    a.j(scan);
+    a.bind(top);
+    a.mv(A1, A6);
+    a.jal(S11, w.shl1);
+    a.srli(T0, S8, 5);
+    a.slli(T0, T0, 2);
+    a.add(T0, T0, A7);
+    a.lw(T0, T0, 0);
+    a.andi(T1, S8, 31);
+    a.srl(T0, T0, T1);
+    a.andi(T0, T0, 1);
+    a.lw(T1, A6, 0);
+    a.or(T1, T1, T0);
+    a.sw(T1, A6, 0);
+    a.mv(A1, A5);
+    a.jal(S11, w.shl1);
+    a.mv(A2, A6);
+    a.mv(A3, S10);
+    a.jal(S11, w.cmpge);
+    a.beq(T0, ZERO, skip);
+    a.mv(A1, A6);
+    a.mv(A2, A6);
+    a.mv(A3, S10);
+    a.jal(S11, w.sub);
+    a.lw(T1, A5, 0);
+    a.ori(T1, T1, 1);
+    a.sw(T1, A5, 0);
+    a.bind(skip);
+    a.addi(S8, S8, -1);
+    a.bge(S8, ZERO, top);
+    a.ret();
+
+    // isqrt: the bit-by-bit method from bit 2^126 (extra leading iterations are no-ops).
+    // Slots from t6: +0 rem, +16 res, +32 bit, +48 res + bit.
+    a.bind(w.isqrt);
+    for off in [0, 4, 8, 12] {
+        a.lw(T0, A6, off);
+        a.sw(T0, T6, off);
+        a.sw(ZERO, T6, SLOT + off);
+        a.sw(ZERO, T6, 2 * SLOT + off);
+    }
+    a.lui(T0, 0x40000); // 2^30 in the top limb: 2^126
+    a.sw(T0, T6, 2 * SLOT + 12);
+    a.li(S8, 64);
+    let top = a.label();
+    let smaller = a.label();
+    let next = a.label();
+    a.bind(top);
+    a.addi(A1, T6, 3 * SLOT);
+    a.addi(A2, T6, SLOT);
+    a.addi(A3, T6, 2 * SLOT);
+    a.jal(S11, w.add);
+    a.mv(A2, T6);
+    a.addi(A3, T6, 3 * SLOT);
+    a.jal(S11, w.cmpge);
+    a.beq(T0, ZERO, smaller);
+    a.mv(A1, T6);
+    a.mv(A2, T6);
+    a.addi(A3, T6, 3 * SLOT);
+    a.jal(S11, w.sub);
+    a.addi(A1, T6, SLOT);
+    a.jal(S11, w.shr1);
+    a.addi(A1, T6, SLOT);
+    a.addi(A2, T6, SLOT);
+    a.addi(A3, T6, 2 * SLOT);
+    a.jal(S11, w.add);
+    a.j(next);
+    a.bind(smaller);
+    a.addi(A1, T6, SLOT);
+    a.jal(S11, w.shr1);
+    a.bind(next);
+    a.addi(A1, T6, 2 * SLOT);
+    a.jal(S11, w.shr1);
+    a.addi(A1, T6, 2 * SLOT);
+    a.jal(S11, w.shr1);
+    a.addi(S8, S8, -1);
+    a.bne(S8, ZERO, top);
+    for off in [0, 4, 8, 12] {
+        a.lw(T0, T6, SLOT + off);
+        a.sw(T0, A5, off);
+    }
+    a.ret();
+}

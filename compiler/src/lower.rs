@@ -1,0 +1,472 @@
+//! Lowering a graph node to its kernel and argument blob (`docs/spec/node-image.md` §3).
+//! Arguments are little-endian `u32` words: tensor addresses of the fixed layout, shapes,
+//! op parameters and the scratch buffers the kernel uses. They follow from the node's op,
+//! parameters and input / output specs alone (never from tensor values).
+
+use opml_dnn::ops::conv::Window;
+use opml_dnn::{DType, Model, Op, TensorSpec};
+
+use crate::error::CompileError;
+use crate::kernels::copy::{gather_args, strided_args};
+use crate::kernels::elementwise::{add_args, argmax_args, qbin_args, requantize_args, unary_args};
+use crate::kernels::gemm::{conv_args, linear_args, matmul_args, BLOCK};
+use crate::kernels::norm::norm_args;
+use crate::kernels::pool::pool_args;
+use crate::kernels::softmax::softmax_args;
+use crate::kernels::KernelId;
+use crate::layout::{input_addr, weight_addr, OUTPUT_BASE, SCRATCH_BASE, STACK_BYTES, TENSOR_WINDOW};
+
+/// A lowered node: which kernel runs it, and its argument words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lowered {
+    /// The kernel.
+    pub kernel: KernelId,
+    /// Argument words (the parameter region holds their little-endian bytes).
+    pub args: Vec<u32>,
+}
+
+impl Lowered {
+    /// The parameter region's bytes.
+    pub fn args_bytes(&self) -> Vec<u8> {
+        self.args.iter().flat_map(|w| w.to_le_bytes()).collect()
+    }
+}
+
+/// Bump allocator over the scratch window (32-byte aligned buffers).
+struct Scratch {
+    next: u64,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        Self { next: SCRATCH_BASE as u64 }
+    }
+
+    fn alloc(&mut self, bytes: usize) -> Option<u32> {
+        let at = self.next;
+        let end = at.checked_add((bytes as u64).div_ceil(32) * 32)?;
+        if end > (SCRATCH_BASE + TENSOR_WINDOW - STACK_BYTES) as u64 {
+            return None;
+        }
+        self.next = end;
+        Some(at as u32)
+    }
+}
+
+/// Argument builder: words set by index.
+struct Args(Vec<u32>);
+
+impl Args {
+    fn new(count: usize) -> Self {
+        Self(vec![0; count])
+    }
+
+    fn set(&mut self, i: usize, v: impl TryInto<u32>) -> Result<(), String> {
+        self.0[i] = v.try_into().map_err(|_| format!("argument {i} does not fit 32 bits"))?;
+        Ok(())
+    }
+
+    fn set_i(&mut self, i: usize, v: i32) {
+        self.0[i] = v as u32;
+    }
+
+    fn put(&mut self, first: usize, words: &[u32]) {
+        self.0[first..first + words.len()].copy_from_slice(words);
+    }
+}
+
+/// A fixed-point multiplier as the kernels take it:
+/// `multiplier, max(shift, 0), max(-shift, 0), 2^max(-shift, 0) - 1`.
+fn mult_words(m: i32, shift: i32) -> [u32; 4] {
+    let right = (-shift).max(0) as u32;
+    [m as u32, shift.max(0) as u32, right, ((1u64 << right) - 1) as u32]
+}
+
+#[allow(clippy::too_many_arguments)]
+fn q_common(a: &mut Args, len: usize, a_zp: i32, b_zp: i32, lo: i32, hi: i32, out_zp: i32) -> Result<(), String> {
+    use qbin_args::*;
+    a.set(A, input_addr(0))?;
+    a.set(B, input_addr(1))?;
+    a.set(OUT, OUTPUT_BASE)?;
+    a.set(LEN, len)?;
+    a.set_i(A_ZP, a_zp);
+    a.set_i(B_ZP, b_zp);
+    a.set_i(LO, lo - out_zp);
+    a.set_i(HI, hi - out_zp);
+    a.set_i(OUT_ZP, out_zp);
+    Ok(())
+}
+
+/// Row-major strides (in elements).
+fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1usize; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+/// One strided-copy job: `axes` are `[dim, src stride, dst stride]` in bytes.
+struct Job {
+    src: usize,
+    dst: usize,
+    es: usize,
+    axes: Vec<[usize; 3]>,
+}
+
+fn strided_lowered(jobs: Vec<Job>, idx: u32) -> Result<(KernelId, Vec<u32>), String> {
+    use strided_args::*;
+    let mut a = Args::new(FIRST_JOB);
+    a.set(IDX, idx)?;
+    a.set(JOBS, jobs.len())?;
+    for job in jobs {
+        let mut w = Args::new(JOB_HEADER_WORDS);
+        w.set(0, job.src)?;
+        w.set(1, job.dst)?;
+        w.set(2, job.es)?;
+        w.set(3, job.axes.len())?;
+        for ax in &job.axes {
+            for v in ax {
+                w.0.push(u32::try_from(*v).map_err(|_| format!("stride {v} does not fit 32 bits"))?);
+            }
+        }
+        a.0.extend(w.0);
+    }
+    Ok((KernelId::Strided, a.0))
+}
+
+fn pad_to_block(k: usize) -> usize {
+    k.div_ceil(BLOCK) * BLOCK
+}
+
+/// Lower node `j` of a validated model.
+pub fn lower(model: &Model, j: usize) -> Result<Lowered, CompileError> {
+    let g = model.graph();
+    let node = &g.nodes[j];
+    let specs = model.specs();
+    let ins: Vec<&TensorSpec> = node.inputs.iter().map(|&s| &specs[s]).collect();
+    let out = &specs[g.node_slot(j)];
+    let wspec = |c: usize| &g.consts[c].spec;
+    let op = node.op.name();
+    let layout_err = |msg: String| CompileError::Layout { node: j, op, msg };
+    let mut scratch = Scratch::new();
+    let mut alloc = |bytes: usize| {
+        scratch.alloc(bytes).ok_or_else(|| layout_err(format!("scratch buffers of {bytes} bytes do not fit")))
+    };
+    let x = ins[0];
+    let (kernel, args) = match &node.op {
+        Op::Linear { weight, bias, input_zp } => {
+            use linear_args::*;
+            let w = wspec(*weight);
+            let (n, k) = (w.shape[0], w.shape[1]);
+            let m: usize = x.shape[..x.shape.len() - 1].iter().product();
+            let kp = pad_to_block(k);
+            let mut a = Args::new(COUNT);
+            a.set(X, input_addr(0)).map_err(layout_err)?;
+            a.set(W, weight_addr(0)).map_err(layout_err)?;
+            a.set(BIAS, if bias.is_some() { weight_addr(1) } else { 0 }).map_err(layout_err)?;
+            a.set(OUT, OUTPUT_BASE).map_err(layout_err)?;
+            a.set(M, m).map_err(layout_err)?;
+            a.set(K, k).map_err(layout_err)?;
+            a.set(N, n).map_err(layout_err)?;
+            a.set(KP, kp).map_err(layout_err)?;
+            a.set_i(ZP, *input_zp);
+            a.set(XA, alloc(m * kp)?).map_err(layout_err)?;
+            a.set(WB, alloc(n * kp)?).map_err(layout_err)?;
+            a.set(ROWFIX, alloc(4 * m)?).map_err(layout_err)?;
+            a.set(COLFIX, alloc(4 * n)?).map_err(layout_err)?;
+            a.set(WSUM, alloc(4 * n)?).map_err(layout_err)?;
+            (KernelId::Linear, a.0)
+        }
+        Op::MatMul { a_zp, b_zp } => {
+            use matmul_args::*;
+            let r = x.shape.len();
+            let (m, k, n) = (x.shape[r - 2], x.shape[r - 1], ins[1].shape[r - 1]);
+            let t = if r == 3 { x.shape[0] } else { 1 };
+            let kp = pad_to_block(k);
+            let mut a = Args::new(COUNT);
+            let e = layout_err;
+            a.set(A, input_addr(0)).map_err(e)?;
+            a.set(B, input_addr(1)).map_err(e)?;
+            a.set(OUT, OUTPUT_BASE).map_err(e)?;
+            a.set(T, t).map_err(e)?;
+            a.set(M, m).map_err(e)?;
+            a.set(K, k).map_err(e)?;
+            a.set(N, n).map_err(e)?;
+            a.set(KP, kp).map_err(e)?;
+            a.set_i(A_ZP, *a_zp);
+            a.set_i(B_ZP, *b_zp);
+            a.set(AA, alloc(m * kp)?).map_err(e)?;
+            a.set(BB, alloc(n * kp)?).map_err(e)?;
+            a.set(ROWFIX, alloc(4 * m)?).map_err(e)?;
+            a.set(COLFIX, alloc(4 * n)?).map_err(e)?;
+            a.set(SUMA, alloc(4 * m)?).map_err(e)?;
+            a.set(SUMB, alloc(4 * n)?).map_err(e)?;
+            a.set(A_STRIDE, m * k).map_err(e)?;
+            a.set(B_STRIDE, k * n).map_err(e)?;
+            a.set(OUT_STRIDE, 4 * m * n).map_err(e)?;
+            (KernelId::MatMul, a.0)
+        }
+        Op::Conv2d { weight, bias, stride, padding, input_zp } => {
+            use conv_args::*;
+            let w = wspec(*weight);
+            let [nb, c, h, wd] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
+            let (o, kh, kw) = (w.shape[0], w.shape[2], w.shape[3]);
+            let (oh, ow) = (out.shape[2], out.shape[3]);
+            let kk = c * kh * kw;
+            let kp = pad_to_block(kk);
+            let p = oh * ow;
+            let e = layout_err;
+            let mut a = Args::new(COUNT);
+            a.set(X, input_addr(0)).map_err(e)?;
+            a.set(W, weight_addr(0)).map_err(e)?;
+            a.set(BIAS, if bias.is_some() { weight_addr(1) } else { 0 }).map_err(e)?;
+            a.set(OUT, OUTPUT_BASE).map_err(e)?;
+            for (i, v) in [
+                (NB, nb),
+                (C, c),
+                (H, h),
+                (WD, wd),
+                (O, o),
+                (KH, kh),
+                (KW, kw),
+                (SH, stride[0]),
+                (SW, stride[1]),
+                (PT, padding[0]),
+                (PL, padding[1]),
+                (OH, oh),
+                (OW, ow),
+                (KK, kk),
+                (KP, kp),
+                (X_STRIDE, c * h * wd),
+                (OUT_STRIDE, 4 * o * p),
+                (P, p),
+            ] {
+                a.set(i, v).map_err(e)?;
+            }
+            a.set_i(ZP, *input_zp);
+            a.set(WB, alloc(o * kp)?).map_err(e)?;
+            a.set(COLS, alloc(p * kp)?).map_err(e)?;
+            a.set(ROWFIX, alloc(4 * o)?).map_err(e)?;
+            a.set(COLFIX, alloc(4 * p)?).map_err(e)?;
+            a.set(WSUM, alloc(4 * o)?).map_err(e)?;
+            (KernelId::Conv2d, a.0)
+        }
+        Op::MaxPool2d { kernel, stride, padding } => {
+            pool_lowered(KernelId::MaxPool2d, x, out, Window { kernel: *kernel, stride: *stride, padding: *padding })
+                .map_err(layout_err)?
+        }
+        Op::AvgPool2d { kernel, stride } => {
+            pool_lowered(KernelId::AvgPool2d, x, out, Window { kernel: *kernel, stride: *stride, padding: [0; 4] })
+                .map_err(layout_err)?
+        }
+        Op::Add => {
+            use add_args::*;
+            let mut a = Args::new(COUNT);
+            a.set(A, input_addr(0)).map_err(layout_err)?;
+            a.set(B, input_addr(1)).map_err(layout_err)?;
+            a.set(OUT, OUTPUT_BASE).map_err(layout_err)?;
+            a.set(LEN, x.numel()).map_err(layout_err)?;
+            (KernelId::Add, a.0)
+        }
+        Op::Requantize { axis, multipliers, shifts, out_zp, act_min, act_max } => {
+            use requantize_args::*;
+            let (inner, ch) = if multipliers.len() == 1 {
+                (x.numel(), 1)
+            } else {
+                (x.shape[axis + 1..].iter().product(), x.shape[*axis])
+            };
+            let outer = x.numel().checked_div(inner * ch).unwrap_or(0);
+            let mut a = Args::new(CH0);
+            a.set(X, input_addr(0)).map_err(layout_err)?;
+            a.set(OUT, OUTPUT_BASE).map_err(layout_err)?;
+            a.set(OUTER, outer).map_err(layout_err)?;
+            a.set(CHANNELS, ch).map_err(layout_err)?;
+            a.set(INNER, inner).map_err(layout_err)?;
+            a.set_i(ZP, *out_zp);
+            for (&m, &s) in multipliers.iter().zip(shifts) {
+                let right = (-s).max(0) as u32;
+                a.0.extend_from_slice(&[
+                    m as u32,
+                    s.max(0) as u32,
+                    right,
+                    ((1u64 << right) - 1) as u32,
+                    (act_min - out_zp) as u32,
+                    (act_max - out_zp) as u32,
+                ]);
+            }
+            (KernelId::Requantize, a.0)
+        }
+        Op::Relu { zero_point } => {
+            use unary_args::*;
+            let mut a = Args::new(WIDE + 1);
+            a.set(X, input_addr(0)).map_err(layout_err)?;
+            a.set(OUT, OUTPUT_BASE).map_err(layout_err)?;
+            a.set(COUNT, x.numel()).map_err(layout_err)?;
+            a.set_i(P0, *zero_point);
+            a.set(WIDE, u32::from(x.dtype == DType::I32)).map_err(layout_err)?;
+            (KernelId::Relu, a.0)
+        }
+        Op::Lut { table } => {
+            use unary_args::*;
+            let mut a = Args::new(P0);
+            a.set(X, input_addr(0)).map_err(layout_err)?;
+            a.set(OUT, OUTPUT_BASE).map_err(layout_err)?;
+            a.set(COUNT, x.numel()).map_err(layout_err)?;
+            a.0.extend(
+                table.chunks_exact(4).map(|c| u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8])),
+            );
+            (KernelId::Lut, a.0)
+        }
+        Op::Reshape { .. } => {
+            use unary_args::*;
+            let mut a = Args::new(P0);
+            a.set(X, input_addr(0)).map_err(layout_err)?;
+            a.set(OUT, OUTPUT_BASE).map_err(layout_err)?;
+            a.set(COUNT, x.byte_len().div_ceil(4)).map_err(layout_err)?;
+            (KernelId::Copy, a.0)
+        }
+        Op::ArgMax => {
+            use argmax_args::*;
+            let len = *x.shape.last().expect("validated rank >= 1");
+            let mut a = Args::new(WIDE + 1);
+            a.set(X, input_addr(0)).map_err(layout_err)?;
+            a.set(OUT, OUTPUT_BASE).map_err(layout_err)?;
+            a.set(ROWS, x.numel() / len).map_err(layout_err)?;
+            a.set(LEN, len).map_err(layout_err)?;
+            a.set(WIDE, u32::from(x.dtype == DType::I32)).map_err(layout_err)?;
+            (KernelId::ArgMax, a.0)
+        }
+        Op::QAdd(p) => {
+            use qbin_args::*;
+            let mut a = Args::new(QADD_COUNT);
+            q_common(&mut a, x.numel(), p.a_zp, p.b_zp, p.act_min, p.act_max, p.out_zp).map_err(layout_err)?;
+            a.put(MULT, &mult_words(p.out_mult, p.out_shift));
+            a.put(A_MULT, &mult_words(p.a_mult, p.a_shift));
+            a.put(B_MULT, &mult_words(p.b_mult, p.b_shift));
+            a.set(LEFT, p.left_shift).map_err(layout_err)?;
+            (KernelId::QAdd, a.0)
+        }
+        Op::QMul(p) => {
+            use qbin_args::*;
+            let mut a = Args::new(QMUL_COUNT);
+            q_common(&mut a, x.numel(), p.a_zp, p.b_zp, p.act_min, p.act_max, p.out_zp).map_err(layout_err)?;
+            a.put(MULT, &mult_words(p.mult, p.shift));
+            (KernelId::QMul, a.0)
+        }
+        Op::Transpose { perm } => {
+            let es = x.dtype.size();
+            let st = strides(&x.shape);
+            let ost = strides(&out.shape);
+            let axes: Vec<[usize; 3]> =
+                (0..perm.len()).map(|i| [x.shape[perm[i]], st[perm[i]] * es, ost[i] * es]).collect();
+            let jobs = vec![Job { src: input_addr(0) as usize, dst: OUTPUT_BASE as usize, es, axes }];
+            strided_lowered(jobs, alloc(4 * x.shape.len().max(1))?).map_err(layout_err)?
+        }
+        Op::Slice { starts, ends } => {
+            let es = x.dtype.size();
+            let st = strides(&x.shape);
+            let ost = strides(&out.shape);
+            let src = input_addr(0) as usize + starts.iter().zip(&st).map(|(s, t)| s * t * es).sum::<usize>();
+            let axes: Vec<[usize; 3]> =
+                (0..x.shape.len()).map(|i| [ends[i] - starts[i], st[i] * es, ost[i] * es]).collect();
+            let jobs = vec![Job { src, dst: OUTPUT_BASE as usize, es, axes }];
+            strided_lowered(jobs, alloc(4 * x.shape.len().max(1))?).map_err(layout_err)?
+        }
+        Op::Concat { axis } => {
+            let es = x.dtype.size();
+            let ost = strides(&out.shape);
+            let mut offset = 0usize;
+            let mut jobs = Vec::new();
+            for (i, part) in ins.iter().enumerate() {
+                let st = strides(&part.shape);
+                let axes: Vec<[usize; 3]> =
+                    (0..part.shape.len()).map(|d| [part.shape[d], st[d] * es, ost[d] * es]).collect();
+                jobs.push(Job {
+                    src: input_addr(i) as usize,
+                    dst: OUTPUT_BASE as usize + offset * ost[*axis] * es,
+                    es,
+                    axes,
+                });
+                offset += part.shape[*axis];
+            }
+            strided_lowered(jobs, alloc(4 * x.shape.len().max(1))?).map_err(layout_err)?
+        }
+        Op::Gather { table } => {
+            use gather_args::*;
+            let t = wspec(*table);
+            let mut a = Args::new(ROW_BYTES + 1);
+            a.set(IDX, input_addr(0)).map_err(layout_err)?;
+            a.set(TABLE, weight_addr(0)).map_err(layout_err)?;
+            a.set(OUT, OUTPUT_BASE).map_err(layout_err)?;
+            a.set(COUNT, x.numel()).map_err(layout_err)?;
+            a.set(V, t.shape[0]).map_err(layout_err)?;
+            a.set(ROW_BYTES, t.shape[1] * t.dtype.size()).map_err(layout_err)?;
+            (KernelId::Gather, a.0)
+        }
+        Op::Softmax { exp_table } => {
+            use softmax_args::*;
+            let len = *x.shape.last().expect("validated rank >= 1");
+            let mut a = Args::new(TABLE);
+            a.set(X, input_addr(0)).map_err(layout_err)?;
+            a.set(OUT, OUTPUT_BASE).map_err(layout_err)?;
+            a.set(ROWS, x.numel().checked_div(len).unwrap_or(0)).map_err(layout_err)?;
+            a.set(LEN, len).map_err(layout_err)?;
+            a.0.extend(exp_table.iter().map(|&e| e as u32));
+            (KernelId::Softmax, a.0)
+        }
+        Op::LayerNorm { gamma, beta, eps, shift, out_zp } | Op::RmsNorm { gamma, beta, eps, shift, out_zp } => {
+            use norm_args::*;
+            let n = *x.shape.last().expect("validated rank >= 1");
+            let mut a = Args::new(COUNT);
+            let e = layout_err;
+            a.set(X, input_addr(0)).map_err(e)?;
+            a.set(OUT, OUTPUT_BASE).map_err(e)?;
+            a.set(ROWS, x.numel().checked_div(n).unwrap_or(0)).map_err(e)?;
+            a.set(N, n).map_err(e)?;
+            a.set(WIDE, u32::from(x.dtype == DType::I32)).map_err(e)?;
+            a.set(GAMMA, weight_addr(0)).map_err(e)?;
+            a.set(BETA, if beta.is_some() { weight_addr(1) } else { 0 }).map_err(e)?;
+            a.set(EPS_LO, *eps as u64 as u32).map_err(e)?;
+            a.set(EPS_HI, (*eps as u64 >> 32) as u32).map_err(e)?;
+            a.set(SHIFT, *shift).map_err(e)?;
+            a.set_i(OUT_ZP, *out_zp);
+            a.set_i(LO, -128 - out_zp);
+            a.set_i(HI, 127 - out_zp);
+            a.set(SLOTS, alloc(SLOT_BYTES)?).map_err(e)?;
+            a.set(CENTER, u32::from(matches!(node.op, Op::LayerNorm { .. }))).map_err(e)?;
+            let _ = gamma;
+            (KernelId::Norm, a.0)
+        }
+    };
+    Ok(Lowered { kernel, args })
+}
+
+fn pool_lowered(
+    kernel: KernelId,
+    x: &TensorSpec,
+    out: &TensorSpec,
+    win: Window,
+) -> Result<(KernelId, Vec<u32>), String> {
+    use pool_args::*;
+    let mut a = Args::new(COUNT);
+    a.set(X, input_addr(0))?;
+    a.set(OUT, OUTPUT_BASE)?;
+    for (i, v) in [
+        (PLANES, x.shape[0] * x.shape[1]),
+        (H, x.shape[2]),
+        (W, x.shape[3]),
+        (KH, win.kernel[0]),
+        (KW, win.kernel[1]),
+        (SH, win.stride[0]),
+        (SW, win.stride[1]),
+        (PT, win.padding[0]),
+        (PL, win.padding[1]),
+        (OH, out.shape[2]),
+        (OW, out.shape[3]),
+        (PLANE_BYTES, x.shape[2] * x.shape[3]),
+    ] {
+        a.set(i, v)?;
+    }
+    Ok((kernel, a.0))
+}

@@ -1,0 +1,352 @@
+//! Every kernel against the native executor: random shapes and values, the VM's output
+//! bytes equal the native output bytes and the output region's subtree root equals the
+//! native tensor commitment.
+
+use opml_compiler::{compile_node, compile_node_with, matches_native};
+use opml_dnn::exec::run_all;
+use opml_dnn::graph::{ConstSpec, Graph, Model, Node, Op};
+use opml_dnn::ops::elementwise::{QAddParams, QMulParams};
+use opml_dnn::{DType, Tensor, TensorSpec};
+use proptest::prelude::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const MAX_STEPS: u64 = 200_000_000;
+
+fn rand_tensor(rng: &mut ChaCha8Rng, dtype: DType, shape: Vec<usize>) -> Tensor {
+    let n: usize = shape.iter().product();
+    match dtype {
+        DType::I8 => Tensor::from_i8(shape, (0..n).map(|_| rng.gen::<i8>()).collect()).unwrap(),
+        DType::I32 => {
+            // Mix huge values (wrap-around) with small ones.
+            let v =
+                (0..n).map(|_| if rng.gen_bool(0.3) { rng.gen::<i32>() } else { rng.gen_range(-5000..5000) }).collect();
+            Tensor::from_i32(shape, v).unwrap()
+        }
+    }
+}
+
+/// One-node model over `inputs`, with random constants of `consts` specs.
+fn one_node(rng: &mut ChaCha8Rng, inputs: Vec<TensorSpec>, consts: Vec<TensorSpec>, op: Op) -> (Model, Vec<Tensor>) {
+    let n_in = inputs.len();
+    let weights: Vec<Tensor> = consts.iter().map(|s| rand_tensor(rng, s.dtype, s.shape.clone())).collect();
+    let graph = Graph {
+        inputs: inputs.clone(),
+        consts: consts.iter().enumerate().map(|(i, s)| ConstSpec { name: format!("c{i}"), spec: s.clone() }).collect(),
+        nodes: vec![Node { name: "n".into(), op, inputs: (0..n_in).collect() }],
+        output: n_in,
+    };
+    let model = Model::new(graph, weights).unwrap();
+    let xs = inputs.iter().map(|s| rand_tensor(rng, s.dtype, s.shape.clone())).collect();
+    (model, xs)
+}
+
+/// Run node 0 natively and in the VM; compare bytes and commitments. Returns VM steps.
+fn check(model: &Model, xs: &[Tensor]) -> Result<u64, TestCaseError> {
+    let slots = run_all(model, xs).unwrap();
+    let native = &slots[xs.len()];
+    let prog = compile_node(model, 0).unwrap();
+    let ins: Vec<&Tensor> = xs.iter().collect();
+    // The pre-state computed from the region roots alone is the built machine's state.
+    let mut m0 = prog.machine(&ins).unwrap();
+    prop_assert_eq!(prog.roots(&ins).unwrap().pre_state().unwrap(), m0.state());
+    let run = prog.run(&ins, MAX_STEPS).unwrap();
+    prop_assert_eq!(run.output.to_le_bytes(), native.to_le_bytes());
+    prop_assert!(matches_native(&run, native));
+    Ok(run.steps)
+}
+
+fn i8s(shape: Vec<usize>) -> TensorSpec {
+    TensorSpec::new(DType::I8, shape)
+}
+
+fn i32s(shape: Vec<usize>) -> TensorSpec {
+    TensorSpec::new(DType::I32, shape)
+}
+
+fn zp() -> impl Strategy<Value = i32> {
+    -128i32..=127
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn linear(seed in any::<u64>(), lead in proptest::collection::vec(1usize..4, 0..3), k in 0usize..70, n in 1usize..20, bias in any::<bool>(), izp in zp()) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut shape = lead.clone();
+        shape.push(k);
+        let mut consts = vec![i8s(vec![n, k])];
+        if bias { consts.push(i32s(vec![n])); }
+        let op = Op::Linear { weight: 0, bias: bias.then_some(1), input_zp: izp };
+        let (m, xs) = one_node(&mut rng, vec![i8s(shape)], consts, op);
+        check(&m, &xs)?;
+    }
+
+    #[test]
+    fn linear_without_dot4_gives_the_same_bits(seed in any::<u64>(), k in 1usize..50, n in 1usize..10, izp in zp()) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let op = Op::Linear { weight: 0, bias: Some(1), input_zp: izp };
+        let (m, xs) = one_node(&mut rng, vec![i8s(vec![3, k])], vec![i8s(vec![n, k]), i32s(vec![n])], op);
+        let with = compile_node(&m, 0).unwrap().run(&[&xs[0]], MAX_STEPS).unwrap();
+        let without = compile_node_with(&m, 0, false).unwrap().run(&[&xs[0]], MAX_STEPS).unwrap();
+        prop_assert_eq!(&with.output, &without.output);
+        let native = &run_all(&m, &xs).unwrap()[1];
+        prop_assert!(matches_native(&without, native));
+    }
+
+    #[test]
+    fn matmul(seed in any::<u64>(), batch in proptest::option::of(1usize..4), mm in 1usize..8, k in 0usize..40, n in 1usize..9, azp in zp(), bzp in zp()) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (sa, sb) = match batch {
+            Some(t) => (vec![t, mm, k], vec![t, k, n]),
+            None => (vec![mm, k], vec![k, n]),
+        };
+        let (m, xs) = one_node(&mut rng, vec![i8s(sa), i8s(sb)], vec![], Op::MatMul { a_zp: azp, b_zp: bzp });
+        check(&m, &xs)?;
+    }
+
+    #[test]
+    fn conv2d(seed in any::<u64>(), nb in 1usize..3, c in 1usize..4, h in 1usize..8, w in 1usize..8, o in 1usize..5,
+              kh in 1usize..4, kw in 1usize..4, s in (1usize..3, 1usize..3), pad in (0usize..2, 0usize..2, 0usize..2, 0usize..2),
+              bias in any::<bool>(), izp in zp()) {
+        let padding = [pad.0, pad.1, pad.2, pad.3];
+        prop_assume!(h + pad.0 + pad.2 >= kh && w + pad.1 + pad.3 >= kw);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut consts = vec![i8s(vec![o, c, kh, kw])];
+        if bias { consts.push(i32s(vec![o])); }
+        let op = Op::Conv2d { weight: 0, bias: bias.then_some(1), stride: [s.0, s.1], padding, input_zp: izp };
+        let (m, xs) = one_node(&mut rng, vec![i8s(vec![nb, c, h, w])], consts, op);
+        check(&m, &xs)?;
+    }
+
+    #[test]
+    fn maxpool2d(seed in any::<u64>(), nc in (1usize..3, 1usize..4), h in 1usize..9, w in 1usize..9, k in (1usize..4, 1usize..4),
+                 s in (1usize..3, 1usize..3), pad in (0usize..3, 0usize..3, 0usize..3, 0usize..3)) {
+        let padding = [pad.0 % k.0, pad.1 % k.1, pad.2 % k.0, pad.3 % k.1];
+        prop_assume!(h + padding[0] + padding[2] >= k.0 && w + padding[1] + padding[3] >= k.1);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let op = Op::MaxPool2d { kernel: [k.0, k.1], stride: [s.0, s.1], padding };
+        let (m, xs) = one_node(&mut rng, vec![i8s(vec![nc.0, nc.1, h, w])], vec![], op);
+        check(&m, &xs)?;
+    }
+
+    #[test]
+    fn avgpool2d(seed in any::<u64>(), nc in (1usize..3, 1usize..4), h in 1usize..9, w in 1usize..9, k in (1usize..4, 1usize..4), s in (1usize..3, 1usize..3)) {
+        prop_assume!(h >= k.0 && w >= k.1);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let op = Op::AvgPool2d { kernel: [k.0, k.1], stride: [s.0, s.1] };
+        let (m, xs) = one_node(&mut rng, vec![i8s(vec![nc.0, nc.1, h, w])], vec![], op);
+        check(&m, &xs)?;
+    }
+
+    #[test]
+    fn requantize(seed in any::<u64>(), shape in proptest::collection::vec(1usize..6, 1..4), per_channel in any::<bool>(), axis_pick in any::<usize>(),
+                  out_zp in zp(), lo in zp(), hi in zp()) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let axis = axis_pick % shape.len();
+        let ch = if per_channel { shape[axis] } else { 1 };
+        // 2^30 and 3 * 2^29 (0.5, 0.75) make exact ties of SRDHM and RDBPOT common.
+        let multipliers: Vec<i32> = (0..ch)
+            .map(|_| match rng.gen_range(0..4) {
+                0 => 1 << 30,
+                1 => 3 << 29,
+                2 => rng.gen_range(0..i32::MAX),
+                _ => rng.gen_range(1 << 30..i32::MAX),
+            })
+            .collect();
+        let shifts: Vec<i32> = (0..ch).map(|_| if rng.gen_bool(0.5) { rng.gen_range(-31..=30) } else { rng.gen_range(-12..=2) }).collect();
+        let (act_min, act_max) = (lo.min(hi), lo.max(hi));
+        let op = Op::Requantize { axis, multipliers, shifts, out_zp, act_min, act_max };
+        let (m, xs) = one_node(&mut rng, vec![i32s(shape)], vec![], op);
+        check(&m, &xs)?;
+    }
+
+    /// Small inputs, multipliers 0.5 / 0.75 and small right shifts, no clamping: exact
+    /// rounding ties on every other element.
+    #[test]
+    fn requantize_ties(seed in any::<u64>(), mult in prop_oneof![Just(1i32 << 30), Just(3i32 << 29)], shift in -3i32..=1, out_zp in -20i32..20) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let op = Op::Requantize { axis: 0, multipliers: vec![mult], shifts: vec![shift], out_zp, act_min: -128, act_max: 127 };
+        let (m, mut xs) = one_node(&mut rng, vec![i32s(vec![256])], vec![], op);
+        xs[0] = Tensor::from_i32(vec![256], (0..256).map(|_| rng.gen_range(-150..150)).collect()).unwrap();
+        check(&m, &xs)?;
+    }
+
+    #[test]
+    fn relu(seed in any::<u64>(), shape in proptest::collection::vec(0usize..9, 1..4), wide in any::<bool>(), zero_point in zp()) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let spec = if wide { i32s(shape) } else { i8s(shape) };
+        let (m, xs) = one_node(&mut rng, vec![spec], vec![], Op::Relu { zero_point });
+        check(&m, &xs)?;
+    }
+
+    #[test]
+    fn add(seed in any::<u64>(), shape in proptest::collection::vec(0usize..9, 1..4)) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (m, xs) = one_node(&mut rng, vec![i32s(shape.clone()), i32s(shape)], vec![], Op::Add);
+        check(&m, &xs)?;
+    }
+
+    #[test]
+    fn lut(seed in any::<u64>(), shape in proptest::collection::vec(0usize..9, 1..4)) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let table: Vec<i8> = (0..256).map(|_| rng.gen()).collect();
+        let (m, xs) = one_node(&mut rng, vec![i8s(shape)], vec![], Op::Lut { table });
+        check(&m, &xs)?;
+    }
+
+    #[test]
+    fn reshape(seed in any::<u64>(), a in 1usize..7, b in 1usize..7, c in 1usize..5, wide in any::<bool>()) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let spec = if wide { i32s(vec![a, b, c]) } else { i8s(vec![a, b, c]) };
+        let (m, xs) = one_node(&mut rng, vec![spec], vec![], Op::Reshape { shape: vec![a * b * c] });
+        check(&m, &xs)?;
+    }
+
+    #[test]
+    fn argmax(seed in any::<u64>(), lead in proptest::collection::vec(0usize..5, 0..3), len in 1usize..12, wide in any::<bool>(), small in any::<bool>()) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut shape = lead;
+        shape.push(len);
+        let spec = if wide { i32s(shape) } else { i8s(shape) };
+        let (m, mut xs) = one_node(&mut rng, vec![spec], vec![], Op::ArgMax);
+        if small {
+            // Few distinct values: ties must resolve to the first maximum.
+            let t = &xs[0];
+            let v: Vec<i32> = t.to_i32_vec().iter().map(|v| v.rem_euclid(3)).collect();
+            xs[0] = match t.dtype() {
+                DType::I8 => Tensor::from_i8(t.shape().to_vec(), v.iter().map(|&x| x as i8).collect()).unwrap(),
+                DType::I32 => Tensor::from_i32(t.shape().to_vec(), v).unwrap(),
+            };
+        }
+        check(&m, &xs)?;
+    }
+
+    #[test]
+    fn qadd(seed in any::<u64>(), shape in proptest::collection::vec(0usize..7, 1..4), zps in (zp(), zp(), zp()), lr in (zp(), zp()),
+            left_shift in 0u32..=20, shifts in (-25i32..=2, -25i32..=2, -31i32..=2)) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut mult = || if rng.gen_bool(0.2) { 1 << 30 } else { rng.gen_range(1 << 30..i32::MAX) };
+        let p = QAddParams {
+            a_zp: zps.0, a_mult: mult(), a_shift: shifts.0, b_zp: zps.1, b_mult: mult(), b_shift: shifts.1,
+            left_shift, out_mult: mult(), out_shift: shifts.2, out_zp: zps.2, act_min: lr.0.min(lr.1), act_max: lr.0.max(lr.1),
+        };
+        let (m, xs) = one_node(&mut rng, vec![i8s(shape.clone()), i8s(shape)], vec![], Op::QAdd(p));
+        check(&m, &xs)?;
+    }
+
+    #[test]
+    fn qmul(seed in any::<u64>(), shape in proptest::collection::vec(0usize..7, 1..4), zps in (zp(), zp(), zp()), lr in (zp(), zp()), shift in -20i32..=3) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mult = if rng.gen_bool(0.2) { 1 << 30 } else { rng.gen_range(1 << 30..i32::MAX) };
+        let p = QMulParams { a_zp: zps.0, b_zp: zps.1, mult, shift, out_zp: zps.2, act_min: lr.0.min(lr.1), act_max: lr.0.max(lr.1) };
+        let (m, xs) = one_node(&mut rng, vec![i8s(shape.clone()), i8s(shape)], vec![], Op::QMul(p));
+        check(&m, &xs)?;
+    }
+
+    #[test]
+    fn transpose(seed in any::<u64>(), shape in proptest::collection::vec(0usize..5, 0..5), wide in any::<bool>(), key in any::<u64>()) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut perm: Vec<usize> = (0..shape.len()).collect();
+        // A key-dependent permutation.
+        for i in (1..perm.len()).rev() { perm.swap(i, (key as usize >> (i % 16)) % (i + 1)); }
+        let spec = if wide { i32s(shape) } else { i8s(shape) };
+        let (m, xs) = one_node(&mut rng, vec![spec], vec![], Op::Transpose { perm });
+        check(&m, &xs)?;
+    }
+
+    #[test]
+    fn slice(seed in any::<u64>(), shape in proptest::collection::vec(1usize..6, 1..5), wide in any::<bool>(), cuts in proptest::collection::vec((any::<usize>(), any::<usize>()), 5)) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (mut starts, mut ends) = (vec![], vec![]);
+        for (d, &(p, q)) in shape.iter().zip(&cuts) {
+            let (a, b) = (p % (d + 1), q % (d + 1));
+            starts.push(a.min(b));
+            ends.push(a.max(b));
+        }
+        let spec = if wide { i32s(shape) } else { i8s(shape) };
+        let (m, xs) = one_node(&mut rng, vec![spec], vec![], Op::Slice { starts, ends });
+        check(&m, &xs)?;
+    }
+
+    #[test]
+    fn concat(seed in any::<u64>(), shape in proptest::collection::vec(1usize..5, 1..4), axis_pick in any::<usize>(), sizes in proptest::collection::vec(0usize..4, 1..4), wide in any::<bool>()) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let axis = axis_pick % shape.len();
+        let specs: Vec<TensorSpec> = sizes.iter().map(|&k| {
+            let mut s = shape.clone();
+            s[axis] = k;
+            if wide { i32s(s) } else { i8s(s) }
+        }).collect();
+        let (m, xs) = one_node(&mut rng, specs, vec![], Op::Concat { axis });
+        check(&m, &xs)?;
+    }
+
+    #[test]
+    fn gather(seed in any::<u64>(), idx_shape in proptest::collection::vec(0usize..5, 1..3), v in 1usize..9, d in 0usize..7, wide in any::<bool>()) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let table = if wide { i32s(vec![v, d]) } else { i8s(vec![v, d]) };
+        let (m, mut xs) = one_node(&mut rng, vec![i32s(idx_shape.clone())], vec![table], Op::Gather { table: 0 });
+        let n: usize = idx_shape.iter().product();
+        xs[0] = Tensor::from_i32(idx_shape, (0..n).map(|_| rng.gen_range(0..v as i32)).collect()).unwrap();
+        check(&m, &xs)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Random tables (including large entries, so that row sums pass 2^32) and rows up to
+    /// 600 long; a narrow input range makes many equal elements and ties.
+    #[test]
+    fn softmax(seed in any::<u64>(), lead in proptest::collection::vec(1usize..4, 0..2), len in 1usize..600, big in any::<bool>(), narrow in any::<bool>()) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut exp_table: Vec<i32> = (0..256).map(|_| if big { rng.gen_range(0..=1 << 24) } else { rng.gen_range(0..70_000) }).collect();
+        exp_table[0] = exp_table[0].max(1);
+        let mut shape = lead;
+        shape.push(len);
+        let (m, mut xs) = one_node(&mut rng, vec![i8s(shape.clone())], vec![], Op::Softmax { exp_table });
+        if narrow {
+            let n: usize = shape.iter().product();
+            xs[0] = Tensor::from_i8(shape, (0..n).map(|_| rng.gen_range(-3..3)).collect()).unwrap();
+        }
+        check(&m, &xs)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Both norms on i8 and i32 inputs; `small` keeps the values in a narrow range so the
+    /// outputs are not all saturated, otherwise full-range i32 rows stress the 128-bit path.
+    #[test]
+    fn norms(seed in any::<u64>(), rows in 1usize..3, n in prop_oneof![1usize..12, 250usize..300], wide in any::<bool>(), small in any::<bool>(), layer in any::<bool>(),
+             beta in any::<bool>(), eps in prop_oneof![Just(0i64), 0i64..1000, Just(1i64 << 62)], shift in prop_oneof![0u32..=20, Just(62u32)], out_zp in zp()) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let spec = if wide { i32s(vec![rows, n]) } else { i8s(vec![rows, n]) };
+        let mut consts = vec![i32s(vec![n])];
+        if beta { consts.push(i32s(vec![n])); }
+        let (gamma, beta) = (0, beta.then_some(1));
+        let op = if layer { Op::LayerNorm { gamma, beta, eps, shift, out_zp } } else { Op::RmsNorm { gamma, beta, eps, shift, out_zp } };
+        let (m, mut xs) = one_node(&mut rng, vec![spec], consts, op);
+        if small {
+            let v: Vec<i32> = (0..rows * n).map(|_| rng.gen_range(-100..100)).collect();
+            xs[0] = if wide { Tensor::from_i32(vec![rows, n], v).unwrap() } else { Tensor::from_i8(vec![rows, n], v.iter().map(|&x| x as i8).collect()).unwrap() };
+        }
+        check(&m, &xs)?;
+    }
+}
+
+/// An index outside the table makes the native executor fail; the kernel exits with 1.
+#[test]
+fn gather_rejects_out_of_range_indices() {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let (m, _) = one_node(&mut rng, vec![i32s(vec![3])], vec![i8s(vec![4, 2])], Op::Gather { table: 0 });
+    for bad in [4, -1] {
+        let xs = vec![Tensor::from_i32(vec![3], vec![0, bad, 1]).unwrap()];
+        assert!(run_all(&m, &xs).is_err());
+        let err = compile_node(&m, 0).unwrap().run(&[&xs[0]], MAX_STEPS).unwrap_err();
+        assert!(err.to_string().contains("code 1"), "{err}");
+    }
+}

@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+pragma solidity ^0.8.24;
+
+/// The few forge cheatcodes these tests use. (The `forge-std` package on npm ships a Test.sol
+/// that imports a `ds-test` it does not contain, so the tests declare the cheatcodes they
+/// need themselves; forge recognises them by selector at the cheatcode address.)
+interface Cheats {
+    function readFile(string calldata path) external view returns (string memory);
+    function projectRoot() external view returns (string memory);
+    function parseJsonUint(string calldata json, string calldata key) external pure returns (uint256);
+    function parseJsonBytes(string calldata json, string calldata key) external pure returns (bytes memory);
+    function parseJsonBytes32(string calldata json, string calldata key) external pure returns (bytes32);
+    function parseJsonString(string calldata json, string calldata key) external pure returns (string memory);
+    function toString(uint256 value) external pure returns (string memory);
+    function expectRevert(bytes4 revertData) external;
+    function expectRevert() external;
+}
+
+/// Base of the forge tests: the cheatcode handle and plain assertions (a failing assertion
+/// reverts, which fails the test).
+abstract contract TestBase {
+    Cheats internal constant vm = Cheats(address(uint160(uint256(keccak256("hevm cheat code")))));
+
+    error AssertionFailed(string what);
+
+    function assertEq(bytes32 a, bytes32 b, string memory what) internal pure {
+        if (a != b) revert AssertionFailed(what);
+    }
+
+    function assertTrue(bool c, string memory what) internal pure {
+        if (!c) revert AssertionFailed(what);
+    }
+}

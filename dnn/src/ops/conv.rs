@@ -1,0 +1,97 @@
+//! 2-D convolution (NCHW, OIHW weights) as im2col + the int8 dot kernel.
+
+use rayon::prelude::*;
+
+use super::matmul::{gemm_nt_i8, row_sums};
+
+/// Geometry of a convolution or pooling window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    /// Kernel height and width.
+    pub kernel: [usize; 2],
+    /// Stride along height and width.
+    pub stride: [usize; 2],
+    /// Padding: top, left, bottom, right.
+    pub padding: [usize; 4],
+}
+
+impl Window {
+    /// Output height and width for an input of `h x w`, or `None` if the kernel does not fit
+    /// or the stride is zero.
+    pub fn output_hw(&self, h: usize, w: usize) -> Option<(usize, usize)> {
+        let [kh, kw] = self.kernel;
+        let [sh, sw] = self.stride;
+        let [pt, pl, pb, pr] = self.padding;
+        if sh == 0 || sw == 0 || kh == 0 || kw == 0 {
+            return None;
+        }
+        let ph = h + pt + pb;
+        let pw = w + pl + pr;
+        if ph < kh || pw < kw {
+            return None;
+        }
+        Some(((ph - kh) / sh + 1, (pw - kw) / sw + 1))
+    }
+}
+
+/// Convolution: `x: n x c x h x w` i8, `weight: oc x c x kh x kw` i8, optional `bias: oc`;
+/// `out[b, o, y, x] = bias[o] + sum_{c,i,j} (in(b, c, y*sh + i - pt, x*sw + j - pl) - zp) * w[o,c,i,j]`
+/// where positions outside the input contribute 0. Wrapping i32. Output `n x oc x oh x ow`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d(
+    x: &[i8],
+    dims: [usize; 4],
+    weight: &[i8],
+    oc: usize,
+    bias: Option<&[i32]>,
+    win: Window,
+    input_zp: i32,
+) -> Vec<i32> {
+    let [n, c, h, w] = dims;
+    let [kh, kw] = win.kernel;
+    let (oh, ow) = win.output_hw(h, w).expect("validated window");
+    let kk = c * kh * kw;
+    let p = oh * ow;
+    let wsum = row_sums(weight, oc, kk);
+    let fixes: Vec<i32> =
+        (0..oc).map(|o| bias.map_or(0, |b| b[o]).wrapping_sub(input_zp.wrapping_mul(wsum[o]))).collect();
+    let pad_val = input_zp as i8;
+    let mut out = Vec::with_capacity(n * oc * p);
+    for b in 0..n {
+        let xb = &x[b * c * h * w..(b + 1) * c * h * w];
+        // im2col: row per output position, padded positions hold the zero point so that
+        // (value - zp) is 0 there.
+        let mut cols = vec![pad_val; p * kk];
+        if kk > 0 {
+            cols.par_chunks_mut(kk).with_min_len(64).enumerate().for_each(|(pos, row)| {
+                let oy = pos / ow;
+                let ox = pos % ow;
+                for ci in 0..c {
+                    for i in 0..kh {
+                        let iy = (oy * win.stride[0] + i) as isize - win.padding[0] as isize;
+                        if iy < 0 || iy >= h as isize {
+                            continue;
+                        }
+                        for j in 0..kw {
+                            let ix = (ox * win.stride[1] + j) as isize - win.padding[1] as isize;
+                            if ix < 0 || ix >= w as isize {
+                                continue;
+                            }
+                            row[(ci * kh + i) * kw + j] = xb[(ci * h + iy as usize) * w + ix as usize];
+                        }
+                    }
+                }
+            });
+        }
+        let mut ob = gemm_nt_i8(weight, &cols, oc, p, kk);
+        if p > 0 {
+            ob.par_chunks_mut(p).zip(fixes.par_iter()).for_each(|(row, f)| {
+                for v in row.iter_mut() {
+                    *v = v.wrapping_add(*f);
+                }
+            });
+        }
+        out.extend_from_slice(&ob);
+    }
+    out
+}

@@ -1,0 +1,258 @@
+//! `opml model ...`: quantize float models into bundles, inspect and evaluate bundles.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use opml_dnn::bundle::{hex32, Bundle};
+use opml_dnn::commit::{slot_vector_len, weight_roots};
+use opml_dnn::quant::arch::Arch;
+use opml_dnn::quant::float::{argmax_f32, FloatModel};
+use opml_dnn::quant::lower::{float_reference, predict, quantize};
+use opml_dnn::st::{read_dataset, read_f32_all, DataSet};
+use rayon::prelude::*;
+use serde_json::json;
+
+/// Model subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Quantize float32 safetensors + architecture JSON into an int8 bundle (.opml).
+    Quantize(QuantizeArgs),
+    /// Show a bundle's graph, shapes, parameter count and model commitment.
+    Inspect(InspectArgs),
+    /// Accuracy of a bundle (and of its float reference, if kept) on labelled data.
+    Eval(EvalArgs),
+}
+
+/// `opml model quantize`.
+#[derive(Debug, Args)]
+pub struct QuantizeArgs {
+    /// Float32 weights (safetensors).
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// Architecture description (JSON).
+    #[arg(long)]
+    pub arch: PathBuf,
+    /// Calibration inputs (safetensors with `inputs`, float32 N x input shape).
+    #[arg(long)]
+    pub calib: PathBuf,
+    /// Labelled data (`inputs`, `labels`) for the accuracy report stored in the bundle.
+    #[arg(long)]
+    pub eval: Option<PathBuf>,
+    /// Output bundle path.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Do not keep the float weights as reference in the bundle.
+    #[arg(long)]
+    pub no_float_ref: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `opml model inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Bundle path.
+    pub bundle: PathBuf,
+    /// Print JSON (with a `nodes` array in execution order).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `opml model eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Bundle path.
+    pub bundle: PathBuf,
+    /// Data file (safetensors: `inputs` float32 N x input shape, `labels` int64 N).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Print JSON (`accuracy`, `float_accuracy` when the bundle keeps its float model).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Run a model subcommand.
+pub fn run(cmd: ModelCommand) -> Result<ExitCode> {
+    match cmd {
+        ModelCommand::Quantize(a) => quantize_cmd(a),
+        ModelCommand::Inspect(a) => inspect_cmd(a),
+        ModelCommand::Eval(a) => eval_cmd(a),
+    }
+    .map(|()| ExitCode::SUCCESS)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Load and validate a bundle file.
+pub fn load_bundle(path: &Path) -> Result<Bundle> {
+    Bundle::from_bytes(&read(path)?).with_context(|| format!("loading bundle {}", path.display()))
+}
+
+/// Load a data file.
+pub fn load_data(path: &Path, need_labels: bool) -> Result<DataSet> {
+    let name = path.display().to_string();
+    Ok(read_dataset(&read(path)?, &name, need_labels)?)
+}
+
+fn quantize_cmd(a: QuantizeArgs) -> Result<()> {
+    let wbytes = read(&a.weights)?;
+    let arch_text = std::fs::read_to_string(&a.arch).with_context(|| format!("reading {}", a.arch.display()))?;
+    let arch = Arch::from_json(&arch_text).with_context(|| format!("in {}", a.arch.display()))?;
+    let weights = read_f32_all(&wbytes, &a.weights.display().to_string())?;
+    let float = FloatModel::new(arch, weights).with_context(|| format!("in {}", a.weights.display()))?;
+    let calib = load_data(&a.calib, false)?;
+    let eval = a.eval.as_deref().map(|p| load_data(p, true)).transpose()?;
+    let keep = if a.no_float_ref { None } else { Some(wbytes) };
+    let bundle = quantize(&float, &calib, keep, eval.as_ref())?;
+    let bytes = bundle.to_bytes()?;
+    std::fs::write(&a.out, &bytes).with_context(|| format!("writing {}", a.out.display()))?;
+    if a.json {
+        let v = json!({
+            "bundle": a.out.display().to_string(),
+            "bytes": bytes.len(),
+            "model_commitment": bundle.meta.model_commitment,
+            "nodes": bundle.model.graph().nodes.len(),
+            "parameters": bundle.model.param_count(),
+            "report": bundle.meta.report,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("wrote {} ({} bytes)", a.out.display(), bytes.len());
+        println!("model commitment  {}", bundle.meta.model_commitment);
+        println!("nodes {}  parameters {}", bundle.model.graph().nodes.len(), bundle.model.param_count());
+        if let Some(r) = &bundle.meta.report {
+            println!(
+                "accuracy {:.2}%  float {:.2}%  agreement {:.2}%  ({} samples)",
+                100.0 * r.accuracy,
+                100.0 * r.float_accuracy,
+                100.0 * r.agreement,
+                r.samples
+            );
+        }
+    }
+    Ok(())
+}
+
+fn inspect_cmd(a: InspectArgs) -> Result<()> {
+    let b = load_bundle(&a.bundle)?;
+    let m = &b.model;
+    let g = m.graph();
+    let wr = weight_roots(m);
+    let nodes: Vec<serde_json::Value> = g
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(j, n)| {
+            let out = &m.specs()[g.node_slot(j)];
+            json!({
+                "index": j,
+                "name": n.name,
+                "op": n.op.name(),
+                "tag": n.op.tag(),
+                "inputs": n.inputs,
+                "output_slot": g.node_slot(j),
+                "dtype": out.dtype.name(),
+                "shape": out.shape,
+                "weights": n.op.weights().iter().map(|&w| json!({
+                    "name": g.consts[w].name,
+                    "dtype": g.consts[w].spec.dtype.name(),
+                    "shape": g.consts[w].spec.shape,
+                    "commitment": hex32(&wr[w]),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    if a.json {
+        let v = json!({
+            "name": b.meta.name,
+            "model_commitment": b.meta.model_commitment,
+            "parameters": m.param_count(),
+            "inputs": g.inputs.iter().map(|s| json!({"dtype": s.dtype.name(), "shape": s.shape})).collect::<Vec<_>>(),
+            "output_slot": g.output,
+            "slot_vector_len": slot_vector_len(m),
+            "input_quant": b.meta.input,
+            "output_quant": b.meta.output,
+            "float_reference": b.float_weights.is_some(),
+            "report": b.meta.report,
+            "nodes": nodes,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("model             {}", b.meta.name);
+    println!("model commitment  {}", b.meta.model_commitment);
+    println!("parameters        {}", m.param_count());
+    for (i, s) in g.inputs.iter().enumerate() {
+        println!("input slot {i}      {} {:?}", s.dtype, s.shape);
+    }
+    println!("slots             {} (vector of {})", g.slot_count(), slot_vector_len(m));
+    println!("{:>4}  {:<22} {:<11} {:<10} {:<5} output", "node", "name", "op", "inputs", "slot");
+    for (j, n) in g.nodes.iter().enumerate() {
+        let out = &m.specs()[g.node_slot(j)];
+        println!(
+            "{:>4}  {:<22} {:<11} {:<10} {:<5} {} {:?}",
+            j,
+            n.name,
+            n.op.name(),
+            format!("{:?}", n.inputs),
+            g.node_slot(j),
+            out.dtype,
+            out.shape
+        );
+    }
+    println!("output slot       {}", g.output);
+    if let Some(r) = &b.meta.report {
+        println!(
+            "report            accuracy {:.2}%, float {:.2}% on {} samples",
+            100.0 * r.accuracy,
+            100.0 * r.float_accuracy,
+            r.samples
+        );
+    }
+    Ok(())
+}
+
+fn eval_cmd(a: EvalArgs) -> Result<()> {
+    let b = load_bundle(&a.bundle)?;
+    let data = load_data(&a.data, true)?;
+    let labels = data.labels.clone().context("data has no labels")?;
+    if data.is_empty() {
+        bail!("{}: no samples", a.data.display());
+    }
+    let pred = predict(&b, &data)?;
+    let acc = hits(&pred, &labels) as f64 / data.len() as f64;
+    let float_acc = match float_reference(&b)? {
+        Some(f) => {
+            let fp: Vec<usize> = (0..data.len())
+                .into_par_iter()
+                .map(|i| argmax_f32(f.forward(data.sample(i)).last().map_or(&[][..], |v| v)))
+                .collect();
+            Some(hits(&fp, &labels) as f64 / data.len() as f64)
+        }
+        None => None,
+    };
+    if a.json {
+        let mut v = json!({ "samples": data.len(), "accuracy": acc });
+        if let Some(f) = float_acc {
+            v["float_accuracy"] = json!(f);
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("samples            {}", data.len());
+        println!("quantized accuracy {:.2}%", 100.0 * acc);
+        match float_acc {
+            Some(f) => println!("float accuracy     {:.2}%  (difference {:+.2} pp)", 100.0 * f, 100.0 * (acc - f)),
+            None => println!("float accuracy     (bundle keeps no float reference)"),
+        }
+    }
+    Ok(())
+}
+
+fn hits(pred: &[usize], labels: &[i64]) -> usize {
+    pred.iter().zip(labels).filter(|(p, l)| **p as i64 == **l).count()
+}

@@ -1,0 +1,167 @@
+//! `opml model ...` and `opml infer` end to end on the committed digits fixtures.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/digits").join(name)
+}
+
+fn opml(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_opml")).args(args).output().expect("run opml")
+}
+
+fn json_ok(args: &[&str]) -> Value {
+    let out = opml(args);
+    assert!(out.status.success(), "opml {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn eval_prints_quantized_and_float_accuracy_within_one_point() {
+    let v =
+        json_ok(&["model", "eval", p(&fixture("cnn.opml")), "--data", p(&fixture("test_cnn.safetensors")), "--json"]);
+    let acc = v["accuracy"].as_f64().unwrap();
+    let facc = v["float_accuracy"].as_f64().unwrap();
+    assert!(facc > 0.9 && (acc - facc).abs() <= 0.01, "{v}");
+    assert_eq!(v["samples"], 540);
+    let human = opml(&["model", "eval", p(&fixture("mlp.opml")), "--data", p(&fixture("test_mlp.safetensors"))]);
+    let s = String::from_utf8(human.stdout).unwrap();
+    assert!(s.contains("quantized accuracy") && s.contains("float accuracy"), "{s}");
+}
+
+#[test]
+fn inspect_lists_nodes_in_order_with_the_model_commitment() {
+    let v = json_ok(&["model", "inspect", p(&fixture("cnn.opml")), "--json"]);
+    let nodes = v["nodes"].as_array().unwrap();
+    let ops: Vec<&str> = nodes.iter().map(|n| n["op"].as_str().unwrap()).collect();
+    assert_eq!(
+        ops,
+        ["conv2d", "requantize", "maxpool2d", "conv2d", "requantize", "maxpool2d", "reshape", "linear", "requantize"]
+    );
+    for (i, n) in nodes.iter().enumerate() {
+        assert_eq!(n["index"], i);
+    }
+    // conv1 8x1x3x3 + 8, conv2 16x8x3x3 + 16, fc 10x64 + 10
+    assert_eq!(v["parameters"], 72 + 8 + 1152 + 16 + 640 + 10);
+    let inf = json_ok(&["infer", p(&fixture("cnn.opml")), "--input", p(&fixture("test_cnn.safetensors")), "--json"]);
+    assert_eq!(v["model_commitment"], inf["model_commitment"]);
+}
+
+#[test]
+fn infer_gives_the_same_bits_and_commitments_for_1_2_8_threads_and_writes_the_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seen: Vec<Value> = Vec::new();
+    for t in ["1", "2", "8"] {
+        let trace = dir.path().join(format!("t{t}.trace"));
+        let mut v = json_ok(&[
+            "infer",
+            p(&fixture("cnn.opml")),
+            "--input",
+            p(&fixture("test_cnn.safetensors")),
+            "--index",
+            "5",
+            "--threads",
+            t,
+            "--trace",
+            trace.to_str().unwrap(),
+            "--json",
+        ]);
+        let bytes = std::fs::read(&trace).unwrap();
+        // Layout: 52-byte header, 1 input commitment, S_0, then 9 x (commitment, S_i).
+        assert_eq!(bytes.len(), 52 + 32 + 32 + 9 * 64);
+        assert_eq!(&bytes[..8], b"OPMLTRC1");
+        let last = format!("0x{}", hex::encode(&bytes[bytes.len() - 32..]));
+        assert_eq!(v["final_state"].as_str().unwrap(), last);
+        let out_c = format!("0x{}", hex::encode(&bytes[bytes.len() - 64..bytes.len() - 32]));
+        assert_eq!(v["output_commitment"].as_str().unwrap(), out_c);
+        v.as_object_mut().unwrap().remove("timing_ms");
+        v.as_object_mut().unwrap().remove("trace_file");
+        seen.push(v);
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert_eq!(seen[0], seen[2]);
+    assert_eq!(seen[0]["argmax"], seen[0]["label"]);
+}
+
+#[test]
+fn quantize_reproduces_the_committed_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cnn.opml");
+    let v = json_ok(&[
+        "model",
+        "quantize",
+        "--weights",
+        p(&fixture("cnn.safetensors")),
+        "--arch",
+        p(&fixture("cnn.json")),
+        "--calib",
+        p(&fixture("calib_cnn.safetensors")),
+        "--eval",
+        p(&fixture("test_cnn.safetensors")),
+        "-o",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    let committed = json_ok(&["model", "inspect", p(&fixture("cnn.opml")), "--json"]);
+    assert_eq!(v["model_commitment"], committed["model_commitment"]);
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(fixture("cnn.opml")).unwrap());
+}
+
+#[test]
+fn bad_inputs_fail_with_errors_naming_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("bad.json");
+    let text = std::fs::read_to_string(fixture("cnn.json")).unwrap().replace("\"relu\"", "\"swish\"");
+    std::fs::write(&arch, text).unwrap();
+    let out = opml(&[
+        "model",
+        "quantize",
+        "--weights",
+        p(&fixture("cnn.safetensors")),
+        "--arch",
+        arch.to_str().unwrap(),
+        "--calib",
+        p(&fixture("calib_cnn.safetensors")),
+        "-o",
+        dir.path().join("x.opml").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("layers[1]") && err.contains("swish"), "{err}");
+
+    // MLP weights against the CNN architecture: a missing tensor is named.
+    let out = opml(&[
+        "model",
+        "quantize",
+        "--weights",
+        p(&fixture("mlp.safetensors")),
+        "--arch",
+        p(&fixture("cnn.json")),
+        "--calib",
+        p(&fixture("calib_cnn.safetensors")),
+        "-o",
+        dir.path().join("y.opml").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("conv1.weight"), "{err}");
+
+    let out =
+        opml(&["infer", p(&fixture("cnn.opml")), "--input", p(&fixture("test_cnn.safetensors")), "--index", "100000"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--index 100000"), "{err}");
+
+    // MLP-shaped data into the CNN.
+    let out = opml(&["model", "eval", p(&fixture("cnn.opml")), "--data", p(&fixture("test_mlp.safetensors"))]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("[64]"), "{err}");
+
+    let out = opml(&["model", "inspect", p(&fixture("cnn.json"))]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("OPMLBNDL"), "{err}");
+}
