@@ -39,10 +39,7 @@ mod tests {
     #[test]
     fn keccak_of_empty_string_is_the_known_constant() {
         // keccak256("") as published for Ethereum.
-        assert_eq!(
-            hex(&keccak256(b"")),
-            "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"
-        );
+        assert_eq!(hex(&keccak256(b"")), "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470");
     }
 
     #[test]

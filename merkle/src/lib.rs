@@ -13,10 +13,14 @@
 //! connect a tensor commitment to a VM memory root by hashing alone.
 
 mod hash;
+#[cfg(target_arch = "x86_64")]
+mod keccak_x86;
+mod pairs;
 mod path;
 mod tree;
 
 pub use hash::{hash_pair, keccak256, Hash};
+pub use pairs::{hash_level, hash_pairs};
 pub use path::{path_root, verify_path};
 pub use tree::{bytes_root, dense_levels, leaves_root, padded_leaf_count, zero_hash, MAX_HEIGHT};
 

@@ -7,11 +7,7 @@ use crate::hash::{hash_pair, Hash};
 pub fn path_root(leaf: &Hash, index: u64, siblings: &[Hash]) -> Hash {
     let mut node = *leaf;
     for (level, sib) in siblings.iter().enumerate() {
-        node = if (index >> level) & 1 == 0 {
-            hash_pair(&node, sib)
-        } else {
-            hash_pair(sib, &node)
-        };
+        node = if (index >> level) & 1 == 0 { hash_pair(&node, sib) } else { hash_pair(sib, &node) };
     }
     node
 }

@@ -87,7 +87,7 @@ impl Checkpoints {
             }
             let r = m.run(budget);
             progress(m.step);
-            if r == RunEnd::Halted || m.step % every == 0 || m.step == end {
+            if r == RunEnd::Halted || m.step.is_multiple_of(every) || m.step == end {
                 list.push(snapshot(m));
             }
             if r == RunEnd::Halted {

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::ptr::NonNull;
 
-use opml_merkle::{hash_pair, zero_hash, Hash};
+use opml_merkle::{hash_pair, hash_pairs, zero_hash, Hash};
 use rayon::prelude::*;
 
 /// Page size in bytes.
@@ -399,12 +399,15 @@ impl PageCache {
 
     fn build(bytes: &[u8; PAGE_BYTES]) -> Box<PageCache> {
         let mut c = Box::new(PageCache { bytes: *bytes, nodes: [[0u8; 32]; 128] });
-        for h in (64..128).rev() {
-            let i = h - 64;
-            c.nodes[h] = hash_pair(c.leaf(2 * i), c.leaf(2 * i + 1));
-        }
-        for h in (1..64).rev() {
-            c.nodes[h] = hash_pair(&c.nodes[2 * h], &c.nodes[2 * h + 1]);
+        let leaves: Vec<Hash> = bytes.chunks_exact(32).map(|l| l.try_into().expect("32 bytes")).collect();
+        // Level by level with the batch hasher: nodes[64..128] from the leaves, then
+        // nodes[32..64] from nodes[64..128], ... nodes[1] from nodes[2..4].
+        hash_pairs(&leaves, &mut c.nodes[64..128]);
+        let mut width = 64;
+        while width > 1 {
+            let (lo, hi) = c.nodes.split_at_mut(width);
+            hash_pairs(&hi[..width], &mut lo[width / 2..width]);
+            width /= 2;
         }
         c
     }

@@ -213,7 +213,7 @@ fn misaligned_accesses_fault_instead_of_being_emulated() {
         let width = if matches!(kind, Kind::Lw | Kind::Sw) { 4 } else { 2 };
         let addr = loop {
             let a: u32 = rng.gen();
-            if a % width != 0 {
+            if !a.is_multiple_of(width) {
                 break a;
             }
         };
