@@ -111,6 +111,9 @@ build_rust() {
 run_sample() {
     step "run_sample: opml vm run target/programs/hello.elf"
     "$REPO/target/release/opml" vm run "$PROGRAMS_OUT/hello.elf"
+    step "run_sample: opml infer (digits CNN, test sample 0) and node 0 of it in the VM"
+    "$REPO/target/release/opml" infer "$REPO/fixtures/digits/cnn.opml" --input "$REPO/fixtures/digits/test_cnn.safetensors"
+    "$REPO/target/release/opml" node run "$REPO/fixtures/digits/cnn.opml" --input "$REPO/fixtures/digits/test_cnn.safetensors" --node 0
 }
 
 main() {
