@@ -8,7 +8,9 @@ pub mod kernels;
 pub mod layout;
 pub mod lower;
 pub mod node;
+pub mod proofs;
 
 pub use error::CompileError;
 pub use kernels::KernelId;
 pub use node::{compile_node, compile_node_with, matches_native, NodeProgram, NodeRun};
+pub use proofs::{RegionProof, RegionProofError};

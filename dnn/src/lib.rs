@@ -12,6 +12,7 @@ pub mod exec;
 pub mod fixed;
 pub mod graph;
 pub mod ops;
+pub mod proofs;
 pub mod quant;
 pub mod st;
 pub mod tensor;
@@ -19,4 +20,5 @@ pub mod trace;
 
 pub use error::{DnnError, Result};
 pub use graph::{ConstSpec, Graph, Model, Node, Op};
+pub use proofs::{DescriptorProof, ProofError, SlotProof, UpdateProof};
 pub use tensor::{DType, Data, Tensor, TensorSpec};
