@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+pragma solidity ^0.8.24;
+
+import {Handover, HandoverHarness} from "../src/Handover.sol";
+import {TestBase} from "./utils/Cheats.sol";
+
+/// Hand-built vectors for the handover checks (the differential tests against the Rust
+/// verifiers on real runs are in `rust/tests/handover.rs`).
+contract HandoverTest is TestBase {
+    HandoverHarness internal h;
+
+    function setUp() public {
+        h = new HandoverHarness();
+    }
+
+    function pair(bytes32 a, bytes32 b) internal pure returns (bytes32) {
+        return keccak256(abi.encodePacked(a, b));
+    }
+
+    /// A four-slot graph state built by hand: slot 2 holds c.
+    function testSlotAndUpdateProofOnFourSlots() public view {
+        bytes32 a = keccak256("a");
+        bytes32 b = keccak256("b");
+        bytes32 c = keccak256("c");
+        bytes32 root = pair(pair(a, b), pair(bytes32(0), c));
+        bytes32[] memory sib = new bytes32[](2);
+        sib[0] = bytes32(0);
+        sib[1] = pair(a, b);
+        assertTrue(h.verifySlotProof(root, 4, 3, c, sib), "slot 3 holds c");
+        assertTrue(!h.verifySlotProof(root, 4, 2, c, sib), "slot 2 does not hold c");
+        assertTrue(!h.verifySlotProof(root, 8, 3, c, sib), "8 slots need 3 siblings");
+        assertTrue(!h.verifySlotProof(root, 3, 3, c, sib), "slot length not a power of two");
+        bytes32 pre = pair(pair(a, b), pair(bytes32(0), bytes32(0)));
+        assertTrue(h.verifyUpdateProof(pre, root, 4, 3, bytes32(0), c, sib), "update of slot 3");
+        assertTrue(!h.verifyUpdateProof(root, pre, 4, 3, bytes32(0), c, sib), "states swapped");
+    }
+
+    /// One node: the model commitment is the descriptor's bytes root (48 bytes: two leaves).
+    function testDescriptorProofOfASingleNode() public view {
+        bytes memory d = new bytes(48);
+        d[0] = 0x07;
+        d[47] = 0x01;
+        bytes32 hi;
+        bytes32 lo;
+        assembly {
+            hi := mload(add(d, 0x20))
+            lo := and(mload(add(d, 0x40)), not(sub(shl(128, 1), 1)))
+        }
+        bytes32 root = pair(hi, lo);
+        bytes32[] memory none = new bytes32[](0);
+        assertTrue(h.verifyDescriptorProof(root, 1, 0, d, none), "single node");
+        assertTrue(!h.verifyDescriptorProof(root, 1, 1, d, none), "node out of range");
+        d[47] = 0x02;
+        assertTrue(!h.verifyDescriptorProof(root, 1, 0, d, none), "other bytes");
+    }
+
+    function emptyImage() internal pure returns (Handover.ImageRoots memory r) {
+        r.inputRoots = new bytes32[](0);
+        r.inputLens = new uint256[](0);
+        r.weightRoots = new bytes32[](0);
+        r.weightLens = new uint256[](0);
+    }
+
+    /// The empty image is the all-zero memory tree; its pre-state is the packed state with
+    /// only sp and a0 set (docs/spec/vm.md §7, docs/spec/node-image.md).
+    function testEmptyImagePreState() public view {
+        bytes32 z;
+        for (uint256 l = 0; l < 27; l++) {
+            z = pair(z, z);
+        }
+        assertEq(h.memoryRoot(emptyImage()), z, "zero tree");
+        bytes memory regs;
+        for (uint256 x = 1; x < 32; x++) {
+            uint32 v = x == 2 ? 0x20000000 : (x == 10 ? 0x00100000 : 0);
+            regs = abi.encodePacked(regs, v);
+        }
+        bytes memory state = abi.encodePacked(z, uint32(0), uint64(0), uint8(0), uint32(0), regs);
+        assertTrue(state.length == 173, "state length");
+        assertEq(h.preStateHash(emptyImage()), keccak256(state), "pre-state hash");
+    }
+
+    /// A 32-byte input region at input window 1: a single leaf at 0x3000_0000 (index
+    /// 0x3000_0000 >> 5 at level 0), under zero siblings except that leaf.
+    function testInputRegionOfOneLeaf() public view {
+        Handover.ImageRoots memory r = emptyImage();
+        r.inputRoots = new bytes32[](2);
+        r.inputLens = new uint256[](2);
+        r.inputRoots[1] = keccak256("x");
+        r.inputLens[1] = 32;
+        bytes32 root = h.memoryRoot(r);
+        bytes32[] memory sib = new bytes32[](27);
+        bytes32 z;
+        for (uint256 l = 0; l < 27; l++) {
+            sib[l] = z;
+            z = pair(z, z);
+        }
+        assertTrue(h.verifyInputRegion(root, 1, 32, keccak256("x"), sib), "input 1");
+        assertTrue(!h.verifyInputRegion(root, 0, 32, keccak256("x"), sib), "input 0");
+        assertTrue(h.verifyRegion(root, 0x30000000, 32, keccak256("x"), sib), "at its address");
+    }
+
+    function testTooManyInputsRevert() public {
+        Handover.ImageRoots memory r = emptyImage();
+        r.inputRoots = new bytes32[](9);
+        r.inputLens = new uint256[](9);
+        vm.expectRevert();
+        h.preStateHash(r);
+    }
+
+    function testOversizedCodeReverts() public {
+        Handover.ImageRoots memory r = emptyImage();
+        r.codeLen = (1 << 20) + 1;
+        vm.expectRevert();
+        h.preStateHash(r);
+    }
+}
