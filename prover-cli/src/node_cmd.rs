@@ -14,6 +14,7 @@ use opml_dnn::Tensor;
 use serde_json::json;
 
 use crate::model_cmd::{load_bundle, load_data};
+use crate::vm_cmd::print_witness;
 
 /// Process exit status of `opml node run` when the VM output differs from the native one.
 const EXIT_MISMATCH: u8 = 2;
@@ -69,15 +70,6 @@ pub fn run(cmd: NodeCommand) -> Result<ExitCode> {
         NodeCommand::Run(a) => run_node(a),
         NodeCommand::Witness(a) => witness(a),
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    let mut s = String::with_capacity(2 + 2 * b.len());
-    s.push_str("0x");
-    for x in b {
-        s.push_str(&format!("{x:02x}"));
-    }
-    s
 }
 
 /// The bundle, the compiled node, its native inputs and its native output.
@@ -159,23 +151,6 @@ fn witness(a: NodeWitnessArgs) -> Result<ExitCode> {
     let mut m = prog.machine(&refs)?;
     // A halted machine is a fixed point, so a step past the end has a (trivial) witness.
     m.run(a.step);
-    let w = m.step_with_witness();
-    if a.node.json {
-        let j = json!({
-            "step": w.step,
-            "state": hex(&w.state),
-            "proof": hex(&w.proof),
-            "post_state_hash": hex(&w.post_state_hash),
-            "state_bytes": w.state.len(),
-            "proof_bytes": w.proof.len(),
-        });
-        println!("{}", serde_json::to_string_pretty(&j)?);
-    } else {
-        println!("step            {}", w.step);
-        println!("state           {}", hex(&w.state));
-        println!("proof           {}", hex(&w.proof));
-        println!("post_state_hash {}", hex(&w.post_state_hash));
-        println!("calldata        {} + {} bytes", w.state.len(), w.proof.len());
-    }
+    print_witness(&m.step_with_witness(), a.node.json)?;
     Ok(ExitCode::SUCCESS)
 }

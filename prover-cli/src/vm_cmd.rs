@@ -79,13 +79,9 @@ fn load(path: &Path) -> Result<(Vec<u8>, Machine)> {
     Ok((bytes, m))
 }
 
-fn hex(b: &[u8]) -> String {
-    let mut s = String::with_capacity(2 + 2 * b.len());
-    s.push_str("0x");
-    for x in b {
-        s.push_str(&format!("{x:02x}"));
-    }
-    s
+/// `0x`-prefixed lower-case hex.
+pub(crate) fn hex(b: &[u8]) -> String {
+    format!("0x{}", ::hex::encode(b))
 }
 
 fn progress_bar(total: Option<u64>) -> ProgressBar {
@@ -267,8 +263,13 @@ fn show_witness(a: AtStepArgs) -> Result<ExitCode> {
     if m.step < a.step && !m.is_halted() {
         bail!("internal: machine stopped at step {} before {}", m.step, a.step);
     }
-    let w = m.step_with_witness();
-    if a.json {
+    print_witness(&m.step_with_witness(), a.json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Print a step witness: `state` and `proof` are the calldata of the Solidity `step`.
+pub(crate) fn print_witness(w: &opml_vm::Witness, as_json: bool) -> Result<()> {
+    if as_json {
         let j = json!({
             "step": w.step,
             "state": hex(&w.state),
@@ -285,5 +286,5 @@ fn show_witness(a: AtStepArgs) -> Result<ExitCode> {
         println!("post_state_hash {}", hex(&w.post_state_hash));
         println!("calldata        {} + {} bytes", w.state.len(), w.proof.len());
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

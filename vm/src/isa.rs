@@ -221,6 +221,17 @@ pub fn imm_j(w: u32) -> u32 {
     sign | (w & 0x000f_f000) | ((w >> 9) & 0x800) | ((w >> 20) & 0x7fe)
 }
 
+/// Access width in bytes of a load or store; `None` for every other kind.
+#[inline]
+pub fn access_width(kind: Kind) -> Option<u32> {
+    match kind {
+        Kind::Lb | Kind::Lbu | Kind::Sb => Some(1),
+        Kind::Lh | Kind::Lhu | Kind::Sh => Some(2),
+        Kind::Lw | Kind::Sw => Some(4),
+        _ => None,
+    }
+}
+
 /// `dot4`: the sum of the four signed byte-lane products of `a` and `b` (spec §6).
 #[inline]
 pub fn dot4(a: u32, b: u32) -> u32 {

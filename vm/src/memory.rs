@@ -275,11 +275,6 @@ impl Memory {
         pages
     }
 
-    /// Number of pages whose hash is out of date.
-    pub fn stale_page_count(&self) -> usize {
-        self.stale_list.len()
-    }
-
     /// Bring every cached hash up to date.
     fn rehash(&mut self) {
         if self.stale_list.is_empty() {
@@ -363,24 +358,6 @@ impl Memory {
         }
         LeafProof { leaf: self.leaf(li), siblings }
     }
-}
-
-/// Root of one page (height-7 subtree), hashing 127 pairs.
-pub fn page_root(bytes: &[u8; PAGE_BYTES]) -> Hash {
-    let mut buf = [[0u8; 32]; 64];
-    for (i, b) in buf.iter_mut().enumerate() {
-        let l: &[u8; 32] = bytes[i * 64..i * 64 + 32].try_into().expect("32 bytes");
-        let r: &[u8; 32] = bytes[i * 64 + 32..i * 64 + 64].try_into().expect("32 bytes");
-        *b = hash_pair(l, r);
-    }
-    let mut n = 64;
-    while n > 1 {
-        for i in 0..n / 2 {
-            buf[i] = hash_pair(&buf[2 * i], &buf[2 * i + 1]);
-        }
-        n /= 2;
-    }
-    buf[0]
 }
 
 /// The hash cache of one page: its bytes when last hashed and its internal nodes in heap

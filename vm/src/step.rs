@@ -271,11 +271,7 @@ fn exec_branch(s: &mut State, kind: Kind, a: u32, b: u32, imm: u32) {
 
 /// Access width in bytes of a load or store kind.
 fn width(kind: Kind) -> u32 {
-    match kind {
-        Kind::Lb | Kind::Lbu | Kind::Sb => 1,
-        Kind::Lh | Kind::Lhu | Kind::Sh => 2,
-        _ => 4,
-    }
+    isa::access_width(kind).unwrap_or(4)
 }
 
 fn exec_load(

@@ -4,7 +4,7 @@
 use opml_merkle::{zero_hash, Hash};
 
 use crate::interp::Machine;
-use crate::isa::{decode, Kind, Status};
+use crate::isa::{access_width, decode, Status};
 use crate::memory::{LeafProof, TREE_DEPTH};
 
 /// The witness of one step.
@@ -40,12 +40,7 @@ fn encode_path(out: &mut Vec<u8>, siblings: &[Hash; TREE_DEPTH], levels: usize) 
 /// alignment check (so the step needs a data proof).
 fn data_access(m: &Machine, insn: u32) -> Option<u32> {
     let op = decode(insn);
-    let width = match op.kind {
-        Kind::Lb | Kind::Lbu | Kind::Sb => 1,
-        Kind::Lh | Kind::Lhu | Kind::Sh => 2,
-        Kind::Lw | Kind::Sw => 4,
-        _ => return None,
-    };
+    let width = access_width(op.kind)?;
     let addr = m.regs[op.rs1 as usize].wrapping_add(op.imm);
     (addr & (width - 1) == 0).then_some(addr)
 }
