@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use opml_compiler::binding::model_commitment;
 use opml_dnn::bundle::Bundle;
-use opml_dnn::commit::{io_commitments, model_commitment};
+use opml_dnn::commit::io_commitments;
 use opml_dnn::exec::run_all;
 use opml_dnn::ops::matmul::gemm_nt_i8;
 use opml_dnn::trace::Trace;
@@ -166,7 +167,7 @@ fn models(c: &mut Criterion) {
     ] {
         let slots = run_all(&model, std::slice::from_ref(&x)).unwrap();
         let bytes: usize = slots.iter().map(|t| t.spec().byte_len()).sum();
-        let root = model_commitment(&model);
+        let root = model_commitment(&model).unwrap();
         eprintln!(
             "{name}: {} nodes, {:.1} M MACs, {bytes} bytes of tensors in the trace",
             model.graph().nodes.len(),

@@ -34,6 +34,10 @@ pub enum CompileError {
         /// What happened.
         msg: String,
     },
+    /// A model's recorded image binding does not match this build, or a descriptor does
+    /// not match the data given with it.
+    #[error("binding: {0}")]
+    Binding(String),
     /// Error from the DNN library.
     #[error(transparent)]
     Dnn(#[from] opml_dnn::DnnError),

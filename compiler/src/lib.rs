@@ -3,6 +3,7 @@
 //! (`docs/spec/node-image.md`).
 
 pub mod asm;
+pub mod binding;
 pub mod error;
 pub mod kernels;
 pub mod layout;

@@ -38,6 +38,11 @@ library Handover {
     error RegionTooLarge(uint256 what, uint256 index, uint256 len);
     /// Input and length arrays of different lengths.
     error LengthMismatch(uint256 roots, uint256 lens);
+    /// Descriptor bytes whose length does not match their input and weight counts.
+    error BadDescriptor(uint256 length);
+
+    /// Length of a descriptor's fixed header (docs/spec/commitments.md §Node descriptor).
+    uint256 internal constant DESCRIPTOR_HEADER = 124;
 
     // ---------------------------------------------------------------- hashing helpers
 
@@ -362,6 +367,91 @@ library Handover {
             h := keccak256(p, STATE_LEN)
         }
     }
+
+    // ---------------------------------------------------------------- node descriptors
+
+    /// A node descriptor's fields (dnn proofs::Descriptor), decoded from its bytes.
+    struct Descriptor {
+        uint32 opTag;
+        uint32 outputSlot;
+        uint32 outputLen;
+        uint32 codeLen;
+        uint32 argsLen;
+        bytes32 codeRoot;
+        bytes32 argsRoot;
+        bytes32 paramRoot;
+        bytes32[] weightRoots;
+        uint256[] weightLens;
+        uint32[] inputSlots;
+        uint256[] inputLens;
+    }
+
+    /// Little-endian u32 at byte offset `o` of `d` (in bounds: checked by the caller).
+    function le32(bytes memory d, uint256 o) private pure returns (uint32 v) {
+        uint256 w;
+        assembly ("memory-safe") {
+            w := shr(224, mload(add(add(d, 0x20), o)))
+        }
+        // forge-lint: disable-next-line(unsafe-typecast)
+        v = uint32(((w & 0xff) << 24) | ((w & 0xff00) << 8) | ((w >> 8) & 0xff00) | (w >> 24));
+    }
+
+    /// 32 bytes at offset `o` of `d` (in bounds: checked by the caller).
+    function word32(bytes memory d, uint256 o) private pure returns (bytes32 v) {
+        assembly ("memory-safe") {
+            v := mload(add(add(d, 0x20), o))
+        }
+    }
+
+    /// Decode descriptor bytes, checking that the length matches the counts
+    /// (dnn Descriptor::decode). Reverts BadDescriptor otherwise.
+    function decodeDescriptor(bytes memory d) internal pure returns (Descriptor memory r) {
+        if (d.length < DESCRIPTOR_HEADER) revert BadDescriptor(d.length);
+        uint256 a = le32(d, 12);
+        uint256 w = le32(d, 16);
+        if (DESCRIPTOR_HEADER + 36 * w + 8 * a != d.length) revert BadDescriptor(d.length);
+        r.opTag = le32(d, 0);
+        r.outputSlot = le32(d, 4);
+        r.outputLen = le32(d, 8);
+        r.codeLen = le32(d, 20);
+        r.argsLen = le32(d, 24);
+        r.codeRoot = word32(d, 28);
+        r.argsRoot = word32(d, 60);
+        r.paramRoot = word32(d, 92);
+        r.weightRoots = new bytes32[](w);
+        r.weightLens = new uint256[](w);
+        for (uint256 k = 0; k < w; k++) {
+            r.weightRoots[k] = word32(d, DESCRIPTOR_HEADER + 36 * k);
+            r.weightLens[k] = le32(d, DESCRIPTOR_HEADER + 36 * k + 32);
+        }
+        uint256 base = DESCRIPTOR_HEADER + 36 * w;
+        r.inputSlots = new uint32[](a);
+        r.inputLens = new uint256[](a);
+        for (uint256 k = 0; k < a; k++) {
+            r.inputSlots[k] = le32(d, base + 8 * k);
+            r.inputLens[k] = le32(d, base + 8 * k + 4);
+        }
+    }
+
+    /// The VM pre-state hash of a node's image at the handover: code, argument blob, weights
+    /// and every length from the proven descriptor `d`, the input commitments `inputRoots`
+    /// from proven slots of the agreed graph state, in the descriptor's input order
+    /// (compiler binding::descriptor_image_roots, then pre_state().hash()).
+    function nodePreStateHash(Descriptor memory d, bytes32[] memory inputRoots) internal pure returns (bytes32) {
+        if (inputRoots.length != d.inputLens.length) revert LengthMismatch(inputRoots.length, d.inputLens.length);
+        ImageRoots memory r = ImageRoots({
+            codeRoot: d.codeRoot,
+            codeLen: d.codeLen,
+            paramRoot: d.argsRoot,
+            paramLen: d.argsLen,
+            inputRoots: inputRoots,
+            inputLens: d.inputLens,
+            weightRoots: d.weightRoots,
+            weightLens: d.weightLens,
+            outputLen: d.outputLen
+        });
+        return preStateHash(r);
+    }
 }
 
 /// @notice Exposes the Handover library for tests (Rust revm differential tests and forge).
@@ -431,6 +521,18 @@ contract HandoverHarness {
         bytes32[] calldata siblings
     ) external pure returns (bool) {
         return Handover.verifyFinalState(stateHash, encoded, outputLen, commitment, siblings);
+    }
+
+    function decodeDescriptor(bytes calldata d) external pure returns (Handover.Descriptor memory) {
+        return Handover.decodeDescriptor(d);
+    }
+
+    function nodePreStateHash(bytes calldata descriptor, bytes32[] calldata inputRoots)
+        external
+        pure
+        returns (bytes32)
+    {
+        return Handover.nodePreStateHash(Handover.decodeDescriptor(descriptor), inputRoots);
     }
 
     function memoryRoot(Handover.ImageRoots calldata r) external pure returns (bytes32) {

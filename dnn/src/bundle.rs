@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::commit::model_commitment;
+use crate::commit::{model_commitment, NodeImage};
 use crate::error::{DnnError, Result};
 use crate::graph::{Graph, Model};
 use crate::quant::arch::Arch;
@@ -77,6 +77,9 @@ pub struct Metadata {
     pub name: String,
     /// Model commitment, 0x-prefixed hex (checked on load).
     pub model_commitment: String,
+    /// Each node's VM image binding (kernel code and argument blob roots and lengths), as
+    /// supplied by the compiler when the bundle was built; part of the model commitment.
+    pub node_images: Vec<NodeImage>,
     /// Input quantization.
     pub input: InputQuant,
     /// Output quantization.
@@ -183,7 +186,11 @@ impl Bundle {
             graph.consts.iter().map(|c| (c.name.clone(), c.spec.dtype, c.spec.shape.clone())).collect();
         let weights = st::read_int(secs[2], "bundle weights", &want)?;
         let model = Model::new(graph, weights)?;
-        let root = hex32(&model_commitment(&model));
+        let n = model.graph().nodes.len();
+        if meta.node_images.len() != n {
+            return Err(bad(format!("metadata has {} node_images, the graph has {n} nodes", meta.node_images.len())));
+        }
+        let root = hex32(&model_commitment(&model, &meta.node_images));
         if root != meta.model_commitment {
             return Err(bad(format!("model commitment {root} does not match metadata {}", meta.model_commitment)));
         }
@@ -196,6 +203,11 @@ impl Bundle {
     pub fn model_root(&self) -> Result<[u8; 32]> {
         parse_hex32(&self.meta.model_commitment)
             .ok_or_else(|| bad(format!("model_commitment `{}` is not 0x + 64 hex digits", self.meta.model_commitment)))
+    }
+
+    /// Each node's VM image binding, as committed.
+    pub fn node_images(&self) -> &[NodeImage] {
+        &self.meta.node_images
     }
 
     /// Quantize one raw float sample into the graph's (single) input tensor.

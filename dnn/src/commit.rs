@@ -38,32 +38,99 @@ pub fn weight_roots(model: &Model) -> Vec<Hash> {
     model.weights().par_iter().map(tensor_commitment).collect()
 }
 
-/// Descriptor bytes of node `j` (layout in `docs/spec/commitments.md`):
-/// tag u32 | output slot u32 | input count u32 | weight count u32 | param root |
-/// weight roots | input slots (u32 each), all little-endian.
-pub fn descriptor_bytes(model: &Model, j: usize, weight_roots: &[Hash]) -> Vec<u8> {
+/// What a node descriptor binds of the node's VM image (`docs/spec/node-image.md`): the
+/// kernel's machine code and the argument blob, each by its `bytes_root` and byte length.
+/// The compiler supplies these ([`ImageBinder`]); the DNN library only records them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct NodeImage {
+    /// `bytes_root` of the kernel code placed at address 0.
+    #[serde(with = "hex_hash")]
+    pub code_root: Hash,
+    /// Kernel code length in bytes.
+    pub code_len: u32,
+    /// `bytes_root` of the argument blob placed at `0x0010_0000`.
+    #[serde(with = "hex_hash")]
+    pub args_root: Hash,
+    /// Argument blob length in bytes.
+    pub args_len: u32,
+}
+
+/// Supplies the VM image binding of every node of a model (implemented by the compiler,
+/// which owns the kernels and argument blobs; the DNN library cannot depend on it).
+pub trait ImageBinder {
+    /// One [`NodeImage`] per node, in topological order, or why the model cannot be bound
+    /// (an op the compiler cannot lower, a region too large for its window).
+    fn node_images(&self, model: &Model) -> std::result::Result<Vec<NodeImage>, String>;
+}
+
+/// `0x`-hex (de)serialization of 32-byte hashes in JSON metadata.
+mod hex_hash {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(h: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::bundle::hex32(h))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let text = String::deserialize(d)?;
+        crate::bundle::parse_hex32(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not 0x + 64 hex digits")))
+    }
+}
+
+/// Length of the fixed part of a descriptor (before the weight and input entries).
+pub const DESCRIPTOR_HEADER: usize = 124;
+
+/// Descriptor bytes of node `j` (layout in `docs/spec/commitments.md`), all integers
+/// little-endian `u32`: tag | output slot | output length | input count | weight count |
+/// code length | args length | code root | args root | param root | per weight: root,
+/// length | per input: slot, length.
+pub fn descriptor_bytes(model: &Model, j: usize, weight_roots: &[Hash], image: &NodeImage) -> Vec<u8> {
     let g = model.graph();
     let node = &g.nodes[j];
     let ws = node.op.weights();
-    let mut d = Vec::with_capacity(48 + 32 * ws.len() + 4 * node.inputs.len());
-    d.extend_from_slice(&node.op.tag().to_le_bytes());
-    d.extend_from_slice(&(g.node_slot(j) as u32).to_le_bytes());
-    d.extend_from_slice(&(node.inputs.len() as u32).to_le_bytes());
-    d.extend_from_slice(&(ws.len() as u32).to_le_bytes());
+    let specs = model.specs();
+    let out_slot = g.node_slot(j);
+    let mut d = Vec::with_capacity(DESCRIPTOR_HEADER + 36 * ws.len() + 8 * node.inputs.len());
+    for v in [
+        node.op.tag(),
+        out_slot as u32,
+        specs[out_slot].byte_len() as u32,
+        node.inputs.len() as u32,
+        ws.len() as u32,
+        image.code_len,
+        image.args_len,
+    ] {
+        d.extend_from_slice(&v.to_le_bytes());
+    }
+    d.extend_from_slice(&image.code_root);
+    d.extend_from_slice(&image.args_root);
     d.extend_from_slice(&bytes_root(&param_blob(model, j)));
     for w in ws {
         d.extend_from_slice(&weight_roots[w]);
+        d.extend_from_slice(&(model.weights()[w].spec().byte_len() as u32).to_le_bytes());
     }
     for &s in &node.inputs {
         d.extend_from_slice(&(s as u32).to_le_bytes());
+        d.extend_from_slice(&(specs[s].byte_len() as u32).to_le_bytes());
     }
     d
 }
 
-/// Root of every node descriptor, in topological order.
-pub fn descriptor_roots(model: &Model) -> Vec<Hash> {
+/// Every node descriptor, in topological order (`images[j]` binds node `j`'s VM image).
+///
+/// # Panics
+/// If `images` does not have one entry per node.
+pub fn descriptors(model: &Model, images: &[NodeImage]) -> Vec<Vec<u8>> {
+    let n = model.graph().nodes.len();
+    assert_eq!(images.len(), n, "one node image per node");
     let wr = weight_roots(model);
-    (0..model.graph().nodes.len()).into_par_iter().map(|j| bytes_root(&descriptor_bytes(model, j, &wr))).collect()
+    (0..n).into_par_iter().map(|j| descriptor_bytes(model, j, &wr, &images[j])).collect()
+}
+
+/// Root of every node descriptor, in topological order.
+pub fn descriptor_roots(model: &Model, images: &[NodeImage]) -> Vec<Hash> {
+    descriptors(model, images).par_iter().map(|d| bytes_root(d)).collect()
 }
 
 /// Root over `leaves` zero-padded to the next power of two (at least one leaf).
@@ -75,8 +142,8 @@ pub fn padded_root(leaves: &[Hash]) -> Hash {
 }
 
 /// Model commitment: root over the descriptor roots (zero-padded to a power of two).
-pub fn model_commitment(model: &Model) -> Hash {
-    padded_root(&descriptor_roots(model))
+pub fn model_commitment(model: &Model, images: &[NodeImage]) -> Hash {
+    padded_root(&descriptor_roots(model, images))
 }
 
 /// Length of the slot vector: the next power of two of `inputs + nodes`.

@@ -8,7 +8,7 @@
 use opml_merkle::{bytes_root, hash_pair, path_root, Hash};
 use thiserror::Error;
 
-use crate::commit::{descriptor_bytes, weight_roots, SlotTree};
+use crate::commit::{descriptors, NodeImage, SlotTree, DESCRIPTOR_HEADER};
 use crate::graph::Model;
 use crate::trace::Trace;
 
@@ -179,14 +179,17 @@ pub fn verify_update_proof(pre: &Hash, post: &Hash, slot_len: u32, proof: &Updat
         && path_root(&proof.new, proof.slot as u64, &proof.siblings) == *post
 }
 
-/// Proof that node `node`'s descriptor is leaf `node` of the model commitment.
-pub fn descriptor_proof(model: &Model, node: usize) -> Result<DescriptorProof, ProofError> {
+/// Proof that node `node`'s descriptor is leaf `node` of the model commitment
+/// (`images`: each node's VM image binding, as committed).
+pub fn descriptor_proof(model: &Model, images: &[NodeImage], node: usize) -> Result<DescriptorProof, ProofError> {
     let count = model.graph().nodes.len();
     if node >= count {
         return Err(ProofError::Node { node, count });
     }
-    let wr = weight_roots(model);
-    let descriptors: Vec<Vec<u8>> = (0..count).map(|j| descriptor_bytes(model, j, &wr)).collect();
+    if images.len() != count {
+        return Err(ProofError::Trace(format!("{} node images for {count} nodes", images.len())));
+    }
+    let descriptors = descriptors(model, images);
     let mut level: Vec<Hash> = descriptors.iter().map(|d| bytes_root(d)).collect();
     level.resize(count.next_power_of_two(), [0u8; 32]);
     let mut siblings = Vec::new();
@@ -216,23 +219,30 @@ pub struct Descriptor {
     pub op_tag: u32,
     /// Output slot.
     pub output_slot: u32,
+    /// Output tensor length in bytes.
+    pub output_len: u32,
+    /// The kernel code and argument blob of the node's VM image.
+    pub image: NodeImage,
     /// `bytes_root` of the parameter blob.
     pub param_root: Hash,
-    /// Weight tensor commitments in the op's order.
-    pub weights: Vec<Hash>,
-    /// Input slots in the node's input order.
-    pub inputs: Vec<u32>,
+    /// Weight tensor commitments and byte lengths, in the op's order.
+    pub weights: Vec<(Hash, u32)>,
+    /// Input slots and byte lengths, in the node's input order.
+    pub inputs: Vec<(u32, u32)>,
 }
 
 impl Descriptor {
     /// Decode descriptor bytes, checking that the length matches the counts.
     pub fn decode(b: &[u8]) -> Result<Self, ProofError> {
-        if b.len() < 48 {
-            return Err(ProofError::Descriptor(format!("{} bytes, the fixed header alone is 48", b.len())));
+        if b.len() < DESCRIPTOR_HEADER {
+            return Err(ProofError::Descriptor(format!(
+                "{} bytes, the fixed header alone is {DESCRIPTOR_HEADER}",
+                b.len()
+            )));
         }
         let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
-        let (a, w) = (u32_at(8) as u64, u32_at(12) as u64);
-        let want = 48 + 32 * w + 4 * a;
+        let (a, w) = (u32_at(12) as u64, u32_at(16) as u64);
+        let want = DESCRIPTOR_HEADER as u64 + 36 * w + 8 * a;
         if want != b.len() as u64 {
             return Err(ProofError::Descriptor(format!(
                 "{} bytes, but {a} inputs and {w} weights need {want}",
@@ -241,12 +251,21 @@ impl Descriptor {
         }
         let hash_at = |o: usize| -> Hash { b[o..o + 32].try_into().expect("32 bytes") };
         let (a, w) = (a as usize, w as usize);
+        let wbase = DESCRIPTOR_HEADER;
+        let ibase = wbase + 36 * w;
         Ok(Self {
             op_tag: u32_at(0),
             output_slot: u32_at(4),
-            param_root: hash_at(16),
-            weights: (0..w).map(|k| hash_at(48 + 32 * k)).collect(),
-            inputs: (0..a).map(|k| u32_at(48 + 32 * w + 4 * k)).collect(),
+            output_len: u32_at(8),
+            image: NodeImage {
+                code_len: u32_at(20),
+                args_len: u32_at(24),
+                code_root: hash_at(28),
+                args_root: hash_at(60),
+            },
+            param_root: hash_at(92),
+            weights: (0..w).map(|k| (hash_at(wbase + 36 * k), u32_at(wbase + 36 * k + 32))).collect(),
+            inputs: (0..a).map(|k| (u32_at(ibase + 8 * k), u32_at(ibase + 8 * k + 4))).collect(),
         })
     }
 }

@@ -4,7 +4,7 @@
 use opml_merkle::Hash;
 use rayon::prelude::*;
 
-use crate::commit::{graph_states, model_commitment, slot_vector_len, tensor_commitment};
+use crate::commit::{graph_states, slot_vector_len, tensor_commitment};
 use crate::error::{DnnError, Result};
 use crate::graph::Model;
 use crate::tensor::Tensor;
@@ -28,13 +28,9 @@ pub struct Trace {
 }
 
 impl Trace {
-    /// Compute the trace from every slot of a run (as returned by [`crate::exec::run_all`]).
-    /// Tensors are hashed in parallel.
-    pub fn from_slots(model: &Model, slots: &[Tensor]) -> Self {
-        Self::with_model_commitment(model, model_commitment(model), slots)
-    }
-
-    /// Same as [`Trace::from_slots`] with a precomputed model commitment.
+    /// Compute the trace from every slot of a run (as returned by [`crate::exec::run_all`])
+    /// under the model commitment `model_root` (`commit::model_commitment`, or a bundle's
+    /// recorded one). Tensors are hashed in parallel.
     pub fn with_model_commitment(model: &Model, model_root: Hash, slots: &[Tensor]) -> Self {
         let commits: Vec<Hash> = slots.par_iter().map(tensor_commitment).collect();
         let m = model.graph().inputs.len();

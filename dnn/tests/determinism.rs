@@ -1,6 +1,8 @@
 //! Outputs and every commitment are identical for 1, 2 and 8 threads, over random models
 //! and inputs; commitments and graph states follow their definitions.
 
+mod common;
+
 use opml_dnn::commit::{
     descriptor_roots, graph_states, model_commitment, padded_root, slot_vector_len, tensor_commitment, SlotTree,
 };
@@ -124,8 +126,10 @@ proptest! {
         for t in [1, 2, 8] {
             let res = pool(t).install(|| {
                 let slots = run_all(&model, std::slice::from_ref(&x)).unwrap();
-                let trace = Trace::from_slots(&model, &slots);
-                (slots, trace, model_commitment(&model))
+                let images = common::images(&model);
+                let root = model_commitment(&model, &images);
+                let trace = Trace::with_model_commitment(&model, root, &slots);
+                (slots, trace, root)
             });
             results.push(res);
         }
@@ -138,7 +142,7 @@ proptest! {
 fn graph_states_match_a_from_scratch_root_and_paths_verify() {
     let (model, x) = random_model(7);
     let slots = run_all(&model, &[x]).unwrap();
-    let trace = Trace::from_slots(&model, &slots);
+    let trace = Trace::with_model_commitment(&model, [0; 32], &slots);
     let len = slot_vector_len(&model);
     assert!(len.is_power_of_two() && len >= slots.len());
     let commits: Vec<Hash> = slots.iter().map(|t| bytes_root(&t.to_le_bytes())).collect();
@@ -173,10 +177,21 @@ fn tensor_commitment_is_the_root_of_the_little_endian_bytes() {
 }
 
 #[test]
-fn model_commitment_binds_weights_params_and_wiring() {
+fn model_commitment_binds_weights_params_wiring_and_images() {
     let (model, _) = random_model(3);
-    let base = model_commitment(&model);
-    assert_eq!(base, padded_root(&descriptor_roots(&model)));
+    let commit = |m: &Model| model_commitment(m, &common::images(m));
+    let images = common::images(&model);
+    let base = model_commitment(&model, &images);
+    assert_eq!(base, padded_root(&descriptor_roots(&model, &images)));
+    // A changed kernel code root or argument blob length of one node.
+    for j in 0..images.len() {
+        let mut im = images.clone();
+        im[j].code_root[0] ^= 1;
+        assert_ne!(model_commitment(&model, &im), base, "code root of node {j}");
+        let mut im = images.clone();
+        im[j].args_len += 1;
+        assert_ne!(model_commitment(&model, &im), base, "args length of node {j}");
+    }
     // A changed weight element.
     let mut w = model.weights().to_vec();
     let d = w[0].to_i32_vec();
@@ -184,20 +199,20 @@ fn model_commitment_binds_weights_params_and_wiring() {
     d8[0] = d8[0].wrapping_add(1);
     w[0] = Tensor::from_i8(w[0].shape().to_vec(), d8).unwrap();
     let m2 = Model::new(model.graph().clone(), w).unwrap();
-    assert_ne!(model_commitment(&m2), base);
+    assert_ne!(commit(&m2), base);
     // A changed parameter.
     let mut g = model.graph().clone();
     if let Op::Conv2d { input_zp, .. } = &mut g.nodes[0].op {
         *input_zp = if *input_zp == 0 { 1 } else { 0 };
     }
-    assert_ne!(model_commitment(&Model::new(g, model.weights().to_vec()).unwrap()), base);
+    assert_ne!(commit(&Model::new(g, model.weights().to_vec()).unwrap()), base);
 }
 
 #[test]
 fn trace_file_round_trips_and_rejects_garbage() {
     let (model, x) = random_model(11);
     let slots = run_all(&model, &[x]).unwrap();
-    let trace = Trace::from_slots(&model, &slots);
+    let trace = Trace::with_model_commitment(&model, [0; 32], &slots);
     let bytes = trace.to_bytes();
     assert_eq!(bytes.len(), 52 + 32 + 32 + 64 * model.graph().nodes.len());
     assert_eq!(Trace::from_bytes(&bytes).unwrap(), trace);

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use opml_dnn::bundle::Bundle;
-use opml_dnn::commit::{graph_states, model_commitment, param_blob, tensor_commitment};
+use opml_dnn::commit::{graph_states, model_commitment, param_blob, tensor_commitment, NodeImage};
 use opml_dnn::exec::run_all;
 use opml_dnn::proofs::{
     descriptor_proof, slot_proof, slot_value, state_tree, update_proof, verify_descriptor_proof, verify_slot_proof,
@@ -26,6 +26,7 @@ fn fixture(name: &str) -> PathBuf {
 /// One real run: the model, every slot's tensor and the trace.
 struct Run {
     model: Model,
+    images: Vec<NodeImage>,
     slots: Vec<Tensor>,
     trace: Trace,
 }
@@ -38,8 +39,8 @@ fn load(kind: &str, samples: usize) -> Vec<Run> {
         .map(|i| {
             let x = b.quantize_input(ds.sample(i)).unwrap();
             let slots = run_all(&b.model, std::slice::from_ref(&x)).unwrap();
-            let trace = Trace::from_slots(&b.model, &slots);
-            Run { model: b.model.clone(), slots, trace }
+            let trace = Trace::with_model_commitment(&b.model, b.model_root().unwrap(), &slots);
+            Run { model: b.model.clone(), images: b.node_images().to_vec(), slots, trace }
         })
         .collect()
 }
@@ -75,21 +76,28 @@ fn every_proof_of_real_runs_verifies() {
             assert_eq!((p.slot as usize, p.old, p.new), (m + i, [0u8; 32], commits[m + i]));
             assert!(verify_update_proof(&trace.states[i], &trace.states[i + 1], len, &p), "S_{i} -> S_{}", i + 1);
         }
-        let root = model_commitment(model);
+        let root = model_commitment(model, &run.images);
         assert_eq!(root, trace.model);
         for (k, node) in g.nodes.iter().enumerate() {
-            let p = descriptor_proof(model, k).unwrap();
+            let p = descriptor_proof(model, &run.images, k).unwrap();
             assert!(verify_descriptor_proof(&root, n as u32, &p), "node {k}");
             // The proven descriptor carries what the handover needs, checked field by field
             // against the model itself.
             let d = Descriptor::decode(&p.descriptor).unwrap();
             assert_eq!(d.op_tag, node.op.tag());
             assert_eq!(d.output_slot as usize, g.node_slot(k));
+            assert_eq!(d.output_len as usize, model.specs()[g.node_slot(k)].byte_len());
+            assert_eq!(d.image, run.images[k]);
             assert_eq!(d.param_root, bytes_root(&param_blob(model, k)));
-            let inputs: Vec<usize> = d.inputs.iter().map(|&s| s as usize).collect();
-            assert_eq!(inputs, node.inputs);
-            let weights: Vec<Hash> =
-                node.op.weights().iter().map(|&c| tensor_commitment(&model.weights()[c])).collect();
+            let inputs: Vec<(usize, usize)> = d.inputs.iter().map(|&(s, l)| (s as usize, l as usize)).collect();
+            let want: Vec<(usize, usize)> = node.inputs.iter().map(|&s| (s, model.specs()[s].byte_len())).collect();
+            assert_eq!(inputs, want);
+            let weights: Vec<(Hash, u32)> = node
+                .op
+                .weights()
+                .iter()
+                .map(|&c| (tensor_commitment(&model.weights()[c]), model.weights()[c].to_le_bytes().len() as u32))
+                .collect();
             assert_eq!(d.weights, weights);
             // The handover: node k's inputs are proven against S_k.
             for &s in &node.inputs {
@@ -109,7 +117,8 @@ fn builders_reject_out_of_range_and_inconsistent_traces() {
     assert_eq!(slot_proof(trace, n + 1, 0), Err(ProofError::State { index: n + 1, last: n }));
     assert_eq!(slot_proof(trace, 0, len), Err(ProofError::Slot { slot: len, len }));
     assert_eq!(update_proof(trace, n), Err(ProofError::State { index: n + 1, last: n }));
-    assert_eq!(descriptor_proof(&run.model, n), Err(ProofError::Node { node: n, count: n }));
+    assert_eq!(descriptor_proof(&run.model, &run.images, n), Err(ProofError::Node { node: n, count: n }));
+    assert!(matches!(descriptor_proof(&run.model, &run.images[1..], 0), Err(ProofError::Trace(_))));
     let mut bad = trace.clone();
     bad.states[1][0] ^= 1;
     assert!(matches!(slot_proof(&bad, 1, 0), Err(ProofError::Trace(_))));
@@ -122,9 +131,15 @@ fn builders_reject_out_of_range_and_inconsistent_traces() {
 #[test]
 fn descriptor_decode_rejects_wrong_lengths() {
     let run = &runs()[0];
-    let d = descriptor_proof(&run.model, 0).unwrap().descriptor;
+    let d = descriptor_proof(&run.model, &run.images, 0).unwrap().descriptor;
     assert!(Descriptor::decode(&d[..d.len() - 1]).is_err());
-    assert!(Descriptor::decode(&d[..40]).is_err());
+    assert!(Descriptor::decode(&d[..120]).is_err());
+    // counts that claim one more input or weight than the bytes hold
+    for at in [12, 16] {
+        let mut more = d.clone();
+        more[at] += 1;
+        assert!(Descriptor::decode(&more).is_err(), "count at {at}");
+    }
     let mut longer = d.clone();
     longer.push(0);
     assert!(Descriptor::decode(&longer).is_err());
@@ -255,7 +270,7 @@ proptest! {
                                        byte in any::<usize>(), bit in any::<u8>()) {
         let run = &runs()[r % runs().len()];
         let n = run.trace.nodes.len() as u32;
-        let mut p: DescriptorProof = descriptor_proof(&run.model, k % n as usize).unwrap();
+        let mut p: DescriptorProof = descriptor_proof(&run.model, &run.images, k % n as usize).unwrap();
         let mut root = run.trace.model;
         let mut count = n;
         let must_fail = match t {
@@ -264,7 +279,7 @@ proptest! {
                 let x = x % n;
                 prop_assume!(x != p.node);
                 p.node = x;
-                descriptor_proof(&run.model, x as usize).unwrap() != p
+                descriptor_proof(&run.model, &run.images, x as usize).unwrap() != p
             }
             Tamper::Value | Tamper::Old => {
                 let b = byte % p.descriptor.len();

@@ -1,5 +1,7 @@
 //! Activations quantized into int8 lookup tables track their float originals.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use opml_dnn::exec::run;
@@ -38,7 +40,7 @@ fn lut_activations_match_float_within_quantization_error() {
         DataSet { shape: vec![n, 16], inputs: (0..n * 16).map(|_| r.gen_range(-2f32..2.0)).collect(), labels: None };
     for act in ["sigmoid", "tanh", "gelu", "silu"] {
         let f = model(act);
-        let b = quantize(&f, &data, None, None).unwrap();
+        let b = quantize(&f, &data, None, None, &common::ParamBinder).unwrap();
         assert!(b.model.graph().nodes.iter().any(|n| matches!(n.op, Op::Lut { .. })), "{act}: no LUT node");
         let (mut err, mut range) = (0f64, 0f64);
         for i in 0..n {

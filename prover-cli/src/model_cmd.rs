@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use opml_compiler::binding::{check_images, KernelBinder};
 use opml_dnn::bundle::{hex32, Bundle};
 use opml_dnn::commit::{slot_vector_len, weight_roots};
 use opml_dnn::quant::arch::Arch;
@@ -88,9 +89,13 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
-/// Load and validate a bundle file.
+/// Load and validate a bundle file: its graph, weights and recorded commitment, and that
+/// its recorded node images are this build's kernels (so its model commitment is the one a
+/// dispute's VM images prove against).
 pub fn load_bundle(path: &Path) -> Result<Bundle> {
-    Bundle::from_bytes(&read(path)?).with_context(|| format!("loading bundle {}", path.display()))
+    let b = Bundle::from_bytes(&read(path)?).with_context(|| format!("loading bundle {}", path.display()))?;
+    check_images(&b.model, b.node_images()).with_context(|| format!("loading bundle {}", path.display()))?;
+    Ok(b)
 }
 
 /// Load a data file.
@@ -108,7 +113,7 @@ fn quantize_cmd(a: QuantizeArgs) -> Result<()> {
     let calib = load_data(&a.calib, false)?;
     let eval = a.eval.as_deref().map(|p| load_data(p, true)).transpose()?;
     let keep = if a.no_float_ref { None } else { Some(wbytes) };
-    let bundle = quantize(&float, &calib, keep, eval.as_ref())?;
+    let bundle = quantize(&float, &calib, keep, eval.as_ref(), &KernelBinder)?;
     let bytes = bundle.to_bytes()?;
     std::fs::write(&a.out, &bytes).with_context(|| format!("writing {}", a.out.display()))?;
     if a.json {
@@ -164,6 +169,7 @@ fn inspect_cmd(a: InspectArgs) -> Result<()> {
                     "shape": g.consts[w].spec.shape,
                     "commitment": hex32(&wr[w]),
                 })).collect::<Vec<_>>(),
+                "image": b.node_images()[j],
             })
         })
         .collect();
@@ -173,7 +179,10 @@ fn inspect_cmd(a: InspectArgs) -> Result<()> {
             "model_commitment": b.meta.model_commitment,
             "parameters": m.param_count(),
             "inputs": g.inputs.iter().map(|s| json!({"dtype": s.dtype.name(), "shape": s.shape})).collect::<Vec<_>>(),
+            "node_count": g.nodes.len(),
+            "input_count": g.inputs.len(),
             "output_slot": g.output,
+            "output_len": m.specs()[g.output].byte_len(),
             "slot_vector_len": slot_vector_len(m),
             "input_quant": b.meta.input,
             "output_quant": b.meta.output,
@@ -191,6 +200,7 @@ fn inspect_cmd(a: InspectArgs) -> Result<()> {
         println!("input slot {i}      {} {:?}", s.dtype, s.shape);
     }
     println!("slots             {} (vector of {})", g.slot_count(), slot_vector_len(m));
+    println!("output            slot {}, {} bytes", g.output, m.specs()[g.output].byte_len());
     println!("{:>4}  {:<22} {:<11} {:<10} {:<5} output", "node", "name", "op", "inputs", "slot");
     for (j, n) in g.nodes.iter().enumerate() {
         let out = &m.specs()[g.node_slot(j)];

@@ -165,3 +165,22 @@ fn bad_inputs_fail_with_errors_naming_the_problem() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("OPMLBNDL"), "{err}");
 }
+
+/// A bundle whose recorded node images are not this build's kernels (its commitment is
+/// self-consistent, so the DNN library loads it) is refused, naming the node and the fix.
+#[test]
+fn bundles_bound_to_other_kernels_are_refused() {
+    use opml_dnn::bundle::{hex32, Bundle};
+    use opml_dnn::commit::model_commitment;
+    let mut b = Bundle::from_bytes(&std::fs::read(fixture("mlp.opml")).unwrap()).unwrap();
+    b.meta.node_images[2].code_root[0] ^= 1;
+    b.meta.model_commitment = hex32(&model_commitment(&b.model, &b.meta.node_images));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rebound.opml");
+    std::fs::write(&path, b.to_bytes().unwrap()).unwrap();
+    Bundle::from_bytes(&std::fs::read(&path).unwrap()).unwrap();
+    let out = opml(&["model", "inspect", p(&path)]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rebound.opml") && err.contains("node 2") && err.contains("opml model quantize"), "{err}");
+}

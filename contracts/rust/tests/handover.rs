@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use opml_compiler::binding::descriptor_image_roots;
 use opml_compiler::compile_node;
 use opml_compiler::layout::{input_addr, weight_addr, ImageRoots, RegionRoot, CODE_BASE, OUTPUT_BASE, PARAM_BASE};
 use opml_compiler::proofs::{
@@ -25,8 +26,9 @@ use opml_compiler::proofs::{
 use opml_compiler::RegionProof;
 use opml_contracts::{artifact_path, load_deployed_bytecode, selector, StepVerifier};
 use opml_dnn::bundle::Bundle;
-use opml_dnn::commit::{model_commitment, tensor_commitment};
+use opml_dnn::commit::{model_commitment, tensor_commitment, NodeImage};
 use opml_dnn::exec::run_all;
+use opml_dnn::proofs::Descriptor;
 use opml_dnn::proofs::{
     descriptor_proof, slot_proof, update_proof, verify_descriptor_proof, verify_slot_proof, verify_update_proof,
 };
@@ -225,6 +227,10 @@ impl Harness {
         self.call(&format!("{f}({IMAGE_ROOTS})"), &[tuple])
     }
 
+    fn node_pre_state(&mut self, descriptor: &[u8], input_roots: &[Hash]) -> Option<Hash> {
+        self.call("nodePreStateHash(bytes,bytes32[])", &[Tok::B(descriptor.to_vec()), hashes(input_roots)])
+    }
+
     fn print_gas(&self, what: &str) {
         for (f, g) in &self.gas {
             let (min, max) = (g.iter().min().unwrap_or(&0), g.iter().max().unwrap_or(&0));
@@ -243,6 +249,7 @@ fn fixture(name: &str) -> PathBuf {
 struct Run {
     kind: &'static str,
     model: Model,
+    images: Vec<NodeImage>,
     slots: Vec<Tensor>,
     trace: Trace,
 }
@@ -258,8 +265,9 @@ fn runs() -> &'static [Run] {
                 let ds = read_dataset(&std::fs::read(fixture(&name)).unwrap(), &name, false).unwrap();
                 let x = b.quantize_input(ds.sample(0)).unwrap();
                 let slots = run_all(&b.model, std::slice::from_ref(&x)).unwrap();
-                let trace = Trace::from_slots(&b.model, &slots);
-                Run { kind, model: b.model, slots, trace }
+                let trace = Trace::with_model_commitment(&b.model, b.model_root().unwrap(), &slots);
+                let images = b.node_images().to_vec();
+                Run { kind, model: b.model, images, slots, trace }
             })
             .collect()
     })
@@ -269,6 +277,9 @@ fn runs() -> &'static [Run] {
 struct NodeCase {
     name: String,
     roots: ImageRoots,
+    /// The node's committed descriptor and its inputs' commitments (what the handover reads).
+    descriptor: Vec<u8>,
+    input_roots: Vec<Hash>,
     initial_hash: Hash,
     pre_root: Hash,
     /// (is input, index, commitment, proof) of each input and weight region of the pre-state.
@@ -305,7 +316,20 @@ fn node_cases() -> &'static [NodeCase] {
                 let final_state = m.state();
                 let output_proof = output_region_proof(m.memory_mut(), prog.output.byte_len()).unwrap();
                 let output = tensor_commitment(&run.slots[g.node_slot(j)]);
-                out.push(NodeCase { name, roots, initial_hash, pre_root, regions, final_state, output, output_proof });
+                let descriptor = descriptor_proof(&run.model, &run.images, j).unwrap().descriptor;
+                let input_roots = ins.iter().map(|t| tensor_commitment(t)).collect();
+                out.push(NodeCase {
+                    name,
+                    roots,
+                    descriptor,
+                    input_roots,
+                    initial_hash,
+                    pre_root,
+                    regions,
+                    final_state,
+                    output,
+                    output_proof,
+                });
             }
         }
         out
@@ -342,8 +366,63 @@ fn pre_state_of_every_node_matches_the_compiler_and_the_vm() {
         assert_eq!(want, c.initial_hash, "{}: compiler pre-state vs VM", c.name);
         assert_eq!(h.image_call("memoryRoot", &c.roots), Some(c.pre_root), "{}: memory root", c.name);
         assert_eq!(h.image_call("preStateHash", &c.roots), Some(want), "{}: pre-state hash", c.name);
+        // The handover's derivation: from the committed descriptor and the input commitments.
+        assert_eq!(h.node_pre_state(&c.descriptor, &c.input_roots), Some(want), "{}: from descriptor", c.name);
     }
     h.print_gas("pre-state, every digits node");
+}
+
+/// `nodePreStateHash` of tampered descriptors (a byte flipped, cut, lengthened) and input
+/// root lists equals the Rust twin (`Descriptor::decode` + `descriptor_image_roots` +
+/// `pre_state`), or both reject.
+#[test]
+fn node_pre_state_of_tampered_descriptors_agrees_with_rust() {
+    let mut h = Harness::load();
+    let mut rng = ChaCha8Rng::seed_from_u64(0x9e5);
+    let (mut accepted, mut rejected) = (0, 0);
+    for c in node_cases() {
+        for _ in 0..30 {
+            let (mut d, mut ins) = (c.descriptor.clone(), c.input_roots.clone());
+            match rng.gen_range(0..5) {
+                0 | 1 => {
+                    // a header or length field (the first 28 bytes and the u32 lengths) or any byte
+                    let b = if rng.gen() { rng.gen_range(0..28) } else { rng.gen_range(0..d.len()) };
+                    d[b] ^= 1 << rng.gen_range(0..8);
+                }
+                2 => {
+                    if rng.gen() {
+                        d.pop();
+                    } else {
+                        d.push(rng.gen());
+                    }
+                }
+                3 => {
+                    if rng.gen() {
+                        ins.pop();
+                    } else {
+                        ins.push(keccak256(&[rng.gen::<u8>()]));
+                    }
+                }
+                _ => {
+                    if let Some(r) = ins.first_mut() {
+                        flip(r, &mut rng);
+                    }
+                }
+            }
+            let rust = Descriptor::decode(&d)
+                .ok()
+                .and_then(|dd| descriptor_image_roots(&dd, &ins).ok())
+                .and_then(|r| r.pre_state().ok())
+                .map(|s| s.hash());
+            assert_eq!(h.node_pre_state(&d, &ins), rust, "{}", c.name);
+            if rust.is_some() {
+                accepted += 1;
+            } else {
+                rejected += 1;
+            }
+        }
+    }
+    assert!(accepted > 100 && rejected > 100, "accepted {accepted} rejected {rejected}");
 }
 
 #[test]
@@ -450,10 +529,10 @@ fn descriptor_proofs_agree_with_rust() {
     let mut h = Harness::load();
     let mut rng = ChaCha8Rng::seed_from_u64(0xde5c);
     for run in runs() {
-        let root = model_commitment(&run.model);
+        let root = model_commitment(&run.model, &run.images);
         let count = run.model.graph().nodes.len() as u32;
         for k in 0..count as usize {
-            let p = descriptor_proof(&run.model, k).unwrap();
+            let p = descriptor_proof(&run.model, &run.images, k).unwrap();
             assert!(verify_descriptor_proof(&root, count, &p));
             assert!(h.descriptor(&root, count, &p), "{} node {k}", run.kind);
             for _ in 0..25 {
@@ -476,7 +555,8 @@ fn descriptor_proofs_agree_with_rust() {
                     5 => count = rng.gen_range(0..2 * count + 2),
                     _ => {
                         // Another node's honest proof with this node's index.
-                        let other = descriptor_proof(&run.model, rng.gen_range(0..count as usize)).unwrap();
+                        let other =
+                            descriptor_proof(&run.model, &run.images, rng.gen_range(0..count as usize)).unwrap();
                         p.descriptor = other.descriptor;
                     }
                 }

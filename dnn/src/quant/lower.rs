@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 
 use crate::bundle::{hex32, AccuracyReport, Bundle, InputQuant, Metadata, OutputQuant};
-use crate::commit::model_commitment;
+use crate::commit::{model_commitment, ImageBinder};
 use crate::error::{DnnError, Result};
 use crate::exec::run;
 use crate::fixed::quantize_multiplier;
@@ -41,12 +41,14 @@ fn check_samples(float: &FloatModel, data: &DataSet, what: &str) -> Result<()> {
 
 /// Calibrate on `calib` and lower to a bundle. `float_weights` (the original safetensors
 /// bytes) is kept as the float reference when given. If `report_data` has labels, the
-/// accuracy report is computed on it.
+/// accuracy report is computed on it. `binder` supplies each node's VM image binding
+/// (the compiler's kernels and argument blobs), which the model commitment includes.
 pub fn quantize(
     float: &FloatModel,
     calib: &DataSet,
     float_weights: Option<Vec<u8>>,
     report_data: Option<&DataSet>,
+    binder: &dyn ImageBinder,
 ) -> Result<Bundle> {
     check_samples(float, calib, "calibration data")?;
     let n_acts = float.shapes.len();
@@ -185,9 +187,17 @@ pub fn quantize(
     let graph = Graph { inputs: vec![TensorSpec::new(DType::I8, in_shape)], consts, nodes, output: cur_slot };
     let model = Model::new(graph, weights)?;
     let (pre_scale, pre_shift) = float.arch.normalize.map_or((1.0, 0.0), |n| (n.scale, n.shift));
+    let node_images = binder.node_images(&model).map_err(|msg| DnnError::Format { kind: "node images", msg })?;
+    if node_images.len() != model.graph().nodes.len() {
+        return Err(DnnError::Format {
+            kind: "node images",
+            msg: format!("the binder gave {} images for {} nodes", node_images.len(), model.graph().nodes.len()),
+        });
+    }
     let meta = Metadata {
         name: float.arch.name.clone(),
-        model_commitment: hex32(&model_commitment(&model)),
+        model_commitment: hex32(&model_commitment(&model, &node_images)),
+        node_images,
         input: InputQuant {
             sample_shape: float.arch.input_shape.clone(),
             pre_scale,
