@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod game_cmd;
 mod infer_cmd;
 mod model_cmd;
 mod node_cmd;
@@ -29,6 +30,9 @@ enum Command {
     /// One graph node in the VM: run it against the native output, give its step witnesses.
     #[command(subcommand)]
     Node(node_cmd::NodeCommand),
+    /// The dispute game off-chain: each move's data from your own run, with its calldata.
+    #[command(subcommand)]
+    Game(game_cmd::GameCommand),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +48,7 @@ fn main() -> ExitCode {
         Command::Model(cmd) => model_cmd::run(cmd),
         Command::Infer(args) => infer_cmd::run(args),
         Command::Node(cmd) => node_cmd::run(cmd),
+        Command::Game(cmd) => game_cmd::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -12,6 +12,7 @@
 
 mod abi;
 mod artifact;
+pub mod chain;
 mod evm;
 
 pub use abi::{encode_step_call, selector, STEP_SIGNATURE};
