@@ -199,10 +199,7 @@ abstract contract GameFixture is TestBase {
 
     /// u32 little-endian.
     function le32(uint32 v) internal pure returns (bytes4) {
-        return bytes4(
-            (uint32(uint8(v)) << 24) | (uint32(uint8(v >> 8)) << 16) | (uint32(uint8(v >> 16)) << 8)
-                | uint32(uint8(v >> 24))
-        );
+        return bytes4(((v & 0xff) << 24) | (((v >> 8) & 0xff) << 16) | (((v >> 16) & 0xff) << 8) | (v >> 24));
     }
 
     /// Descriptor v2 bytes: 124 + 36 w + 8 a bytes, integers u32 little-endian.
@@ -608,8 +605,14 @@ abstract contract GameFixture is TestBase {
     }
 
     /// The honest challenger's choice: the first sub-interval whose right end it disputes
-    /// (`beliefAt[j]` is its value at p_{j+1}; `states` what the submitter posted).
-    function firstDisagreement(bytes32[] memory states, bytes32[] memory belief, bytes32 hashHi)
+    /// (`belief[j]` is its value at p_{j+1}; `states` what the submitter posted). If it agrees
+    /// with every posted state it disputes the interval's end `hashHi` (it would not be
+    /// playing otherwise), so the last part.
+    function firstDisagreement(
+        bytes32[] memory states,
+        bytes32[] memory belief,
+        bytes32 /* hashHi */
+    )
         internal
         pure
         returns (uint256)
@@ -617,8 +620,6 @@ abstract contract GameFixture is TestBase {
         for (uint256 j = 0; j < states.length; j++) {
             if (states[j] != belief[j]) return j;
         }
-        // it disputes hashHi (else it would not be playing), so the last part
-        hashHi;
         return states.length;
     }
 
@@ -680,9 +681,8 @@ abstract contract GameFixture is TestBase {
     /// vector's post-state at t + 1).
     function honestStepView(bytes32[] memory outs, uint256 node, uint256 t) internal view returns (StepView memory) {
         OptimisticML.HandoverProof memory p = handoverProof(outs, node);
-        return stepView(
-            preStateOf(node, p.inputValues), keccak256(p.finalState), t, vecPost, keccak256("submitter trace")
-        );
+        return
+            stepView(preStateOf(node, p.inputValues), keccak256(p.finalState), t, vecPost, keccak256("submitter trace"));
     }
 
     /// A view that agrees with `v` up to t and believes `atT1` at t + 1 (and something of its

@@ -151,8 +151,9 @@ alloy_sol_types::sol! {
         error NothingToWithdraw();
         error TransferFailed();
         error BadDescriptor(uint256 length);
-        error TooManyRegions();
-        error RegionTooLarge();
+        error TooManyRegions(uint256 inputs, uint256 weights);
+        error RegionTooLarge(uint256 what, uint256 index, uint256 len);
+        error LengthMismatch(uint256 roots, uint256 lens);
         error UnknownModel(bytes32 modelId);
 
         function config() external view returns (Config memory);
