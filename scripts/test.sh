@@ -20,6 +20,9 @@ step "unicorn oracle self-test"
 step "forge test (contracts/)"
 bash contracts/scripts/test.sh
 
+step "forge fmt --check (contracts/)"
+(cd contracts && "$(bash scripts/bin.sh forge)" fmt --check)
+
 step "cargo test --workspace --exclude opml-benches"
 cargo test --workspace --exclude opml-benches
 

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod chain_cmd;
 mod game_cmd;
 mod infer_cmd;
 mod model_cmd;
@@ -33,6 +34,9 @@ enum Command {
     /// The dispute game off-chain: each move's data from your own run, with its calldata.
     #[command(subcommand)]
     Game(game_cmd::GameCommand),
+    /// The dispute game on a chain: deploy, claim, challenge, play a whole game, settle.
+    #[command(subcommand)]
+    Chain(chain_cmd::ChainCommand),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +53,7 @@ fn main() -> ExitCode {
         Command::Infer(args) => infer_cmd::run(args),
         Command::Node(cmd) => node_cmd::run(cmd),
         Command::Game(cmd) => game_cmd::run(cmd),
+        Command::Chain(cmd) => chain_cmd::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,172 @@
+//! One account on one chain: an alloy HTTP provider (with a local signer when a key is
+//! given), and the few calls the commands need: send a transaction and wait for its
+//! receipt, call a view, read logs, read the chain's time. Every failure names what was
+//! sent, the transaction hash when there is one, and the decoded revert.
+
+use alloy::network::{EthereumWallet, TransactionBuilder};
+use alloy::primitives::{Address, Bytes, B256, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::{BlockNumberOrTag, Filter, Log, TransactionReceipt, TransactionRequest};
+use alloy::signers::local::PrivateKeySigner;
+use alloy::transports::TransportError;
+use alloy_sol_types::{SolCall, SolInterface};
+use anyhow::{anyhow, bail, Context, Result};
+use opml_cli::game::abi::{revert_reason, IModelRegistry};
+
+/// Environment variable holding the private key when `--key` is not given.
+pub const KEY_ENV: &str = "OPML_KEY";
+
+/// The name and arguments of a revert of the registry or the game (or the raw data, hex).
+pub fn decode_revert(data: &[u8]) -> String {
+    match IModelRegistry::IModelRegistryErrors::abi_decode(data) {
+        Ok(e) => format!("{e:?}"),
+        Err(_) => revert_reason(data),
+    }
+}
+
+/// The revert data of an RPC error, when the node returned some.
+fn revert_data(e: &TransportError) -> Option<Bytes> {
+    e.as_error_resp().and_then(|p| p.as_revert_data())
+}
+
+/// Explain an RPC error: the decoded revert when there is one, else the error itself.
+fn explain(e: &TransportError) -> String {
+    match revert_data(e) {
+        Some(d) if !d.is_empty() => format!("reverted {}", decode_revert(&d)),
+        _ => e.to_string(),
+    }
+}
+
+/// The signer of `--key` (or `$OPML_KEY`): 32 bytes, hex, with or without `0x`.
+pub fn signer(key: Option<&str>) -> Result<PrivateKeySigner> {
+    let key = match key {
+        Some(k) => k.to_string(),
+        None => std::env::var(KEY_ENV).map_err(|_| anyhow!("no private key: pass --key HEX or set {KEY_ENV}"))?,
+    };
+    key.trim()
+        .parse::<PrivateKeySigner>()
+        .map_err(|e| anyhow!("--key / {KEY_ENV}: not a private key (32 bytes, hex): {e}"))
+}
+
+/// A provider, the address it signs for (if any), and its URL (for errors).
+#[derive(Debug, Clone)]
+pub struct Client {
+    provider: DynProvider,
+    from: Option<Address>,
+    rpc: String,
+}
+
+impl Client {
+    /// Connect to `rpc`; with a signer, transactions are signed locally.
+    pub fn connect(rpc: &str, signer: Option<PrivateKeySigner>) -> Result<Client> {
+        let url = rpc.parse().with_context(|| format!("--rpc `{rpc}` is not a URL"))?;
+        let from = signer.as_ref().map(|s| s.address());
+        // Nonces are read from the node for every transaction (one process per key, one
+        // transaction at a time): a transaction refused at gas estimation cannot leave a
+        // locally cached nonce ahead of the chain, which would park every later one.
+        let builder = ProviderBuilder::default().with_gas_estimation().with_simple_nonce_management().fetch_chain_id();
+        let provider = match signer {
+            Some(s) => builder.wallet(EthereumWallet::from(s)).connect_http(url).erased(),
+            None => builder.connect_http(url).erased(),
+        };
+        Ok(Client { provider, from, rpc: rpc.to_string() })
+    }
+
+    /// The signing account.
+    pub fn from(&self) -> Result<Address> {
+        self.from.ok_or_else(|| anyhow!("this command sends transactions: pass --key HEX or set {KEY_ENV}"))
+    }
+
+    /// The chain id.
+    pub async fn chain_id(&self) -> Result<u64> {
+        self.provider.get_chain_id().await.with_context(|| format!("eth_chainId at {}", self.rpc))
+    }
+
+    /// The time the next block will have at the earliest: the latest block's timestamp, or
+    /// the wall clock if later (a chain that mines only on demand, like a dev node, keeps an
+    /// old latest block while time passes).
+    pub async fn now(&self) -> Result<u64> {
+        let b = self
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Latest)
+            .await
+            .context("eth_getBlockByNumber(latest)")?
+            .ok_or_else(|| anyhow!("the node returned no latest block"))?;
+        let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        Ok(b.header.timestamp.max(wall))
+    }
+
+    /// Send `data` to `to` (a contract creation when `to` is `None`) with `value` wei and
+    /// wait for the receipt. `what` names the call in errors.
+    pub async fn send(
+        &self,
+        to: Option<Address>,
+        data: Vec<u8>,
+        value: U256,
+        what: &str,
+    ) -> Result<TransactionReceipt> {
+        let from = self.from()?;
+        let mut tx = TransactionRequest::default().with_from(from).with_value(value);
+        tx = match to {
+            Some(a) => tx.with_to(a).with_input(data),
+            None => tx.with_deploy_code(data),
+        };
+        let pending = match self.provider.send_transaction(tx.clone()).await {
+            Ok(p) => p,
+            Err(e) => bail!("{what} from {from}: not sent: {}", explain(&e)),
+        };
+        let hash = *pending.tx_hash();
+        let r = pending.get_receipt().await.with_context(|| format!("{what}: waiting for the receipt of tx {hash}"))?;
+        if !r.status() {
+            // Replay the call at its block for the revert data.
+            let block = r.block_number.unwrap_or_default();
+            let why = match self.provider.call(tx).block(block.into()).await {
+                Err(e) => explain(&e),
+                Ok(_) => "reverted (the replay succeeded: out of gas?)".to_string(),
+            };
+            bail!("{what}: tx {hash} failed in block {block}: {why}");
+        }
+        Ok(r)
+    }
+
+    /// Send an ABI call to a contract.
+    pub async fn send_call<C: SolCall>(
+        &self,
+        to: Address,
+        call: &C,
+        value: U256,
+        what: &str,
+    ) -> Result<TransactionReceipt> {
+        self.send(Some(to), call.abi_encode(), value, what).await
+    }
+
+    /// `eth_call` of a view; a revert is an error carrying the decoded reason.
+    pub async fn view<C: SolCall>(&self, to: Address, call: &C) -> Result<C::Return> {
+        let tx = TransactionRequest::default().with_to(to).with_input(call.abi_encode());
+        let out = self.provider.call(tx).await.map_err(|e| anyhow!("{} on {to}: {}", C::SIGNATURE, explain(&e)))?;
+        C::abi_decode_returns(&out).with_context(|| format!("{} on {to}: cannot decode the return data", C::SIGNATURE))
+    }
+
+    /// Like [`Client::view`], but a revert is returned as its decoded reason.
+    pub async fn try_view<C: SolCall>(&self, to: Address, call: &C) -> Result<Result<C::Return, String>> {
+        let tx = TransactionRequest::default().with_to(to).with_input(call.abi_encode());
+        match self.provider.call(tx).await {
+            Ok(out) => Ok(Ok(C::abi_decode_returns(&out)
+                .with_context(|| format!("{} on {to}: cannot decode the return data", C::SIGNATURE))?)),
+            Err(e) => match revert_data(&e) {
+                Some(d) => Ok(Err(decode_revert(&d))),
+                None => Err(anyhow!("{} on {to}: {e}", C::SIGNATURE)),
+            },
+        }
+    }
+
+    /// Logs of `address` from block `from`, with topic 1 (the first indexed id) `id` when
+    /// given and topic 0 among `signatures`.
+    pub async fn logs(&self, address: Address, signatures: Vec<B256>, id: Option<U256>, from: u64) -> Result<Vec<Log>> {
+        let mut f = Filter::new().address(address).event_signature(signatures).from_block(from);
+        if let Some(id) = id {
+            f = f.topic1(B256::from(id));
+        }
+        self.provider.get_logs(&f).await.with_context(|| format!("eth_getLogs on {address} from block {from}"))
+    }
+}

@@ -1,0 +1,96 @@
+//! One's own run of the claim: the bundle, one input sample, the honest graph view, and
+//! what `register` and `postClaim` take from them.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use alloy::primitives::{keccak256, Bytes, B256, U256};
+use alloy_sol_types::SolValue;
+use anyhow::{bail, Result};
+use clap::Args;
+use opml_cli::game::abi::{to_b256, IModelRegistry, IOptimisticML};
+use opml_cli::game::GraphView;
+use opml_dnn::bundle::Bundle;
+use opml_dnn::commit::slot_vector_len;
+
+use crate::model_cmd::{load_bundle, load_data};
+
+/// Which run: a bundle and one input sample.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Bundle path.
+    pub bundle: PathBuf,
+    /// Input file (safetensors with `inputs`, float32 N x input shape).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Which sample of the batch.
+    #[arg(long, default_value_t = 0)]
+    pub index: usize,
+}
+
+/// The bundle and the honest graph view of one input sample.
+pub fn graph_view(a: &RunArgs) -> Result<(Bundle, GraphView)> {
+    let b = load_bundle(&a.bundle)?;
+    let data = load_data(&a.input, false)?;
+    if a.index >= data.len() {
+        bail!("--index {} out of range: {} has {} samples", a.index, a.input.display(), data.len());
+    }
+    if data.sample_shape() != b.meta.input.sample_shape.as_slice() {
+        bail!(
+            "{}: samples have shape {:?}, the model takes {:?}",
+            a.input.display(),
+            data.sample_shape(),
+            b.meta.input.sample_shape
+        );
+    }
+    let x = b.quantize_input(data.sample(a.index))?;
+    let view = GraphView::honest(Arc::new(b.model.clone()), b.model_root()?, &[x])?;
+    Ok((b, view))
+}
+
+/// The registration of the model and the claim of a graph view.
+#[derive(Debug, Clone)]
+pub struct ClaimData {
+    pub register: IModelRegistry::registerCall,
+    pub model_id: B256,
+    pub post: IOptimisticML::postClaimCall,
+}
+
+/// The registration of bundle `b`'s model and its id.
+pub fn registration(b: &Bundle, uri: &str) -> Result<(IModelRegistry::registerCall, B256)> {
+    let model = &b.model;
+    let gr = model.graph();
+    let root = b.model_root()?;
+    let (n, m) = (gr.nodes.len() as u32, gr.inputs.len() as u32);
+    let (slots, out_slot) = (slot_vector_len(model) as u32, gr.output as u32);
+    let out_len = model.specs()[gr.output].byte_len() as u32;
+    let register = IModelRegistry::registerCall {
+        root: root.into(),
+        nodeCount: n,
+        inputCount: m,
+        slotCount: slots,
+        outputSlot: out_slot,
+        outputLen: out_len,
+        uri: uri.to_string(),
+    };
+    // ModelRegistry.modelId: keccak256(abi.encode(root, nodeCount, inputCount, slotCount,
+    // outputSlot, outputLen)).
+    let model_id = keccak256((B256::from(root), n, m, slots, out_slot, out_len).abi_encode());
+    Ok((register, model_id))
+}
+
+/// `register` and `postClaim` (answering `request`, 0 for none) for the view `g` of
+/// bundle `b`.
+pub fn claim_data(b: &Bundle, g: &GraphView, request: u64, uri: &str) -> Result<ClaimData> {
+    let (register, model_id) = registration(b, uri)?;
+    let input_bytes = if g.input_count() == 1 { g.slots()[0].to_le_bytes() } else { Vec::new() };
+    let post = IOptimisticML::postClaimCall {
+        modelId: model_id,
+        requestId: U256::from(request),
+        inputCommitments: to_b256(&g.trace().inputs),
+        inputBytes: Bytes::from(input_bytes),
+        output: Bytes::from(g.output().to_le_bytes()),
+        outputCommitment: g.output_commitment().into(),
+    };
+    Ok(ClaimData { register, model_id, post })
+}

@@ -1,0 +1,485 @@
+//! `opml chain ...`: the dispute game on a real chain through alloy (HTTP JSON-RPC, a
+//! local signer): deploy the contracts, register a model, post and challenge claims,
+//! play a whole game as the submitter or the challenger, finalize, withdraw, inspect.
+//! Every move comes from the off-chain game client (`opml_cli::game`).
+
+#[path = "chain/client.rs"]
+mod client;
+#[path = "chain/deployment.rs"]
+mod deployment;
+#[path = "chain/play.rs"]
+mod play;
+#[path = "chain/run.rs"]
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use alloy::primitives::{Address, U256};
+use alloy::rpc::types::TransactionReceipt;
+use alloy_sol_types::{SolEvent, SolEventInterface, SolValue};
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Subcommand};
+use opml_cli::game::abi::{IModelRegistry, IOptimisticML};
+use serde_json::{json, Value};
+
+use client::{signer, Client};
+use deployment::{creation_code, ConfigJson, Deployment};
+use play::{reason_name, side_name, PlayOptions, Role};
+use run::{claim_data, graph_view, registration, RunArgs};
+
+alloy_sol_types::sol! {
+    /// The getter of the verifier `OptimisticML`'s constructor deploys.
+    interface IHandoverGetter {
+        function handoverVerifier() external view returns (address);
+    }
+}
+
+/// Chain subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ChainCommand {
+    /// Deploy Step, ModelRegistry and OptimisticML (forge artifacts) and write the deployment file.
+    Deploy(DeployArgs),
+    /// Register a bundle's model in the registry (no-op if it is registered).
+    Register(RegisterArgs),
+    /// Post a claim for one input sample with the submitter bond (registers the model if needed).
+    Claim(ClaimArgs),
+    /// Challenge a claim with the challenger bond: opens a game.
+    Challenge(IdArgs),
+    /// Finalize a claim after its window (no open game): its output becomes readable.
+    Finalize(IdArgs),
+    /// Withdraw this account's credits (won bonds, finalized bonds, fees).
+    Withdraw(Conn),
+    /// A game's state (gameOf) and its events.
+    Show(IdArgs),
+    /// Play one side of a game until it ends, computing every move from your own run.
+    Play(PlayArgs),
+}
+
+/// Where the chain and the contracts are, and who signs.
+#[derive(Debug, Args)]
+pub struct Conn {
+    /// Deployment file written by `opml chain deploy`.
+    #[arg(long, default_value = "deployment.json")]
+    pub deployment: PathBuf,
+    /// JSON-RPC URL (default: the deployment file's).
+    #[arg(long)]
+    pub rpc: Option<String>,
+    /// Private key (hex); default $OPML_KEY.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// JSON-RPC URL.
+    #[arg(long, default_value = "http://127.0.0.1:8545")]
+    pub rpc: String,
+    /// Private key (hex) of the deployer; default $OPML_KEY.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Where to write the deployment file.
+    #[arg(long, default_value = "deployment.json")]
+    pub out: PathBuf,
+    /// Dissection arity k.
+    #[arg(long, default_value_t = 16)]
+    pub arity: u64,
+    /// VM depth D: the VM phase dissects steps [0, 2^D].
+    #[arg(long, default_value_t = 32)]
+    pub vm_depth: u64,
+    /// Challenge window, seconds.
+    #[arg(long, default_value_t = 86_400)]
+    pub window: u64,
+    /// Chess-clock budget of each side per game, seconds.
+    #[arg(long, default_value_t = 3_600)]
+    pub clock: u64,
+    /// Seconds after which an unfulfilled request may be cancelled.
+    #[arg(long, default_value_t = 7 * 86_400)]
+    pub request_timeout: u64,
+    /// Gas given to a consumer callback at finalize.
+    #[arg(long, default_value_t = 200_000)]
+    pub callback_gas: u64,
+    /// Submitter bond, wei.
+    #[arg(long, default_value_t = 100_000_000_000_000_000)]
+    pub submitter_bond: u128,
+    /// Challenger bond, wei.
+    #[arg(long, default_value_t = 50_000_000_000_000_000)]
+    pub challenger_bond: u128,
+    /// Share of a loser's bond burnt, basis points.
+    #[arg(long, default_value_t = 2_500)]
+    pub burn_bps: u16,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    /// Bundle path.
+    pub bundle: PathBuf,
+    /// Metadata URI stored with the model.
+    #[arg(long, default_value = "")]
+    pub uri: String,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+#[derive(Debug, Args)]
+pub struct ClaimArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Request id the claim answers (0: none).
+    #[arg(long, default_value_t = 0)]
+    pub request: u64,
+    /// Metadata URI if the model has to be registered.
+    #[arg(long, default_value = "")]
+    pub uri: String,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// Claim id (challenge, finalize) or game id (show).
+    pub id: u64,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+#[derive(Debug, Args)]
+pub struct PlayArgs {
+    /// Game id.
+    pub game: u64,
+    /// Which side this key plays.
+    #[arg(long, value_enum)]
+    pub role: Role,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Milliseconds between polls of the game.
+    #[arg(long, default_value_t = 1_000)]
+    pub poll_ms: u64,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+pub fn run(cmd: ChainCommand) -> Result<ExitCode> {
+    let rt =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
+    rt.block_on(async move {
+        match cmd {
+            ChainCommand::Deploy(a) => deploy(a).await,
+            ChainCommand::Register(a) => register(a).await,
+            ChainCommand::Claim(a) => claim(a).await,
+            ChainCommand::Challenge(a) => challenge(a).await,
+            ChainCommand::Finalize(a) => finalize(a).await,
+            ChainCommand::Withdraw(a) => withdraw(a).await,
+            ChainCommand::Show(a) => show(a).await,
+            ChainCommand::Play(a) => play_cmd(a).await,
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Print `v` as JSON, or `human` otherwise.
+fn output(json: bool, v: Value, human: String) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v).expect("JSON values serialize"));
+    } else {
+        println!("{human}");
+    }
+}
+
+/// Load the deployment and connect (signing when `signing`), checking the chain id.
+async fn connect(c: &Conn, signing: bool) -> Result<(Client, Deployment)> {
+    let d = Deployment::load(&c.deployment)?;
+    let s = if signing { Some(signer(c.key.as_deref())?) } else { None };
+    let rpc = c.rpc.clone().unwrap_or_else(|| d.rpc.clone());
+    let client = Client::connect(&rpc, s)?;
+    let id = client.chain_id().await?;
+    if id != d.chain_id {
+        bail!("{} is for chain {}, {rpc} is chain {id}", c.deployment.display(), d.chain_id);
+    }
+    Ok((client, d))
+}
+
+/// The first event `E` in a receipt.
+fn event<E: SolEvent>(r: &TransactionReceipt, what: &str) -> Result<E> {
+    r.inner
+        .logs()
+        .iter()
+        .find_map(|l| E::decode_log_data(l.data()).ok())
+        .ok_or_else(|| anyhow!("{what}: tx {} has no {} event", r.transaction_hash, E::SIGNATURE))
+}
+
+async fn deploy(a: DeployArgs) -> Result<()> {
+    let c = Client::connect(&a.rpc, Some(signer(a.key.as_deref())?))?;
+    let chain_id = c.chain_id().await?;
+    let cfg = IOptimisticML::Config {
+        arity: a.arity,
+        vmDepth: a.vm_depth,
+        challengeWindow: a.window,
+        clock: a.clock,
+        requestTimeout: a.request_timeout,
+        callbackGas: a.callback_gas,
+        submitterBond: a.submitter_bond,
+        challengerBond: a.challenger_bond,
+        burnBps: a.burn_bps,
+    };
+    let created = |r: &TransactionReceipt, what: &str| {
+        r.contract_address.ok_or_else(|| anyhow!("{what}: tx {} created no contract", r.transaction_hash))
+    };
+    let r = c.send(None, creation_code("Step.sol", "Step")?, U256::ZERO, "deploy Step").await?;
+    let step = created(&r, "deploy Step")?;
+    let r =
+        c.send(None, creation_code("ModelRegistry.sol", "ModelRegistry")?, U256::ZERO, "deploy ModelRegistry").await?;
+    let registry = created(&r, "deploy ModelRegistry")?;
+    let mut code = creation_code("OptimisticML.sol", "OptimisticML")?;
+    code.extend((registry, step, cfg.clone()).abi_encode_params());
+    let r = c.send(None, code, U256::ZERO, "deploy OptimisticML").await?;
+    let game = created(&r, "deploy OptimisticML")?;
+    let block = r.block_number.unwrap_or_default();
+    let handover_verifier = c.view(game, &IHandoverGetter::handoverVerifierCall {}).await?;
+    let d = Deployment {
+        rpc: a.rpc.clone(),
+        chain_id,
+        deployer: c.from()?,
+        block,
+        step,
+        registry,
+        game,
+        handover_verifier,
+        config: ConfigJson::from(&cfg),
+    };
+    d.save(&a.out)?;
+    let v = serde_json::to_value(&d)?;
+    output(
+        a.json,
+        v,
+        format!(
+            "deployed on chain {chain_id} at block {block}: OptimisticML {game}, ModelRegistry {registry}, Step {step}\n\
+             wrote {}",
+            a.out.display()
+        ),
+    );
+    Ok(())
+}
+
+/// Register `call` unless its model is registered; the tx hash when one was sent.
+async fn ensure_registered(
+    c: &Client,
+    d: &Deployment,
+    call: &IModelRegistry::registerCall,
+    id: alloy::primitives::B256,
+) -> Result<Option<String>> {
+    match c.try_view(d.registry, &IModelRegistry::getCall { id }).await? {
+        Ok(_) => Ok(None),
+        Err(why) if why.starts_with("UnknownModel") => {
+            let r = c.send_call(d.registry, call, U256::ZERO, "register").await?;
+            let e: IModelRegistry::ModelRegistered = event(&r, "register")?;
+            if e.modelId != id {
+                bail!("register: tx {} registered model {}, expected {id}", r.transaction_hash, e.modelId);
+            }
+            Ok(Some(r.transaction_hash.to_string()))
+        }
+        Err(why) => bail!("get({id}) on the registry {}: reverted {why}", d.registry),
+    }
+}
+
+async fn register(a: RegisterArgs) -> Result<()> {
+    let (c, d) = connect(&a.conn, true).await?;
+    let b = crate::model_cmd::load_bundle(&a.bundle)?;
+    let (call, id) = registration(&b, &a.uri)?;
+    let tx = ensure_registered(&c, &d, &call, id).await?;
+    let human = match &tx {
+        Some(tx) => format!("registered model {id} (tx {tx})"),
+        None => format!("model {id} is already registered"),
+    };
+    output(a.conn.json, json!({ "model_id": id.to_string(), "tx": tx }), human);
+    Ok(())
+}
+
+async fn claim(a: ClaimArgs) -> Result<()> {
+    let (c, d) = connect(&a.conn, true).await?;
+    let (b, g) = graph_view(&a.run)?;
+    let cd = claim_data(&b, &g, a.request, &a.uri)?;
+    let reg_tx = ensure_registered(&c, &d, &cd.register, cd.model_id).await?;
+    let cfg = c.view(d.game, &IOptimisticML::configCall {}).await?;
+    let r = c.send_call(d.game, &cd.post, U256::from(cfg.submitterBond), "postClaim").await?;
+    let e: IOptimisticML::ClaimPosted = event(&r, "postClaim")?;
+    let v = json!({
+        "claim": e.claimId.to::<u64>(),
+        "model_id": cd.model_id.to_string(),
+        "output_commitment": e.outputCommitment.to_string(),
+        "deadline": e.deadline,
+        "bond": cfg.submitterBond.to_string(),
+        "tx": r.transaction_hash.to_string(),
+        "register_tx": reg_tx,
+    });
+    let human = format!(
+        "claim {} posted (tx {}): model {}, output commitment {}, challenge window until {}",
+        e.claimId, r.transaction_hash, cd.model_id, e.outputCommitment, e.deadline
+    );
+    output(a.conn.json, v, human);
+    Ok(())
+}
+
+async fn challenge(a: IdArgs) -> Result<()> {
+    let (c, d) = connect(&a.conn, true).await?;
+    let cfg = c.view(d.game, &IOptimisticML::configCall {}).await?;
+    let call = IOptimisticML::challengeCall { claimId: U256::from(a.id) };
+    let r = c.send_call(d.game, &call, U256::from(cfg.challengerBond), "challenge").await?;
+    let e: IOptimisticML::Challenged = event(&r, "challenge")?;
+    let v = json!({
+        "game": e.gameId.to::<u64>(),
+        "claim": a.id,
+        "bond": cfg.challengerBond.to_string(),
+        "tx": r.transaction_hash.to_string(),
+    });
+    output(a.conn.json, v, format!("game {} opened against claim {} (tx {})", e.gameId, a.id, r.transaction_hash));
+    Ok(())
+}
+
+async fn finalize(a: IdArgs) -> Result<()> {
+    let (c, d) = connect(&a.conn, true).await?;
+    let r =
+        c.send_call(d.game, &IOptimisticML::finalizeCall { claimId: U256::from(a.id) }, U256::ZERO, "finalize").await?;
+    let e: IOptimisticML::ClaimFinalized = event(&r, "finalize")?;
+    let v = json!({ "claim": a.id, "output_commitment": e.outputCommitment.to_string(), "tx": r.transaction_hash.to_string() });
+    output(
+        a.conn.json,
+        v,
+        format!("claim {} finalized (tx {}): output commitment {}", a.id, r.transaction_hash, e.outputCommitment),
+    );
+    Ok(())
+}
+
+async fn withdraw(a: Conn) -> Result<()> {
+    let (c, d) = connect(&a, true).await?;
+    let me = c.from()?;
+    let credit = c.view(d.game, &IOptimisticML::creditsCall { account: me }).await?;
+    if credit.is_zero() {
+        bail!("nothing to withdraw: credits({me}) is 0");
+    }
+    let r = c.send_call(d.game, &IOptimisticML::withdrawCall {}, U256::ZERO, "withdraw").await?;
+    let e: IOptimisticML::Withdrawn = event(&r, "withdraw")?;
+    let v = json!({ "account": me.to_string(), "amount": e.amount.to_string(), "tx": r.transaction_hash.to_string() });
+    output(a.json, v, format!("withdrew {} wei to {me} (tx {})", e.amount, r.transaction_hash));
+    Ok(())
+}
+
+/// Name and fields of a game event.
+fn describe(e: &IOptimisticML::IOptimisticMLEvents) -> (&'static str, String) {
+    use IOptimisticML::IOptimisticMLEvents as E;
+    match e {
+        E::Challenged(x) => ("Challenged", format!("claim {} challenger {} s0 {}", x.claimId, x.challenger, x.s0)),
+        E::Opened(x) => ("Opened", format!("final graph state {}", x.finalGraphState)),
+        E::StatesPosted(x) => ("StatesPosted", format!("[{}, {}] {} states", x.lo, x.hi, x.states.len())),
+        E::Picked(x) => ("Picked", format!("piece {} -> [{}, {}]", x.index, x.lo, x.hi)),
+        E::HandedOver(x) => {
+            ("HandedOver", format!("node {} pre-state {} final state {}", x.node, x.preStateHash, x.finalStateHash))
+        }
+        E::StepResolved(x) => ("StepResolved", format!("step {} post-state {}", x.step, x.postStateHash)),
+        E::GameEnded(x) => ("GameEnded", format!("{} won ({})", side_name(x.winner), reason_name(x.reason))),
+        _ => ("other", format!("{e:?}")),
+    }
+}
+
+async fn show(a: IdArgs) -> Result<()> {
+    let (c, d) = connect(&a.conn, false).await?;
+    let id = U256::from(a.id);
+    let g = match c.try_view(d.game, &IOptimisticML::gameOfCall { gameId: id }).await? {
+        Ok(g) => g,
+        Err(why) => bail!("game {id}: gameOf reverted {why}"),
+    };
+    let sigs = vec![
+        IOptimisticML::Challenged::SIGNATURE_HASH,
+        IOptimisticML::Opened::SIGNATURE_HASH,
+        IOptimisticML::StatesPosted::SIGNATURE_HASH,
+        IOptimisticML::Picked::SIGNATURE_HASH,
+        IOptimisticML::HandedOver::SIGNATURE_HASH,
+        IOptimisticML::StepResolved::SIGNATURE_HASH,
+        IOptimisticML::GameEnded::SIGNATURE_HASH,
+    ];
+    let logs = c.logs(d.game, sigs, Some(id), d.block).await?;
+    let mut events = Vec::new();
+    let mut lines = Vec::new();
+    for l in &logs {
+        let e = IOptimisticML::IOptimisticMLEvents::decode_raw_log(l.topics(), &l.data().data)
+            .map_err(|e| anyhow!("undecodable log in tx {:?}: {e}", l.transaction_hash))?;
+        let (name, text) = describe(&e);
+        let (block, tx) = (l.block_number.unwrap_or_default(), l.transaction_hash.unwrap_or_default());
+        lines.push(format!("  block {block} {name}: {text} (tx {tx})"));
+        events.push(json!({ "block": block, "tx": tx.to_string(), "event": name, "fields": format!("{e:?}") }));
+    }
+    let phase = format!("{:?}", g.phase);
+    let v = json!({
+        "game": a.id,
+        "claim": g.claimId.to::<u64>(),
+        "submitter": g.submitter.to_string(),
+        "challenger": g.challenger.to_string(),
+        "phase": phase,
+        "turn": side_name(g.turn),
+        "pending": g.pending,
+        "lo": g.lo,
+        "hi": g.hi,
+        "hash_lo": g.hashLo.to_string(),
+        "hash_hi": g.hashHi.to_string(),
+        "node": g.node,
+        "submitter_clock": g.submitterClock,
+        "challenger_clock": g.challengerClock,
+        "last_move": g.lastMove,
+        "winner": (g.phase == IOptimisticML::Phase::Ended).then(|| side_name(g.winner)),
+        "end_reason": (g.phase == IOptimisticML::Phase::Ended).then(|| reason_name(g.endReason)),
+        "events": events,
+    });
+    let status = if g.phase == IOptimisticML::Phase::Ended {
+        format!("ended: {} won ({})", side_name(g.winner), reason_name(g.endReason))
+    } else {
+        format!("phase {phase}, [{}, {}], {} to move", g.lo, g.hi, side_name(g.turn))
+    };
+    let human = format!(
+        "game {} on claim {}: {status}\n  submitter {} ({} s left), challenger {} ({} s left)\n{}",
+        a.id,
+        g.claimId,
+        g.submitter,
+        g.submitterClock,
+        g.challenger,
+        g.challengerClock,
+        lines.join("\n")
+    );
+    output(a.conn.json, v, human);
+    Ok(())
+}
+
+async fn play_cmd(a: PlayArgs) -> Result<()> {
+    let (c, d) = connect(&a.conn, true).await?;
+    let (b, g) = graph_view(&a.run)?;
+    let o = PlayOptions { role: a.role, poll: Duration::from_millis(a.poll_ms.max(10)) };
+    let out = play::play(&c, &d, U256::from(a.game), b, g, &o).await?;
+    let won = out.winner == a.role.side();
+    let me: Address = c.from()?;
+    let v = json!({
+        "game": a.game,
+        "role": side_name(a.role.side()),
+        "account": me.to_string(),
+        "winner": side_name(out.winner),
+        "reason": reason_name(out.reason),
+        "won": won,
+        "transactions": out.sent,
+    });
+    let human = format!(
+        "game {} ended: the {} won ({}); this {} {} ({} transactions sent)",
+        a.game,
+        side_name(out.winner),
+        reason_name(out.reason),
+        side_name(a.role.side()),
+        if won { "won" } else { "lost" },
+        out.sent
+    );
+    output(a.conn.json, v, human);
+    Ok(())
+}
