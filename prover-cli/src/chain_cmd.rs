@@ -9,8 +9,6 @@ mod client;
 mod deployment;
 #[path = "chain/play.rs"]
 mod play;
-#[path = "chain/run.rs"]
-mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,10 +22,10 @@ use clap::{Args, Subcommand};
 use opml_cli::game::abi::{IModelRegistry, IOptimisticML};
 use serde_json::{json, Value};
 
+use crate::sample::{claim_data, graph_view, registration, RunArgs};
 use client::{signer, Client};
 use deployment::{creation_code, ConfigJson, Deployment};
 use play::{reason_name, side_name, PlayOptions, Role};
-use run::{claim_data, graph_view, registration, RunArgs};
 
 alloy_sol_types::sol! {
     /// The getter of the verifier `OptimisticML`'s constructor deploys.

@@ -3,25 +3,22 @@
 //! (`cast send <game> <calldata>`). No chain access: the chain's state (interval, posted
 //! states, game id) comes in as arguments.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use alloy_primitives::{Bytes, B256, U256};
-use alloy_sol_types::{SolCall, SolValue};
+use alloy_primitives::{Bytes, U256};
+use alloy_sol_types::SolCall;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use opml_cli::game::abi::{to_b256, IModelRegistry, IOptimisticML};
+use opml_cli::game::abi::{to_b256, IOptimisticML};
 use opml_cli::game::bisect::{inner_points, narrow, parts};
 use opml_cli::game::strategy::{defend, pick};
 use opml_cli::game::{GraphView, HandoverData, VmView};
 use opml_compiler::compile_node;
 use opml_dnn::bundle::{hex32, parse_hex32, Bundle};
-use opml_dnn::commit::slot_vector_len;
 use opml_merkle::Hash;
 use serde_json::{json, Value};
 
-use crate::model_cmd::{load_bundle, load_data};
+use crate::sample;
 use crate::vm_cmd::hex;
 
 /// Game subcommands.
@@ -30,7 +27,7 @@ pub enum GameCommand {
     /// The model's registration and the claim of this run: `register` and `postClaim` data.
     Claim(ClaimArgs),
     /// Submitter's first move: the final graph state S_n and its output-slot proof.
-    Open(RunArgs),
+    Open(GameRunArgs),
     /// Defender's move: its hashes at the inner points of [lo, hi] (graph states, or with
     /// --node the VM state hashes of that node's run).
     States(StatesArgs),
@@ -43,17 +40,11 @@ pub enum GameCommand {
     Step(StepArgs),
 }
 
-/// Which run: a bundle and one input sample.
+/// Which run (a bundle and one input sample) and which game.
 #[derive(Debug, Args)]
-pub struct RunArgs {
-    /// Bundle path.
-    pub bundle: PathBuf,
-    /// Input file (safetensors with `inputs`, float32 N x input shape).
-    #[arg(long)]
-    pub input: PathBuf,
-    /// Which sample of the batch.
-    #[arg(long, default_value_t = 0)]
-    pub index: usize,
+pub struct GameRunArgs {
+    #[command(flatten)]
+    pub sample: sample::RunArgs,
     /// Game id: when given, the output includes the calldata of the move.
     #[arg(long)]
     pub game: Option<u64>,
@@ -62,7 +53,7 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct ClaimArgs {
     #[command(flatten)]
-    pub run: RunArgs,
+    pub run: GameRunArgs,
     /// Request id the claim answers (0: none).
     #[arg(long, default_value_t = 0)]
     pub request: u64,
@@ -94,7 +85,7 @@ pub struct IntervalArgs {
 #[derive(Debug, Args)]
 pub struct StatesArgs {
     #[command(flatten)]
-    pub run: RunArgs,
+    pub run: GameRunArgs,
     #[command(flatten)]
     pub interval: IntervalArgs,
 }
@@ -102,7 +93,7 @@ pub struct StatesArgs {
 #[derive(Debug, Args)]
 pub struct PickArgs {
     #[command(flatten)]
-    pub run: RunArgs,
+    pub run: GameRunArgs,
     #[command(flatten)]
     pub interval: IntervalArgs,
     /// The defender's posted states (0x hashes, comma separated, in point order).
@@ -113,7 +104,7 @@ pub struct PickArgs {
 #[derive(Debug, Args)]
 pub struct NodeMoveArgs {
     #[command(flatten)]
-    pub run: RunArgs,
+    pub run: GameRunArgs,
     /// The isolated node (the graph level's final lo).
     #[arg(long)]
     pub node: usize,
@@ -145,23 +136,8 @@ pub fn run(cmd: GameCommand) -> Result<ExitCode> {
 }
 
 /// The bundle and the honest graph view of one input sample.
-fn graph_view(a: &RunArgs) -> Result<(Bundle, GraphView)> {
-    let b = load_bundle(&a.bundle)?;
-    let data = load_data(&a.input, false)?;
-    if a.index >= data.len() {
-        bail!("--index {} out of range: {} has {} samples", a.index, a.input.display(), data.len());
-    }
-    if data.sample_shape() != b.meta.input.sample_shape.as_slice() {
-        bail!(
-            "{}: samples have shape {:?}, the model takes {:?}",
-            a.input.display(),
-            data.sample_shape(),
-            b.meta.input.sample_shape
-        );
-    }
-    let x = b.quantize_input(data.sample(a.index))?;
-    let view = GraphView::honest(Arc::new(b.model.clone()), b.model_root()?, &[x])?;
-    Ok((b, view))
+fn graph_view(a: &GameRunArgs) -> Result<(Bundle, GraphView)> {
+    sample::graph_view(&a.sample)
 }
 
 /// The VM view of node `node` of a graph view.
@@ -193,54 +169,27 @@ fn with_calldata(mut v: Value, game: Option<u64>, call: impl FnOnce(U256) -> Str
 
 fn claim(a: &ClaimArgs) -> Result<Value> {
     let (b, g) = graph_view(&a.run)?;
-    let model = g.model();
-    let gr = model.graph();
-    let root = b.model_root()?;
-    let (n, m) = (gr.nodes.len() as u32, gr.inputs.len() as u32);
-    let (slots, out_slot) = (slot_vector_len(model) as u32, gr.output as u32);
-    let out_len = model.specs()[gr.output].byte_len() as u32;
-    let inputs = g.trace().inputs.clone();
-    let input_bytes = if m == 1 { g.slots()[0].to_le_bytes() } else { Vec::new() };
-    let output = g.output().to_le_bytes();
-    let register = IModelRegistry::registerCall {
-        root: root.into(),
-        nodeCount: n,
-        inputCount: m,
-        slotCount: slots,
-        outputSlot: out_slot,
-        outputLen: out_len,
-        uri: a.uri.clone(),
-    };
-    // ModelRegistry.modelId: keccak256(abi.encode(root, nodeCount, inputCount, slotCount,
-    // outputSlot, outputLen)).
-    let id = alloy_primitives::keccak256((B256::from(root), n, m, slots, out_slot, out_len).abi_encode());
-    let post = IOptimisticML::postClaimCall {
-        modelId: id,
-        requestId: U256::from(a.request),
-        inputCommitments: to_b256(&inputs),
-        inputBytes: Bytes::from(input_bytes.clone()),
-        output: Bytes::from(output.clone()),
-        outputCommitment: g.output_commitment().into(),
-    };
+    let c = sample::claim_data(&b, &g, a.request, &a.uri)?;
+    let r = &c.register;
     Ok(json!({
-        "model_commitment": hex32(&root),
-        "node_count": n,
-        "input_count": m,
-        "slot_count": slots,
-        "output_slot": out_slot,
-        "output_len": out_len,
-        "model_id": format!("{id}"),
-        "register_calldata": calldata(register),
-        "input_commitments": hashes(&inputs),
-        "input_bytes": hex(&input_bytes),
-        "output": hex(&output),
+        "model_commitment": hex32(&b.model_root()?),
+        "node_count": r.nodeCount,
+        "input_count": r.inputCount,
+        "slot_count": r.slotCount,
+        "output_slot": r.outputSlot,
+        "output_len": r.outputLen,
+        "model_id": format!("{}", c.model_id),
+        "register_calldata": calldata(c.register.clone()),
+        "input_commitments": hashes(&g.trace().inputs),
+        "input_bytes": hex(&c.post.inputBytes),
+        "output": hex(&c.post.output),
         "output_commitment": hex32(&g.output_commitment()),
         "s0": hex32(&g.state(0)?),
-        "post_claim_calldata": calldata(post),
+        "post_claim_calldata": calldata(c.post),
     }))
 }
 
-fn open(a: &RunArgs) -> Result<Value> {
+fn open(a: &GameRunArgs) -> Result<Value> {
     let (_b, g) = graph_view(a)?;
     let (sn, sib) = g.open()?;
     let v = json!({ "final_graph_state": hex32(&sn), "output_siblings": hashes(&sib) });

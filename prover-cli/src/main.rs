@@ -9,6 +9,7 @@ mod game_cmd;
 mod infer_cmd;
 mod model_cmd;
 mod node_cmd;
+mod sample;
 mod vm_cmd;
 
 #[derive(Debug, Parser)]
@@ -61,5 +62,17 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every subcommand's arguments are well formed (unique names and groups, valid
+    /// defaults): clap checks this only when a command is parsed, so check all at once.
+    #[test]
+    fn command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
     }
 }

@@ -13,7 +13,7 @@ use opml_dnn::exec::run_all;
 use opml_dnn::Tensor;
 use serde_json::json;
 
-use crate::model_cmd::{load_bundle, load_data};
+use crate::sample::load_sample;
 use crate::vm_cmd::print_witness;
 
 /// Process exit status of `opml node run` when the VM output differs from the native one.
@@ -74,19 +74,7 @@ pub fn run(cmd: NodeCommand) -> Result<ExitCode> {
 
 /// The bundle, the compiled node, its native inputs and its native output.
 fn prepare(a: &NodeArgs) -> Result<(Bundle, NodeProgram, Vec<Tensor>, Tensor)> {
-    let b = load_bundle(&a.bundle)?;
-    let data = load_data(&a.input, false)?;
-    if a.index >= data.len() {
-        bail!("--index {} out of range: {} has {} samples", a.index, a.input.display(), data.len());
-    }
-    if data.sample_shape() != b.meta.input.sample_shape.as_slice() {
-        bail!(
-            "{}: samples have shape {:?}, the model takes {:?}",
-            a.input.display(),
-            data.sample_shape(),
-            b.meta.input.sample_shape
-        );
-    }
+    let (b, x) = load_sample(&a.bundle, &a.input, a.index)?;
     let g = b.model.graph();
     if a.node >= g.nodes.len() {
         bail!(
@@ -97,7 +85,6 @@ fn prepare(a: &NodeArgs) -> Result<(Bundle, NodeProgram, Vec<Tensor>, Tensor)> {
             g.nodes.len()
         );
     }
-    let x = b.quantize_input(data.sample(a.index))?;
     let mut slots = run_all(&b.model, std::slice::from_ref(&x))?;
     let prog = compile_node(&b.model, a.node).with_context(|| format!("compiling node {}", a.node))?;
     let ins: Vec<Tensor> = g.nodes[a.node].inputs.iter().map(|&s| slots[s].clone()).collect();

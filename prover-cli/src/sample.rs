@@ -1,7 +1,8 @@
-//! One's own run of the claim: the bundle, one input sample, the honest graph view, and
-//! what `register` and `postClaim` take from them.
+//! One's own run of a claim, shared by `opml infer`, `opml node`, `opml game` and
+//! `opml chain`: the bundle and one quantized input sample, the honest graph view, and what
+//! `register` and `postClaim` take from them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use alloy::primitives::{keccak256, Bytes, B256, U256};
@@ -12,6 +13,7 @@ use opml_cli::game::abi::{to_b256, IModelRegistry, IOptimisticML};
 use opml_cli::game::GraphView;
 use opml_dnn::bundle::Bundle;
 use opml_dnn::commit::slot_vector_len;
+use opml_dnn::Tensor;
 
 use crate::model_cmd::{load_bundle, load_data};
 
@@ -28,22 +30,29 @@ pub struct RunArgs {
     pub index: usize,
 }
 
-/// The bundle and the honest graph view of one input sample.
-pub fn graph_view(a: &RunArgs) -> Result<(Bundle, GraphView)> {
-    let b = load_bundle(&a.bundle)?;
-    let data = load_data(&a.input, false)?;
-    if a.index >= data.len() {
-        bail!("--index {} out of range: {} has {} samples", a.index, a.input.display(), data.len());
+/// The bundle at `bundle` and sample `index` of the input file `input`, quantized into the
+/// model's input tensor (errors name the file and the out-of-range index or wrong shape).
+pub fn load_sample(bundle: &Path, input: &Path, index: usize) -> Result<(Bundle, Tensor)> {
+    let b = load_bundle(bundle)?;
+    let data = load_data(input, false)?;
+    if index >= data.len() {
+        bail!("--index {index} out of range: {} has {} samples", input.display(), data.len());
     }
     if data.sample_shape() != b.meta.input.sample_shape.as_slice() {
         bail!(
             "{}: samples have shape {:?}, the model takes {:?}",
-            a.input.display(),
+            input.display(),
             data.sample_shape(),
             b.meta.input.sample_shape
         );
     }
-    let x = b.quantize_input(data.sample(a.index))?;
+    let x = b.quantize_input(data.sample(index))?;
+    Ok((b, x))
+}
+
+/// The bundle and the honest graph view of one input sample.
+pub fn graph_view(a: &RunArgs) -> Result<(Bundle, GraphView)> {
+    let (b, x) = load_sample(&a.bundle, &a.input, a.index)?;
     let view = GraphView::honest(Arc::new(b.model.clone()), b.model_root()?, &[x])?;
     Ok((b, view))
 }
