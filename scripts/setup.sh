@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything opml needs on a fresh Debian machine, builds it and runs
-# the main job (for now: a sample program in the VM).
+# the main job: `opml demo`, the whole product loop on a private devnet (an honest
+# claim finalized, a false claim caught by a watcher and voided, a true claim
+# defended against a lying challenger), checked.
 #
 #   bash scripts/setup.sh            # every step, in order
 #   bash scripts/setup.sh STEP...    # only the named steps, e.g. build_programs
 #
-# Steps: install_apt install_python install_foundry build_programs build_rust run_sample
+# Steps: install_apt install_python install_foundry build_programs build_rust run_demo
 # Idempotent: a step whose result is already there is quick. Runs as root, or
 # as a user with passwordless sudo (CI=true has no stdin to ask a password).
 set -euo pipefail
@@ -14,7 +16,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO/.venv"
 PROGRAMS_OUT="$REPO/target/programs"
 APT_PACKAGES=(gcc-riscv64-unknown-elf gcc libc6-dev python3 python3-venv)
-STEPS=(install_apt install_python install_foundry build_programs build_rust run_sample)
+STEPS=(install_apt install_python install_foundry build_programs build_rust run_demo)
 
 step() { printf '\n==> %s\n' "$*"; }
 info() { printf '    %s\n' "$*"; }
@@ -107,13 +109,11 @@ build_rust() {
     (cd "$REPO" && cargo build --release -p opml-cli)
 }
 
-# The main job for now: run the hello program in the VM.
-run_sample() {
-    step "run_sample: opml vm run target/programs/hello.elf"
-    "$REPO/target/release/opml" vm run "$PROGRAMS_OUT/hello.elf"
-    step "run_sample: opml infer (digits CNN, test sample 0) and node 0 of it in the VM"
-    "$REPO/target/release/opml" infer "$REPO/fixtures/digits/cnn.opml" --input "$REPO/fixtures/digits/test_cnn.safetensors"
-    "$REPO/target/release/opml" node run "$REPO/fixtures/digits/cnn.opml" --input "$REPO/fixtures/digits/test_cnn.safetensors" --node 0
+# The main job: the demo on a private devnet (exits non-zero unless every outcome is the
+# expected one).
+run_demo() {
+    step "run_demo: opml demo (digits CNN, a false claim at a middle node)"
+    "$REPO/target/release/opml" demo
 }
 
 main() {

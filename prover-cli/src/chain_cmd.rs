@@ -4,13 +4,19 @@
 //! Every move comes from the off-chain game client (`opml_cli::game`).
 
 #[path = "chain/client.rs"]
-mod client;
+pub(crate) mod client;
+#[path = "chain/deploy.rs"]
+pub(crate) mod deploy;
 #[path = "chain/deployment.rs"]
-mod deployment;
+pub(crate) mod deployment;
 #[path = "chain/play.rs"]
-mod play;
+pub(crate) mod play;
+#[path = "chain/report.rs"]
+pub(crate) mod report;
+#[path = "chain/workers.rs"]
+pub(crate) mod workers;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -22,10 +28,15 @@ use clap::{Args, Subcommand};
 use opml_cli::game::abi::{IModelRegistry, IOptimisticML};
 use serde_json::{json, Value};
 
-use crate::sample::{claim_data, graph_view, registration, RunArgs};
+use crate::sample::{claim_data, graph_view, registration, run_of, RunArgs};
 use client::{signer, Client};
 use deployment::{creation_code, ConfigJson, Deployment};
+use opml_cli::game::fault::{Fault, Run};
+use opml_dnn::bundle::Bundle;
 use play::{reason_name, side_name, PlayOptions, Role};
+use report::{Reporter, Sink};
+use std::sync::Arc;
+use workers::Workers;
 
 alloy_sol_types::sol! {
     /// The getter of the verifier `OptimisticML`'s constructor deploys.
@@ -155,11 +166,22 @@ pub struct PlayArgs {
     /// Which side this key plays.
     #[arg(long, value_enum)]
     pub role: Role,
-    #[command(flatten)]
-    pub run: RunArgs,
+    /// Bundle path (the claim's model).
+    pub bundle: PathBuf,
+    /// Input file (safetensors with `inputs`) [default: the input bytes the claim posted on-chain].
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Which sample of the input file.
+    #[arg(long, default_value_t = 0, requires = "input")]
+    pub index: usize,
     /// Milliseconds between polls of the game.
     #[arg(long, default_value_t = 1_000)]
     pub poll_ms: u64,
+    /// FAULT INJECTION (tests and demos): play deliberately wrong. Submitter: `output`,
+    /// `node:K` or `step:K:S` (the run the false claim was posted from); challenger:
+    /// `challenge-all` (dispute a claim one agrees with, without the warning).
+    #[arg(long, value_name = "SPEC")]
+    pub dishonest: Option<Fault>,
     #[command(flatten)]
     pub conn: Conn,
 }
@@ -192,7 +214,7 @@ fn output(json: bool, v: Value, human: String) {
 }
 
 /// Load the deployment and connect (signing when `signing`), checking the chain id.
-async fn connect(c: &Conn, signing: bool) -> Result<(Client, Deployment)> {
+pub(crate) async fn connect(c: &Conn, signing: bool) -> Result<(Client, Deployment)> {
     let d = Deployment::load(&c.deployment)?;
     let s = if signing { Some(signer(c.key.as_deref())?) } else { None };
     let rpc = c.rpc.clone().unwrap_or_else(|| d.rpc.clone());
@@ -453,11 +475,65 @@ async fn show(a: IdArgs) -> Result<()> {
     Ok(())
 }
 
+/// The run of game `game`'s claim from the input bytes its `ClaimPosted` event holds.
+async fn run_from_chain(
+    c: &Client,
+    d: &Deployment,
+    game: u64,
+    bundle: &Path,
+    fault: Option<&Fault>,
+    depth: u32,
+) -> Result<(Bundle, Run)> {
+    let g = c.view(d.game, &IOptimisticML::gameOfCall { gameId: U256::from(game) }).await?;
+    let logs = c.logs(d.game, vec![IOptimisticML::ClaimPosted::SIGNATURE_HASH], Some(g.claimId), d.block).await?;
+    let claim = match logs.first().map(crate::watch_cmd::claims::decode).transpose()?.flatten() {
+        Some(crate::watch_cmd::claims::Followed::Claim(cl)) => cl,
+        _ => bail!("claim {} of game {game}: no ClaimPosted event found from block {}", g.claimId, d.block),
+    };
+    let mut store = crate::watch_cmd::models::ModelStore::default();
+    let id = store.add(bundle)?;
+    if id != claim.model_id {
+        bail!("{} is model {id}; claim {} is for model {}: pass the claim's bundle", bundle.display(), claim.id, claim.model_id);
+    }
+    let model = store.get(&id).expect("just added");
+    let x = crate::watch_cmd::claims::claim_input(&model, &claim).map_err(|v| {
+        anyhow!("claim {}: {}: pass the input with --input FILE --index I", claim.id, v.name())
+    })?;
+    let b = &model.bundle;
+    let (m, root) = (Arc::new(b.model.clone()), b.model_root()?);
+    let run = match fault {
+        None => Run::honest(m, root, std::slice::from_ref(&x), depth)?,
+        Some(f) => Run::dishonest(m, root, std::slice::from_ref(&x), f, depth)?,
+    };
+    Ok(((**b).clone(), run))
+}
+
 async fn play_cmd(a: PlayArgs) -> Result<()> {
     let (c, d) = connect(&a.conn, true).await?;
-    let (b, g) = graph_view(&a.run)?;
+    let cfg = c.view(d.game, &IOptimisticML::configCall {}).await?;
+    let depth = u32::try_from(cfg.vmDepth).map_err(|_| anyhow!("vmDepth {} out of range", cfg.vmDepth))?;
+    let fault = match (&a.dishonest, a.role) {
+        (Some(f), Role::Submitter) if !f.is_submitter_fault() => {
+            bail!("--dishonest {f} is a challenger's fault: the submitter takes output, node:K or step:K:S")
+        }
+        (Some(f), Role::Challenger) if f.is_submitter_fault() => {
+            bail!("--dishonest {f} is a submitter's fault: the challenger takes challenge-all")
+        }
+        (Some(f), Role::Submitter) => Some(f),
+        _ => None,
+    };
+    if let Some(f) = &a.dishonest {
+        eprintln!("FAULT INJECTION (--dishonest {f}): this {} plays deliberately wrong", side_name(a.role.side()));
+    }
+    let (b, run) = match &a.input {
+        Some(input) => run_of(&RunArgs { bundle: a.bundle.clone(), input: input.clone(), index: a.index }, fault, depth)?,
+        None => run_from_chain(&c, &d, a.game, &a.bundle, fault, depth).await?,
+    };
     let o = PlayOptions { role: a.role, poll: Duration::from_millis(a.poll_ms.max(10)) };
-    let out = play::play(&c, &d, U256::from(a.game), b, g, &o).await?;
+    let report = Reporter::new(a.conn.json, Sink::Stderr);
+    let out =
+        play::play(&c, d.game, d.block, U256::from(a.game), Arc::new(b), Arc::new(run), &o, &Workers::new(1), &report)
+            .await?;
     let won = out.winner == a.role.side();
     let me: Address = c.from()?;
     let v = json!({
@@ -468,6 +544,8 @@ async fn play_cmd(a: PlayArgs) -> Result<()> {
         "reason": reason_name(out.reason),
         "won": won,
         "transactions": out.sent,
+        "gas": out.gas,
+        "dishonest": a.dishonest.as_ref().map(|f| f.to_string()),
     });
     let human = format!(
         "game {} ended: the {} won ({}); this {} {} ({} transactions sent)",

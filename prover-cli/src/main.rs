@@ -5,12 +5,15 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod chain_cmd;
+mod demo_cmd;
 mod game_cmd;
+mod home;
 mod infer_cmd;
 mod model_cmd;
 mod node_cmd;
 mod sample;
 mod vm_cmd;
+mod watch_cmd;
 
 #[derive(Debug, Parser)]
 #[command(name = "opml", version, about = "Optimistic ML: integer inference with fraud proofs on Ethereum")]
@@ -38,6 +41,10 @@ enum Command {
     /// The dispute game on a chain: deploy, claim, challenge, play a whole game, settle.
     #[command(subcommand)]
     Chain(chain_cmd::ChainCommand),
+    /// The whole loop on a private devnet: honest, false and falsely disputed claims, checked.
+    Demo(demo_cmd::DemoArgs),
+    /// Follow a deployment as a challenger and/or submitter and act by itself.
+    Watch(watch_cmd::WatchArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +62,8 @@ fn main() -> ExitCode {
         Command::Node(cmd) => node_cmd::run(cmd),
         Command::Game(cmd) => game_cmd::run(cmd),
         Command::Chain(cmd) => chain_cmd::run(cmd),
+        Command::Watch(args) => watch_cmd::run(args),
+        Command::Demo(args) => demo_cmd::run(args),
     };
     match result {
         Ok(code) => code,

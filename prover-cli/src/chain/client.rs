@@ -13,6 +13,13 @@ use alloy_sol_types::{SolCall, SolInterface};
 use anyhow::{anyhow, bail, Context, Result};
 use opml_cli::game::abi::{revert_reason, IModelRegistry};
 
+/// Most blocks one `eth_getLogs` query asks for.
+pub const LOG_RANGE: u64 = 10_000;
+
+/// How long a sent transaction is waited for before the wait is an error (the move is
+/// then retried from the chain's state).
+pub const RECEIPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Environment variable holding the private key when `--key` is not given.
 pub const KEY_ENV: &str = "OPML_KEY";
 
@@ -116,7 +123,11 @@ impl Client {
             Err(e) => bail!("{what} from {from}: not sent: {}", explain(&e)),
         };
         let hash = *pending.tx_hash();
-        let r = pending.get_receipt().await.with_context(|| format!("{what}: waiting for the receipt of tx {hash}"))?;
+        let r = pending
+            .with_timeout(Some(RECEIPT_TIMEOUT))
+            .get_receipt()
+            .await
+            .with_context(|| format!("{what}: waiting for the receipt of tx {hash}"))?;
         if !r.status() {
             // Replay the call at its block for the revert data.
             let block = r.block_number.unwrap_or_default();
@@ -158,6 +169,49 @@ impl Client {
                 None => Err(anyhow!("{} on {to}: {e}", C::SIGNATURE)),
             },
         }
+    }
+
+    /// The balance of `a`, wei.
+    pub async fn balance(&self, a: Address) -> Result<U256> {
+        self.provider.get_balance(a).await.with_context(|| format!("eth_getBalance({a}) at {}", self.rpc))
+    }
+
+    /// The receipt of a mined transaction.
+    pub async fn receipt(&self, hash: B256) -> Result<TransactionReceipt> {
+        self.provider
+            .get_transaction_receipt(hash)
+            .await
+            .with_context(|| format!("eth_getTransactionReceipt({hash}) at {}", self.rpc))?
+            .ok_or_else(|| anyhow!("no receipt for tx {hash} at {}", self.rpc))
+    }
+
+    /// The latest block number.
+    pub async fn block_number(&self) -> Result<u64> {
+        self.provider.get_block_number().await.with_context(|| format!("eth_blockNumber at {}", self.rpc))
+    }
+
+    /// The RPC URL.
+    pub fn rpc(&self) -> &str {
+        &self.rpc
+    }
+
+    /// Logs of `address` in blocks `from..=to` with topic 0 among `signatures`, read in
+    /// ranges of at most [`LOG_RANGE`] blocks (nodes cap the range of one query).
+    pub async fn logs_between(&self, address: Address, signatures: &[B256], from: u64, to: u64) -> Result<Vec<Log>> {
+        let mut out = Vec::new();
+        let mut lo = from;
+        while lo <= to {
+            let hi = to.min(lo.saturating_add(LOG_RANGE - 1));
+            let f = Filter::new().address(address).event_signature(signatures.to_vec()).from_block(lo).to_block(hi);
+            let logs = self
+                .provider
+                .get_logs(&f)
+                .await
+                .with_context(|| format!("eth_getLogs on {address}, blocks {lo}..={hi}, at {}", self.rpc))?;
+            out.extend(logs);
+            lo = hi + 1;
+        }
+        Ok(out)
     }
 
     /// Logs of `address` from block `from`, with topic 1 (the first indexed id) `id` when

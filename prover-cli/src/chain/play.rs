@@ -1,4 +1,5 @@
-//! `opml chain play`: one side of one game, played from one's own run until the game ends.
+//! One side of one game, played from one's own run until the game ends (`opml chain play`
+//! and every game task of `opml watch`).
 //!
 //! Each poll reads `gameOf`. When the side to move has used up its clock (by the latest
 //! block's time), `timeout` is sent. When it is this side's turn, its move is computed with
@@ -11,23 +12,32 @@
 //!   against the stored hash), and `resolveStep` at the leaf when its own VM run shows that
 //!   the submitter's post-state `hashHi` is wrong (otherwise it lets its clock run out).
 //!
+//! The run (`Run`: honest, or deliberately false under `--dishonest`) is the player's
+//! belief. VM runs, state hashing and witnesses run on the shared [`Workers`], so that a
+//! slow node never holds up the moves of other games in the same process.
+//!
 //! A move that reverts is an error, unless the game moved on meanwhile (the other side or
-//! a third party acted first).
+//! a third party acted first) or the revert is a clock race.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::primitives::{keccak256, Address, B256, U256};
-use alloy_sol_types::SolEvent;
+use alloy_sol_types::{SolCall, SolEvent};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::ValueEnum;
 use opml_cli::game::abi::{to_b256, IOptimisticML};
+use opml_cli::game::fault::Run;
 use opml_cli::game::strategy::{defend, pick};
-use opml_cli::game::{GraphView, HandoverData, View, VmView};
+use opml_cli::game::{GameError, GraphView, HandoverData, View, VmView};
 use opml_dnn::bundle::{hex32, Bundle};
+use opml_merkle::Hash;
+use serde_json::json;
 use IOptimisticML::{GameView, Phase, Side};
 
 use super::client::Client;
-use super::deployment::Deployment;
+use super::report::Reporter;
+use super::workers::Workers;
 
 /// Which side this process plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -66,6 +76,19 @@ pub fn reason_name(r: u8) -> &'static str {
     }
 }
 
+/// Name of a phase.
+pub fn phase_name(p: Phase) -> &'static str {
+    match p {
+        Phase::Open => "open",
+        Phase::Graph => "graph",
+        Phase::Handover => "handover",
+        Phase::Steps => "steps",
+        Phase::Leaf => "leaf",
+        Phase::Ended => "ended",
+        _ => "invalid",
+    }
+}
+
 /// How a game ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -73,23 +96,19 @@ pub struct Outcome {
     pub reason: u8,
     /// Moves this process sent (including timeout / abandon).
     pub sent: u32,
+    /// Gas used by the moves this process sent.
+    pub gas: u64,
 }
 
-/// One player: its run, its VM view of the isolated node, the game's parameters.
-struct Player<'a> {
-    c: &'a Client,
-    game: Address,
-    id: U256,
-    from_block: u64,
-    role: Role,
-    bundle: Bundle,
-    graph: GraphView,
-    k: u64,
-    depth: u32,
-    vm: Option<(u32, VmView)>,
-    sent: u32,
-    /// Whether the submitter said why it does not resolve the leaf.
-    told_leaf: bool,
+/// A graph view as a [`View`] without a mutable borrow of the shared run (graph states are
+/// plain look-ups).
+struct States<'a>(&'a GraphView);
+
+impl View for States<'_> {
+    fn hash_at(&mut self, point: u64) -> Result<Hash, GameError> {
+        let last = self.0.node_count() as u64;
+        self.0.state(usize::try_from(point).unwrap_or(usize::MAX)).map_err(|_| GameError::State { index: point, last })
+    }
 }
 
 /// What one poll did.
@@ -100,15 +119,55 @@ enum Acted {
     Wait,
 }
 
+/// One player: its run, its VM view of the isolated node, the game's parameters.
+struct Player<'a> {
+    c: &'a Client,
+    game: Address,
+    id: U256,
+    from_block: u64,
+    role: Role,
+    bundle: Arc<Bundle>,
+    run: Arc<Run>,
+    k: u64,
+    vm: Option<(u32, VmView)>,
+    workers: Workers,
+    report: Reporter,
+    sent: u32,
+    gas: u64,
+    /// Whether the submitter said why it does not resolve the leaf.
+    told_leaf: bool,
+}
+
 impl Player<'_> {
-    fn vm(&mut self, node: u32) -> Result<&mut VmView> {
-        if self.vm.as_ref().map(|(n, _)| *n) != Some(node) {
-            eprintln!("[game {}] running node {node} in the VM (depth {})", self.id, self.depth);
-            let v = VmView::of_node(&self.graph, node as usize, self.depth)
-                .with_context(|| format!("running node {node} in the VM"))?;
-            self.vm = Some((node, v));
+    /// Run `f` on this player's VM view of `node` (built on first use, on a worker).
+    async fn with_vm<T: Send + 'static>(
+        &mut self,
+        node: u32,
+        f: impl FnOnce(&mut VmView) -> Result<T, GameError> + Send + 'static,
+    ) -> Result<T> {
+        let cached = self.vm.take().filter(|(n, _)| *n == node).map(|(_, v)| v);
+        if cached.is_none() {
+            self.report.event(
+                "vm_run",
+                json!({ "game": self.id.to::<u64>(), "node": node }),
+                format!("game {}: running node {node} in the VM", self.id),
+            );
         }
-        Ok(&mut self.vm.as_mut().expect("just set").1)
+        let run = self.run.clone();
+        let (view, out) = self
+            .workers
+            .run(move || -> Result<(VmView, Result<T, GameError>), GameError> {
+                let mut v = match cached {
+                    Some(v) => v,
+                    None => run.vm_view(node as usize)?,
+                };
+                let out = f(&mut v);
+                Ok((v, out))
+            })
+            .await?
+            .with_context(|| format!("running node {node} in the VM"))?;
+        self.vm = Some((node, view));
+        Ok(out?)
     }
 
     /// The states of the pending round, from its `StatesPosted` event.
@@ -134,11 +193,26 @@ impl Player<'_> {
         )
     }
 
-    async fn send<C: alloy_sol_types::SolCall>(&mut self, call: &C, what: &str) -> Result<()> {
+    async fn send<C: SolCall>(&mut self, call: &C, what: &str) -> Result<()> {
         let r = self.c.send_call(self.game, call, U256::ZERO, what).await?;
         self.sent += 1;
-        eprintln!("[game {}] {what}: tx {} (gas {})", self.id, r.transaction_hash, r.gas_used);
+        self.gas += r.gas_used;
+        self.report.event(
+            "move",
+            json!({
+                "game": self.id.to::<u64>(),
+                "role": side_name(self.role.side()),
+                "move": what,
+                "tx": r.transaction_hash.to_string(),
+                "gas": r.gas_used,
+            }),
+            format!("game {}: {what}: tx {} (gas {})", self.id, r.transaction_hash, r.gas_used),
+        );
         Ok(())
+    }
+
+    fn warn(&self, msg: String) {
+        self.report.event("warning", json!({ "game": self.id.to::<u64>(), "message": msg }), format!("warning: {msg}"));
     }
 
     /// This side's move in state `g` (its turn).
@@ -146,70 +220,71 @@ impl Player<'_> {
         let (id, lo, hi, k) = (self.id, g.lo, g.hi, self.k);
         match (g.phase, g.pending, self.role) {
             (Phase::Open, _, Role::Submitter) => {
-                let (sn, sibs) = self.graph.open()?;
+                let (sn, sibs) = self.run.graph().open()?;
                 let call =
                     IOptimisticML::openCall { gameId: id, finalGraphState: sn.into(), outputSiblings: to_b256(&sibs) };
                 self.send(&call, &format!("open (S_n {})", hex32(&sn))).await?;
             }
             (Phase::Graph, false, Role::Submitter) => {
-                let states = defend(&mut self.graph, lo, hi, k)?;
+                let states = defend(&mut States(self.run.graph()), lo, hi, k)?;
                 let call = IOptimisticML::postStatesCall { gameId: id, states: to_b256(&states) };
                 self.send(&call, &format!("postStates graph [{lo}, {hi}] ({} states)", states.len())).await?;
             }
             (Phase::Graph, true, Role::Challenger) => {
-                if self.graph.hash_at(lo)? != g.hashLo.0 {
-                    eprintln!("[game {id}] warning: my S_{lo} differs from the agreed hashLo {}", g.hashLo);
+                if self.run.graph().state(lo as usize)? != g.hashLo.0 {
+                    self.warn(format!("my S_{lo} differs from the agreed hashLo {}", g.hashLo));
                 }
                 let states = self.posted_states(g).await?;
                 let mine: Vec<[u8; 32]> = states.iter().map(|s| s.0).collect();
-                let i = pick(&mut self.graph, lo, hi, k, &mine)?;
+                let i = pick(&mut States(self.run.graph()), lo, hi, k, &mine)?;
                 let call = IOptimisticML::pickCall { gameId: id, index: U256::from(i), states };
                 self.send(&call, &format!("pick graph [{lo}, {hi}] piece {i}")).await?;
             }
             (Phase::Handover, _, Role::Submitter) => {
                 let node = u32::try_from(lo).map_err(|_| anyhow!("handover node {lo} out of range"))?;
-                let depth = self.depth;
-                let vm = self.vm(node)?;
-                if !vm.exited_ok() {
-                    bail!(
-                        "node {node}'s VM run did not exit with code 0 within 2^{depth} steps: no handover is possible"
-                    );
-                }
-                let vm = &self.vm.as_ref().expect("built above").1;
-                let d = HandoverData::build(&self.graph, self.bundle.node_images(), node as usize, vm)?;
+                let (run, bundle, depth) = (self.run.clone(), self.bundle.clone(), self.run.depth());
+                let d = self
+                    .with_vm(node, move |vm| {
+                        if !vm.exited_ok() {
+                            return Err(GameError::Invalid(format!(
+                                "node {node}'s VM run did not exit with code 0 within 2^{depth} steps: no handover \
+                                 is possible"
+                            )));
+                        }
+                        HandoverData::build(run.graph(), bundle.node_images(), node as usize, vm)
+                    })
+                    .await?;
                 let call = IOptimisticML::handoverCall { gameId: id, p: (&d).into() };
                 self.send(&call, &format!("handover node {node}")).await?;
             }
             (Phase::Steps, false, Role::Submitter) => {
-                let vm = self.vm(g.node)?;
-                let states = defend(vm, lo, hi, k)?;
+                let states = self.with_vm(g.node, move |vm| defend(vm, lo, hi, k)).await?;
                 let call = IOptimisticML::postStatesCall { gameId: id, states: to_b256(&states) };
                 self.send(&call, &format!("postStates node {} steps [{lo}, {hi}]", g.node)).await?;
             }
             (Phase::Steps, true, Role::Challenger) => {
                 let node = g.node;
-                let vm = self.vm(node)?;
-                if vm.hash_at(lo)? != g.hashLo.0 {
-                    eprintln!(
-                        "[game {id}] warning: my VM state at step {lo} of node {node} differs from hashLo {}",
-                        g.hashLo
-                    );
-                }
                 let states = self.posted_states(g).await?;
                 let mine: Vec<[u8; 32]> = states.iter().map(|s| s.0).collect();
-                let vm = self.vm(node)?;
-                let i = pick(vm, lo, hi, k, &mine)?;
+                let (mine_lo, i) = self
+                    .with_vm(node, move |vm| {
+                        let at_lo = vm.hash_at(lo)?;
+                        Ok((at_lo, pick(vm, lo, hi, k, &mine)?))
+                    })
+                    .await?;
+                if mine_lo != g.hashLo.0 {
+                    self.warn(format!("my VM state at step {lo} of node {node} differs from hashLo {}", g.hashLo));
+                }
                 let call = IOptimisticML::pickCall { gameId: id, index: U256::from(i), states };
                 self.send(&call, &format!("pick node {node} steps [{lo}, {hi}] piece {i}")).await?;
             }
             (Phase::Leaf, _, Role::Challenger) => {
                 let node = g.node;
-                let vm = self.vm(node)?;
-                if vm.hash_at(hi)? == g.hashHi.0 {
+                let (at_hi, w) = self.with_vm(node, move |vm| Ok((vm.hash_at(hi)?, vm.step_witness(lo)))).await?;
+                if at_hi == g.hashHi.0 {
                     // The submitter's post-state is right: resolving would hand it the win.
                     return Ok(Acted::Wait);
                 }
-                let w = vm.step_witness(lo);
                 if keccak256(&w.state[..]) != g.hashLo {
                     bail!(
                         "leaf [{lo}, {hi}] of node {node}: my state at step {lo} does not hash to the agreed hashLo {}",
@@ -232,13 +307,16 @@ impl Player<'_> {
     /// its own witness proves the post-state `hashHi`.
     async fn submitter_resolves(&mut self, g: &GameView) -> Result<Acted> {
         let (lo, node) = (g.lo, g.node);
-        let vm = self.vm(node)?;
-        let w = vm.step_witness(lo);
+        let w = self.with_vm(node, move |vm| Ok(vm.step_witness(lo))).await?;
         if keccak256(&w.state[..]) != g.hashLo || B256::from(w.post_state_hash) != g.hashHi {
             if !self.told_leaf {
-                eprintln!(
-                    "[game {}] my step {lo} of node {node} does not prove hashHi: waiting for the challenger",
-                    self.id
+                self.report.event(
+                    "waiting",
+                    json!({ "game": self.id.to::<u64>(), "node": node, "step": lo }),
+                    format!(
+                        "game {}: my step {lo} of node {node} does not prove hashHi: waiting for the challenger",
+                        self.id
+                    ),
                 );
                 self.told_leaf = true;
             }
@@ -251,76 +329,56 @@ impl Player<'_> {
     }
 }
 
-fn phase_name(p: Phase) -> &'static str {
-    match p {
-        Phase::Open => "open",
-        Phase::Graph => "graph",
-        Phase::Handover => "handover",
-        Phase::Steps => "steps",
-        Phase::Leaf => "leaf",
-        Phase::Ended => "ended",
-        _ => "invalid",
-    }
-}
-
-/// A line of progress for a game state.
-fn progress(id: U256, g: &GameView, round: u32) -> String {
-    let to_move = if g.phase == Phase::Ended { "nobody".to_string() } else { side_name(g.turn).to_string() };
-    let round = if matches!(g.phase, Phase::Graph | Phase::Steps) { format!(" round {round}") } else { String::new() };
+/// The phase event of a game state.
+fn progress(report: &Reporter, id: U256, g: &GameView, round: u32) {
+    let to_move = if g.phase == Phase::Ended { "nobody" } else { side_name(g.turn) };
+    let round_text = if matches!(g.phase, Phase::Graph | Phase::Steps) { format!(" round {round}") } else { String::new() };
     let interval = match g.phase {
         Phase::Open | Phase::Ended => String::new(),
         Phase::Steps | Phase::Leaf => format!(" node {} steps [{}, {}]", g.node, g.lo, g.hi),
         _ => format!(" graph [{}, {}]", g.lo, g.hi),
     };
-    format!(
-        "[game {id}] phase {}{interval}{round}, {to_move} to move (clocks: submitter {} s, challenger {} s)",
-        phase_name(g.phase),
-        g.submitterClock,
-        g.challengerClock
-    )
+    report.event(
+        "phase",
+        json!({
+            "game": id.to::<u64>(),
+            "phase": phase_name(g.phase),
+            "lo": g.lo,
+            "hi": g.hi,
+            "node": g.node,
+            "round": round,
+            "to_move": to_move,
+            "submitter_clock": g.submitterClock,
+            "challenger_clock": g.challengerClock,
+        }),
+        format!(
+            "game {id}: phase {}{interval}{round_text}, {to_move} to move (clocks: submitter {} s, challenger {} s)",
+            phase_name(g.phase),
+            g.submitterClock,
+            g.challengerClock
+        ),
+    );
 }
 
-/// Settings of one `play`.
-#[derive(Debug)]
+/// Settings of one game's play.
+#[derive(Debug, Clone)]
 pub struct PlayOptions {
     pub role: Role,
     pub poll: Duration,
 }
 
-/// Play `role` in game `id` until it ends.
-pub async fn play(
-    c: &Client,
-    d: &Deployment,
-    id: U256,
-    bundle: Bundle,
-    graph: GraphView,
-    o: &PlayOptions,
-) -> Result<Outcome> {
-    let cfg = c.view(d.game, &IOptimisticML::configCall {}).await?;
-    let depth = u32::try_from(cfg.vmDepth).map_err(|_| anyhow!("vmDepth {} out of range", cfg.vmDepth))?;
-    let mut p = Player {
-        c,
-        game: d.game,
-        id,
-        from_block: d.block,
-        role: o.role,
-        bundle,
-        graph,
-        k: cfg.arity,
-        depth,
-        vm: None,
-        sent: 0,
-        told_leaf: false,
-    };
+/// Check that `run` is the run of game `id`'s claim for `role`: the same input state S_0,
+/// and (for the submitter) the claimed output. A challenger whose run agrees with the
+/// claim is warned (it disputes a true claim).
+async fn check_run(c: &Client, game: Address, id: U256, role: Role, run: &Run, report: &Reporter) -> Result<()> {
     let me = c.from()?;
-    let first = c.view(d.game, &IOptimisticML::gameOfCall { gameId: id }).await?;
-    let party = if o.role == Role::Submitter { first.submitter } else { first.challenger };
+    let first = c.view(game, &IOptimisticML::gameOfCall { gameId: id }).await?;
+    let party = if role == Role::Submitter { first.submitter } else { first.challenger };
     if party != me {
-        bail!("game {id}: the {} is {party}, not this key's account {me}", side_name(o.role.side()));
+        bail!("game {id}: the {} is {party}, not this key's account {me}", side_name(role.side()));
     }
-    // The run must be the claim's: same input state S_0; the output tells the sides apart.
-    let claim = c.view(d.game, &IOptimisticML::claimOfCall { claimId: first.claimId }).await?;
-    let (s0, out) = (p.graph.state(0)?, p.graph.output_commitment());
+    let claim = c.view(game, &IOptimisticML::claimOfCall { claimId: first.claimId }).await?;
+    let (s0, out) = (run.graph().state(0)?, run.graph().output_commitment());
     if claim.inputState.0 != s0 {
         bail!(
             "claim {}: its input state S_0 is {}, this run's is {}: not the claim's input (check --input and --index)",
@@ -329,25 +387,64 @@ pub async fn play(
             hex32(&s0)
         );
     }
-    match (o.role, claim.outputCommitment.0 == out) {
+    match (role, claim.outputCommitment.0 == out) {
         (Role::Submitter, false) => bail!(
-            "claim {}: its output commitment is {}, this run's is {}: not the claim's model or input",
+            "claim {}: its output commitment is {}, this run's is {}: not the claim's model or input{}",
             first.claimId,
             claim.outputCommitment,
-            hex32(&out)
+            hex32(&out),
+            if run.fault().is_some() { "" } else { " (a deliberately false claim needs the same --dishonest SPEC)" }
         ),
-        (Role::Challenger, true) => eprintln!(
-            "[game {id}] warning: claim {}'s output is this run's output: this challenge disputes a true claim",
-            first.claimId
+        (Role::Challenger, true) => report.event(
+            "warning",
+            json!({ "game": id.to::<u64>(), "claim": first.claimId.to::<u64>(), "message": "disputes a true claim" }),
+            format!("game {id}: warning: claim {}'s output is this run's output: this challenge disputes a true claim", first.claimId),
         ),
         _ => {}
     }
+    Ok(())
+}
+
+/// Play `o.role` in game `id` until it ends.
+#[allow(clippy::too_many_arguments)]
+pub async fn play(
+    c: &Client,
+    game: Address,
+    from_block: u64,
+    id: U256,
+    bundle: Arc<Bundle>,
+    run: Arc<Run>,
+    o: &PlayOptions,
+    workers: &Workers,
+    report: &Reporter,
+) -> Result<Outcome> {
+    let cfg = c.view(game, &IOptimisticML::configCall {}).await?;
+    if u64::from(run.depth()) != cfg.vmDepth {
+        bail!("this run's VM depth is {}, the game's vmDepth is {}", run.depth(), cfg.vmDepth);
+    }
+    check_run(c, game, id, o.role, &run, report).await?;
+    let mut p = Player {
+        c,
+        game,
+        id,
+        from_block,
+        role: o.role,
+        bundle,
+        run,
+        k: cfg.arity,
+        vm: None,
+        workers: workers.clone(),
+        report: report.clone(),
+        sent: 0,
+        gas: 0,
+        told_leaf: false,
+    };
     let mut last: Option<(u8, u64, u64, bool)> = None;
     let mut round = 0u32;
     let mut told_waiting = false;
     let mut last_warning = String::new();
     loop {
-        let g = c.view(d.game, &IOptimisticML::gameOfCall { gameId: id }).await?;
+        let g = c.view(game, &IOptimisticML::gameOfCall { gameId: id }).await?;
         let key = (g.phase as u8, g.lo, g.hi, g.pending);
         if last != Some(key) {
             // A round of a level: one interval of the graph or the steps phase.
@@ -355,22 +452,30 @@ pub async fn play(
             if matches!(g.phase, Phase::Graph | Phase::Steps) && level(last) != level(Some(key)) {
                 round = if last.map(|l| l.0) == Some(g.phase as u8) { round + 1 } else { 1 };
             }
-            eprintln!("{}", progress(id, &g, round));
+            progress(report, id, &g, round);
             last = Some(key);
             told_waiting = false;
         }
         if g.phase == Phase::Ended {
-            return Ok(Outcome { winner: g.winner, reason: g.endReason, sent: p.sent });
+            return Ok(Outcome { winner: g.winner, reason: g.endReason, sent: p.sent, gas: p.gas });
         }
-        let claim = c.view(d.game, &IOptimisticML::claimOfCall { claimId: g.claimId }).await?;
+        let claim = c.view(game, &IOptimisticML::claimOfCall { claimId: g.claimId }).await?;
         let attempt = if claim.voided {
-            eprintln!("[game {id}] claim {} was voided by another game: abandoning this one", g.claimId);
+            p.report.event(
+                "abandon",
+                json!({ "game": id.to::<u64>(), "claim": g.claimId.to::<u64>() }),
+                format!("game {id}: claim {} was voided by another game: abandoning this one", g.claimId),
+            );
             p.send(&IOptimisticML::abandonCall { gameId: id }, "abandon").await.map(|_| Acted::Sent)
         } else {
             let now = c.now().await?;
             let remaining = if g.turn == Side::Submitter { g.submitterClock } else { g.challengerClock };
             if now > g.lastMove.saturating_add(remaining) {
-                eprintln!("[game {id}] the {}'s clock has run out: calling timeout", side_name(g.turn));
+                p.report.event(
+                    "clock_out",
+                    json!({ "game": id.to::<u64>(), "side": side_name(g.turn) }),
+                    format!("game {id}: the {}'s clock has run out: calling timeout", side_name(g.turn)),
+                );
                 p.send(&IOptimisticML::timeoutCall { gameId: id }, "timeout").await.map(|_| Acted::Sent)
             } else if g.turn == o.role.side() {
                 p.my_move(&g).await
@@ -384,29 +489,29 @@ pub async fn play(
             Ok(Acted::Sent) => continue,
             Ok(Acted::Wait) => {
                 if !told_waiting && g.turn == o.role.side() && g.phase == Phase::Leaf {
-                    eprintln!(
-                        "[game {id}] the submitter's post-state at step {} is right: not resolving (the game ends on \
-                         the challenger's clock)",
-                        g.hi
+                    p.report.event(
+                        "waiting",
+                        json!({ "game": id.to::<u64>(), "step": g.hi }),
+                        format!(
+                            "game {id}: the submitter's post-state at step {} is right: not resolving (the game ends \
+                             on the challenger's clock)",
+                            g.hi
+                        ),
                     );
                 }
                 told_waiting = true;
             }
             Err(e) => {
                 // Fatal unless the game moved on while the move was being made.
-                let now = c.view(d.game, &IOptimisticML::gameOfCall { gameId: id }).await?;
+                let now = c.view(game, &IOptimisticML::gameOfCall { gameId: id }).await?;
                 let moved = (now.phase as u8, now.lo, now.hi, now.pending) != key;
-                if !moved {
-                    let clock_out =
-                        format!("{e:#}").contains("ClockRunOut") || format!("{e:#}").contains("ClockNotRunOut");
-                    if !clock_out {
-                        return Err(e.context(format!("game {id}, {}", progress(id, &g, round))));
-                    }
+                let text = format!("{e:#}");
+                if !moved && !(text.contains("ClockRunOut") || text.contains("ClockNotRunOut")) {
+                    return Err(e.context(format!("game {id}, phase {}", phase_name(g.phase))));
                 }
-                let w = format!("{e:#}");
-                if w != last_warning {
-                    eprintln!("[game {id}] warning: {w}");
-                    last_warning = w;
+                if text != last_warning {
+                    p.warn(text.clone());
+                    last_warning = text;
                 }
             }
         }

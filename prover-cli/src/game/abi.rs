@@ -182,6 +182,8 @@ alloy_sol_types::sol! {
         function credits(address account) external view returns (uint256);
         function totalIn() external view returns (uint256);
         function totalOut() external view returns (uint256);
+        function claimCount() external view returns (uint256);
+        function gameCount() external view returns (uint256);
     }
 }
 

@@ -10,6 +10,7 @@
 
 pub mod abi;
 pub mod bisect;
+pub mod fault;
 mod error;
 pub mod graph;
 pub mod handover;

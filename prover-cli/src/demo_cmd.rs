@@ -1,0 +1,655 @@
+//! `opml demo`: the whole product loop on a fresh private devnet, checked.
+//!
+//! 1. a private anvil and a deployment with a short challenge window;
+//! 2. the model registered; three watchers started in this process: an honest challenger,
+//!    an honest submitter and a dishonest submitter (`--dishonest FAULT`);
+//! 3. three claims: an honest one nobody disputes, a false one (the fault), and an honest
+//!    one that a lying challenger disputes;
+//! 4. the watchers act by themselves: the false claim is challenged and voided, the honest
+//!    claim is defended and the lying challenger loses its bond, the honest claims
+//!    finalize once their window closes, and every winner withdraws;
+//! 5. a summary per claim and per dispute (phases, rounds, gas, wall time, bonds), a check
+//!    that the contract paid out exactly what it took in, and a verdict. The exit status
+//!    is 0 only if every outcome is the expected one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{Address, U256};
+use alloy::signers::local::PrivateKeySigner;
+use alloy_sol_types::{SolEvent, SolEventInterface};
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use opml_cli::anvil::{free_port, Anvil};
+use opml_cli::game::abi::IOptimisticML;
+use opml_cli::game::fault::{Fault, Run};
+use opml_dnn::bundle::Bundle;
+use opml_dnn::Tensor;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch};
+
+use crate::chain_cmd::client::Client;
+use crate::chain_cmd::deploy::deploy_contracts;
+use crate::chain_cmd::deployment::Deployment;
+use crate::chain_cmd::play::{self, phase_name, reason_name, side_name, PlayOptions, Role};
+use crate::chain_cmd::report::{unix_now, Reporter, Sink};
+use crate::chain_cmd::workers::Workers;
+use crate::model_cmd::{load_bundle, load_data};
+use crate::sample::{claim_data, registration};
+use crate::watch_cmd::models::ModelStore;
+use crate::watch_cmd::service::{Roles, WatchConfig, Watcher};
+
+/// Anvil's well-known dev keys 0..4 (public test keys of its default mnemonic; the demo's
+/// chain is private and thrown away).
+const DEV_KEYS: [&str; 5] = [
+    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+    "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
+];
+
+/// The demo's actors (index into [`DEV_KEYS`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Actor {
+    Deployer = 0,
+    Submitter = 1,
+    Liar = 2,
+    Challenger = 3,
+    LyingChallenger = 4,
+}
+
+impl Actor {
+    fn name(self) -> &'static str {
+        match self {
+            Actor::Deployer => "deployer",
+            Actor::Submitter => "honest submitter",
+            Actor::Liar => "dishonest submitter",
+            Actor::Challenger => "honest challenger",
+            Actor::LyingChallenger => "lying challenger",
+        }
+    }
+
+    fn signer(self) -> PrivateKeySigner {
+        DEV_KEYS[self as usize].parse().expect("the dev keys are valid keys")
+    }
+
+    const ALL: [Actor; 5] = [Actor::Deployer, Actor::Submitter, Actor::Liar, Actor::Challenger, Actor::LyingChallenger];
+}
+
+/// `opml demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Bundle to run [default: the digits CNN, fixtures/digits/cnn.opml of this source tree].
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Input samples (safetensors, `inputs`), samples 0..2 are used [default: the digits
+    /// test set for the digits CNN, else deterministic pseudo-random inputs].
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Where the dishonest claim lies: output, node:K or step:K:S [default: node:N/2, a middle node].
+    #[arg(long, value_name = "SPEC")]
+    pub fault: Option<Fault>,
+    /// Challenge window of the demo deployment, seconds (every claim lives this long).
+    #[arg(long, default_value_t = 20)]
+    pub window: u64,
+    /// Dissection arity k.
+    #[arg(long, default_value_t = 16)]
+    pub arity: u64,
+    /// Folder for the devnet's log and the watchers' data [default: a temporary folder].
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Print the watchers' events (to stderr).
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// Print one JSON object (claims, games, accounts, checks) instead of the tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+const CLOCK: u64 = 300;
+const SUBMITTER_BOND: u128 = 1_000_000_000_000_000_000;
+const CHALLENGER_BOND: u128 = 500_000_000_000_000_000;
+const BURN_BPS: u16 = 2_500;
+
+fn default_model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/digits/cnn.opml")
+}
+
+fn default_input() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/digits/test_cnn.safetensors")
+}
+
+/// Three inputs for the model: samples 0..2 of a data file, or deterministic
+/// pseudo-random values of the model's input type.
+fn inputs(b: &Bundle, model: &Path, input: Option<&Path>) -> Result<Vec<Tensor>> {
+    let file = match input {
+        Some(p) => Some(p.to_path_buf()),
+        None if model == default_model() => Some(default_input()),
+        None => None,
+    };
+    if let Some(f) = file {
+        let data = load_data(&f, false)?;
+        if data.len() < 3 {
+            bail!("{}: the demo needs 3 samples, the file has {}", f.display(), data.len());
+        }
+        return (0..3).map(|i| b.quantize_input(data.sample(i)).with_context(|| format!("{} sample {i}", f.display()))).collect();
+    }
+    let g = b.model.graph();
+    if g.inputs.len() != 1 {
+        bail!("the demo posts claims with their input bytes on-chain: the model must have one input, it has {}", g.inputs.len());
+    }
+    let spec = &b.model.specs()[0];
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    (0..3)
+        .map(|_| {
+            let bytes: Vec<u8> = (0..spec.byte_len())
+                .map(|_| {
+                    // splitmix64: a fixed, portable stream.
+                    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                    let mut z = x;
+                    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                    (z ^ (z >> 31)) as u8
+                })
+                .collect();
+            Ok(Tensor::from_le_bytes(spec.dtype, spec.shape.clone(), &bytes)?)
+        })
+        .collect()
+}
+
+/// What the demo expects of each claim.
+#[derive(Clone, Debug)]
+struct DemoClaim {
+    id: u64,
+    by: Actor,
+    kind: String,
+    expected: &'static str,
+    posted_at: f64,
+}
+
+/// Run the demo.
+pub fn run(a: DemoArgs) -> Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    rt.block_on(demo(a))
+}
+
+async fn demo(a: DemoArgs) -> Result<ExitCode> {
+    let started = Instant::now();
+    let tmp;
+    let dir = match &a.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            d.clone()
+        }
+        None => {
+            tmp = tempfile::tempdir().context("creating a temporary folder")?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let model_path = a.model.clone().unwrap_or_else(default_model);
+    let bundle = load_bundle(&model_path)?;
+    let n = bundle.model.graph().nodes.len();
+    let fault = a.fault.clone().unwrap_or(Fault::Node(n / 2));
+    if !fault.is_submitter_fault() {
+        bail!("--fault {fault}: the demo's dishonest claim takes output, node:K or step:K:S");
+    }
+    let xs = inputs(&bundle, &model_path, a.input.as_deref())?;
+    let say = |s: String| {
+        if !a.json {
+            println!("{s}");
+        }
+    };
+    say(format!("opml demo: model {} ({n} nodes), fault {fault}, window {} s", model_path.display(), a.window));
+
+    // 1. A private devnet and a deployment.
+    let anvil = Anvil::spawn(free_port()?, None, &dir.join("anvil.log"))?;
+    let url = anvil.url();
+    let client = |who: Actor| Client::connect(&url, Some(who.signer()));
+    let deployer = client(Actor::Deployer)?;
+    let cfg = IOptimisticML::Config {
+        arity: a.arity,
+        vmDepth: 32,
+        challengeWindow: a.window,
+        clock: CLOCK,
+        requestTimeout: 3_600,
+        callbackGas: 200_000,
+        submitterBond: SUBMITTER_BOND,
+        challengerBond: CHALLENGER_BOND,
+        burnBps: BURN_BPS,
+    };
+    let d = deploy_contracts(&deployer, &url, cfg.clone()).await?;
+    say(format!("devnet {url}: OptimisticML {} (k = {}, D = 32, window {} s, clock {CLOCK} s)", d.game, a.arity, a.window));
+
+    // 2. The model and the watchers.
+    let (reg, model_id) = registration(&bundle, "opml demo")?;
+    deployer.send_call(d.registry, &reg, U256::ZERO, "register").await?;
+    say(format!("registered model {model_id}"));
+    let (events_tx, mut events) = mpsc::unbounded_channel::<Value>();
+    let sink = if a.verbose { Sink::Stderr } else { Sink::Quiet };
+    let base = Reporter::new(false, sink).tapped(events_tx.clone());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut watchers = Vec::new();
+    for (who, roles, faults) in [
+        (Actor::Challenger, Roles { challenger: true, submitter: false }, vec![]),
+        (Actor::Submitter, Roles { challenger: false, submitter: true }, vec![]),
+        (Actor::Liar, Roles { challenger: false, submitter: true }, vec![fault.clone()]),
+    ] {
+        let mut store = ModelStore::default();
+        store.insert(model_path.clone(), bundle.clone())?;
+        let wcfg = WatchConfig {
+            roles,
+            faults,
+            poll: Duration::from_millis(100),
+            max_concurrency: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            data_dir: dir.join("watch").join(who.name().replace(' ', "-")),
+        };
+        let w = Watcher::new(client(who)?, &d, wcfg, store, base.named(who.name())).await?;
+        watchers.push(tokio::spawn(w.run(stop_rx.clone())));
+    }
+
+    // 3. Three claims.
+    let model = Arc::new(bundle.model.clone());
+    let root = bundle.model_root()?;
+    let mut claims = Vec::new();
+    let plan = [
+        (Actor::Submitter, None, "finalized"),
+        (Actor::Liar, Some(&fault), "voided"),
+        (Actor::Submitter, None, "finalized"),
+    ];
+    let mut runs = Vec::new();
+    for (i, (who, f, expected)) in plan.into_iter().enumerate() {
+        let x = std::slice::from_ref(&xs[i]);
+        let run = match f {
+            None => Run::honest(model.clone(), root, x, 32)?,
+            Some(f) => Run::dishonest(model.clone(), root, x, f, 32)?,
+        };
+        let cd = claim_data(&bundle, run.graph(), 0, "")?;
+        let r = client(who)?.send_call(d.game, &cd.post, U256::from(SUBMITTER_BOND), "postClaim").await?;
+        let posted_at = unix_now();
+        let e = r
+            .inner
+            .logs()
+            .iter()
+            .find_map(|l| IOptimisticML::ClaimPosted::decode_log_data(l.data()).ok())
+            .ok_or_else(|| anyhow!("postClaim: tx {} has no ClaimPosted event", r.transaction_hash))?;
+        let id = e.claimId.to::<u64>();
+        let kind = match f {
+            None => "honest".to_string(),
+            Some(f) => format!("false ({f})"),
+        };
+        say(format!("claim {id}: {kind}, posted by the {}", who.name()));
+        claims.push(DemoClaim { id, by: who, kind, expected, posted_at });
+        runs.push(run);
+    }
+
+    // 4. The lying challenger disputes the last (true) claim and plays it.
+    let liar_ch = client(Actor::LyingChallenger)?;
+    let true_claim = claims[2].id;
+    let r = liar_ch
+        .send_call(
+            d.game,
+            &IOptimisticML::challengeCall { claimId: U256::from(true_claim) },
+            U256::from(CHALLENGER_BOND),
+            "challenge",
+        )
+        .await?;
+    let e = r
+        .inner
+        .logs()
+        .iter()
+        .find_map(|l| IOptimisticML::Challenged::decode_log_data(l.data()).ok())
+        .ok_or_else(|| anyhow!("challenge: tx {} has no Challenged event", r.transaction_hash))?;
+    let lying_game = e.gameId;
+    say(format!("game {lying_game}: the lying challenger disputes true claim {true_claim}"));
+    let _ = events_tx.send(json!({ "ts": unix_now(), "event": "challenge", "game": lying_game.to::<u64>(), "claim": true_claim }));
+    let lying_report = base.named(Actor::LyingChallenger.name());
+    let lying_run = Arc::new(runs.pop().expect("three runs"));
+    let (lb, dg, db) = (Arc::new(bundle.clone()), d.game, d.block);
+    let lying = tokio::spawn(async move {
+        let o = PlayOptions { role: Role::Challenger, poll: Duration::from_millis(100) };
+        play::play(&liar_ch, dg, db, lying_game, lb, lying_run, &o, &Workers::new(1), &lying_report).await
+    });
+
+    // 5. Wait for every outcome (or the time limit).
+    let reader = Client::connect(&url, None)?;
+    let limit = Duration::from_secs(a.window + 2 * CLOCK);
+    let mut log: Vec<Value> = Vec::new();
+    let settled = loop {
+        while let Ok(v) = events.try_recv() {
+            log.push(v);
+        }
+        if started.elapsed() > limit {
+            break false;
+        }
+        if all_settled(&reader, &d, &claims).await? {
+            break true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let _ = stop_tx.send(true);
+    for w in watchers {
+        match w.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("warning: a watcher stopped with an error: {e:#}"),
+            Err(e) => eprintln!("warning: a watcher task failed: {e}"),
+        }
+    }
+    let lying_out = lying.await.map_err(|e| anyhow!("the lying challenger's task failed: {e}"))?;
+    drop(events_tx);
+    while let Some(v) = events.recv().await {
+        log.push(v);
+    }
+
+    // 6. The summary, from the chain.
+    let summary = summarize(&reader, &d, &cfg, &claims, &log).await?;
+    let mut problems: Vec<String> = Vec::new();
+    if !settled {
+        problems.push(format!("not every claim settled within {} s", limit.as_secs()));
+    }
+    if let Err(e) = &lying_out {
+        problems.push(format!("the lying challenger's play failed: {e:#}"));
+    }
+    problems.extend(summary.problems.iter().cloned());
+    let ok = problems.is_empty();
+    let seconds = started.elapsed().as_secs_f64();
+    if a.json {
+        let v = json!({
+            "ok": ok,
+            "problems": problems,
+            "model": model_path.display().to_string(),
+            "model_id": model_id.to_string(),
+            "fault": fault.to_string(),
+            "config": { "arity": cfg.arity, "vm_depth": cfg.vmDepth, "window": cfg.challengeWindow, "clock": cfg.clock,
+                        "submitter_bond": cfg.submitterBond.to_string(), "challenger_bond": cfg.challengerBond.to_string(),
+                        "burn_bps": cfg.burnBps },
+            "claims": summary.claims,
+            "games": summary.games,
+            "accounts": summary.accounts,
+            "conservation": summary.conservation,
+            "challenge_latency_ms": summary.latency_ms,
+            "seconds": seconds,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!("{}", summary.text);
+        println!("total wall time {seconds:.1} s");
+        if ok {
+            println!("demo passed: every outcome is the expected one");
+        } else {
+            println!("demo FAILED:");
+            for p in &problems {
+                println!("  - {p}");
+            }
+        }
+    }
+    drop(anvil);
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Whether every claim is finalized or voided and every credit withdrawn.
+async fn all_settled(c: &Client, d: &Deployment, claims: &[DemoClaim]) -> Result<bool> {
+    for cl in claims {
+        let v = c.view(d.game, &IOptimisticML::claimOfCall { claimId: U256::from(cl.id) }).await?;
+        if !(v.finalized || v.voided) {
+            return Ok(false);
+        }
+    }
+    let games = c.view(d.game, &IOptimisticML::gameCountCall {}).await?;
+    for id in 1..=games.to::<u64>() {
+        let g = c.view(d.game, &IOptimisticML::gameOfCall { gameId: U256::from(id) }).await?;
+        if g.phase != IOptimisticML::Phase::Ended {
+            return Ok(false);
+        }
+    }
+    for who in [Actor::Submitter, Actor::Challenger] {
+        let credit = c.view(d.game, &IOptimisticML::creditsCall { account: who.signer().address() }).await?;
+        if !credit.is_zero() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The summary tables, the JSON and the problems found.
+struct Summary {
+    claims: Vec<Value>,
+    games: Vec<Value>,
+    accounts: Vec<Value>,
+    conservation: Value,
+    latency_ms: Option<f64>,
+    text: String,
+    problems: Vec<String>,
+}
+
+fn eth(wei: U256) -> String {
+    let w: u128 = wei.to();
+    format!("{}.{:04}", w / 1_000_000_000_000_000_000, (w % 1_000_000_000_000_000_000) / 100_000_000_000_000)
+}
+
+async fn summarize(c: &Client, d: &Deployment, cfg: &IOptimisticML::Config, claims: &[DemoClaim], log: &[Value]) -> Result<Summary> {
+    let mut problems = Vec::new();
+    let mut text = String::new();
+    let actor_of = |a: Address| Actor::ALL.into_iter().find(|x| x.signer().address() == a);
+    let name_of = |a: Address| actor_of(a).map(|x| x.name().to_string()).unwrap_or_else(|| a.to_string());
+
+    // Claims.
+    text += "\nclaims\n  claim  submitter            kind               status      expected\n";
+    let mut claim_json = Vec::new();
+    for cl in claims {
+        let v = c.view(d.game, &IOptimisticML::claimOfCall { claimId: U256::from(cl.id) }).await?;
+        let status = if v.finalized {
+            "finalized"
+        } else if v.voided {
+            "voided"
+        } else {
+            "active"
+        };
+        if status != cl.expected {
+            problems.push(format!("claim {} ({}) is {status}, expected {}", cl.id, cl.kind, cl.expected));
+        }
+        text += &format!("  {:<6} {:<20} {:<18} {:<11} {}\n", cl.id, cl.by.name(), cl.kind, status, cl.expected);
+        claim_json.push(json!({ "claim": cl.id, "submitter": cl.by.name(), "kind": cl.kind, "status": status, "expected": cl.expected }));
+    }
+
+    // Games: events with this game id, their transactions' gas, wall time from the watchers' events.
+    let count = c.view(d.game, &IOptimisticML::gameCountCall {}).await?.to::<u64>();
+    let sigs = vec![
+        IOptimisticML::Challenged::SIGNATURE_HASH,
+        IOptimisticML::Opened::SIGNATURE_HASH,
+        IOptimisticML::StatesPosted::SIGNATURE_HASH,
+        IOptimisticML::Picked::SIGNATURE_HASH,
+        IOptimisticML::HandedOver::SIGNATURE_HASH,
+        IOptimisticML::StepResolved::SIGNATURE_HASH,
+        IOptimisticML::GameEnded::SIGNATURE_HASH,
+    ];
+    text += "\ngames\n  game  claim  challenger          winner      reason  rounds graph+vm  node  leaf step  gas        seconds  bonds\n";
+    let mut game_json = Vec::new();
+    let burn = |x: u128| x * u128::from(cfg.burnBps) / 10_000;
+    for id in 1..=count {
+        let g = c.view(d.game, &IOptimisticML::gameOfCall { gameId: U256::from(id) }).await?;
+        let logs = c.logs(d.game, sigs.clone(), Some(U256::from(id)), d.block).await?;
+        let (mut graph_rounds, mut vm_rounds, mut leaf, mut txs, mut phases) = (0u32, 0u32, None, Vec::new(), Vec::new());
+        for l in &logs {
+            let e = IOptimisticML::IOptimisticMLEvents::decode_raw_log(l.topics(), &l.data().data)
+                .map_err(|e| anyhow!("undecodable log of game {id}: {e}"))?;
+            use IOptimisticML::IOptimisticMLEvents as E;
+            match &e {
+                E::Picked(p) if p.phase == IOptimisticML::Phase::Graph => graph_rounds += 1,
+                E::Picked(p) if p.phase == IOptimisticML::Phase::Steps => vm_rounds += 1,
+                E::StepResolved(s) => leaf = Some(s.step),
+                _ => {}
+            }
+            let name = match &e {
+                E::Challenged(_) => "challenge",
+                E::Opened(_) => "open",
+                E::StatesPosted(_) => "states",
+                E::Picked(_) => "pick",
+                E::HandedOver(_) => "handover",
+                E::StepResolved(_) => "step",
+                E::GameEnded(_) => "end",
+                _ => "other",
+            };
+            if phases.last() != Some(&name) {
+                phases.push(name);
+            }
+            if let Some(h) = l.transaction_hash {
+                if !txs.contains(&h) {
+                    txs.push(h);
+                }
+            }
+        }
+        let mut gas = 0u64;
+        for h in &txs {
+            gas += c.receipt(*h).await?.gas_used;
+        }
+        let (start, end) = game_times(log, id);
+        let secs = match (start, end) {
+            (Some(s), Some(e)) => Some(e - s),
+            _ => None,
+        };
+        let winner = side_name(g.winner);
+        let ended = g.phase == IOptimisticML::Phase::Ended;
+        let challenger = name_of(g.challenger);
+        let expected_winner = if actor_of(g.challenger) == Some(Actor::LyingChallenger) { "submitter" } else { "challenger" };
+        if !ended {
+            problems.push(format!("game {id} did not end (phase {})", phase_name(g.phase)));
+        } else if winner != expected_winner || reason_name(g.endReason) != "step" {
+            problems.push(format!(
+                "game {id}: the {winner} won by {}, expected the {expected_winner} by step",
+                reason_name(g.endReason)
+            ));
+        }
+        let bonds = if winner == "submitter" {
+            format!("{} -> submitter {} ETH, burnt {}", challenger, eth(U256::from(cfg.challengerBond - burn(cfg.challengerBond))), eth(U256::from(burn(cfg.challengerBond))))
+        } else {
+            format!(
+                "submitter -> challenger {} ETH (+ own bond back), burnt {}",
+                eth(U256::from(cfg.submitterBond - burn(cfg.submitterBond))),
+                eth(U256::from(burn(cfg.submitterBond)))
+            )
+        };
+        text += &format!(
+            "  {:<5} {:<6} {:<19} {:<11} {:<7} {:>5}+{:<9} {:<5} {:<10} {:<10} {:<8} {bonds}\n",
+            id,
+            g.claimId,
+            challenger,
+            if ended { winner } else { "-" },
+            if ended { reason_name(g.endReason) } else { "-" },
+            graph_rounds,
+            vm_rounds,
+            g.node,
+            leaf.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+            gas,
+            secs.map(|s| format!("{s:.1}")).unwrap_or_else(|| "-".into()),
+        );
+        text += &format!("        phases: {}\n", phases.join(" -> "));
+        game_json.push(json!({
+            "game": id,
+            "claim": g.claimId.to::<u64>(),
+            "challenger": challenger,
+            "winner": if ended { Some(winner) } else { None },
+            "reason": if ended { Some(reason_name(g.endReason)) } else { None },
+            "rounds": graph_rounds + vm_rounds,
+            "graph_rounds": graph_rounds,
+            "vm_rounds": vm_rounds,
+            "node": g.node,
+            "leaf_step": leaf,
+            "transactions": txs.len(),
+            "gas": gas,
+            "seconds": secs,
+            "phases": phases,
+        }));
+    }
+
+    // Accounts: bonds posted (claims, challenges) and what each withdrew.
+    let mut deposited: BTreeMap<Actor, u128> = BTreeMap::new();
+    for cl in claims {
+        *deposited.entry(cl.by).or_default() += cfg.submitterBond;
+    }
+    for id in 1..=count {
+        let g = c.view(d.game, &IOptimisticML::gameOfCall { gameId: U256::from(id) }).await?;
+        if let Some(a) = actor_of(g.challenger) {
+            *deposited.entry(a).or_default() += cfg.challengerBond;
+        }
+    }
+    let wlogs = c.logs(d.game, vec![IOptimisticML::Withdrawn::SIGNATURE_HASH], None, d.block).await?;
+    let mut withdrawn: BTreeMap<Actor, u128> = BTreeMap::new();
+    for l in &wlogs {
+        let e = IOptimisticML::Withdrawn::decode_log_data(l.data()).map_err(|e| anyhow!("undecodable Withdrawn: {e}"))?;
+        if let Some(a) = actor_of(e.account) {
+            *withdrawn.entry(a).or_default() += e.amount.to::<u128>();
+        }
+    }
+    text += "\nbonds (ETH)\n  account              posted    withdrawn  net\n";
+    let mut accounts = Vec::new();
+    for a in [Actor::Submitter, Actor::Liar, Actor::Challenger, Actor::LyingChallenger] {
+        let (p, w) = (deposited.get(&a).copied().unwrap_or(0), withdrawn.get(&a).copied().unwrap_or(0));
+        let net = w as i128 - p as i128;
+        text += &format!(
+            "  {:<20} {:<9} {:<10} {}{}\n",
+            a.name(),
+            eth(U256::from(p)),
+            eth(U256::from(w)),
+            if net < 0 { "-" } else { "+" },
+            eth(U256::from(net.unsigned_abs()))
+        );
+        accounts.push(json!({ "account": a.name(), "address": a.signer().address().to_string(), "posted": p.to_string(), "withdrawn": w.to_string() }));
+    }
+
+    // Conservation: balance == totalIn - totalOut, and nothing left once all is settled.
+    let balance = c.balance(d.game).await?;
+    let total_in = c.view(d.game, &IOptimisticML::totalInCall {}).await?;
+    let total_out = c.view(d.game, &IOptimisticML::totalOutCall {}).await?;
+    let posted: u128 = deposited.values().sum();
+    if balance != total_in - total_out {
+        problems.push(format!("conservation: balance {balance} != totalIn {total_in} - totalOut {total_out}"));
+    }
+    if total_in != U256::from(posted) {
+        problems.push(format!("totalIn {total_in} != the bonds posted {posted}"));
+    }
+    text += &format!(
+        "\nconservation: balance {} ETH = totalIn {} - totalOut {} (burnt and paid out)\n",
+        eth(balance),
+        eth(total_in),
+        eth(total_out)
+    );
+    let latency_ms = challenge_latency(log, claims);
+    if let Some(ms) = latency_ms {
+        text += &format!("challenge latency: {ms:.0} ms from the false claim's receipt to the watcher's challenge receipt\n");
+    }
+    Ok(Summary {
+        claims: claim_json,
+        games: game_json,
+        accounts,
+        conservation: json!({ "balance": balance.to_string(), "total_in": total_in.to_string(), "total_out": total_out.to_string() }),
+        latency_ms,
+        text,
+        problems,
+    })
+}
+
+/// When game `id` started (its challenge, or the first event naming it) and ended, by the
+/// events of the in-process actors.
+fn game_times(log: &[Value], id: u64) -> (Option<f64>, Option<f64>) {
+    let of = |v: &Value| v.get("game").and_then(Value::as_u64) == Some(id);
+    let ts = |v: &Value| v.get("ts").and_then(Value::as_f64);
+    let start = log.iter().filter(|v| of(v)).filter_map(ts).reduce(f64::min);
+    let end = log.iter().filter(|v| of(v) && v.get("event").and_then(Value::as_str) == Some("game_end")).filter_map(ts).reduce(f64::min);
+    (start, end)
+}
+
+/// Milliseconds from the false claim's receipt to the honest challenger's challenge receipt.
+fn challenge_latency(log: &[Value], claims: &[DemoClaim]) -> Option<f64> {
+    let false_claim = claims.iter().find(|c| c.by == Actor::Liar)?;
+    let t = log
+        .iter()
+        .filter(|v| v.get("event").and_then(Value::as_str) == Some("challenge"))
+        .filter(|v| v.get("claim").and_then(Value::as_u64) == Some(false_claim.id))
+        .filter_map(|v| v.get("ts").and_then(Value::as_f64))
+        .reduce(f64::min)?;
+    Some((t - false_claim.posted_at) * 1000.0)
+}

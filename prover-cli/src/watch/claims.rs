@@ -1,0 +1,170 @@
+//! Claims and games as the chain holds them: records built from the `ClaimPosted` and
+//! `Challenged` events, and one's own run of a claim rebuilt from the input bytes the
+//! chain holds (never from a local file).
+
+use std::sync::Arc;
+
+use alloy::primitives::{Address, Bytes, B256};
+use alloy::rpc::types::Log;
+use alloy_sol_types::SolEvent;
+use anyhow::{anyhow, bail, Result};
+use opml_cli::game::abi::IOptimisticML;
+use opml_cli::game::fault::{Fault, Run};
+use opml_dnn::commit::tensor_commitment;
+use opml_dnn::Tensor;
+use serde::{Deserialize, Serialize};
+
+use super::models::StoredModel;
+
+/// What a watcher concluded about a claim.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "verdict")]
+pub enum Verdict {
+    /// This watcher's run gives the claimed output.
+    Agree,
+    /// This watcher's run gives another output (its commitment).
+    Disagree { mine: B256 },
+    /// The model is not in the model store.
+    UnknownModel,
+    /// The chain does not hold the input bytes: nobody but the requester can check it.
+    InputUnavailable,
+    /// The input bytes do not form the model's input (length or commitment).
+    BadInput { why: String },
+}
+
+impl Verdict {
+    /// The short name used in log lines.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Verdict::Agree => "agree",
+            Verdict::Disagree { .. } => "disagree",
+            Verdict::UnknownModel => "unknown model",
+            Verdict::InputUnavailable => "cannot be checked: input not available",
+            Verdict::BadInput { .. } => "cannot be checked: bad input bytes",
+        }
+    }
+}
+
+/// A claim as posted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimRecord {
+    pub id: u64,
+    pub block: u64,
+    pub model_id: B256,
+    pub submitter: Address,
+    pub input_commitments: Vec<B256>,
+    pub input_bytes: Bytes,
+    pub output_commitment: B256,
+    pub deadline: u64,
+    /// This watcher's verdict, once checked (challenger role).
+    #[serde(default)]
+    pub verdict: Option<Verdict>,
+    /// Finalized or voided (seen on chain): nothing more to do.
+    #[serde(default)]
+    pub settled: bool,
+}
+
+/// A game as opened.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GameRecord {
+    pub id: u64,
+    pub claim: u64,
+    pub challenger: Address,
+    pub block: u64,
+    /// Ended on chain (seen by this watcher).
+    #[serde(default)]
+    pub ended: bool,
+}
+
+/// A game-contract event this watcher follows.
+#[derive(Debug)]
+pub enum Followed {
+    Claim(ClaimRecord),
+    Game(GameRecord),
+}
+
+/// Decode one log of the game contract (`ClaimPosted` or `Challenged`; others are `None`).
+pub fn decode(log: &Log) -> Result<Option<Followed>> {
+    let block = log.block_number.unwrap_or_default();
+    let topic = log.topics().first().copied();
+    let bad = |e: alloy_sol_types::Error| anyhow!("undecodable log in tx {:?}: {e}", log.transaction_hash);
+    if topic == Some(IOptimisticML::ClaimPosted::SIGNATURE_HASH) {
+        let e = IOptimisticML::ClaimPosted::decode_log(&log.inner).map_err(bad)?.data;
+        return Ok(Some(Followed::Claim(ClaimRecord {
+            id: e.claimId.to::<u64>(),
+            block,
+            model_id: e.modelId,
+            submitter: e.submitter,
+            input_commitments: e.inputCommitments,
+            input_bytes: e.inputBytes,
+            output_commitment: e.outputCommitment,
+            deadline: e.deadline,
+            verdict: None,
+            settled: false,
+        })));
+    }
+    if topic == Some(IOptimisticML::Challenged::SIGNATURE_HASH) {
+        let e = IOptimisticML::Challenged::decode_log(&log.inner).map_err(bad)?.data;
+        return Ok(Some(Followed::Game(GameRecord {
+            id: e.gameId.to::<u64>(),
+            claim: e.claimId.to::<u64>(),
+            challenger: e.challenger,
+            block,
+            ended: false,
+        })));
+    }
+    Ok(None)
+}
+
+/// The model input a claim's input bytes stand for, checked against the model's input
+/// spec and the claim's input commitment. `Err(verdict)` when it cannot be checked.
+pub fn claim_input(model: &StoredModel, c: &ClaimRecord) -> Result<Tensor, Verdict> {
+    let m = &model.bundle.model;
+    let g = m.graph();
+    if c.input_bytes.is_empty() || g.inputs.len() != 1 || c.input_commitments.len() != 1 {
+        return Err(Verdict::InputUnavailable);
+    }
+    let spec = &m.specs()[0];
+    let want = spec.byte_len();
+    if c.input_bytes.len() != want {
+        return Err(Verdict::BadInput {
+            why: format!("{} input bytes, the model's input {spec:?} has {want}", c.input_bytes.len()),
+        });
+    }
+    let t = Tensor::from_le_bytes(spec.dtype, spec.shape.clone(), &c.input_bytes)
+        .map_err(|e| Verdict::BadInput { why: e.to_string() })?;
+    if B256::from(tensor_commitment(&t)) != c.input_commitments[0] {
+        return Err(Verdict::BadInput { why: "the input bytes do not hash to the input commitment".into() });
+    }
+    Ok(t)
+}
+
+/// The honest run of a claim's input.
+pub fn honest_run(model: &StoredModel, input: &Tensor, depth: u32) -> Result<Run> {
+    let b = &model.bundle;
+    Ok(Run::honest(Arc::new(b.model.clone()), b.model_root()?, std::slice::from_ref(input), depth)?)
+}
+
+/// The run a submitter defends claim `c` with: its honest run when that gives the claimed
+/// output, else the first of its deliberate `faults` that does; an error when none does
+/// (the claim is not one this account can defend).
+pub fn defended_run(model: &StoredModel, c: &ClaimRecord, faults: &[Fault], depth: u32) -> Result<Run> {
+    let x = claim_input(model, c).map_err(|v| anyhow!("claim {}: {}", c.id, v.name()))?;
+    let honest = honest_run(model, &x, depth)?;
+    if B256::from(honest.graph().output_commitment()) == c.output_commitment {
+        return Ok(honest);
+    }
+    let b = &model.bundle;
+    for f in faults.iter().filter(|f| f.is_submitter_fault()) {
+        let run = Run::dishonest(Arc::new(b.model.clone()), b.model_root()?, std::slice::from_ref(&x), f, depth)?;
+        if B256::from(run.graph().output_commitment()) == c.output_commitment {
+            return Ok(run);
+        }
+    }
+    let tried = if faults.is_empty() {
+        String::new()
+    } else {
+        format!(" nor any of --dishonest {}", faults.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(", "))
+    };
+    bail!("claim {}: neither my honest run{tried} gives its output commitment {}", c.id, c.output_commitment)
+}
