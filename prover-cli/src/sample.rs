@@ -10,7 +10,7 @@ use alloy_sol_types::SolValue;
 use anyhow::{bail, Result};
 use clap::Args;
 use opml_cli::game::abi::{to_b256, IModelRegistry, IOptimisticML};
-use opml_cli::game::GraphView;
+use opml_cli::game::{Fault, GraphView, Run};
 use opml_dnn::bundle::Bundle;
 use opml_dnn::commit::slot_vector_len;
 use opml_dnn::Tensor;
@@ -55,6 +55,18 @@ pub fn graph_view(a: &RunArgs) -> Result<(Bundle, GraphView)> {
     let (b, x) = load_sample(&a.bundle, &a.input, a.index)?;
     let view = GraphView::honest(Arc::new(b.model.clone()), b.model_root()?, &[x])?;
     Ok((b, view))
+}
+
+/// The bundle and one's run of one input sample: honest, or lying as `fault` says (for
+/// tests and demos); VM runs are bounded by `2^depth` steps, the game's `vmDepth`.
+pub fn run_of(a: &RunArgs, fault: Option<&Fault>, depth: u32) -> Result<(Bundle, Run)> {
+    let (b, x) = load_sample(&a.bundle, &a.input, a.index)?;
+    let (model, root) = (Arc::new(b.model.clone()), b.model_root()?);
+    let run = match fault {
+        None => Run::honest(model, root, &[x], depth)?,
+        Some(f) => Run::dishonest(model, root, &[x], f, depth)?,
+    };
+    Ok((b, run))
 }
 
 /// The registration of the model and the claim of a graph view.
