@@ -11,6 +11,10 @@
 //!   where the game ends;
 //! * `step:K:S`: the node's VM run is edited at step `S` and runs on from the edited
 //!   machine; its output is what that run writes, and the game ends at step `S`.
+//!
+//! Either way the lie is chosen so that the model's final output changes: a lie that later
+//! nodes absorb (a low bit lost in requantization, say) would leave the claim true, and no
+//! challenger would dispute it.
 
 use std::fmt;
 use std::str::FromStr;
@@ -22,16 +26,15 @@ use opml_dnn::{Model, Tensor};
 use opml_merkle::Hash;
 use opml_vm::{Machine, Status};
 
-use crate::game::graph::flip_byte;
 use crate::game::vm::step_limit;
 use crate::game::{Edit, GameError, GraphView, Tamper, VmView};
 
-/// The byte of a node's true output whose lowest bit an `output` or `node:K` lie flips
-/// (modulo the output's length).
-pub const LIE_BYTE: usize = 5;
-/// The bit a `step:K:S` memory edit flips: bit 6 moves an int8 value, or an int32 through
-/// its top byte, far enough to survive requantization and pooling more often than a low bit.
-const MEMORY_FLIP: u8 = 0x40;
+/// The bit that lies and memory edits flip in a byte: bit 6 moves an int8 value, or an
+/// int32 through its top byte, far enough to survive requantization and pooling more often
+/// than a low bit.
+const BIT_FLIP: u8 = 0x40;
+/// Most candidate lies an `output` or `node:K` fault tries (each re-runs the later nodes).
+const MAX_LIES: usize = 64;
 /// The bits a `step:K:S` register edit flips, in the order tried: bit 0 (a counter or an
 /// accumulator off by one), then bit 2 (a word pointer moved by a word, still aligned).
 const REGISTER_FLIPS: [u32; 2] = [1, 4];
@@ -176,18 +179,29 @@ impl Run {
             Fault::Step { step, .. } => {
                 let prog = compile_node(honest.model(), node)?;
                 let probe = Probe::new(&prog, &honest.node_inputs(node)?, depth, *step)?;
-                let (tamper, out) = probe.first_effective(&prog, step_edits(&prog, &probe.at))?.ok_or_else(|| {
+                let changes_output = |out: Tensor| -> Result<Option<GraphView>, GameError> {
+                    let g = honest.with_lie(node, out)?;
+                    Ok((g.output() != honest.output()).then_some(g))
+                };
+                let found = probe.first_effective(&prog, step_edits(&prog, &probe.at), changes_output)?;
+                let (tamper, graph) = found.ok_or_else(|| {
                     unfit(format!(
                         "no candidate edit at step {step} of node {node} (its output bytes, its inputs' last bytes, \
-                         its registers) exits with 0 within {} steps and changes the node's output; try another step",
+                         its registers) exits with 0 within {} steps and changes the model's output; try another \
+                         step",
                         probe.bound
                     ))
                 })?;
-                (honest.with_lie(node, out)?, LyingVm::Tampered(tamper))
+                (graph, LyingVm::Tampered(tamper))
             }
             Fault::Output | Fault::Node(_) | Fault::ChallengeAll => {
-                let lie = flip_byte(honest.node_output(node)?, LIE_BYTE)?;
-                (honest.with_lie(node, lie.clone())?, LyingVm::Forged(lie))
+                let (graph, lie) = output_lie(&honest, node)?.ok_or_else(|| {
+                    unfit(format!(
+                        "no single-bit change of node {node}'s output (bit 6 of its last {MAX_LIES} bytes) changes \
+                         the model's output"
+                    ))
+                })?;
+                (graph, LyingVm::Forged(lie))
             }
         };
         Ok(Run { graph, depth, fault: Some(fault.clone()), lie: Some(LyingNode { node, vm }) })
@@ -234,6 +248,24 @@ impl Run {
     }
 }
 
+/// The first lie about node `node`'s output that changes the model's output: bit 6 of its
+/// last byte flipped, else of the byte before, ... (the last byte of a little-endian
+/// element is its most significant); the lying graph and the lie.
+fn output_lie(honest: &GraphView, node: usize) -> Result<Option<(GraphView, Tensor)>, GameError> {
+    let truth = honest.node_output(node)?;
+    let bytes = truth.to_le_bytes();
+    for i in (0..bytes.len()).rev().take(MAX_LIES) {
+        let mut b = bytes.clone();
+        b[i] ^= BIT_FLIP;
+        let lie = Tensor::from_le_bytes(truth.dtype(), truth.shape().to_vec(), &b)?;
+        let g = honest.with_lie(node, lie.clone())?;
+        if g.output() != honest.output() {
+            return Ok(Some((g, lie)));
+        }
+    }
+    Ok(None)
+}
+
 /// The node that writes the model's output slot.
 fn output_node(model: &Model) -> Option<usize> {
     let g = model.graph();
@@ -270,12 +302,14 @@ impl Probe {
     }
 
     /// The first of `edits` that, made at the probe's step, lets the run exit with code 0
-    /// by the bound with an output other than the honest one: the tamper and that output.
-    fn first_effective(
+    /// by the bound with an output other than the honest one that `accept` takes (`Some`):
+    /// the tamper and what `accept` made of the output.
+    fn first_effective<T>(
         &self,
         prog: &NodeProgram,
         edits: impl IntoIterator<Item = Edit>,
-    ) -> Result<Option<(Tamper, Tensor)>, GameError> {
+        mut accept: impl FnMut(Tensor) -> Result<Option<T>, GameError>,
+    ) -> Result<Option<(Tamper, T)>, GameError> {
         for e in edits {
             let mut m = self.at.clone();
             e.apply(&mut m)?;
@@ -285,7 +319,9 @@ impl Probe {
             if m.status == Status::Exited && m.exit_code == 0 {
                 let out = prog.read_output(&m)?.0;
                 if out != self.output {
-                    return Ok(Some((Tamper { step: self.at.step, edits: vec![e] }, out)));
+                    if let Some(t) = accept(out)? {
+                        return Ok(Some((Tamper { step: self.at.step, edits: vec![e] }, t)));
+                    }
                 }
             }
         }
@@ -304,19 +340,22 @@ pub fn find_tamper(
     edits: impl IntoIterator<Item = Edit>,
 ) -> Result<Option<Tamper>, GameError> {
     let probe = Probe::new(prog, inputs, depth, step)?;
-    Ok(probe.first_effective(prog, edits)?.map(|(t, _)| t))
+    Ok(probe.first_effective(prog, edits, |_| Ok(Some(())))?.map(|(t, ())| t))
 }
 
 /// The candidate edits of a `step:K:S` fault, in the order tried, made on the machine `at`
 /// at step S:
-/// 1. bit 6 of the first non-zero byte of the output region (a value already written);
+/// 1. bit 6 of the last, then of the first non-zero byte of the output region (values
+///    already written; a little-endian element's last non-zero byte is its most significant);
 /// 2. bit 6 of the last byte of each input (what a kernel reads last, so likely still unread);
 /// 3. bit 0 of each register x1..x31, then bit 2 of each.
 fn step_edits(prog: &NodeProgram, at: &Machine) -> Vec<Edit> {
     let mem = at.memory();
-    let flip = |addr: u32| Edit::Bytes { addr, bytes: vec![mem.read_u8(addr) ^ MEMORY_FLIP] };
-    let written = mem.read_bytes(OUTPUT_BASE, prog.output.byte_len()).iter().position(|&b| b != 0);
-    let mut edits: Vec<Edit> = written.map(|i| flip(OUTPUT_BASE + i as u32)).into_iter().collect();
+    let flip = |addr: u32| Edit::Bytes { addr, bytes: vec![mem.read_u8(addr) ^ BIT_FLIP] };
+    let out = mem.read_bytes(OUTPUT_BASE, prog.output.byte_len());
+    let (first, last) = (out.iter().position(|&b| b != 0), out.iter().rposition(|&b| b != 0));
+    let mut edits: Vec<Edit> =
+        last.into_iter().chain(first.filter(|f| Some(*f) != last)).map(|i| flip(OUTPUT_BASE + i as u32)).collect();
     for (i, spec) in prog.inputs.iter().enumerate() {
         if let Some(last) = spec.byte_len().checked_sub(1) {
             edits.push(flip(input_addr(i) + last as u32));
@@ -345,12 +384,14 @@ mod tests {
         VmView::of_node(&d.honest, node, DEPTH).unwrap()
     }
 
-    /// Graph states agree with the honest run's up to `S_node` and differ from `S_{node+1}` on.
+    /// Graph states agree with the honest run's up to `S_node` and differ from `S_{node+1}`
+    /// on, and the model's output is false.
     fn assert_diverges_after(d: &Digits, run: &Run, node: usize) {
         for i in 0..=d.honest.node_count() {
             let same = run.graph().state(i).unwrap() == d.honest.state(i).unwrap();
             assert_eq!(same, i <= node, "node {node}: S_{i}");
         }
+        assert_ne!(run.graph().output_commitment(), d.honest.output_commitment(), "node {node}: the output");
     }
 
     fn bits_differing(a: &Tensor, b: &Tensor) -> u32 {
