@@ -26,6 +26,7 @@ use alloy_sol_types::{SolEvent, SolEventInterface, SolValue};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use opml_cli::game::abi::{IModelRegistry, IOptimisticML};
+use opml_cli::game::Fault;
 use serde_json::{json, Value};
 
 use crate::sample::{claim_data, graph_view, registration, run_of, RunArgs};
@@ -147,6 +148,11 @@ pub struct ClaimArgs {
     /// Metadata URI if the model has to be registered.
     #[arg(long, default_value = "")]
     pub uri: String,
+    /// FAULT INJECTION, for tests and demos only: post a deliberately false claim (its bond
+    /// is at risk). SPEC: `output` (a wrong final output), `node:K` (node K's output is
+    /// wrong, later nodes run on it) or `step:K:S` (node K's VM run is tampered at step S).
+    #[arg(long, value_name = "SPEC")]
+    pub dishonest: Option<Fault>,
     #[command(flatten)]
     pub conn: Conn,
 }
@@ -323,13 +329,24 @@ async fn register(a: RegisterArgs) -> Result<()> {
 }
 
 async fn claim(a: ClaimArgs) -> Result<()> {
+    if let Some(f) = a.dishonest.as_ref().filter(|f| !f.is_submitter_fault()) {
+        bail!(
+            "--dishonest {f} is a challenger's fault (for a challenger that disputes true claims); \
+             a claim takes --dishonest output, node:K or step:K:S"
+        );
+    }
     let (c, d) = connect(&a.conn, true).await?;
-    let (b, g) = graph_view(&a.run)?;
-    let cd = claim_data(&b, &g, a.request, &a.uri)?;
-    let reg_tx = ensure_registered(&c, &d, &cd.register, cd.model_id).await?;
     let cfg = c.view(d.game, &IOptimisticML::configCall {}).await?;
+    let depth =
+        u32::try_from(cfg.vmDepth).with_context(|| format!("the game's vmDepth {} is too large", cfg.vmDepth))?;
+    let (b, run) = run_of(&a.run, a.dishonest.as_ref(), depth)?;
+    let cd = claim_data(&b, run.graph(), a.request, &a.uri)?;
+    let reg_tx = ensure_registered(&c, &d, &cd.register, cd.model_id).await?;
     let r = c.send_call(d.game, &cd.post, U256::from(cfg.submitterBond), "postClaim").await?;
     let e: IOptimisticML::ClaimPosted = event(&r, "postClaim")?;
+    if let Some(f) = &a.dishonest {
+        eprintln!("FAULT INJECTION (--dishonest {f}): claim {} is deliberately false; its bond is at risk", e.claimId);
+    }
     let v = json!({
         "claim": e.claimId.to::<u64>(),
         "model_id": cd.model_id.to_string(),
@@ -338,6 +355,7 @@ async fn claim(a: ClaimArgs) -> Result<()> {
         "bond": cfg.submitterBond.to_string(),
         "tx": r.transaction_hash.to_string(),
         "register_tx": reg_tx,
+        "dishonest": a.dishonest.as_ref().map(Fault::to_string),
     });
     let human = format!(
         "claim {} posted (tx {}): model {}, output commitment {}, challenge window until {}",

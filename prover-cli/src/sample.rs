@@ -10,8 +10,7 @@ use alloy_sol_types::SolValue;
 use anyhow::{bail, Result};
 use clap::Args;
 use opml_cli::game::abi::{to_b256, IModelRegistry, IOptimisticML};
-use opml_cli::game::fault::{Fault, Run};
-use opml_cli::game::GraphView;
+use opml_cli::game::{Fault, GraphView, Run};
 use opml_dnn::bundle::Bundle;
 use opml_dnn::commit::slot_vector_len;
 use opml_dnn::Tensor;
@@ -58,8 +57,8 @@ pub fn graph_view(a: &RunArgs) -> Result<(Bundle, GraphView)> {
     Ok((b, view))
 }
 
-/// The bundle and one's run of one input sample at VM depth `depth`: honest, or the
-/// deliberately false run of `fault` (a submitter's fault).
+/// The bundle and one's run of one input sample: honest, or lying as `fault` says (for
+/// tests and demos); VM runs are bounded by `2^depth` steps, the game's `vmDepth`.
 pub fn run_of(a: &RunArgs, fault: Option<&Fault>, depth: u32) -> Result<(Bundle, Run)> {
     let (b, x) = load_sample(&a.bundle, &a.input, a.index)?;
     let (model, root) = (Arc::new(b.model.clone()), b.model_root()?);

@@ -11,6 +11,8 @@
 //!   weight root not under the model root, final state not halted, final state not holding
 //!   the claimed output) revert and lose by timeout, and a run with different weights loses
 //!   at step 0 of phase 2;
+//! * injected faults (`opml_cli::game::Run::dishonest`: `output`, `node:K`, `step:K:S`)
+//!   lose at the leaf they aim at, after a handover the contract accepts;
 //! * every handover is also checked in Rust (`HandoverData::check`): the contract accepts
 //!   exactly when Rust does and names the same failed check;
 //! * gas per move kind and per whole dispute on the largest digits node, for k = 2, 8, 16
@@ -26,8 +28,9 @@ use alloy_primitives::{address, Address, Bytes, B256, U256};
 use alloy_sol_types::{SolCall, SolEvent, SolValue};
 use opml_cli::game::abi::{revert_reason, to_b256, IModelRegistry, IOptimisticML};
 use opml_cli::game::bisect::{narrow, worst_case_rounds};
+use opml_cli::game::fault::find_tamper;
 use opml_cli::game::graph::flip_byte;
-use opml_cli::game::{strategy, Edit, GraphView, HandoverData, ModelShape, Tamper, VmView};
+use opml_cli::game::{strategy, Edit, Fault, GraphView, HandoverData, ModelShape, Run, Tamper, VmView};
 use opml_compiler::layout::{input_addr, OUTPUT_BASE};
 use opml_compiler::{compile_node, NodeProgram};
 use opml_contracts::chain::{Chain, Receipt};
@@ -99,10 +102,13 @@ fn fx(kind: &str) -> &'static Fixture {
 enum Lie {
     None,
     /// Node `node`'s output has one bit flipped; the node's VM view forges the final state
-    /// (the honest run, with the lie written into the output region at the halting step).
+    /// (the honest run, with the lie written into the output region at the halting step):
+    /// the `node:K` fault.
     Output {
         node: usize,
     },
+    /// An injected fault (`Run::dishonest`).
+    Injected(Fault),
     /// Node `node`'s output is its VM run with `tamper` applied (coherent afterwards).
     Vm {
         node: usize,
@@ -119,20 +125,11 @@ enum Lie {
     },
 }
 
-impl Lie {
-    fn node(&self) -> Option<usize> {
-        match self {
-            Lie::None => None,
-            Lie::Output { node } | Lie::Vm { node, .. } | Lie::Weights { node } | Lie::OutputHonestVm { node } => {
-                Some(*node)
-            }
-        }
-    }
-}
-
 struct Player {
     graph: GraphView,
     lie: Lie,
+    /// The node this player lies about.
+    lying_node: Option<usize>,
     depth: u32,
     /// The lying VM view of the lie's node (built with the graph view).
     lying_vm: Option<VmView>,
@@ -154,20 +151,22 @@ impl Player {
             VmView::tampered(prog, &ins, depth, tamper).unwrap()
         };
         let lying = |node: usize, t: Tensor| GraphView::lying(f.model.clone(), f.root, inputs, node, t).unwrap();
+        let injected = |fault: &Fault| Run::dishonest(f.model.clone(), f.root, inputs, fault, depth).unwrap();
         let (graph, lying_vm) = match &lie {
             Lie::None => (f.honest.clone(), None),
             Lie::Output { node } | Lie::OutputHonestVm { node } => {
-                let t = flip_byte(&honest_out(*node), 5).unwrap();
-                let prog = compile_node(&f.model, *node).unwrap();
+                let run = injected(&Fault::Node(*node));
                 let vm = if matches!(lie, Lie::Output { .. }) {
-                    let end = vm_of(*node, &prog, None).end_step();
-                    let forge =
-                        Tamper { step: end, edits: vec![Edit::Bytes { addr: OUTPUT_BASE, bytes: t.to_le_bytes() }] };
-                    vm_of(*node, &prog, Some(&forge))
+                    run.vm_view(*node).unwrap()
                 } else {
-                    vm_of(*node, &prog, None)
+                    vm_of(*node, &compile_node(&f.model, *node).unwrap(), None)
                 };
-                (lying(*node, t), Some(vm))
+                (run.graph().clone(), Some((*node, vm)))
+            }
+            Lie::Injected(fault) => {
+                let run = injected(fault);
+                let node = run.lying_node().expect("a submitter fault lies about a node");
+                (run.graph().clone(), Some((node, run.vm_view(node).unwrap())))
             }
             Lie::Vm { node, tamper } => {
                 let prog = compile_node(&f.model, *node).unwrap();
@@ -175,7 +174,7 @@ impl Player {
                 assert!(vm.exited_ok(), "{} node {node}: the tampered run must still exit with 0", f.kind);
                 let out = vm.output().unwrap();
                 assert_ne!(out, honest_out(*node), "{} node {node}: the tamper must change the output", f.kind);
-                (lying(*node, out), Some(vm))
+                (lying(*node, out), Some((*node, vm)))
             }
             Lie::Weights { node } => {
                 let prog = weights_flipped(&compile_node(&f.model, *node).unwrap());
@@ -183,15 +182,17 @@ impl Player {
                 assert!(vm.exited_ok());
                 let out = vm.output().unwrap();
                 assert_ne!(out, honest_out(*node), "{} node {node}: other weights must change the output", f.kind);
-                (lying(*node, out), Some(vm))
+                (lying(*node, out), Some((*node, vm)))
             }
         };
-        Player { graph, lie, depth, lying_vm }
+        let lying_node = lying_vm.as_ref().map(|(node, _)| *node);
+        let lying_vm = lying_vm.map(|(_, vm)| vm);
+        Player { graph, lie, lying_node, depth, lying_vm }
     }
 
     /// This player's VM view of node `node` (taken out of the player for the game).
     fn vm(&mut self, node: usize) -> VmView {
-        if self.lie.node() == Some(node) {
+        if self.lying_node == Some(node) {
             if let Some(vm) = self.lying_vm.take() {
                 return vm;
             }
@@ -468,7 +469,7 @@ fn play(
     };
     // The honest challenger's node pre-state is the contract's.
     let mut ch_vm = ch.vm(node as usize);
-    if ch.lie.node() != Some(node as usize) || !matches!(ch.lie, Lie::Weights { .. }) {
+    if ch.lying_node != Some(node as usize) || !matches!(ch.lie, Lie::Weights { .. }) {
         assert_eq!(ch_vm.state_hash_at(0), pre, "the challenger's VM view starts at the contract's pre-state");
     }
     // Phase 2.
@@ -691,14 +692,9 @@ fn mid_run_tamper(f: &Fixture, node: usize, edits: Vec<Edit>) -> Tamper {
     let prog = compile_node(&f.model, node).unwrap();
     let ins = f.honest.node_inputs(node).unwrap();
     let end = VmView::new(&prog, &ins, 20).unwrap().end_step();
-    for e in edits {
-        let t = Tamper { step: end / 2, edits: vec![e] };
-        let vm = VmView::tampered(&prog, &ins, 20, Some(&t)).unwrap();
-        if vm.exited_ok() && vm.output().unwrap() != *f.honest.node_output(node).unwrap() {
-            return t;
-        }
-    }
-    panic!("{} node {node}: no candidate tamper changes the output", f.kind);
+    find_tamper(&prog, &ins, 20, end / 2, edits)
+        .unwrap()
+        .unwrap_or_else(|| panic!("{} node {node}: no candidate tamper changes the output", f.kind))
 }
 
 /// Candidate mid-run memory edits of node `node`: words of the output region (written
@@ -753,6 +749,34 @@ fn a_lie_inside_a_vm_run_loses_at_the_tampered_step() {
     match p.end {
         End::Step { step, .. } => assert_eq!(step + 1, reg.step),
         End::BadHandover(_) => unreachable!(),
+    }
+}
+
+/// The faults `opml chain claim --dishonest` injects, played by the submitter against an
+/// honest challenger on the digits CNN: each handover is accepted, and the game ends at
+/// the leaf the fault aims at (the forged halting step of the lying node, or `[S-1, S]`).
+#[test]
+fn injected_faults_lose_at_the_leaf_they_aim_at() {
+    let f = fx("cnn");
+    let depth = 20;
+    let g = f.model.graph();
+    let end_of = |node: usize| VmView::of_node(&f.honest, node, depth).unwrap().end_step();
+    let out_node = (0..g.nodes.len()).find(|&j| g.node_slot(j) == g.output).unwrap();
+    // Middle nodes: requantize node 4 lies about its output; conv2d node 3 is tampered at a
+    // step a third of the way through its run.
+    let step = end_of(3) / 3;
+    let cases = [
+        (Fault::Output, out_node, end_of(out_node)),
+        (Fault::Node(4), 4, end_of(4)),
+        (Fault::Step { node: 3, step }, 3, step),
+    ];
+    for (fault, node, leaf_hi) in cases {
+        let (p, _) = dispute("cnn", 8, depth, Lie::Injected(fault.clone()), Lie::None, None);
+        expect_step_win(&p, Side::Challenger, node);
+        match p.end {
+            End::Step { step, .. } => assert_eq!((step, step + 1), (leaf_hi - 1, leaf_hi), "{fault}: the leaf"),
+            End::BadHandover(_) => unreachable!(),
+        }
     }
 }
 

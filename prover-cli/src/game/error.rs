@@ -44,6 +44,22 @@ pub enum GameError {
         /// What is wrong.
         msg: String,
     },
+    /// A fault spec that does not parse.
+    #[error("fault spec {spec:?}: {why} (the forms are output, node:K, step:K:S and challenge-all)")]
+    FaultSpec {
+        /// The spec as given.
+        spec: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A fault that cannot be injected into this run.
+    #[error("fault {fault}: {why}")]
+    FaultUnfit {
+        /// The fault, as its spec.
+        fault: String,
+        /// Why it does not fit.
+        why: String,
+    },
     /// A bad argument (interval, arity, state count, depth).
     #[error("{0}")]
     Invalid(String),

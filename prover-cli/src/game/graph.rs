@@ -32,11 +32,32 @@ fn run_nodes(model: &Model, slots: &mut Vec<Tensor>, from: usize, to: usize) -> 
     Ok(())
 }
 
+/// `lie` can stand for node `node`'s output: the node exists and the tensor has its
+/// output's dtype and shape.
+fn check_lie(model: &Model, node: usize, lie: &Tensor) -> Result<(), GameError> {
+    let g = model.graph();
+    if node >= g.nodes.len() {
+        return Err(GameError::Node { node, count: g.nodes.len() });
+    }
+    let want = &model.specs()[g.node_slot(node)];
+    if &lie.spec() != want {
+        return Err(GameError::Lie {
+            node,
+            msg: format!("is {} {:?}, the node outputs {} {:?}", lie.dtype(), lie.shape(), want.dtype, want.shape),
+        });
+    }
+    Ok(())
+}
+
 impl GraphView {
     /// The honest view: run the model natively on `inputs`; `model_root` is the registered
     /// model commitment (recorded in the trace).
     pub fn honest(model: Arc<Model>, model_root: Hash, inputs: &[Tensor]) -> Result<Self, GameError> {
-        Self::lying_from(model, model_root, inputs, None)
+        check_inputs(&model, inputs)?;
+        let mut slots = inputs.to_vec();
+        run_nodes(&model, &mut slots, 0, model.graph().nodes.len())?;
+        let trace = Trace::with_model_commitment(&model, model_root, &slots);
+        Ok(GraphView { model, slots, trace })
     }
 
     /// A lying view: node `node`'s output is `lie` (same dtype and shape as the true one);
@@ -48,43 +69,32 @@ impl GraphView {
         node: usize,
         lie: Tensor,
     ) -> Result<Self, GameError> {
-        Self::lying_from(model, model_root, inputs, Some((node, lie)))
+        check_lie(&model, node, &lie)?;
+        check_inputs(&model, inputs)?;
+        let mut slots = inputs.to_vec();
+        run_nodes(&model, &mut slots, 0, node)?;
+        Self::run_on_lie(model, model_root, slots, node, lie)
     }
 
-    fn lying_from(
+    /// This view with node `node`'s output replaced by `lie` (same dtype and shape) and
+    /// every later node re-run natively on it; the nodes before `node` are not run again.
+    pub fn with_lie(&self, node: usize, lie: Tensor) -> Result<Self, GameError> {
+        check_lie(&self.model, node, &lie)?;
+        let slots = self.slots[..self.model.graph().node_slot(node)].to_vec();
+        Self::run_on_lie(self.model.clone(), self.trace.model, slots, node, lie)
+    }
+
+    /// `slots` (inputs and nodes `..node`), then `lie` as node `node`'s output, then the
+    /// later nodes run on it.
+    fn run_on_lie(
         model: Arc<Model>,
         model_root: Hash,
-        inputs: &[Tensor],
-        lie: Option<(usize, Tensor)>,
+        mut slots: Vec<Tensor>,
+        node: usize,
+        lie: Tensor,
     ) -> Result<Self, GameError> {
-        check_inputs(&model, inputs)?;
-        let g = model.graph();
-        let n = g.nodes.len();
-        let mut slots = inputs.to_vec();
-        match lie {
-            None => run_nodes(&model, &mut slots, 0, n)?,
-            Some((node, t)) => {
-                if node >= n {
-                    return Err(GameError::Node { node, count: n });
-                }
-                let want = &model.specs()[g.node_slot(node)];
-                if &t.spec() != want {
-                    return Err(GameError::Lie {
-                        node,
-                        msg: format!(
-                            "is {} {:?}, the node outputs {} {:?}",
-                            t.dtype(),
-                            t.shape(),
-                            want.dtype,
-                            want.shape
-                        ),
-                    });
-                }
-                run_nodes(&model, &mut slots, 0, node)?;
-                slots.push(t);
-                run_nodes(&model, &mut slots, node + 1, n)?;
-            }
-        }
+        slots.push(lie);
+        run_nodes(&model, &mut slots, node + 1, model.graph().nodes.len())?;
         let trace = Trace::with_model_commitment(&model, model_root, &slots);
         Ok(GraphView { model, slots, trace })
     }

@@ -1,4 +1,4 @@
-//! The digits MLP bundle and one quantized test sample, for the unit tests.
+//! The digits MLP and CNN bundles and one quantized test sample each, for the unit tests.
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -19,17 +19,26 @@ pub(crate) struct Digits {
     pub honest: GraphView,
 }
 
+/// Bundle `fixtures/digits/{kind}.opml` and sample `sample` of its test set.
+fn load(kind: &str, sample: usize) -> Digits {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/digits");
+    let b = Bundle::from_bytes(&std::fs::read(dir.join(format!("{kind}.opml"))).unwrap()).unwrap();
+    let name = format!("test_{kind}");
+    let ds = read_dataset(&std::fs::read(dir.join(format!("{name}.safetensors"))).unwrap(), &name, false).unwrap();
+    let input = b.quantize_input(ds.sample(sample)).unwrap();
+    let root = b.model_root().unwrap();
+    let images = b.node_images().to_vec();
+    let model = Arc::new(b.model);
+    let honest = GraphView::honest(model.clone(), root, std::slice::from_ref(&input)).unwrap();
+    Digits { model, root, images, input, honest }
+}
+
 pub(crate) fn mlp() -> &'static Digits {
     static D: OnceLock<Digits> = OnceLock::new();
-    D.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/digits");
-        let b = Bundle::from_bytes(&std::fs::read(dir.join("mlp.opml")).unwrap()).unwrap();
-        let ds = read_dataset(&std::fs::read(dir.join("test_mlp.safetensors")).unwrap(), "test_mlp", false).unwrap();
-        let input = b.quantize_input(ds.sample(1)).unwrap();
-        let root = b.model_root().unwrap();
-        let images = b.node_images().to_vec();
-        let model = Arc::new(b.model);
-        let honest = GraphView::honest(model.clone(), root, std::slice::from_ref(&input)).unwrap();
-        Digits { model, root, images, input, honest }
-    })
+    D.get_or_init(|| load("mlp", 1))
+}
+
+pub(crate) fn cnn() -> &'static Digits {
+    static D: OnceLock<Digits> = OnceLock::new();
+    D.get_or_init(|| load("cnn", 0))
 }

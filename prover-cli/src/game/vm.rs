@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use opml_compiler::layout::CODE_BASE;
+use opml_compiler::layout::{CODE_BASE, OUTPUT_BASE};
 use opml_compiler::proofs::output_region_proof;
 use opml_compiler::{compile_node, NodeProgram};
 use opml_dnn::Tensor;
@@ -42,6 +42,22 @@ pub enum Edit {
     },
 }
 
+impl Edit {
+    /// Apply the edit to `m` (a register outside `1..=31` is refused).
+    pub fn apply(&self, m: &mut Machine) -> Result<(), GameError> {
+        match self {
+            Edit::Reg { reg, value } => {
+                if !(1..32).contains(reg) {
+                    return Err(GameError::Invalid(format!("register x{reg} cannot be edited")));
+                }
+                m.set_reg(*reg, *value);
+            }
+            Edit::Bytes { addr, bytes } => m.memory_mut().write_bytes(*addr, bytes),
+        }
+        Ok(())
+    }
+}
+
 /// Edits applied to the machine when it reaches step `step` (or at its halting step if it
 /// halts earlier).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,6 +85,14 @@ pub struct VmView {
     cache: HashMap<u64, Hash>,
 }
 
+/// `2^depth`, the last step of a VM dissection, for a depth the contract accepts.
+pub fn step_limit(depth: u32) -> Result<u64, GameError> {
+    if depth == 0 || depth > MAX_DEPTH {
+        return Err(GameError::Invalid(format!("VM depth {depth} is outside 1..={MAX_DEPTH}")));
+    }
+    Ok(1u64 << depth)
+}
+
 fn record(m: &mut Machine, max_steps: u64) -> Result<Checkpoints, GameError> {
     Ok(Checkpoints::record(m, max_steps, CHECKPOINT_EVERY, |_| {})?)
 }
@@ -86,6 +110,33 @@ impl VmView {
         Self::new(&prog, &graph.node_inputs(node)?, depth)
     }
 
+    /// The honest run of `prog` on `inputs` with `output` written over its output region at
+    /// its halting step: the final state holds `output`, so a lie about the node's output
+    /// passes the handover and is caught only at that one step.
+    pub fn forged(prog: &NodeProgram, inputs: &[&Tensor], depth: u32, output: &Tensor) -> Result<Self, GameError> {
+        if output.spec() != prog.output {
+            return Err(GameError::Lie {
+                node: prog.node,
+                msg: format!(
+                    "is {} {:?}, the node outputs {} {:?}",
+                    output.dtype(),
+                    output.shape(),
+                    prog.output.dtype,
+                    prog.output.shape
+                ),
+            });
+        }
+        let limit = step_limit(depth)?;
+        let mut m = prog.machine(inputs)?;
+        m.run(limit);
+        if !m.is_halted() {
+            return Err(GameError::Invalid(format!("node {} runs past 2^{depth} steps", prog.node)));
+        }
+        let forge =
+            Tamper { step: m.step, edits: vec![Edit::Bytes { addr: OUTPUT_BASE, bytes: output.to_le_bytes() }] };
+        Self::tampered(prog, inputs, depth, Some(&forge))
+    }
+
     /// The run of `prog` on `inputs` with `tamper` applied (none: the honest run).
     pub fn tampered(
         prog: &NodeProgram,
@@ -93,10 +144,7 @@ impl VmView {
         depth: u32,
         tamper: Option<&Tamper>,
     ) -> Result<Self, GameError> {
-        if depth == 0 || depth > MAX_DEPTH {
-            return Err(GameError::Invalid(format!("VM depth {depth} is outside 1..={MAX_DEPTH}")));
-        }
-        let limit = 1u64 << depth;
+        let limit = step_limit(depth)?;
         let mut m = prog.machine(inputs)?;
         let mut segments = vec![Segment { from: 0, ckpts: record(&mut m, limit)? }];
         if let Some(t) = tamper {
@@ -107,15 +155,7 @@ impl VmView {
             m.run(t.step);
             let from = t.step;
             for e in &t.edits {
-                match e {
-                    Edit::Reg { reg, value } => {
-                        if !(1..32).contains(reg) {
-                            return Err(GameError::Invalid(format!("register x{reg} cannot be edited")));
-                        }
-                        m.set_reg(*reg, *value);
-                    }
-                    Edit::Bytes { addr, bytes } => m.memory_mut().write_bytes(*addr, bytes),
-                }
+                e.apply(&mut m)?;
             }
             m.cache_code(CODE_BASE, prog.code.len() as u32);
             let rest = limit - m.step;
