@@ -29,10 +29,10 @@ use opml_cli::game::abi::{IModelRegistry, IOptimisticML};
 use opml_cli::game::Fault;
 use serde_json::{json, Value};
 
-use crate::sample::{claim_data, graph_view, registration, run_of, RunArgs};
+use crate::sample::{claim_data, registration, run_of, RunArgs};
 use client::{signer, Client};
 use deployment::{creation_code, ConfigJson, Deployment};
-use opml_cli::game::fault::{Fault, Run};
+use opml_cli::game::Run;
 use opml_dnn::bundle::Bundle;
 use play::{reason_name, side_name, PlayOptions, Role};
 use report::{Reporter, Sink};

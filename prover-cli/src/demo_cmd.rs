@@ -339,8 +339,8 @@ async fn demo(a: DemoArgs) -> Result<ExitCode> {
         }
     }
     let lying_out = lying.await.map_err(|e| anyhow!("the lying challenger's task failed: {e}"))?;
-    drop(events_tx);
-    while let Some(v) = events.recv().await {
+    // Every actor has stopped: what they reported is in the channel.
+    while let Ok(v) = events.try_recv() {
         log.push(v);
     }
 
@@ -483,13 +483,14 @@ async fn summarize(c: &Client, d: &Deployment, cfg: &IOptimisticML::Config, clai
                 E::StepResolved(s) => leaf = Some(s.step),
                 _ => {}
             }
+            let level = |p: IOptimisticML::Phase| if p == IOptimisticML::Phase::Graph { "graph" } else { "steps" };
             let name = match &e {
                 E::Challenged(_) => "challenge",
                 E::Opened(_) => "open",
-                E::StatesPosted(_) => "states",
-                E::Picked(_) => "pick",
+                E::StatesPosted(x) => level(x.phase),
+                E::Picked(x) => level(x.phase),
                 E::HandedOver(_) => "handover",
-                E::StepResolved(_) => "step",
+                E::StepResolved(_) => "leaf",
                 E::GameEnded(_) => "end",
                 _ => "other",
             };

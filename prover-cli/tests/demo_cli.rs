@@ -25,14 +25,18 @@ fn check(v: &Value, leaf_node: u64) {
     assert_eq!(statuses, ["finalized", "voided", "finalized"], "{v:#}");
     let games = v["games"].as_array().unwrap();
     assert_eq!(games.len(), 2, "{v:#}");
-    // Game 1: the honest challenger on the false claim 2; game 2: the lying challenger on claim 3.
-    assert_eq!((games[0]["claim"].as_u64(), games[0]["winner"].as_str()), (Some(2), Some("challenger")));
-    assert_eq!((games[1]["claim"].as_u64(), games[1]["winner"].as_str()), (Some(3), Some("submitter")));
+    // The honest challenger on the false claim 2, the lying challenger on claim 3 (in the
+    // order their challenges were mined).
+    let on = |claim: u64| games.iter().find(|g| g["claim"].as_u64() == Some(claim)).unwrap();
+    let (caught, defended) = (on(2), on(3));
+    assert_eq!((caught["challenger"].as_str(), caught["winner"].as_str()), (Some("honest challenger"), Some("challenger")));
+    assert_eq!((defended["challenger"].as_str(), defended["winner"].as_str()), (Some("lying challenger"), Some("submitter")));
     for g in games {
         assert_eq!(g["reason"], "step", "every game ends at one VM step: {g}");
         assert!(g["gas"].as_u64().unwrap() > 0 && g["vm_rounds"].as_u64().unwrap() >= 1);
+        assert_eq!(g["graph_rounds"].as_u64(), Some(1), "9 nodes at k = 16: one graph round");
     }
-    assert_eq!(games[0]["node"].as_u64(), Some(leaf_node), "the dispute isolates the lying node");
+    assert_eq!(caught["node"].as_u64(), Some(leaf_node), "the dispute isolates the lying node");
     let cfg = &v["config"];
     let (sb, cb, bps) = (wei(&cfg["submitter_bond"]), wei(&cfg["challenger_bond"]), cfg["burn_bps"].as_u64().unwrap() as u128);
     let burn = |x: u128| x * bps / 10_000;
@@ -67,6 +71,8 @@ fn a_false_middle_node_is_voided() {
 fn a_tampered_vm_step_is_voided_at_that_step() {
     let v = demo("step:3:30000");
     check(&v, 3);
-    let leaf = v["games"][0]["leaf_step"].as_u64().unwrap();
+    let games = v["games"].as_array().unwrap();
+    let caught = games.iter().find(|g| g["claim"].as_u64() == Some(2)).unwrap();
+    let leaf = caught["leaf_step"].as_u64().unwrap();
     assert_eq!(leaf, 29_999, "the leaf is the step into the tampered state 30000");
 }

@@ -13,7 +13,7 @@
 //!   directory, unknown claim and game, a malformed input file.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use alloy::network::TransactionBuilder;
@@ -135,6 +135,14 @@ impl Watcher {
     }
 }
 
+/// The logs of watchers, for a failure message (read when it is shown).
+fn logs(paths: &[(&str, PathBuf)]) -> impl Fn() -> String {
+    let paths: Vec<(String, PathBuf)> = paths.iter().map(|(n, p)| (n.to_string(), p.clone())).collect();
+    move || {
+        paths.iter().map(|(n, p)| format!("\n--- {n}\n{}", std::fs::read_to_string(p).unwrap_or_default())).collect()
+    }
+}
+
 impl Drop for Watcher {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -172,7 +180,7 @@ fn claim(file: &str, bundle: &str, data: &str, index: usize, dishonest: Option<&
 }
 
 /// Wait (polling the chain) until `done` holds, or panic after `limit` with `why()`.
-async fn wait_until<F, Fut>(limit: Duration, mut done: F, why: impl Fn() -> String)
+async fn wait_until<F, Fut, W: Fn() -> String>(limit: Duration, mut done: F, why: W)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -246,9 +254,9 @@ async fn eight_claims_every_lie_voided_every_truth_finalized() {
     }
     let p = provider(&url);
     let game = game_address(&file);
-    let why = || format!("\n--- submitter\n{}\n--- challenger\n{}", sub.log_text(), ch.log_text());
-    wait_until(Duration::from_secs(240), || settled(&p, game, &ids), why).await;
-    wait_until(Duration::from_secs(30), || credits_zero(&p, game, &[SUBMITTER, CHALLENGER]), why).await;
+    let why = logs(&[("submitter", sub.log.clone()), ("challenger", ch.log.clone())]);
+    wait_until(Duration::from_secs(240), || settled(&p, game, &ids), &why).await;
+    wait_until(Duration::from_secs(30), || credits_zero(&p, game, &[SUBMITTER, CHALLENGER]), &why).await;
     for (id, f) in ids.iter().zip(plan) {
         let v = view(&p, game, &IOptimisticML::claimOfCall { claimId: U256::from(*id) }).await;
         assert_eq!((v.voided, v.finalized), (f.is_some(), f.is_none()), "claim {id} ({f:?}){}", why());
@@ -289,7 +297,7 @@ async fn a_challenger_killed_in_the_vm_phase_resumes_and_wins() {
     let unknown = claim(&file, "cnn.opml", "test_cnn.safetensors", 0, None);
     let p = provider(&url);
     let game = game_address(&file);
-    let why = || first.log_text();
+    let why = logs(&[("first challenger", first.log.clone())]);
     wait_until(
         Duration::from_secs(120),
         || async {
@@ -308,8 +316,9 @@ async fn a_challenger_killed_in_the_vm_phase_resumes_and_wins() {
         first.log_text()
     );
     let mut second = Watcher::start(&file, CHALLENGER, "challenger", &mlp_only, &data, &[], dir.path().join("ch2.log"));
-    let why = || second.log_text();
-    wait_until(Duration::from_secs(180), || settled(&p, game, &[lie, unknown]), why).await;
+    let why = logs(&[("second challenger", second.log.clone())]);
+    let both = [lie, unknown];
+    wait_until(Duration::from_secs(180), || settled(&p, game, &both), why).await;
     let gs = games(&p, game).await;
     assert_eq!(gs, vec![(lie, Side::Challenger, STEP_REASON, Phase::Ended)], "{}", second.log_text());
     let v = view(&p, game, &IOptimisticML::claimOfCall { claimId: U256::from(unknown) }).await;
@@ -338,18 +347,18 @@ async fn an_rpc_outage_of_20_s_mid_game_is_survived() {
         [claim(&file, "mlp.opml", "test_mlp.safetensors", 0, Some("output")), claim(&file, "mlp.opml", "test_mlp.safetensors", 1, Some("node:2"))];
     let p = provider(&url);
     let game = game_address(&file);
-    let why = || format!("\n--- submitter\n{}\n--- challenger\n{}", sub.log_text(), ch.log_text());
+    let why = logs(&[("submitter", sub.log.clone()), ("challenger", ch.log.clone())]);
     wait_until(
         Duration::from_secs(60),
         || async { view(&p, game, &IOptimisticML::gameCountCall {}).await.to::<u64>() >= 1 },
-        why,
+        &why,
     )
     .await;
     anvil.stop().unwrap();
     tokio::time::sleep(Duration::from_secs(20)).await;
     assert!(sub.alive() && ch.alive(), "neither watcher exits while the RPC is away");
     let _anvil = Anvil::spawn(port, Some(&state), &dir.path().join("anvil2.log")).unwrap();
-    wait_until(Duration::from_secs(180), || settled(&p, game, &ids), why).await;
+    wait_until(Duration::from_secs(180), || settled(&p, game, &ids), &why).await;
     for id in ids {
         let v = view(&p, game, &IOptimisticML::claimOfCall { claimId: U256::from(id) }).await;
         assert!(v.voided, "claim {id}{}", why());
