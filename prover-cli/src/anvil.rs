@@ -1,0 +1,291 @@
+//! A local anvil node for the devnet, the demo and the tests: found where `scripts/setup.sh`
+//! installs it (or `$OPML_ANVIL`, or `PATH`), started on 127.0.0.1 with its output appended
+//! to a log file, ready once it accepts connections, stopped with SIGTERM (on which anvil
+//! writes its `--state` file) and killed only if it does not exit.
+//!
+//! ```no_run
+//! use opml_cli::anvil::{free_port, Anvil};
+//! # fn main() -> Result<(), opml_cli::anvil::AnvilError> {
+//! let dir = std::env::temp_dir();
+//! let node = Anvil::spawn(free_port()?, Some(&dir.join("state.json")), &dir.join("anvil.log"))?;
+//! println!("{}", node.url()); // http://127.0.0.1:PORT
+//! node.stop()?; // the state file now holds the chain; spawn again with it to resume
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fs::OpenOptions;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+/// Environment variable naming the anvil binary to use.
+pub const ANVIL_ENV: &str = "OPML_ANVIL";
+/// The only address anvil listens on.
+pub const LOCALHOST: &str = "127.0.0.1";
+/// How long anvil may take to accept connections (it loads its state file first).
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long anvil may take to exit after SIGTERM (it writes its state file first).
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(50);
+/// How much of the log an error quotes.
+const LOG_TAIL_BYTES: u64 = 2_000;
+
+/// Why anvil could not be found, started or stopped.
+#[derive(Debug, Error)]
+pub enum AnvilError {
+    #[error(
+        "anvil not found: tried {tried}; install it with `bash scripts/setup.sh install_foundry`, \
+         or set {ANVIL_ENV} to an anvil binary"
+    )]
+    NotFound { tried: String },
+    #[error("port {port} on {LOCALHOST} is not free: {source}")]
+    PortInUse { port: u16, source: io::Error },
+    #[error("{what}: {source}")]
+    Io { what: String, source: io::Error },
+    #[error("anvil ({bin}) exited ({status}) before accepting connections on port {port}; end of {log}:\n{tail}")]
+    Exited { bin: String, status: ExitStatus, port: u16, log: String, tail: String },
+    #[error("anvil ({bin}) did not accept connections on port {port} within {secs} s (log: {log})")]
+    NotReady { bin: String, port: u16, secs: u64, log: String },
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> AnvilError {
+    let what = what.into();
+    move |source| AnvilError::Io { what, source }
+}
+
+/// The npm package directory of this platform's anvil (`@foundry-rs/anvil-<os>-<arch>`).
+fn npm_platform() -> String {
+    let os = match std::env::consts::OS {
+        "macos" => "darwin",
+        os => os,
+    };
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        arch => arch,
+    };
+    format!("{os}-{arch}")
+}
+
+/// The anvil binary: `$OPML_ANVIL`, else the one `scripts/setup.sh` installs under this
+/// source tree's `contracts/node_modules`, else `anvil` on `PATH`.
+pub fn find_anvil() -> Result<PathBuf, AnvilError> {
+    if let Some(p) = std::env::var_os(ANVIL_ENV).filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(AnvilError::NotFound { tried: format!("${ANVIL_ENV} = {} (no such file)", p.display()) })
+        };
+    }
+    let npm = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../contracts/node_modules/@foundry-rs")
+        .join(format!("anvil-{}", npm_platform()))
+        .join("bin/anvil");
+    if npm.is_file() {
+        return Ok(npm);
+    }
+    let on_path =
+        std::env::var_os("PATH").iter().flat_map(std::env::split_paths).map(|d| d.join("anvil")).find(|p| p.is_file());
+    on_path.ok_or_else(|| AnvilError::NotFound {
+        tried: format!("${ANVIL_ENV} (not set), {}, `anvil` on PATH", npm.display()),
+    })
+}
+
+/// A port on 127.0.0.1 that was free a moment ago (the OS's choice).
+pub fn free_port() -> Result<u16, AnvilError> {
+    let l = TcpListener::bind((LOCALHOST, 0)).map_err(io_err(format!("binding {LOCALHOST}:0")))?;
+    Ok(l.local_addr().map_err(io_err("reading a bound socket's address"))?.port())
+}
+
+/// Where anvil runs relative to the process that starts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifetime {
+    /// In the caller's process group, so that a Ctrl-C stops both; stopped when the handle
+    /// is dropped.
+    Attached,
+    /// In a session of its own, so that it outlives the caller and its terminal; stopped
+    /// when the handle is dropped until [`Anvil::detach`] lets it go.
+    Background,
+}
+
+/// A running anvil started by this process.
+#[derive(Debug)]
+pub struct Anvil {
+    child: Child,
+    port: u16,
+    argv: Vec<String>,
+    stop_on_drop: bool,
+}
+
+impl Anvil {
+    /// Start anvil on `port` of 127.0.0.1, attached to this process (see
+    /// [`Lifetime::Attached`]).
+    pub fn spawn(port: u16, state: Option<&Path>, log: &Path) -> Result<Anvil, AnvilError> {
+        Self::start(port, state, log, Lifetime::Attached)
+    }
+
+    /// Start anvil in the background (see [`Lifetime::Background`]).
+    pub fn spawn_background(port: u16, state: Option<&Path>, log: &Path) -> Result<Anvil, AnvilError> {
+        Self::start(port, state, log, Lifetime::Background)
+    }
+
+    /// Start anvil on `port` of 127.0.0.1 with its stdout and stderr appended to `log`;
+    /// with `state`, the chain is loaded from that file if it exists and written to it when
+    /// anvil is stopped (anvil's `--state`). Returns once anvil accepts connections.
+    pub fn start(port: u16, state: Option<&Path>, log: &Path, lifetime: Lifetime) -> Result<Anvil, AnvilError> {
+        let bin = find_anvil()?;
+        // Refuse a busy port here: anvil would exit with an error, or worse, the readiness
+        // check would connect to whatever holds the port.
+        drop(TcpListener::bind((LOCALHOST, port)).map_err(|source| AnvilError::PortInUse { port, source })?);
+        let mut argv = vec![bin.display().to_string(), "--host".into(), LOCALHOST.into(), "--port".into()];
+        argv.push(port.to_string());
+        if let Some(s) = state {
+            argv.extend(["--state".to_string(), s.display().to_string()]);
+        }
+        let out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(io_err(format!("opening anvil's log {}", log.display())))?;
+        let err = out.try_clone().map_err(io_err(format!("opening anvil's log {}", log.display())))?;
+        let mut cmd = Command::new(&bin);
+        cmd.args(&argv[1..]).stdin(Stdio::null()).stdout(out).stderr(err);
+        if lifetime == Lifetime::Background {
+            // SAFETY: runs in the forked child before exec; setsid is async-signal-safe and
+            // touches no memory shared with the parent.
+            unsafe {
+                cmd.pre_exec(|| if libc::setsid() == -1 { Err(io::Error::last_os_error()) } else { Ok(()) });
+            }
+        }
+        let child = cmd.spawn().map_err(io_err(format!("starting {}", bin.display())))?;
+        let mut a = Anvil { child, port, argv, stop_on_drop: true };
+        a.wait_ready(log)?;
+        Ok(a)
+    }
+
+    /// Poll until anvil accepts connections; an exit or the timeout is an error (and the
+    /// handle, dropped, stops the process).
+    fn wait_ready(&mut self, log: &Path) -> Result<(), AnvilError> {
+        let start = Instant::now();
+        loop {
+            let exited = self.child.try_wait().map_err(io_err(format!("waiting for anvil (pid {})", self.pid())))?;
+            if let Some(status) = exited {
+                let tail = log_tail(log);
+                return Err(AnvilError::Exited {
+                    bin: self.argv[0].clone(),
+                    status,
+                    port: self.port,
+                    log: log.display().to_string(),
+                    tail,
+                });
+            }
+            if TcpStream::connect((LOCALHOST, self.port)).is_ok() {
+                return Ok(());
+            }
+            if start.elapsed() > READY_TIMEOUT {
+                return Err(AnvilError::NotReady {
+                    bin: self.argv[0].clone(),
+                    port: self.port,
+                    secs: READY_TIMEOUT.as_secs(),
+                    log: log.display().to_string(),
+                });
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Its JSON-RPC URL.
+    pub fn url(&self) -> String {
+        format!("http://{LOCALHOST}:{}", self.port)
+    }
+
+    /// Its port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The command line it was started with (program first), as `/proc/PID/cmdline` shows it.
+    pub fn argv(&self) -> &[String] {
+        &self.argv
+    }
+
+    /// Let it run on after this handle is gone (a background anvil outlives this process);
+    /// its pid, to stop it later.
+    pub fn detach(mut self) -> u32 {
+        self.stop_on_drop = false;
+        self.pid()
+    }
+
+    /// Stop it: SIGTERM (anvil writes its state file, if any, and exits), then SIGKILL if
+    /// it has not exited within 10 s. Its exit status.
+    pub fn stop(mut self) -> Result<ExitStatus, AnvilError> {
+        self.stop_on_drop = false;
+        self.terminate()
+    }
+
+    fn terminate(&mut self) -> Result<ExitStatus, AnvilError> {
+        let pid = self.pid();
+        if let Some(s) = self.child.try_wait().map_err(io_err(format!("waiting for anvil (pid {pid})")))? {
+            return Ok(s);
+        }
+        // SAFETY: plain syscall on our own child's pid, which stays reserved until we reap it.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGTERM);
+        }
+        let start = Instant::now();
+        while start.elapsed() < STOP_TIMEOUT {
+            if let Some(s) = self.child.try_wait().map_err(io_err(format!("waiting for anvil (pid {pid})")))? {
+                return Ok(s);
+            }
+            std::thread::sleep(POLL);
+        }
+        self.child.kill().map_err(io_err(format!("killing anvil (pid {pid})")))?;
+        self.child.wait().map_err(io_err(format!("waiting for anvil (pid {pid})")))
+    }
+}
+
+impl Drop for Anvil {
+    fn drop(&mut self) {
+        if self.stop_on_drop {
+            // Nothing to report to in a destructor; the process is killed at worst.
+            let _ = self.terminate();
+        }
+    }
+}
+
+/// The last lines of a log, for an error message ("" if it cannot be read).
+fn log_tail(path: &Path) -> String {
+    let Ok(mut f) = std::fs::File::open(path) else { return String::new() };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(LOG_TAIL_BYTES)));
+    let mut bytes = Vec::new();
+    let _ = f.read_to_end(&mut bytes);
+    String::from_utf8_lossy(&bytes).trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_port_is_refused_before_anvil_starts() {
+        find_anvil().expect("anvil is installed: run scripts/setup.sh install_foundry");
+        let held = TcpListener::bind((LOCALHOST, 0)).unwrap();
+        let port = held.local_addr().unwrap().port();
+        let dir = tempfile::tempdir().unwrap();
+        let e = Anvil::spawn(port, None, &dir.path().join("log")).unwrap_err();
+        assert!(matches!(e, AnvilError::PortInUse { port: p, .. } if p == port), "{e}");
+    }
+}
