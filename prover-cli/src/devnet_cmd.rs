@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use opml_cli::anvil::Anvil;
+use opml_cli::anvil::{Anvil, AnvilError};
 use opml_cli::game::abi::IOptimisticML;
 use serde_json::{json, Value};
 
@@ -114,7 +114,12 @@ async fn up(a: UpArgs) -> Result<()> {
         remove_file(&deployment_file)?;
     }
     let resumed = state.is_file();
-    let anvil = Anvil::spawn_background(a.port, Some(&state), &log)?;
+    let anvil = match Anvil::spawn_background(a.port, Some(&state), &log) {
+        Err(AnvilError::PortInUse { port, source }) => {
+            bail!("port {port} on 127.0.0.1 is taken ({source}): pass another --port")
+        }
+        started => started?,
+    };
     let url = anvil.url();
     let client = Client::connect(&url, Some(dev_signer(DEPLOYER)?))?;
     let chain_id = client.chain_id().await?;
