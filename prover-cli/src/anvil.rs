@@ -91,11 +91,8 @@ pub fn find_anvil() -> Result<PathBuf, AnvilError> {
     if npm.is_file() {
         return Ok(npm);
     }
-    let on_path = std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|d| d.join("anvil"))
-        .find(|p| p.is_file());
+    let on_path =
+        std::env::var_os("PATH").iter().flat_map(std::env::split_paths).map(|d| d.join("anvil")).find(|p| p.is_file());
     on_path.ok_or_else(|| AnvilError::NotFound {
         tried: format!("${ANVIL_ENV} (not set), {}, `anvil` on PATH", npm.display()),
     })

@@ -13,6 +13,8 @@ pub(crate) mod deployment;
 pub(crate) mod play;
 #[path = "chain/report.rs"]
 pub(crate) mod report;
+#[path = "chain/signer.rs"]
+pub(crate) mod signer;
 #[path = "chain/workers.rs"]
 pub(crate) mod workers;
 
@@ -22,7 +24,7 @@ use std::time::Duration;
 
 use alloy::primitives::{Address, U256};
 use alloy::rpc::types::TransactionReceipt;
-use alloy_sol_types::{SolEvent, SolEventInterface, SolValue};
+use alloy_sol_types::{SolEvent, SolEventInterface};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use opml_cli::game::abi::{IModelRegistry, IOptimisticML};
@@ -30,21 +32,16 @@ use opml_cli::game::Fault;
 use serde_json::{json, Value};
 
 use crate::sample::{claim_data, registration, run_of, RunArgs};
-use client::{signer, Client};
-use deployment::{creation_code, ConfigJson, Deployment};
+use client::Client;
+use deploy::{deploy_contracts, ConfigArgs, CHAIN_DEFAULTS};
+use deployment::Deployment;
 use opml_cli::game::Run;
 use opml_dnn::bundle::Bundle;
 use play::{reason_name, side_name, PlayOptions, Role};
 use report::{Reporter, Sink};
+use signer::KeyArgs;
 use std::sync::Arc;
 use workers::Workers;
-
-alloy_sol_types::sol! {
-    /// The getter of the verifier `OptimisticML`'s constructor deploys.
-    interface IHandoverGetter {
-        function handoverVerifier() external view returns (address);
-    }
-}
 
 /// Chain subcommands.
 #[derive(Debug, Subcommand)]
@@ -70,15 +67,15 @@ pub enum ChainCommand {
 /// Where the chain and the contracts are, and who signs.
 #[derive(Debug, Args)]
 pub struct Conn {
-    /// Deployment file written by `opml chain deploy`.
-    #[arg(long, default_value = "deployment.json")]
-    pub deployment: PathBuf,
+    /// Deployment file written by `opml chain deploy` or `opml devnet up` (default:
+    /// $OPML_DEPLOYMENT, else ./deployment.json if it exists, else the devnet's).
+    #[arg(long)]
+    pub deployment: Option<PathBuf>,
     /// JSON-RPC URL (default: the deployment file's).
     #[arg(long)]
     pub rpc: Option<String>,
-    /// Private key (hex); default $OPML_KEY.
-    #[arg(long)]
-    pub key: Option<String>,
+    #[command(flatten)]
+    pub keys: KeyArgs,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -89,39 +86,13 @@ pub struct DeployArgs {
     /// JSON-RPC URL.
     #[arg(long, default_value = "http://127.0.0.1:8545")]
     pub rpc: String,
-    /// Private key (hex) of the deployer; default $OPML_KEY.
-    #[arg(long)]
-    pub key: Option<String>,
+    #[command(flatten)]
+    pub keys: KeyArgs,
     /// Where to write the deployment file.
-    #[arg(long, default_value = "deployment.json")]
+    #[arg(long, default_value = deployment::LOCAL_DEPLOYMENT)]
     pub out: PathBuf,
-    /// Dissection arity k.
-    #[arg(long, default_value_t = 16)]
-    pub arity: u64,
-    /// VM depth D: the VM phase dissects steps [0, 2^D].
-    #[arg(long, default_value_t = 32)]
-    pub vm_depth: u64,
-    /// Challenge window, seconds.
-    #[arg(long, default_value_t = 86_400)]
-    pub window: u64,
-    /// Chess-clock budget of each side per game, seconds.
-    #[arg(long, default_value_t = 3_600)]
-    pub clock: u64,
-    /// Seconds after which an unfulfilled request may be cancelled.
-    #[arg(long, default_value_t = 7 * 86_400)]
-    pub request_timeout: u64,
-    /// Gas given to a consumer callback at finalize.
-    #[arg(long, default_value_t = 200_000)]
-    pub callback_gas: u64,
-    /// Submitter bond, wei.
-    #[arg(long, default_value_t = 100_000_000_000_000_000)]
-    pub submitter_bond: u128,
-    /// Challenger bond, wei.
-    #[arg(long, default_value_t = 50_000_000_000_000_000)]
-    pub challenger_bond: u128,
-    /// Share of a loser's bond burnt, basis points.
-    #[arg(long, default_value_t = 2_500)]
-    pub burn_bps: u16,
+    #[command(flatten)]
+    pub config: ConfigArgs,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -211,7 +182,7 @@ pub fn run(cmd: ChainCommand) -> Result<ExitCode> {
 }
 
 /// Print `v` as JSON, or `human` otherwise.
-fn output(json: bool, v: Value, human: String) {
+pub(crate) fn output(json: bool, v: Value, human: String) {
     if json {
         println!("{}", serde_json::to_string_pretty(&v).expect("JSON values serialize"));
     } else {
@@ -219,15 +190,16 @@ fn output(json: bool, v: Value, human: String) {
     }
 }
 
-/// Load the deployment and connect (signing when `signing`), checking the chain id.
+/// Find and load the deployment and connect (signing when `signing`), checking the chain id.
 pub(crate) async fn connect(c: &Conn, signing: bool) -> Result<(Client, Deployment)> {
-    let d = Deployment::load(&c.deployment)?;
-    let s = if signing { Some(signer(c.key.as_deref())?) } else { None };
+    let file = deployment::resolve(c.deployment.as_deref())?;
+    let d = Deployment::load(&file)?;
+    let s = if signing { Some(c.keys.signer()?) } else { None };
     let rpc = c.rpc.clone().unwrap_or_else(|| d.rpc.clone());
     let client = Client::connect(&rpc, s)?;
     let id = client.chain_id().await?;
     if id != d.chain_id {
-        bail!("{} is for chain {}, {rpc} is chain {id}", c.deployment.display(), d.chain_id);
+        bail!("{} is for chain {}, {rpc} is chain {id}", file.display(), d.chain_id);
     }
     Ok((client, d))
 }
@@ -242,52 +214,21 @@ fn event<E: SolEvent>(r: &TransactionReceipt, what: &str) -> Result<E> {
 }
 
 async fn deploy(a: DeployArgs) -> Result<()> {
-    let c = Client::connect(&a.rpc, Some(signer(a.key.as_deref())?))?;
-    let chain_id = c.chain_id().await?;
-    let cfg = IOptimisticML::Config {
-        arity: a.arity,
-        vmDepth: a.vm_depth,
-        challengeWindow: a.window,
-        clock: a.clock,
-        requestTimeout: a.request_timeout,
-        callbackGas: a.callback_gas,
-        submitterBond: a.submitter_bond,
-        challengerBond: a.challenger_bond,
-        burnBps: a.burn_bps,
-    };
-    let created = |r: &TransactionReceipt, what: &str| {
-        r.contract_address.ok_or_else(|| anyhow!("{what}: tx {} created no contract", r.transaction_hash))
-    };
-    let r = c.send(None, creation_code("Step.sol", "Step")?, U256::ZERO, "deploy Step").await?;
-    let step = created(&r, "deploy Step")?;
-    let r =
-        c.send(None, creation_code("ModelRegistry.sol", "ModelRegistry")?, U256::ZERO, "deploy ModelRegistry").await?;
-    let registry = created(&r, "deploy ModelRegistry")?;
-    let mut code = creation_code("OptimisticML.sol", "OptimisticML")?;
-    code.extend((registry, step, cfg.clone()).abi_encode_params());
-    let r = c.send(None, code, U256::ZERO, "deploy OptimisticML").await?;
-    let game = created(&r, "deploy OptimisticML")?;
-    let block = r.block_number.unwrap_or_default();
-    let handover_verifier = c.view(game, &IHandoverGetter::handoverVerifierCall {}).await?;
-    let d = Deployment {
-        rpc: a.rpc.clone(),
-        chain_id,
-        deployer: c.from()?,
-        block,
-        step,
-        registry,
-        game,
-        handover_verifier,
-        config: ConfigJson::from(&cfg),
-    };
+    let c = Client::connect(&a.rpc, Some(a.keys.signer()?))?;
+    let d = deploy_contracts(&c, &a.rpc, a.config.config(&CHAIN_DEFAULTS)).await?;
     d.save(&a.out)?;
     let v = serde_json::to_value(&d)?;
     output(
         a.json,
         v,
         format!(
-            "deployed on chain {chain_id} at block {block}: OptimisticML {game}, ModelRegistry {registry}, Step {step}\n\
+            "deployed on chain {} at block {}: OptimisticML {}, ModelRegistry {}, Step {}\n\
              wrote {}",
+            d.chain_id,
+            d.block,
+            d.game,
+            d.registry,
+            d.step,
             a.out.display()
         ),
     );

@@ -1,5 +1,6 @@
 //! The library side of the `opml` command line: the off-chain dispute-game client
-//! ([`game`]), used by the tests and, later, by the chain commands.
+//! ([`game`]), used by the tests and by the chain commands, and a local anvil node
+//! ([`anvil`]) for the devnet, the demo and the tests.
 
 pub mod anvil;
 pub mod game;

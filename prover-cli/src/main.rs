@@ -6,12 +6,14 @@ use clap::{Parser, Subcommand};
 
 mod chain_cmd;
 mod demo_cmd;
+mod devnet_cmd;
 mod game_cmd;
 mod home;
 mod infer_cmd;
 mod model_cmd;
 mod node_cmd;
 mod sample;
+mod trace_cmd;
 mod vm_cmd;
 mod watch_cmd;
 
@@ -32,6 +34,9 @@ enum Command {
     Model(model_cmd::ModelCommand),
     /// Run a bundle natively: output, model commitment, final graph state, optional trace.
     Infer(infer_cmd::InferArgs),
+    /// Trace files of `opml infer --trace`: compare two runs.
+    #[command(subcommand)]
+    Trace(trace_cmd::TraceCommand),
     /// One graph node in the VM: run it against the native output, give its step witnesses.
     #[command(subcommand)]
     Node(node_cmd::NodeCommand),
@@ -45,6 +50,9 @@ enum Command {
     Demo(demo_cmd::DemoArgs),
     /// Follow a deployment as a challenger and/or submitter and act by itself.
     Watch(watch_cmd::WatchArgs),
+    /// A local chain (anvil) with the contracts deployed, for trying opml: up, status, down.
+    #[command(subcommand)]
+    Devnet(devnet_cmd::DevnetCommand),
 }
 
 fn main() -> ExitCode {
@@ -59,11 +67,13 @@ fn main() -> ExitCode {
         Command::Vm(cmd) => vm_cmd::run(cmd),
         Command::Model(cmd) => model_cmd::run(cmd),
         Command::Infer(args) => infer_cmd::run(args),
+        Command::Trace(cmd) => trace_cmd::run(cmd),
         Command::Node(cmd) => node_cmd::run(cmd),
         Command::Game(cmd) => game_cmd::run(cmd),
         Command::Chain(cmd) => chain_cmd::run(cmd),
         Command::Watch(args) => watch_cmd::run(args),
         Command::Demo(args) => demo_cmd::run(args),
+        Command::Devnet(cmd) => devnet_cmd::run(cmd),
     };
     match result {
         Ok(code) => code,

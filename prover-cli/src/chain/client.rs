@@ -13,6 +13,8 @@ use alloy_sol_types::{SolCall, SolInterface};
 use anyhow::{anyhow, bail, Context, Result};
 use opml_cli::game::abi::{revert_reason, IModelRegistry};
 
+use super::signer::KEY_ENV;
+
 /// Most blocks one `eth_getLogs` query asks for.
 pub const LOG_RANGE: u64 = 10_000;
 
@@ -20,8 +22,6 @@ pub const LOG_RANGE: u64 = 10_000;
 /// then retried from the chain's state).
 pub const RECEIPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Environment variable holding the private key when `--key` is not given.
-pub const KEY_ENV: &str = "OPML_KEY";
 
 /// The name and arguments of a revert of the registry or the game (or the raw data, hex).
 pub fn decode_revert(data: &[u8]) -> String {
@@ -42,17 +42,6 @@ fn explain(e: &TransportError) -> String {
         Some(d) if !d.is_empty() => format!("reverted {}", decode_revert(&d)),
         _ => e.to_string(),
     }
-}
-
-/// The signer of `--key` (or `$OPML_KEY`): 32 bytes, hex, with or without `0x`.
-pub fn signer(key: Option<&str>) -> Result<PrivateKeySigner> {
-    let key = match key {
-        Some(k) => k.to_string(),
-        None => std::env::var(KEY_ENV).map_err(|_| anyhow!("no private key: pass --key HEX or set {KEY_ENV}"))?,
-    };
-    key.trim()
-        .parse::<PrivateKeySigner>()
-        .map_err(|e| anyhow!("--key / {KEY_ENV}: not a private key (32 bytes, hex): {e}"))
 }
 
 /// A provider, the address it signs for (if any), and its URL (for errors).
@@ -81,12 +70,29 @@ impl Client {
 
     /// The signing account.
     pub fn from(&self) -> Result<Address> {
-        self.from.ok_or_else(|| anyhow!("this command sends transactions: pass --key HEX or set {KEY_ENV}"))
+        self.from.ok_or_else(|| {
+            anyhow!("this command sends transactions: pass --keystore FILE or --key HEX, or set {KEY_ENV}")
+        })
     }
 
     /// The chain id.
     pub async fn chain_id(&self) -> Result<u64> {
         self.provider.get_chain_id().await.with_context(|| format!("eth_chainId at {}", self.rpc))
+    }
+
+    /// The latest block's number.
+    pub async fn block_number(&self) -> Result<u64> {
+        self.provider.get_block_number().await.with_context(|| format!("eth_blockNumber at {}", self.rpc))
+    }
+
+    /// Whether `address` holds code (a deployed contract) at the latest block.
+    pub async fn has_code(&self, address: Address) -> Result<bool> {
+        let code = self
+            .provider
+            .get_code_at(address)
+            .await
+            .with_context(|| format!("eth_getCode({address}) at {}", self.rpc))?;
+        Ok(!code.is_empty())
     }
 
     /// The time the next block will have at the earliest: the latest block's timestamp, or
@@ -183,11 +189,6 @@ impl Client {
             .await
             .with_context(|| format!("eth_getTransactionReceipt({hash}) at {}", self.rpc))?
             .ok_or_else(|| anyhow!("no receipt for tx {hash} at {}", self.rpc))
-    }
-
-    /// The latest block number.
-    pub async fn block_number(&self) -> Result<u64> {
-        self.provider.get_block_number().await.with_context(|| format!("eth_blockNumber at {}", self.rpc))
     }
 
     /// The RPC URL.

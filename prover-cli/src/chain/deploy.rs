@@ -43,12 +43,8 @@ pub const CHAIN_DEFAULTS: IOptimisticML::Config = IOptimisticML::Config {
 /// minutes), an hour before a request may be cancelled. Arity 16 and VM depth 32 are those
 /// of a real deployment, so games have the same shape (a digits model: one graph round,
 /// eight VM rounds).
-pub const DEVNET_DEFAULTS: IOptimisticML::Config = IOptimisticML::Config {
-    challengeWindow: 120,
-    clock: 600,
-    requestTimeout: 3_600,
-    ..CHAIN_DEFAULTS
-};
+pub const DEVNET_DEFAULTS: IOptimisticML::Config =
+    IOptimisticML::Config { challengeWindow: 120, clock: 600, requestTimeout: 3_600, ..CHAIN_DEFAULTS };
 
 /// The game configuration flags; each one not given keeps the command's default.
 #[derive(Debug, Clone, Default, Args)]

@@ -1,6 +1,6 @@
 //! The deployment file (`opml chain deploy --out F`): the chain, the three contract
-//! addresses, the block it starts at and the game configuration; and the forge artifacts
-//! the deployment is made from.
+//! addresses, the block it starts at and the game configuration; where a command finds it
+//! when `--deployment` is not given; and the forge artifacts the deployment is made from.
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +8,44 @@ use alloy::primitives::Address;
 use anyhow::{anyhow, bail, Context, Result};
 use opml_cli::game::abi::IOptimisticML;
 use serde::{Deserialize, Serialize};
+
+/// Environment variable naming the deployment file when `--deployment` is not given.
+pub const DEPLOYMENT_ENV: &str = "OPML_DEPLOYMENT";
+
+/// The deployment file in the working directory (where `opml chain deploy` writes by default).
+pub const LOCAL_DEPLOYMENT: &str = "deployment.json";
+
+/// The deployment file a chain command uses: `explicit` (`--deployment`), else
+/// `$OPML_DEPLOYMENT`, else `./deployment.json` if it exists, else the devnet's
+/// (`opml devnet up`) if it exists. A file named explicitly need not exist here: loading it
+/// says so.
+pub fn resolve(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os(DEPLOYMENT_ENV).filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    let local = PathBuf::from(LOCAL_DEPLOYMENT);
+    if local.is_file() {
+        return Ok(local);
+    }
+    let devnet = crate::home::default_deployment();
+    match &devnet {
+        Ok(d) if d.is_file() => Ok(d.clone()),
+        _ => {
+            let devnet = match devnet {
+                Ok(d) => format!("{} (none)", d.display()),
+                Err(e) => format!("the devnet's ({e:#})"),
+            };
+            bail!(
+                "no deployment file: tried --deployment (not given), ${DEPLOYMENT_ENV} (not set), \
+                 ./{LOCAL_DEPLOYMENT} (none), {devnet}; start a local chain with `opml devnet up` \
+                 or pass --deployment FILE"
+            )
+        }
+    }
+}
 
 /// Environment variable naming forge's `out/` directory (as `contracts/rust`'s artifacts).
 pub const OUT_DIR_ENV: &str = "OPML_CONTRACTS_OUT";
