@@ -767,14 +767,15 @@ contract OptimisticML {
             burn(burnt);
         } else {
             uint256 reward = challengerBond;
+            uint256 burnt = 0;
             if (c.status == ClaimStatus.Active) {
-                uint256 burnt = burnShare(submitterBond);
+                burnt = burnShare(submitterBond);
                 reward += submitterBond - burnt;
                 c.status = ClaimStatus.Voided;
-                burn(burnt);
                 emit ClaimVoided(g.claimId, gameId);
             }
             credits[g.challenger] += reward;
+            burn(burnt);
         }
         emit GameEnded(gameId, winner, reason);
     }
@@ -789,9 +790,12 @@ contract OptimisticML {
         if (amount != 0) send(address(0), amount);
     }
 
-    /// Send `amount` wei to `to`, counting it in totalOut.
+    /// Send `amount` wei to `to`, counting it in totalOut. The only recipients are
+    /// msg.sender in `withdraw` (its own credit, zeroed before) and address(0) in `burn`.
     function send(address to, uint256 amount) private {
         totalOut += amount;
+        // Not an arbitrary recipient: `to` is the withdrawing caller or address(0) (see above).
+        // slither-disable-next-line arbitrary-send-eth
         (bool ok,) = to.call{value: amount}("");
         if (!ok) revert TransferFailed();
     }
