@@ -41,8 +41,7 @@ fn source_contract_sizes() -> Vec<(String, usize)> {
         });
         for artifact in artifacts {
             let path = artifact.unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display())).path();
-            let Some(contract) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".json"))
-            else {
+            let Some(contract) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".json")) else {
                 continue;
             };
             match load_deployed_bytecode(&path) {
