@@ -753,9 +753,9 @@ contract OptimisticML {
 
     // ------------------------------------------------------------------ internals: settlement
 
-    /// End the game: `winner` is paid (see docs/spec/protocol.md §Settlement). A challenger
-    /// whose claim another game voided (`abandon`, the only way to end such a game) gets its
-    /// own bond back and nothing more.
+    /// End the game: `winner` is paid (see docs/spec/protocol.md §Settlement). In a game whose
+    /// claim another game voided (ended only by `abandon`), the challenger gets its own bond
+    /// back and nothing more.
     function endGame(uint256 gameId, Game storage g, Claim storage c, Side winner, uint8 reason) private {
         g.phase = Phase.Ended;
         g.winner = winner;
