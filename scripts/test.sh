@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the whole opml test suite: the unicorn oracle's self-test, every Rust
-# test, clippy with warnings as errors and the format check.
+# Runs the whole opml test suite: the unicorn oracle's self-test, the forge tests, the
+# format and Slither checks of the contracts, every Rust test, clippy with warnings as
+# errors and the format check.
 # Needs what scripts/setup.sh installs (the venv and the RISC-V toolchain).
 set -euo pipefail
 
@@ -22,6 +23,9 @@ bash contracts/scripts/test.sh
 
 step "forge fmt --check (contracts/)"
 (cd contracts && "$(bash scripts/bin.sh forge)" fmt --check)
+
+step "slither (contracts/): no medium or high finding"
+bash contracts/scripts/slither.sh
 
 step "cargo test --workspace --exclude opml-benches"
 cargo test --workspace --exclude opml-benches

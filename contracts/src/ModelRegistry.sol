@@ -19,6 +19,17 @@ contract ModelRegistry {
         string uri;
     }
 
+    /// The six fields a model id is the hash of: what the game reads (two storage slots;
+    /// `get` also reads the owner's slot and the uri).
+    struct Definition {
+        bytes32 root;
+        uint32 nodeCount;
+        uint32 inputCount;
+        uint32 slotCount;
+        uint32 outputSlot;
+        uint32 outputLen;
+    }
+
     /// A model was registered under `modelId` by `owner`.
     event ModelRegistered(
         bytes32 indexed modelId,
@@ -83,6 +94,14 @@ contract ModelRegistry {
     function get(bytes32 id) external view returns (Model memory m) {
         m = models[id];
         if (m.nodeCount == 0) revert UnknownModel(id);
+    }
+
+    /// @notice The defining fields of the model registered under `id` (`get` without the
+    /// owner and the uri); reverts UnknownModel if there is none.
+    function definition(bytes32 id) external view returns (Definition memory d) {
+        Model storage m = models[id];
+        d = Definition(m.root, m.nodeCount, m.inputCount, m.slotCount, m.outputSlot, m.outputLen);
+        if (d.nodeCount == 0) revert UnknownModel(id);
     }
 
     /// The registration rules, in this order (each failure names its rule).

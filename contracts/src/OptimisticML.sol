@@ -270,15 +270,16 @@ contract OptimisticML {
     /// Pull payments: what each account can withdraw.
     mapping(address => uint256) public credits;
 
-    /// The reentrancy lock (transient storage: cleared at the end of the transaction).
-    bool private transient locked;
+    /// The reentrancy lock, 1 while held (transient storage: cleared at the end of the
+    /// transaction). A whole word, not a bool: no masking on each read and write.
+    uint256 private transient locked;
 
-    /// One lock for every state-changing external function.
+    /// One lock for every state-changing external function. Taking the lock is a function
+    /// call, not inline code, because the modifier is expanded into every function it guards.
     modifier nonReentrant() {
-        if (locked) revert Reentrancy();
-        locked = true;
+        lock();
         _;
-        locked = false;
+        locked = 0;
     }
 
     /// @notice Deploy a game over `registry`'s models with the step verifier `stepVerifier`.
@@ -332,7 +333,7 @@ contract OptimisticML {
         nonReentrant
         returns (uint256 requestId)
     {
-        ModelRegistry.Model memory m = registry.get(modelId);
+        ModelRegistry.Definition memory m = registry.definition(modelId);
         if (inputCommitments.length != m.inputCount) revert WrongInputCount(inputCommitments.length, m.inputCount);
         if (msg.value > type(uint96).max) revert WrongValue(msg.value);
         requestId = ++requestCount;
@@ -384,7 +385,7 @@ contract OptimisticML {
         bytes32 outputCommitment
     ) external payable nonReentrant returns (uint256 claimId) {
         if (msg.value != submitterBond) revert WrongValue(msg.value);
-        ModelRegistry.Model memory m = registry.get(modelId);
+        ModelRegistry.Definition memory m = registry.definition(modelId);
         if (inputCommitments.length != m.inputCount) revert WrongInputCount(inputCommitments.length, m.inputCount);
         if (requestId != 0) checkRequestMatches(requestId, modelId, inputCommitments);
         checkInputBytes(m.inputCount, inputCommitments, inputBytes);
@@ -468,7 +469,7 @@ contract OptimisticML {
     /// proof (BadOutputProof). Next phase: Handover if the model has one node, else Graph.
     function open(uint256 gameId, bytes32 finalGraphState, bytes32[] calldata outputSiblings) external nonReentrant {
         (Game storage g, Claim storage c) = enterMove(gameId, Side.Submitter, bit(Phase.Open));
-        ModelRegistry.Model memory m = registry.get(c.modelId);
+        ModelRegistry.Definition memory m = registry.definition(c.modelId);
         if (!Handover.verifySlotProof(finalGraphState, m.slotCount, m.outputSlot, c.outputCommitment, outputSiblings)) {
             revert BadOutputProof();
         }
@@ -530,7 +531,7 @@ contract OptimisticML {
         nonReentrant
     {
         (Game storage g, Claim storage c) = enterMove(gameId, Side.Submitter, bit(Phase.Handover));
-        ModelRegistry.Model memory m = registry.get(c.modelId);
+        ModelRegistry.Definition memory m = registry.definition(c.modelId);
         // forge-lint: disable-next-line(unsafe-typecast)
         uint32 node = uint32(g.lo);
         (bytes32 pre, bytes32 finalHash, bytes32 output) = verifyHandover(
@@ -578,12 +579,8 @@ contract OptimisticML {
         (Game storage g, Claim storage c) = loadGame(gameId);
         if (g.phase == Phase.Ended) revert WrongPhase(Phase.Ended);
         if (c.status != ClaimStatus.Voided) revert ClaimNotVoided(g.claimId);
-        g.phase = Phase.Ended;
-        g.winner = Side.Challenger;
-        g.endReason = REASON_ABANDONED;
-        c.openGames -= 1;
-        credits[g.challenger] += challengerBond;
-        emit GameEnded(gameId, Side.Challenger, REASON_ABANDONED);
+        // The claim is voided, so endGame credits the challenger exactly its bond.
+        endGame(gameId, g, c, Side.Challenger, REASON_ABANDONED);
     }
 
     // ------------------------------------------------------------------ views
@@ -647,6 +644,12 @@ contract OptimisticML {
     }
 
     // ------------------------------------------------------------------ internals: moves
+
+    /// Take the reentrancy lock (Reentrancy if it is held).
+    function lock() private {
+        if (locked != 0) revert Reentrancy();
+        locked = 1;
+    }
 
     /// A game that exists, with its claim.
     function loadGame(uint256 gameId) private view returns (Game storage g, Claim storage c) {
@@ -750,7 +753,9 @@ contract OptimisticML {
 
     // ------------------------------------------------------------------ internals: settlement
 
-    /// End the game: `winner` is paid (see docs/spec/protocol.md §Settlement).
+    /// End the game: `winner` is paid (see docs/spec/protocol.md §Settlement). In a game whose
+    /// claim another game voided (ended only by `abandon`), the challenger gets its own bond
+    /// back and nothing more.
     function endGame(uint256 gameId, Game storage g, Claim storage c, Side winner, uint8 reason) private {
         g.phase = Phase.Ended;
         g.winner = winner;
@@ -762,14 +767,15 @@ contract OptimisticML {
             burn(burnt);
         } else {
             uint256 reward = challengerBond;
+            uint256 burnt = 0;
             if (c.status == ClaimStatus.Active) {
-                uint256 burnt = burnShare(submitterBond);
+                burnt = burnShare(submitterBond);
                 reward += submitterBond - burnt;
                 c.status = ClaimStatus.Voided;
-                burn(burnt);
                 emit ClaimVoided(g.claimId, gameId);
             }
             credits[g.challenger] += reward;
+            burn(burnt);
         }
         emit GameEnded(gameId, winner, reason);
     }
@@ -784,9 +790,12 @@ contract OptimisticML {
         if (amount != 0) send(address(0), amount);
     }
 
-    /// Send `amount` wei to `to`, counting it in totalOut.
+    /// Send `amount` wei to `to`, counting it in totalOut. The only recipients are
+    /// msg.sender in `withdraw` (its own credit, zeroed before) and address(0) in `burn`.
     function send(address to, uint256 amount) private {
         totalOut += amount;
+        // Not an arbitrary recipient: `to` is the withdrawing caller or address(0) (see above).
+        // slither-disable-next-line arbitrary-send-eth
         (bool ok,) = to.call{value: amount}("");
         if (!ok) revert TransferFailed();
     }

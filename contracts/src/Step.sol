@@ -327,6 +327,8 @@ contract Step {
             }
             // field occupies leaf bytes o .. o+width-1, i.e. bits shift .. shift+8*width
             let shift := sub(256, shl(3, add(and(addr, 31), width)))
+            // 2^(8 * width) - 1 shifts the constant 1 by a computed amount, as intended.
+            // slither-disable-next-line incorrect-shift
             let fieldMask := shl(shift, sub(shl(shl(3, width), 1), 1))
             leaf := or(and(leaf, not(fieldMask)), shl(shift, v))
         }

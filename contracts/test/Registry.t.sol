@@ -49,6 +49,23 @@ contract RegistryTest is TestBase {
         assertEq(keccak256(bytes(m.uri)), keccak256("ipfs://model"), "uri");
     }
 
+    /// `definition` answers the six registered fields (values chosen distinct, so a swapped
+    /// field shows), with a long uri and an owner that it does not read.
+    function test_definitionIsTheSixRegisteredFields() public {
+        vm.prank(address(0xBEEF));
+        bytes32 id = reg.register(ROOT, 6, 2, 16, 7, 40, "ipfs://a-uri-longer-than-one-storage-word");
+        ModelRegistry.Definition memory d = reg.definition(id);
+        assertEq(d.root, ROOT, "root");
+        assertEqUint(d.nodeCount, 6, "nodeCount");
+        assertEqUint(d.inputCount, 2, "inputCount");
+        assertEqUint(d.slotCount, 16, "slotCount");
+        assertEqUint(d.outputSlot, 7, "outputSlot");
+        assertEqUint(d.outputLen, 40, "outputLen");
+        bytes32 unknown = reg.modelId(ROOT, 6, 2, 16, 7, 41);
+        vm.expectRevert(abi.encodeWithSelector(ModelRegistry.UnknownModel.selector, unknown));
+        reg.definition(unknown);
+    }
+
     function test_registerEmitsModelRegistered() public {
         vm.recordLogs();
         bytes32 id = reg.register(ROOT, 1, 2, 4, 2, 7, "u");
