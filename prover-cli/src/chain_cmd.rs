@@ -452,12 +452,16 @@ async fn run_from_chain(
     let mut store = crate::watch_cmd::models::ModelStore::default();
     let id = store.add(bundle)?;
     if id != claim.model_id {
-        bail!("{} is model {id}; claim {} is for model {}: pass the claim's bundle", bundle.display(), claim.id, claim.model_id);
+        bail!(
+            "{} is model {id}; claim {} is for model {}: pass the claim's bundle",
+            bundle.display(),
+            claim.id,
+            claim.model_id
+        );
     }
     let model = store.get(&id).expect("just added");
-    let x = crate::watch_cmd::claims::claim_input(&model, &claim).map_err(|v| {
-        anyhow!("claim {}: {}: pass the input with --input FILE --index I", claim.id, v.name())
-    })?;
+    let x = crate::watch_cmd::claims::claim_input(&model, &claim)
+        .map_err(|v| anyhow!("claim {}: {}: pass the input with --input FILE --index I", claim.id, v.name()))?;
     let b = &model.bundle;
     let (m, root) = (Arc::new(b.model.clone()), b.model_root()?);
     let run = match fault {
@@ -485,7 +489,9 @@ async fn play_cmd(a: PlayArgs) -> Result<()> {
         eprintln!("FAULT INJECTION (--dishonest {f}): this {} plays deliberately wrong", side_name(a.role.side()));
     }
     let (b, run) = match &a.input {
-        Some(input) => run_of(&RunArgs { bundle: a.bundle.clone(), input: input.clone(), index: a.index }, fault, depth)?,
+        Some(input) => {
+            run_of(&RunArgs { bundle: a.bundle.clone(), input: input.clone(), index: a.index }, fault, depth)?
+        }
         None => run_from_chain(&c, &d, a.game, &a.bundle, fault, depth).await?,
     };
     let o = PlayOptions { role: a.role, poll: Duration::from_millis(a.poll_ms.max(10)) };

@@ -136,11 +136,16 @@ fn inputs(b: &Bundle, model: &Path, input: Option<&Path>) -> Result<Vec<Tensor>>
         if data.len() < 3 {
             bail!("{}: the demo needs 3 samples, the file has {}", f.display(), data.len());
         }
-        return (0..3).map(|i| b.quantize_input(data.sample(i)).with_context(|| format!("{} sample {i}", f.display()))).collect();
+        return (0..3)
+            .map(|i| b.quantize_input(data.sample(i)).with_context(|| format!("{} sample {i}", f.display())))
+            .collect();
     }
     let g = b.model.graph();
     if g.inputs.len() != 1 {
-        bail!("the demo posts claims with their input bytes on-chain: the model must have one input, it has {}", g.inputs.len());
+        bail!(
+            "the demo posts claims with their input bytes on-chain: the model must have one input, it has {}",
+            g.inputs.len()
+        );
     }
     let spec = &b.model.specs()[0];
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
@@ -222,7 +227,10 @@ async fn demo(a: DemoArgs) -> Result<ExitCode> {
         burnBps: BURN_BPS,
     };
     let d = deploy_contracts(&deployer, &url, cfg.clone()).await?;
-    say(format!("devnet {url}: OptimisticML {} (k = {}, D = 32, window {} s, clock {CLOCK} s)", d.game, a.arity, a.window));
+    say(format!(
+        "devnet {url}: OptimisticML {} (k = {}, D = 32, window {} s, clock {CLOCK} s)",
+        d.game, a.arity, a.window
+    ));
 
     // 2. The model and the watchers.
     let (reg, model_id) = registration(&bundle, "opml demo")?;
@@ -305,7 +313,8 @@ async fn demo(a: DemoArgs) -> Result<ExitCode> {
         .ok_or_else(|| anyhow!("challenge: tx {} has no Challenged event", r.transaction_hash))?;
     let lying_game = e.gameId;
     say(format!("game {lying_game}: the lying challenger disputes true claim {true_claim}"));
-    let _ = events_tx.send(json!({ "ts": unix_now(), "event": "challenge", "game": lying_game.to::<u64>(), "claim": true_claim }));
+    let _ = events_tx
+        .send(json!({ "ts": unix_now(), "event": "challenge", "game": lying_game.to::<u64>(), "claim": true_claim }));
     let lying_report = base.named(Actor::LyingChallenger.name());
     let lying_run = Arc::new(runs.pop().expect("three runs"));
     let (lb, dg, db) = (Arc::new(bundle.clone()), d.game, d.block);
@@ -430,7 +439,13 @@ fn eth(wei: U256) -> String {
     format!("{}.{:04}", w / 1_000_000_000_000_000_000, (w % 1_000_000_000_000_000_000) / 100_000_000_000_000)
 }
 
-async fn summarize(c: &Client, d: &Deployment, cfg: &IOptimisticML::Config, claims: &[DemoClaim], log: &[Value]) -> Result<Summary> {
+async fn summarize(
+    c: &Client,
+    d: &Deployment,
+    cfg: &IOptimisticML::Config,
+    claims: &[DemoClaim],
+    log: &[Value],
+) -> Result<Summary> {
     let mut problems = Vec::new();
     let mut text = String::new();
     let actor_of = |a: Address| Actor::ALL.into_iter().find(|x| x.signer().address() == a);
@@ -472,7 +487,8 @@ async fn summarize(c: &Client, d: &Deployment, cfg: &IOptimisticML::Config, clai
     for id in 1..=count {
         let g = c.view(d.game, &IOptimisticML::gameOfCall { gameId: U256::from(id) }).await?;
         let logs = c.logs(d.game, sigs.clone(), Some(U256::from(id)), d.block).await?;
-        let (mut graph_rounds, mut vm_rounds, mut leaf, mut txs, mut phases) = (0u32, 0u32, None, Vec::new(), Vec::new());
+        let (mut graph_rounds, mut vm_rounds, mut leaf, mut txs, mut phases) =
+            (0u32, 0u32, None, Vec::new(), Vec::new());
         for l in &logs {
             let e = IOptimisticML::IOptimisticMLEvents::decode_raw_log(l.topics(), &l.data().data)
                 .map_err(|e| anyhow!("undecodable log of game {id}: {e}"))?;
@@ -515,7 +531,8 @@ async fn summarize(c: &Client, d: &Deployment, cfg: &IOptimisticML::Config, clai
         let winner = side_name(g.winner);
         let ended = g.phase == IOptimisticML::Phase::Ended;
         let challenger = name_of(g.challenger);
-        let expected_winner = if actor_of(g.challenger) == Some(Actor::LyingChallenger) { "submitter" } else { "challenger" };
+        let expected_winner =
+            if actor_of(g.challenger) == Some(Actor::LyingChallenger) { "submitter" } else { "challenger" };
         if !ended {
             problems.push(format!("game {id} did not end (phase {})", phase_name(g.phase)));
         } else if winner != expected_winner || reason_name(g.endReason) != "step" {
@@ -525,7 +542,12 @@ async fn summarize(c: &Client, d: &Deployment, cfg: &IOptimisticML::Config, clai
             ));
         }
         let bonds = if winner == "submitter" {
-            format!("{} -> submitter {} ETH, burnt {}", challenger, eth(U256::from(cfg.challengerBond - burn(cfg.challengerBond))), eth(U256::from(burn(cfg.challengerBond))))
+            format!(
+                "{} -> submitter {} ETH, burnt {}",
+                challenger,
+                eth(U256::from(cfg.challengerBond - burn(cfg.challengerBond))),
+                eth(U256::from(burn(cfg.challengerBond)))
+            )
         } else {
             format!(
                 "submitter -> challenger {} ETH (+ own bond back), burnt {}",
@@ -580,7 +602,8 @@ async fn summarize(c: &Client, d: &Deployment, cfg: &IOptimisticML::Config, clai
     let wlogs = c.logs(d.game, vec![IOptimisticML::Withdrawn::SIGNATURE_HASH], None, d.block).await?;
     let mut withdrawn: BTreeMap<Actor, u128> = BTreeMap::new();
     for l in &wlogs {
-        let e = IOptimisticML::Withdrawn::decode_log_data(l.data()).map_err(|e| anyhow!("undecodable Withdrawn: {e}"))?;
+        let e =
+            IOptimisticML::Withdrawn::decode_log_data(l.data()).map_err(|e| anyhow!("undecodable Withdrawn: {e}"))?;
         if let Some(a) = actor_of(e.account) {
             *withdrawn.entry(a).or_default() += e.amount.to::<u128>();
         }
@@ -620,7 +643,9 @@ async fn summarize(c: &Client, d: &Deployment, cfg: &IOptimisticML::Config, clai
     );
     let latency_ms = challenge_latency(log, claims);
     if let Some(ms) = latency_ms {
-        text += &format!("challenge latency: {ms:.0} ms from the false claim's receipt to the watcher's challenge receipt\n");
+        text += &format!(
+            "challenge latency: {ms:.0} ms from the false claim's receipt to the watcher's challenge receipt\n"
+        );
     }
     Ok(Summary {
         claims: claim_json,
@@ -639,7 +664,11 @@ fn game_times(log: &[Value], id: u64) -> (Option<f64>, Option<f64>) {
     let of = |v: &Value| v.get("game").and_then(Value::as_u64) == Some(id);
     let ts = |v: &Value| v.get("ts").and_then(Value::as_f64);
     let start = log.iter().filter(|v| of(v)).filter_map(ts).reduce(f64::min);
-    let end = log.iter().filter(|v| of(v) && v.get("event").and_then(Value::as_str) == Some("game_end")).filter_map(ts).reduce(f64::min);
+    let end = log
+        .iter()
+        .filter(|v| of(v) && v.get("event").and_then(Value::as_str) == Some("game_end"))
+        .filter_map(ts)
+        .reduce(f64::min);
     (start, end)
 }
 

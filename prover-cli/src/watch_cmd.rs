@@ -75,7 +75,11 @@ pub struct WatchArgs {
 }
 
 /// The default data directory of an account's watcher of a deployment.
-pub fn default_data_dir(chain_id: u64, game: alloy::primitives::Address, me: alloy::primitives::Address) -> Result<PathBuf> {
+pub fn default_data_dir(
+    chain_id: u64,
+    game: alloy::primitives::Address,
+    me: alloy::primitives::Address,
+) -> Result<PathBuf> {
     Ok(crate::home::home_dir()?.join("watch").join(format!("{chain_id}-{game}")).join(me.to_string()))
 }
 
@@ -124,7 +128,9 @@ pub fn run(a: WatchArgs) -> Result<ExitCode> {
             roles: a.role.roles(),
             faults: a.dishonest.clone(),
             poll: Duration::from_millis(a.poll_ms.max(10)),
-            max_concurrency: a.max_concurrency.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+            max_concurrency: a
+                .max_concurrency
+                .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
             data_dir,
         };
         let report = Reporter::new(a.conn.json, Sink::Stdout);

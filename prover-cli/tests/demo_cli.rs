@@ -9,9 +9,14 @@ use serde_json::Value;
 
 fn demo(fault: &str) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_opml")).args(["demo", "--fault", fault, "--json"]).output().unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("demo --fault {fault}: not JSON ({e}); stderr:\n{}", String::from_utf8_lossy(&out.stderr)));
-    assert!(out.status.success() && v["ok"] == true, "demo --fault {fault}: {v:#}\n{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("demo --fault {fault}: not JSON ({e}); stderr:\n{}", String::from_utf8_lossy(&out.stderr))
+    });
+    assert!(
+        out.status.success() && v["ok"] == true,
+        "demo --fault {fault}: {v:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     v
 }
 
@@ -29,8 +34,14 @@ fn check(v: &Value, leaf_node: u64) {
     // order their challenges were mined).
     let on = |claim: u64| games.iter().find(|g| g["claim"].as_u64() == Some(claim)).unwrap();
     let (caught, defended) = (on(2), on(3));
-    assert_eq!((caught["challenger"].as_str(), caught["winner"].as_str()), (Some("honest challenger"), Some("challenger")));
-    assert_eq!((defended["challenger"].as_str(), defended["winner"].as_str()), (Some("lying challenger"), Some("submitter")));
+    assert_eq!(
+        (caught["challenger"].as_str(), caught["winner"].as_str()),
+        (Some("honest challenger"), Some("challenger"))
+    );
+    assert_eq!(
+        (defended["challenger"].as_str(), defended["winner"].as_str()),
+        (Some("lying challenger"), Some("submitter"))
+    );
     for g in games {
         assert_eq!(g["reason"], "step", "every game ends at one VM step: {g}");
         assert!(g["gas"].as_u64().unwrap() > 0 && g["vm_rounds"].as_u64().unwrap() >= 1);
@@ -38,7 +49,8 @@ fn check(v: &Value, leaf_node: u64) {
     }
     assert_eq!(caught["node"].as_u64(), Some(leaf_node), "the dispute isolates the lying node");
     let cfg = &v["config"];
-    let (sb, cb, bps) = (wei(&cfg["submitter_bond"]), wei(&cfg["challenger_bond"]), cfg["burn_bps"].as_u64().unwrap() as u128);
+    let (sb, cb, bps) =
+        (wei(&cfg["submitter_bond"]), wei(&cfg["challenger_bond"]), cfg["burn_bps"].as_u64().unwrap() as u128);
     let burn = |x: u128| x * bps / 10_000;
     let acct = |name: &str| {
         let a = v["accounts"].as_array().unwrap().iter().find(|a| a["account"] == name).unwrap();

@@ -242,8 +242,15 @@ async fn eight_claims_every_lie_voided_every_truth_finalized() {
     let faults = ["output", "node:2", "step:0:300"];
     #[rustfmt::skip]
     let sub_args = ["--dishonest", faults[0], "--dishonest", faults[1], "--dishonest", faults[2]];
-    let mut sub =
-        Watcher::start(&file, SUBMITTER, "submitter", &store, &dir.path().join("sub"), &sub_args, dir.path().join("sub.log"));
+    let mut sub = Watcher::start(
+        &file,
+        SUBMITTER,
+        "submitter",
+        &store,
+        &dir.path().join("sub"),
+        &sub_args,
+        dir.path().join("sub.log"),
+    );
     let mut ch =
         Watcher::start(&file, CHALLENGER, "challenger", &store, &dir.path().join("ch"), &[], dir.path().join("ch.log"));
     // Eight claims, one after the other (one block each); false ones at 1, 4 and 6.
@@ -339,12 +346,21 @@ async fn an_rpc_outage_of_20_s_mid_game_is_survived() {
     let file = deploy(&url, dir.path(), 120);
     let store = models(dir.path(), &["mlp.opml"]);
     let extra = ["--dishonest", "output", "--dishonest", "node:2"];
-    let mut sub =
-        Watcher::start(&file, SUBMITTER, "submitter", &store, &dir.path().join("sub"), &extra, dir.path().join("sub.log"));
+    let mut sub = Watcher::start(
+        &file,
+        SUBMITTER,
+        "submitter",
+        &store,
+        &dir.path().join("sub"),
+        &extra,
+        dir.path().join("sub.log"),
+    );
     let mut ch =
         Watcher::start(&file, CHALLENGER, "challenger", &store, &dir.path().join("ch"), &[], dir.path().join("ch.log"));
-    let ids =
-        [claim(&file, "mlp.opml", "test_mlp.safetensors", 0, Some("output")), claim(&file, "mlp.opml", "test_mlp.safetensors", 1, Some("node:2"))];
+    let ids = [
+        claim(&file, "mlp.opml", "test_mlp.safetensors", 0, Some("output")),
+        claim(&file, "mlp.opml", "test_mlp.safetensors", 1, Some("node:2")),
+    ];
     let p = provider(&url);
     let game = game_address(&file);
     let why = logs(&[("submitter", sub.log.clone()), ("challenger", ch.log.clone())]);

@@ -22,7 +22,6 @@ pub const LOG_RANGE: u64 = 10_000;
 /// then retried from the chain's state).
 pub const RECEIPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
-
 /// The name and arguments of a revert of the registry or the game (or the raw data, hex).
 pub fn decode_revert(data: &[u8]) -> String {
     match IModelRegistry::IModelRegistryErrors::abi_decode(data) {

@@ -332,7 +332,8 @@ impl Player<'_> {
 /// The phase event of a game state.
 fn progress(report: &Reporter, id: U256, g: &GameView, round: u32) {
     let to_move = if g.phase == Phase::Ended { "nobody" } else { side_name(g.turn) };
-    let round_text = if matches!(g.phase, Phase::Graph | Phase::Steps) { format!(" round {round}") } else { String::new() };
+    let round_text =
+        if matches!(g.phase, Phase::Graph | Phase::Steps) { format!(" round {round}") } else { String::new() };
     let interval = match g.phase {
         Phase::Open | Phase::Ended => String::new(),
         Phase::Steps | Phase::Leaf => format!(" node {} steps [{}, {}]", g.node, g.lo, g.hi),
@@ -398,7 +399,10 @@ async fn check_run(c: &Client, game: Address, id: U256, role: Role, run: &Run, r
         (Role::Challenger, true) => report.event(
             "warning",
             json!({ "game": id.to::<u64>(), "claim": first.claimId.to::<u64>(), "message": "disputes a true claim" }),
-            format!("game {id}: warning: claim {}'s output is this run's output: this challenge disputes a true claim", first.claimId),
+            format!(
+                "game {id}: warning: claim {}'s output is this run's output: this challenge disputes a true claim",
+                first.claimId
+            ),
         ),
         _ => {}
     }
@@ -506,7 +510,8 @@ pub async fn play(
                 let now = c.view(game, &IOptimisticML::gameOfCall { gameId: id }).await?;
                 let moved = (now.phase as u8, now.lo, now.hi, now.pending) != key;
                 let text = format!("{e:#}");
-                if !moved && !(text.contains("ClockRunOut") || text.contains("ClockNotRunOut")) {
+                let clock_race = text.contains("ClockRunOut") || text.contains("ClockNotRunOut");
+                if !(moved || clock_race) {
                     return Err(e.context(format!("game {id}, phase {}", phase_name(g.phase))));
                 }
                 if text != last_warning {

@@ -39,7 +39,8 @@ impl ModelStore {
             return Ok(store);
         }
         let entries = std::fs::read_dir(dir).with_context(|| format!("reading the model store {}", dir.display()))?;
-        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_bundle(p)).collect();
+        let mut paths: Vec<PathBuf> =
+            entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_bundle(p)).collect();
         paths.sort();
         for p in paths {
             store.add(&p)?;

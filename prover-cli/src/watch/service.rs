@@ -90,7 +90,11 @@ pub struct Watcher {
 
 impl std::fmt::Debug for Watcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Watcher").field("game", &self.game).field("me", &self.me).field("roles", &self.cfg.roles).finish()
+        f.debug_struct("Watcher")
+            .field("game", &self.game)
+            .field("me", &self.me)
+            .field("roles", &self.cfg.roles)
+            .finish()
     }
 }
 
@@ -310,7 +314,13 @@ impl Watcher {
         self.report.event(
             "game",
             json!({ "game": g.id, "claim": g.claim, "challenger": g.challenger.to_string(), "mine": mine }),
-            format!("game {} opened on claim {} by {}{}", g.id, g.claim, g.challenger, if mine { " (mine)" } else { "" }),
+            format!(
+                "game {} opened on claim {} by {}{}",
+                g.id,
+                g.claim,
+                g.challenger,
+                if mine { " (mine)" } else { "" }
+            ),
         );
         self.state.games.insert(g.id, g);
     }
@@ -445,7 +455,13 @@ impl Watcher {
             }),
             format!("claim {id}: challenged, game {game} (tx {}, gas {})", r.transaction_hash, r.gas_used),
         );
-        let rec = GameRecord { id: game, claim: id, challenger: self.me, block: r.block_number.unwrap_or_default(), ended: false };
+        let rec = GameRecord {
+            id: game,
+            claim: id,
+            challenger: self.me,
+            block: r.block_number.unwrap_or_default(),
+            ended: false,
+        };
         self.state.games.insert(game, rec);
         self.dir.save(&self.state)?;
         self.start_games();
@@ -492,7 +508,10 @@ impl Watcher {
                 json!({ "game": g.id, "why": "unknown model" }),
                 format!("game {}: model {} is not in the model store: cannot play", g.id, short(&claim.model_id)),
             );
-            self.state.games.get_mut(&g.id).map(|r| r.ended = true);
+            // Nothing this watcher can do for it: stop trying.
+            if let Some(r) = self.state.games.get_mut(&g.id) {
+                r.ended = true;
+            }
             return;
         };
         let cached = if role == Role::Challenger { self.runs.get(&g.claim).cloned() } else { None };
@@ -515,7 +534,8 @@ impl Watcher {
                         .run(move || match role {
                             Role::Submitter => defended_run(&m, &claim, &faults, depth),
                             Role::Challenger => {
-                                let x = claim_input(&m, &claim).map_err(|v| anyhow!("claim {}: {}", claim.id, v.name()))?;
+                                let x =
+                                    claim_input(&m, &claim).map_err(|v| anyhow!("claim {}: {}", claim.id, v.name()))?;
                                 honest_run(&m, &x, depth)
                             }
                         })
@@ -527,7 +547,8 @@ impl Watcher {
             let cache = cache?;
             std::fs::write(cache.join("trace.bin"), run.graph().trace().to_bytes())
                 .with_context(|| format!("writing {}", cache.join("trace.bin").display()))?;
-            let meta = json!({ "game": id, "role": side_name(role.side()), "fault": run.fault().map(|f| f.to_string()) });
+            let meta =
+                json!({ "game": id, "role": side_name(role.side()), "fault": run.fault().map(|f| f.to_string()) });
             std::fs::write(cache.join("run.json"), meta.to_string() + "\n")
                 .with_context(|| format!("writing {}", cache.join("run.json").display()))?;
             play::play(&c, game, from_block, U256::from(id), model.bundle.clone(), run, &opts, &workers, &report).await
