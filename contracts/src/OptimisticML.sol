@@ -86,6 +86,7 @@ contract OptimisticML {
         uint256 requestId;
         bytes32 outputCommitment;
         bytes32 inputState; // S_0
+        bytes32 inputsHash; // keccak256(abi.encodePacked(inputCommitments))
     }
 
     /// Three packed slots, then the interval's end hashes and the pending states' hash.
@@ -269,6 +270,9 @@ contract OptimisticML {
     mapping(uint256 => bytes) internal outputs;
     /// Pull payments: what each account can withdraw.
     mapping(address => uint256) public credits;
+    /// The share of a voided claim's bond (less the burn) that each game still open when the
+    /// claim was voided receives on top of its bond when abandoned (0 if no other game was open).
+    mapping(uint256 => uint256) internal abandonShares;
 
     /// The reentrancy lock, 1 while held (transient storage: cleared at the end of the
     /// transaction). A whole word, not a bool: no masking on each read and write.
@@ -283,12 +287,13 @@ contract OptimisticML {
     }
 
     /// @notice Deploy a game over `registry`'s models with the step verifier `stepVerifier`.
-    /// @dev Reverts BadConfig unless 2 <= arity <= 64, 1 <= vmDepth <= 48, burnBps <= 10000
-    /// and the durations fit 32 bits.
+    /// @dev Reverts BadConfig unless 2 <= arity <= 64, 1 <= vmDepth <= 48,
+    /// 0 < burnBps <= 10000 and the durations fit 32 bits.
     constructor(ModelRegistry registry_, Step stepVerifier_, Config memory cfg) {
         if (cfg.arity < 2 || cfg.arity > 64) revert BadConfig("arity");
         if (cfg.vmDepth < 1 || cfg.vmDepth > 48) revert BadConfig("vmDepth");
         if (cfg.burnBps > 10000) revert BadConfig("burnBps");
+        if (cfg.burnBps == 0) revert BadConfig("burnBps"); // a liar voiding its own claim must lose something
         if (cfg.challengeWindow > type(uint32).max || cfg.clock > type(uint32).max) revert BadConfig("duration");
         if (cfg.requestTimeout > type(uint32).max) revert BadConfig("duration");
         registry = registry_;
@@ -387,10 +392,12 @@ contract OptimisticML {
         if (msg.value != submitterBond) revert WrongValue(msg.value);
         ModelRegistry.Definition memory m = registry.definition(modelId);
         if (inputCommitments.length != m.inputCount) revert WrongInputCount(inputCommitments.length, m.inputCount);
-        if (requestId != 0) checkRequestMatches(requestId, modelId, inputCommitments);
+        bytes32 inputsHash = keccak256(abi.encodePacked(inputCommitments));
+        if (requestId != 0) checkRequestMatches(requestId, modelId, inputsHash);
         checkInputBytes(m.inputCount, inputCommitments, inputBytes);
         if (output.length != m.outputLen || Handover.bytesRoot(output) != outputCommitment) revert BadOutput();
-        claimId = storeClaim(modelId, requestId, outputCommitment, initialState(inputCommitments, m.slotCount));
+        claimId =
+            storeClaim(modelId, requestId, outputCommitment, initialState(inputCommitments, m.slotCount), inputsHash);
         outputs[claimId] = output;
         totalIn += msg.value;
         emitClaimPosted(claimId, inputCommitments, inputBytes, output);
@@ -441,15 +448,18 @@ contract OptimisticML {
         if (c.requestId != 0) fulfil(c.requestId, claimId, submitter, c.outputCommitment);
     }
 
-    /// @notice The claim's status and claimed output; `finalized` says the output can be used.
+    /// @notice The claim's status, what it answers and its claimed output: `finalized` says the
+    /// output can be used, as the output of model `modelId` on the inputs whose commitments
+    /// hash to `inputsHash` (keccak256(abi.encodePacked(inputCommitments))). A consumer handed
+    /// a claim id must check both against the model and inputs it asked about.
     function result(uint256 claimId)
         external
         view
-        returns (bool finalized, bytes32 outputCommitment, bytes memory output)
+        returns (bool finalized, bytes32 modelId, bytes32 inputsHash, bytes32 outputCommitment, bytes memory output)
     {
         Claim storage c = claims[claimId];
         if (c.status == ClaimStatus.None) revert UnknownClaim(claimId);
-        return (c.status == ClaimStatus.Finalized, c.outputCommitment, outputs[claimId]);
+        return (c.status == ClaimStatus.Finalized, c.modelId, c.inputsHash, c.outputCommitment, outputs[claimId]);
     }
 
     /// @notice Pay the caller everything credited to it (pull payment; zeroed before the call).
@@ -574,12 +584,12 @@ contract OptimisticML {
     }
 
     /// @notice Anyone ends a game whose claim another game voided: no loser, the challenger's
-    /// bond is credited back in full.
+    /// bond is credited back in full, plus its share of the voided bond (see endGame).
     function abandon(uint256 gameId) external nonReentrant {
         (Game storage g, Claim storage c) = loadGame(gameId);
         if (g.phase == Phase.Ended) revert WrongPhase(Phase.Ended);
         if (c.status != ClaimStatus.Voided) revert ClaimNotVoided(g.claimId);
-        // The claim is voided, so endGame credits the challenger exactly its bond.
+        // The claim is voided, so endGame credits the challenger its bond and its share.
         endGame(gameId, g, c, Side.Challenger, REASON_ABANDONED);
     }
 
@@ -753,9 +763,10 @@ contract OptimisticML {
 
     // ------------------------------------------------------------------ internals: settlement
 
-    /// End the game: `winner` is paid (see docs/spec/protocol.md §Settlement). In a game whose
-    /// claim another game voided (ended only by `abandon`), the challenger gets its own bond
-    /// back and nothing more.
+    /// End the game: `winner` is paid (see docs/spec/protocol.md §Settlement). The game that
+    /// voids the claim shares the submitter bond (less the burn) with every game still open on
+    /// the claim (one share each, the rounding dust to the voiding game); such a game, ended
+    /// only by `abandon`, gets its own bond back and its share.
     function endGame(uint256 gameId, Game storage g, Claim storage c, Side winner, uint8 reason) private {
         g.phase = Phase.Ended;
         g.winner = winner;
@@ -768,11 +779,21 @@ contract OptimisticML {
         } else {
             uint256 reward = challengerBond;
             uint256 burnt = 0;
+            uint256 claimId = g.claimId;
             if (c.status == ClaimStatus.Active) {
                 burnt = burnShare(submitterBond);
-                reward += submitterBond - burnt;
+                uint256 pool = submitterBond - burnt;
+                uint256 others = c.openGames; // still open, to be abandoned
+                if (others != 0) {
+                    uint256 share = pool / (others + 1);
+                    abandonShares[claimId] = share;
+                    pool -= others * share;
+                }
+                reward += pool;
                 c.status = ClaimStatus.Voided;
-                emit ClaimVoided(g.claimId, gameId);
+                emit ClaimVoided(claimId, gameId);
+            } else {
+                reward += abandonShares[claimId];
             }
             credits[g.challenger] += reward;
             burn(burnt);
@@ -833,13 +854,11 @@ contract OptimisticML {
     }
 
     /// The claim's request is open and asks for the same model and inputs.
-    function checkRequestMatches(uint256 requestId, bytes32 modelId, bytes32[] calldata inputCommitments) private view {
+    function checkRequestMatches(uint256 requestId, bytes32 modelId, bytes32 inputsHash) private view {
         Request storage r = requests[requestId];
         if (r.status == RequestStatus.None) revert UnknownRequest(requestId);
         if (r.status != RequestStatus.Open) revert RequestClosed(requestId);
-        if (r.modelId != modelId || r.inputsHash != keccak256(abi.encodePacked(inputCommitments))) {
-            revert RequestMismatch(requestId);
-        }
+        if (r.modelId != modelId || r.inputsHash != inputsHash) revert RequestMismatch(requestId);
     }
 
     /// inputBytes, when given, are the single input's bytes.
@@ -852,7 +871,7 @@ contract OptimisticML {
     }
 
     /// Store a new active claim by msg.sender; returns its id.
-    function storeClaim(bytes32 modelId, uint256 requestId, bytes32 outputCommitment, bytes32 s0)
+    function storeClaim(bytes32 modelId, uint256 requestId, bytes32 outputCommitment, bytes32 s0, bytes32 inputsHash)
         private
         returns (uint256 claimId)
     {
@@ -866,7 +885,8 @@ contract OptimisticML {
             modelId: modelId,
             requestId: requestId,
             outputCommitment: outputCommitment,
-            inputState: s0
+            inputState: s0,
+            inputsHash: inputsHash
         });
     }
 

@@ -337,7 +337,7 @@ contract GameAdversarialTest is GameFixture {
         vm.warp(T0 + cfg.challengeWindow + 1);
         vm.expectPartialRevert(OptimisticML.ClaimVoidedError.selector);
         game.finalize(claimId);
-        (bool fin,,) = game.result(claimId);
+        (bool fin,,,,) = game.result(claimId);
         assertTrue(!fin, "never final");
     }
 
@@ -563,7 +563,8 @@ contract GameAdversarialTest is GameFixture {
     }
 
     /// Three challengers: the lying one loses, an honest one wins and voids the claim, the
-    /// third (honest, mid-game) is refunded by abandon: the submitter bond is paid once.
+    /// third (honest, mid-game) is refunded by abandon with its share of the voided bond: the
+    /// submitter bond is paid out once, split between the two games open when it was voided.
     function test_threeChallengers_abandonRefundsTheRest() public {
         uint256 burnt0 = address(0).balance;
         uint256 claimId = postLyingClaim();
@@ -591,10 +592,11 @@ contract GameAdversarialTest is GameFixture {
         game.abandon(c);
         G memory g = gv(c);
         assertTrue(g.phase == OptimisticML.Phase.Ended, "abandoned");
-        assertEqUint(credit(CHALLENGER3), cfg.challengerBond, "bond refunded, no burn, no prize");
+        assertEqUint(credit(CHALLENGER2), voidingPrize(2), "voiding game: bond, share and dust");
+        assertEqUint(credit(CHALLENGER3), abandonPrize(2), "bond refunded with a share, no burn");
         vm.expectRevert(wrongPhase(OptimisticML.Phase.Ended));
         game.abandon(c);
-        assertEqUint(credit(CHALLENGER3), cfg.challengerBond, "refunded once");
+        assertEqUint(credit(CHALLENGER3), abandonPrize(2), "refunded once");
         // books: 1 submitter bond + 3 challenger bonds in; 2 burns out
         uint256 burnt = address(0).balance - burnt0;
         assertEqUint(burnt, burnOf(cfg.challengerBond) + burnOf(cfg.submitterBond), "two burns");
@@ -616,7 +618,7 @@ contract GameAdversarialTest is GameFixture {
     }
 
     /// Two honest challengers reach the leaf; the second one's leaf cannot pay the submitter
-    /// bond again (the claim is voided), abandon refunds its bond.
+    /// bond again (the claim is voided), abandon refunds its bond with its share.
     function test_twoHonestChallengersNoDoublePayment() public {
         uint256 claimId = postLyingClaim();
         uint256 a = challengeAs(CHALLENGER, claimId);
@@ -634,10 +636,80 @@ contract GameAdversarialTest is GameFixture {
         vm.expectRevert(abi.encodeWithSelector(OptimisticML.ClaimVoidedError.selector, claimId));
         game.resolveStep(b, vecState, vecProof);
         game.abandon(b);
-        assertEqUint(credit(CHALLENGER), challengerPrize(), "first prize");
-        assertEqUint(credit(CHALLENGER2), cfg.challengerBond, "second refunded");
+        assertEqUint(credit(CHALLENGER), voidingPrize(2), "first prize");
+        assertEqUint(credit(CHALLENGER2), abandonPrize(2), "second refunded with its share");
         assertEqUint(address(game).balance, challengerPrize() + cfg.challengerBond, "locked == credits");
         assertConserved();
+    }
+
+    /// Issue 11, item 4: a liar voiding its own claim. Once an honest challenge is open, the
+    /// submitter challenges its own lying claim from a second address (LIAR2) and loses that
+    /// game to itself in one block. The claim is voided and the honest game can only be
+    /// abandoned. Before, the honest challenger got back its bond and nothing more and the liar
+    /// lost only the burn; now the voided bond (less the burn) is shared by both games.
+    function test_liarVoidingItsOwnClaimPaysTheHonestChallenger() public {
+        address LIAR2 = CHALLENGER3; // the submitter's second address
+        uint256 liarBefore = SUBMITTER.balance + LIAR2.balance;
+        uint256 claimId = postLyingClaim();
+        uint256 honest = challengeAs(CHALLENGER, claimId);
+        uint256 t = block.timestamp;
+        uint256 own = challengeAs(LIAR2, claimId);
+        honestChallengerWins(own, LIAR2, lieOuts(3)); // the liar plays both sides of its own game
+        assertEqUint(block.timestamp, t, "in one block");
+        assertTrue(claimVoided(claimId), "voided by the liar's own game");
+        vm.prank(ANYONE);
+        game.abandon(honest);
+        // the pool (submitter bond less the burn) is split between the two games open
+        uint256 share = voidShare(2);
+        assertEqUint(share, (uint256(cfg.submitterBond) - burnOf(cfg.submitterBond)) / 2, "half the pool");
+        assertEqUint(credit(CHALLENGER), uint256(cfg.challengerBond) + share, "honest challenger paid a share");
+        assertTrue(credit(CHALLENGER) > cfg.challengerBond, "honest challenger earns");
+        assertEqUint(credit(LIAR2), voidingPrize(2), "liar's own game: bond and the other share");
+        assertEqUint(credit(SUBMITTER), 0, "submitter bond lost");
+        vm.prank(LIAR2);
+        game.withdraw();
+        vm.prank(CHALLENGER);
+        game.withdraw();
+        // the liar's net loss: the burn plus the honest game's share (was: the burn alone)
+        uint256 liarLoss = liarBefore - SUBMITTER.balance - LIAR2.balance;
+        assertEqUint(liarLoss, burnOf(cfg.submitterBond) + share, "liar loses the burn and a share");
+        assertEqUint(address(game).balance, 0, "empty");
+        assertConserved();
+    }
+
+    /// The bound that remains: a liar that opens `m` games of its own before voiding the claim
+    /// dilutes the honest share to pool / (m + 1), but each game locks a challenger bond and
+    /// the liar still loses the burn plus that share; the shares and the dust sum to the pool.
+    function test_liarDilutingWithManyOwnGamesStillLosesTheBurnAndAShare() public {
+        uint256 claimId = postLyingClaim();
+        uint256 honest = challengeAs(CHALLENGER, claimId);
+        uint256 a = challengeAs(CHALLENGER2, claimId); // both CHALLENGER2 and CHALLENGER3 are the liar's
+        uint256 b = challengeAs(CHALLENGER3, claimId);
+        honestChallengerWins(b, CHALLENGER3, lieOuts(3));
+        game.abandon(a);
+        game.abandon(honest);
+        uint256 pool = uint256(cfg.submitterBond) - burnOf(cfg.submitterBond);
+        assertEqUint(credit(CHALLENGER), abandonPrize(3), "honest: bond and a third of the pool");
+        assertEqUint(credit(CHALLENGER2), abandonPrize(3), "liar's other game: bond and a third");
+        assertEqUint(credit(CHALLENGER3), voidingPrize(3), "voiding game: bond, a third and the dust");
+        assertEqUint(
+            credit(CHALLENGER) + credit(CHALLENGER2) + credit(CHALLENGER3),
+            3 * uint256(cfg.challengerBond) + pool,
+            "pool"
+        );
+        uint256 liarBack = credit(CHALLENGER2) + credit(CHALLENGER3) - 2 * uint256(cfg.challengerBond);
+        assertEqUint(cfg.submitterBond - liarBack, burnOf(cfg.submitterBond) + pool / 3, "liar's loss");
+        assertConserved();
+    }
+
+    /// A zero burn share is rejected: with it, a liar voiding its own claim could lose nothing.
+    function test_constructorRejectsZeroBurn() public {
+        OptimisticML.Config memory c = defaultConfig(4, 8);
+        c.burnBps = 0;
+        vm.expectRevert(abi.encodeWithSelector(OptimisticML.BadConfig.selector, "burnBps"));
+        new OptimisticML(registry, stepVerifier, c);
+        c.burnBps = 1;
+        new OptimisticML(registry, stepVerifier, c);
     }
 
     // ------------------------------------------------------------------ following a game from its logs

@@ -121,7 +121,7 @@ contract GameHappyTest is GameFixture {
         OptimisticML.ClaimView memory c = game.claimOf(claimId);
         assertEq(c.inputState, graphState(honestOuts(), 0), "S_0 = slot vector of the inputs");
         assertEqUint(c.deadline, T0 + cfg.challengeWindow, "deadline");
-        (bool finalized,,) = game.result(claimId);
+        (bool finalized,,,,) = game.result(claimId);
         assertTrue(!finalized, "not final during the window");
 
         vm.warp(T0 + cfg.challengeWindow - 1);
@@ -138,7 +138,7 @@ contract GameHappyTest is GameFixture {
         assertEq(keccak256(consumer.output()), keccak256(outputBytes), "callback output");
         bytes32 commitment;
         bytes memory out;
-        (finalized, commitment, out) = game.result(claimId);
+        (finalized,,, commitment, out) = game.result(claimId);
         assertTrue(finalized, "final");
         assertEq(commitment, outputCommitment, "result commitment");
         assertEq(keccak256(out), keccak256(outputBytes), "result output");
@@ -350,7 +350,7 @@ contract GameHappyTest is GameFixture {
         G memory g = gv(gameId);
         assertTrue(g.phase == OptimisticML.Phase.Ended && g.winner == OptimisticML.Side.Challenger, "challenger won");
         assertTrue(claimVoided(claimId), "claim voided");
-        assertEqUint(credit(CHALLENGER), challengerPrize(), "bond back plus submitter bond less burn");
+        assertEqUint(credit(CHALLENGER), voidingPrize(2), "bond back plus half the submitter bond less burn");
         assertEqUint(credit(SUBMITTER), 0, "submitter lost");
         assertEqUint(address(0).balance, burnOf(cfg.submitterBond), "burnt");
         assertConserved();
@@ -358,10 +358,10 @@ contract GameHappyTest is GameFixture {
         abandonOther(claimId, otherGame, subOuts);
         vm.expectRevert(abi.encodeWithSelector(OptimisticML.ClaimVoidedError.selector, claimId));
         game.finalize(claimId);
-        (bool finalized,,) = game.result(claimId);
+        (bool finalized,,,,) = game.result(claimId);
         assertTrue(!finalized, "never final");
-        assertEqUint(withdrawAll(CHALLENGER), challengerPrize(), "prize paid");
-        assertEqUint(withdrawAll(CHALLENGER2), cfg.challengerBond, "refund paid");
+        assertEqUint(withdrawAll(CHALLENGER), voidingPrize(2), "prize paid");
+        assertEqUint(withdrawAll(CHALLENGER2), abandonPrize(2), "refund and share paid");
         assertEqUint(address(game).balance, 0, "nothing left");
         assertConserved();
     }
@@ -392,7 +392,7 @@ contract GameHappyTest is GameFixture {
     }
 
     /// Another game of the voided claim can only be abandoned: no loser, its challenger
-    /// refunded in full.
+    /// refunded in full plus its share of the voided bond.
     function abandonOther(uint256 claimId, uint256 otherGame, bytes32[] memory subOuts) internal {
         bytes32[] memory S = graphStates(subOuts);
         vm.prank(SUBMITTER);
@@ -404,7 +404,7 @@ contract GameHappyTest is GameFixture {
         vm.prank(ANYONE);
         game.abandon(otherGame);
         assertTrue(gv(otherGame).phase == OptimisticML.Phase.Ended, "abandoned");
-        assertEqUint(credit(CHALLENGER2), cfg.challengerBond, "refund");
+        assertEqUint(credit(CHALLENGER2), abandonPrize(2), "refund and share");
         vm.expectRevert(abi.encodeWithSelector(OptimisticML.WrongPhase.selector, OptimisticML.Phase.Ended));
         game.abandon(otherGame);
     }

@@ -306,11 +306,26 @@ contract GameHandler is GameFixture {
             if (!c.voided && !c.finalized) sum += cfg.submitterBond;
         }
         for (uint256 i = 0; i < gameIds.length; i++) {
-            if (gv(gameIds[i]).phase != OptimisticML.Phase.Ended) sum += cfg.challengerBond;
+            if (gv(gameIds[i]).phase == OptimisticML.Phase.Ended) continue;
+            sum += cfg.challengerBond;
+            // a game open on a voided claim also holds its share of the voided bond
+            uint256 c = gameRec[gameIds[i]].claimId;
+            if (game.claimOf(c).voided) sum += voidShare(gamesOpenAtVoiding(c));
         }
         for (uint256 i = 0; i < requestIds.length; i++) {
             (,,,, OptimisticML.RequestStatus status,,) = game.requests(requestIds[i]);
             if (status == OptimisticML.RequestStatus.Open) sum += requestRec[requestIds[i]].fee;
+        }
+    }
+
+    /// The games that were open on the voided claim `claimId` when it was voided, from the
+    /// games' public state: the voiding game, the games abandoned since and those still open.
+    function gamesOpenAtVoiding(uint256 claimId) internal view returns (uint256 n) {
+        n = 1;
+        for (uint256 i = 0; i < gameIds.length; i++) {
+            if (gameRec[gameIds[i]].claimId != claimId) continue;
+            OptimisticML.GameView memory v = game.gameOf(gameIds[i]);
+            if (v.phase != OptimisticML.Phase.Ended || v.endReason == 2) n++;
         }
     }
 

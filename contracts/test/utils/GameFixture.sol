@@ -520,6 +520,23 @@ abstract contract GameFixture is TestBase {
         return uint256(cfg.challengerBond) + cfg.submitterBond - burnOf(cfg.submitterBond);
     }
 
+    /// The share of the voided submitter bond (less the burn) of each of `games` games open on
+    /// the claim when it is voided (the voiding game's included).
+    function voidShare(uint256 games) internal view returns (uint256) {
+        return (uint256(cfg.submitterBond) - burnOf(cfg.submitterBond)) / games;
+    }
+
+    /// The payout of the challenger whose win voids the claim while `games` games are open on
+    /// it (its own included): its bond, one share and the rounding dust.
+    function voidingPrize(uint256 games) internal view returns (uint256) {
+        return challengerPrize() - (games - 1) * voidShare(games);
+    }
+
+    /// The payout of a game abandoned after a claim was voided with `games` games open.
+    function abandonPrize(uint256 games) internal view returns (uint256) {
+        return uint256(cfg.challengerBond) + voidShare(games);
+    }
+
     /// The payout of a submitter that wins one game.
     function submitterPrize() internal view returns (uint256) {
         return uint256(cfg.challengerBond) - burnOf(cfg.challengerBond);
