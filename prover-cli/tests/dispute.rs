@@ -527,6 +527,9 @@ fn dispute(
         d.ok("finalize", ANYONE, 0, &IOptimisticML::finalizeCall { claimId: claim });
         let res = d.view(&IOptimisticML::resultCall { claimId: claim });
         assert!(res.finalized);
+        // the result names what it answers: the model and keccak256 of the input commitments
+        assert_eq!(res.modelId, d.model_id);
+        assert_eq!(res.inputsHash, b(&keccak256(&tensor_commitment(&f.input))));
         assert_eq!(res.outputCommitment, b(&sub.graph.output_commitment()));
         assert_eq!(res.output.to_vec(), sub.graph.output().to_le_bytes());
         assert_eq!(d.credits(SUBMITTER), SUBMITTER_BOND + CHALLENGER_BOND - burn(CHALLENGER_BOND));

@@ -18,6 +18,8 @@ const DEPTH: u32 = 32;
 const CLOCK: u64 = 3600;
 const SUBMITTER_BOND: u64 = 1_000_000;
 const CHALLENGER_BOND: u64 = 400_000;
+/// A quarter of a loser's bond is burnt (the game requires a non-zero burn share).
+const BURN_BPS: u16 = 2_500;
 
 fn fixture(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/digits").join(name).to_str().unwrap().to_string()
@@ -63,7 +65,7 @@ fn deploy() -> Deployment {
         callbackGas: 100_000,
         submitterBond: SUBMITTER_BOND as u128,
         challengerBond: CHALLENGER_BOND as u128,
-        burnBps: 0,
+        burnBps: BURN_BPS,
     };
     let args = (registry, step, cfg).abi_encode_params();
     let (game, _) = chain.deploy_artifact(SUBMITTER, "OptimisticML.sol", "OptimisticML", &args, &[]).unwrap();
@@ -155,7 +157,8 @@ fn cli_moves_defend_a_true_claim_through_both_phases() {
     assert_eq!(rounds, 1 + 8);
     let credit = d.chain.view(SUBMITTER, game_addr, &IOptimisticML::creditsCall { account: SUBMITTER }.abi_encode());
     let credit = U256::from_be_slice(&credit.unwrap().output);
-    assert_eq!(credit, U256::from(CHALLENGER_BOND), "the challenger's bond (no burn)");
+    let burn = CHALLENGER_BOND * u64::from(BURN_BPS) / 10_000;
+    assert_eq!(credit, U256::from(CHALLENGER_BOND - burn), "the challenger's bond less the burn");
 }
 
 /// A submitter posting forged intermediate graph states (from node 4 on) meets an honest

@@ -166,7 +166,7 @@ alloy_sol_types::sol! {
         function challenge(uint256 claimId) external payable returns (uint256 gameId);
         function finalize(uint256 claimId) external;
         function result(uint256 claimId) external view
-            returns (bool finalized, bytes32 outputCommitment, bytes memory output);
+            returns (bool finalized, bytes32 modelId, bytes32 inputsHash, bytes32 outputCommitment, bytes memory output);
         function withdraw() external;
         function open(uint256 gameId, bytes32 finalGraphState, bytes32[] calldata outputSiblings) external;
         function postStates(uint256 gameId, bytes32[] calldata states) external;
