@@ -783,11 +783,14 @@ contract OptimisticML {
             if (c.status == ClaimStatus.Active) {
                 burnt = burnShare(submitterBond);
                 uint256 pool = submitterBond - burnt;
-                uint256 others = c.openGames; // still open, to be abandoned
-                if (others != 0) {
-                    uint256 share = pool / (others + 1);
+                uint256 games = c.openGames; // those still open, to be abandoned
+                if (games != 0) {
+                    unchecked {
+                        games += 1; // and this one (openGames < 2^32)
+                    }
+                    uint256 share = pool / games;
                     abandonShares[claimId] = share;
-                    pool -= others * share;
+                    pool = share + pool % games; // one share and the rounding dust
                 }
                 reward += pool;
                 c.status = ClaimStatus.Voided;
