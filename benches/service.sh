@@ -46,7 +46,7 @@ D="$TMP/deployment.json"
 "$OPML" chain deploy --rpc "http://127.0.0.1:$PORT" --key "$K0" --out "$D" --window 120 --clock 600 >/dev/null
 mkdir -p "$TMP/models"
 cp "$REPO/fixtures/digits/cnn.opml" "$TMP/models/"
-FAULTS=(output node:1 node:2 node:4 node:6 node:7 step:3:20000 step:0:5000)
+FAULTS=(output node:1 node:2 node:4 node:6 node:7 step:3:20000 step:3:40000)
 SUBARGS=()
 for f in "${FAULTS[@]}"; do SUBARGS+=(--dishonest "$f"); done
 "$OPML" watch --role submitter --models "$TMP/models" --data-dir "$TMP/sub" --poll-ms 100 \

@@ -105,7 +105,8 @@ pub struct DemoArgs {
     /// Print the watchers' events (to stderr).
     #[arg(long, short)]
     pub verbose: bool,
-    /// Print one JSON object (claims, games, accounts, checks) instead of the tables.
+    /// Print one JSON object (`ok`, `problems`, `claims`, `games`, `accounts`, `conservation`,
+    /// `challenge_latency_ms`, `seconds`) instead of the tables.
     #[arg(long)]
     pub json: bool,
 }

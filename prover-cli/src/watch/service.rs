@@ -118,7 +118,8 @@ impl Watcher {
         let chain_id = c.chain_id().await?;
         let config = c.view(d.game, &IOptimisticML::configCall {}).await?;
         let depth = u32::try_from(config.vmDepth).map_err(|_| anyhow!("vmDepth {} out of range", config.vmDepth))?;
-        let identity = Identity { chain_id, game: d.game, block: d.block, account: me };
+        let block_hash = c.block_hash(d.block).await?;
+        let identity = Identity { chain_id, game: d.game, block: d.block, block_hash, account: me };
         let (dir, state) = DataDir::open(&cfg.data_dir, &identity)?;
         let workers = Workers::new(cfg.max_concurrency);
         Ok(Watcher {
@@ -296,13 +297,13 @@ impl Watcher {
                 "mine": c.submitter == self.me,
             }),
             format!(
-                "claim {}: model {} by {}{}, output {}, window until {}",
+                "claim {}: model {} by {}{}, window until {} (about {} s from now)",
                 c.id,
                 self.model_name(&c.model_id),
                 c.submitter,
                 if c.submitter == self.me { " (mine)" } else { "" },
-                short(&c.output_commitment),
-                c.deadline
+                c.deadline,
+                c.deadline.saturating_sub(unix_now() as u64)
             ),
         );
         self.state.claims.insert(c.id, c);
@@ -334,13 +335,22 @@ impl Watcher {
             .filter(|c| c.verdict.is_none() && c.submitter != self.me && !c.settled)
             .map(|c| c.id)
             .collect();
+        if todo.is_empty() {
+            return Ok(());
+        }
+        let now = self.c.now().await?;
         for id in todo {
             let c = self.state.claims[&id].clone();
+            if now >= c.deadline {
+                // Past its window nothing can be done about it: not worth a run.
+                self.settle(id);
+                continue;
+            }
             let (verdict, run) = self.judge(&c).await?;
             let (human, extra) = match &verdict {
                 Verdict::Agree => ("agree: my output is the claimed one".to_string(), json!(null)),
                 Verdict::Disagree { mine } => (
-                    format!("DISAGREE: claimed {}, my output {}", short(&c.output_commitment), short(mine)),
+                    format!("DISAGREE: claimed output commitment {}, mine is {mine}", c.output_commitment),
                     json!(mine.to_string()),
                 ),
                 Verdict::UnknownModel => ("skipped: unknown model (not in --models)".to_string(), json!(null)),
@@ -500,6 +510,7 @@ impl Watcher {
                 json!({ "game": g.id, "why": "unknown claim" }),
                 format!("game {}: its claim {} was not seen: cannot play", g.id, g.claim),
             );
+            self.give_up(g.id);
             return;
         };
         let Some(model) = self.models.get(&claim.model_id) else {
@@ -508,10 +519,7 @@ impl Watcher {
                 json!({ "game": g.id, "why": "unknown model" }),
                 format!("game {}: model {} is not in the model store: cannot play", g.id, short(&claim.model_id)),
             );
-            // Nothing this watcher can do for it: stop trying.
-            if let Some(r) = self.state.games.get_mut(&g.id) {
-                r.ended = true;
-            }
+            self.give_up(g.id);
             return;
         };
         let cached = if role == Role::Challenger { self.runs.get(&g.claim).cloned() } else { None };
@@ -618,6 +626,13 @@ impl Watcher {
         let _ = self.dir.save(&self.state);
     }
 
+    /// Nothing this watcher can do for game `id`: stop trying (it stays on chain).
+    fn give_up(&mut self, id: u64) {
+        if let Some(r) = self.state.games.get_mut(&id) {
+            r.ended = true;
+        }
+    }
+
     fn settle(&mut self, id: u64) {
         if let Some(c) = self.state.claims.get_mut(&id) {
             c.settled = true;
@@ -627,6 +642,10 @@ impl Watcher {
 
     /// Finalize this account's claims whose window has closed and that have no open game.
     async fn finalize_mine(&mut self) -> Result<()> {
+        let mine = self.state.claims.values().any(|c| c.submitter == self.me && !c.settled);
+        if !mine {
+            return Ok(());
+        }
         let now = self.c.now().await?;
         let due: Vec<u64> = self
             .state
@@ -635,6 +654,9 @@ impl Watcher {
             .filter(|c| c.submitter == self.me && !c.settled && now >= c.deadline)
             .map(|c| c.id)
             .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
         for id in due {
             let v = self.c.view(self.game, &IOptimisticML::claimOfCall { claimId: U256::from(id) }).await?;
             if v.voided || v.finalized {
