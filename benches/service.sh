@@ -26,7 +26,7 @@ for i in $(seq "$RUNS"); do
     python3 - "$TMP/demo$i.json" <<'PY'
 import json, sys
 v = json.load(open(sys.argv[1]))
-g = v["games"][0]
+g = next(g for g in v["games"] if g["claim"] == 2)  # the false claim's game
 print(f"run: ok={v['ok']} dishonest dispute: {g['seconds']:.2f} s, {g['gas']:,} gas, "
       f"{g['graph_rounds']}+{g['vm_rounds']} rounds, {g['transactions']} txs; "
       f"challenge latency {v['challenge_latency_ms']:.0f} ms; whole demo {v['seconds']:.1f} s")
