@@ -205,7 +205,7 @@ pub(crate) async fn connect(c: &Conn, signing: bool) -> Result<(Client, Deployme
 }
 
 /// The first event `E` in a receipt.
-fn event<E: SolEvent>(r: &TransactionReceipt, what: &str) -> Result<E> {
+pub(crate) fn event<E: SolEvent>(r: &TransactionReceipt, what: &str) -> Result<E> {
     r.inner
         .logs()
         .iter()

@@ -34,6 +34,7 @@ use tokio::sync::{mpsc, watch};
 use crate::chain_cmd::client::Client;
 use crate::chain_cmd::deploy::deploy_contracts;
 use crate::chain_cmd::deployment::Deployment;
+use crate::chain_cmd::event;
 use crate::chain_cmd::play::{self, phase_name, reason_name, side_name, PlayOptions, Role};
 use crate::chain_cmd::report::{unix_now, Reporter, Sink};
 use crate::chain_cmd::workers::Workers;
@@ -281,12 +282,7 @@ async fn demo(a: DemoArgs) -> Result<ExitCode> {
         // the claim's receipt, so the latency below is an upper bound.
         let posted_at = unix_now();
         let r = client(who)?.send_call(d.game, &cd.post, U256::from(SUBMITTER_BOND), "postClaim").await?;
-        let e = r
-            .inner
-            .logs()
-            .iter()
-            .find_map(|l| IOptimisticML::ClaimPosted::decode_log_data(l.data()).ok())
-            .ok_or_else(|| anyhow!("postClaim: tx {} has no ClaimPosted event", r.transaction_hash))?;
+        let e = event::<IOptimisticML::ClaimPosted>(&r, "postClaim")?;
         let id = e.claimId.to::<u64>();
         let kind = match f {
             None => "honest".to_string(),
@@ -308,12 +304,7 @@ async fn demo(a: DemoArgs) -> Result<ExitCode> {
             "challenge",
         )
         .await?;
-    let e = r
-        .inner
-        .logs()
-        .iter()
-        .find_map(|l| IOptimisticML::Challenged::decode_log_data(l.data()).ok())
-        .ok_or_else(|| anyhow!("challenge: tx {} has no Challenged event", r.transaction_hash))?;
+    let e = event::<IOptimisticML::Challenged>(&r, "challenge")?;
     let lying_game = e.gameId;
     say(format!("game {lying_game}: the lying challenger disputes true claim {true_claim}"));
     let _ = events_tx

@@ -33,6 +33,7 @@ use super::datadir::{DataDir, Identity, WatchState};
 use super::models::ModelStore;
 use crate::chain_cmd::client::Client;
 use crate::chain_cmd::deployment::Deployment;
+use crate::chain_cmd::event;
 use crate::chain_cmd::play::{self, reason_name, side_name, Outcome, PlayOptions, Role};
 use crate::chain_cmd::report::{unix_now, Reporter};
 use crate::chain_cmd::workers::Workers;
@@ -445,12 +446,7 @@ impl Watcher {
         let cfg = self.c.view(self.game, &IOptimisticML::configCall {}).await?;
         let call = IOptimisticML::challengeCall { claimId: U256::from(id) };
         let r = self.c.send_call(self.game, &call, U256::from(cfg.challengerBond), "challenge").await?;
-        let e = r
-            .inner
-            .logs()
-            .iter()
-            .find_map(|l| IOptimisticML::Challenged::decode_log_data(l.data()).ok())
-            .ok_or_else(|| anyhow!("challenge: tx {} has no Challenged event", r.transaction_hash))?;
+        let e = event::<IOptimisticML::Challenged>(&r, "challenge")?;
         let latency = self.seen.get(&id).map(|t| t.elapsed().as_millis() as u64);
         let game = e.gameId.to::<u64>();
         self.report.event(
