@@ -340,6 +340,9 @@ impl Watcher {
             return Ok(());
         }
         let now = self.c.now().await?;
+        // Every claim is re-run at once on the workers: one slow model does not hold up the
+        // verdicts (and challenges) of the others.
+        let mut runs = tokio::task::JoinSet::new();
         for id in todo {
             let c = self.state.claims[&id].clone();
             if now >= c.deadline {
@@ -347,47 +350,46 @@ impl Watcher {
                 self.settle(id);
                 continue;
             }
-            let (verdict, run) = self.judge(&c).await?;
-            let (human, extra) = match &verdict {
-                Verdict::Agree => ("agree: my output is the claimed one".to_string(), json!(null)),
-                Verdict::Disagree { mine } => (
-                    format!("DISAGREE: claimed output commitment {}, mine is {mine}", c.output_commitment),
-                    json!(mine.to_string()),
-                ),
-                Verdict::UnknownModel => ("skipped: unknown model (not in --models)".to_string(), json!(null)),
-                Verdict::InputUnavailable => {
-                    ("cannot be checked: input not available on-chain (skipped)".to_string(), json!(null))
-                }
-                Verdict::BadInput { why } => (format!("cannot be checked: {why} (skipped)"), json!(null)),
-            };
-            self.report.event(
-                "verdict",
-                json!({ "claim": id, "verdict": verdict.name(), "mine": extra, "model_id": c.model_id.to_string() }),
-                format!("claim {id}: {human}"),
-            );
-            if let Some(r) = run {
-                self.runs.insert(id, r);
-            }
-            if let Some(rec) = self.state.claims.get_mut(&id) {
-                rec.verdict = Some(verdict);
-            }
-            self.dir.save(&self.state)?;
+            let (models, workers, depth) = (self.models.clone(), self.workers.clone(), self.depth);
+            runs.spawn(async move {
+                let v = judge(&models, &workers, depth, &c).await;
+                (c, v)
+            });
+        }
+        while let Some(done) = runs.join_next().await {
+            let (c, judged) = done.map_err(|e| anyhow!("a claim's re-run stopped: {e}"))?;
+            let (verdict, run) = judged?;
+            self.record_verdict(&c, verdict, run)?;
         }
         Ok(())
     }
 
-    /// Re-run claim `c` from its on-chain input.
-    async fn judge(&self, c: &ClaimRecord) -> Result<(Verdict, Option<Arc<Run>>)> {
-        let Some(model) = self.models.get(&c.model_id) else { return Ok((Verdict::UnknownModel, None)) };
-        let input = match claim_input(&model, c) {
-            Ok(x) => x,
-            Err(v) => return Ok((v, None)),
+    fn record_verdict(&mut self, c: &ClaimRecord, verdict: Verdict, run: Option<Arc<Run>>) -> Result<()> {
+        let id = c.id;
+        let (human, extra) = match &verdict {
+            Verdict::Agree => ("agree: my output is the claimed one".to_string(), json!(null)),
+            Verdict::Disagree { mine } => (
+                format!("DISAGREE: claimed output commitment {}, mine is {mine}", c.output_commitment),
+                json!(mine.to_string()),
+            ),
+            Verdict::UnknownModel => ("skipped: unknown model (not in --models)".to_string(), json!(null)),
+            Verdict::InputUnavailable => {
+                ("cannot be checked: input not available on-chain (skipped)".to_string(), json!(null))
+            }
+            Verdict::BadInput { why } => (format!("cannot be checked: {why} (skipped)"), json!(null)),
         };
-        let depth = self.depth;
-        let run = self.workers.run(move || honest_run(&model, &input, depth)).await??;
-        let mine = B256::from(run.graph().output_commitment());
-        let v = if mine == c.output_commitment { Verdict::Agree } else { Verdict::Disagree { mine } };
-        Ok((v, Some(Arc::new(run))))
+        self.report.event(
+            "verdict",
+            json!({ "claim": id, "verdict": verdict.name(), "mine": extra, "model_id": c.model_id.to_string() }),
+            format!("claim {id}: {human}"),
+        );
+        if let Some(r) = run {
+            self.runs.insert(id, r);
+        }
+        if let Some(rec) = self.state.claims.get_mut(&id) {
+            rec.verdict = Some(verdict);
+        }
+        self.dir.save(&self.state)
     }
 
     fn challenges_all(&self) -> bool {
@@ -695,4 +697,22 @@ impl Watcher {
         self.check_credits = false;
         Ok(())
     }
+}
+
+/// Re-run claim `c` from its on-chain input: the verdict, and the run when there is one.
+async fn judge(
+    models: &ModelStore,
+    workers: &Workers,
+    depth: u32,
+    c: &ClaimRecord,
+) -> Result<(Verdict, Option<Arc<Run>>)> {
+    let Some(model) = models.get(&c.model_id) else { return Ok((Verdict::UnknownModel, None)) };
+    let input = match claim_input(&model, c) {
+        Ok(x) => x,
+        Err(v) => return Ok((v, None)),
+    };
+    let run = workers.run(move || honest_run(&model, &input, depth)).await??;
+    let mine = B256::from(run.graph().output_commitment());
+    let v = if mine == c.output_commitment { Verdict::Agree } else { Verdict::Disagree { mine } };
+    Ok((v, Some(Arc::new(run))))
 }
