@@ -26,7 +26,7 @@ for i in $(seq "$RUNS"); do
     python3 - "$TMP/demo$i.json" <<'PY'
 import json, sys
 v = json.load(open(sys.argv[1]))
-g = v["games"][0]
+g = next(g for g in v["games"] if g["claim"] == 2)  # the false claim's game
 print(f"run: ok={v['ok']} dishonest dispute: {g['seconds']:.2f} s, {g['gas']:,} gas, "
       f"{g['graph_rounds']}+{g['vm_rounds']} rounds, {g['transactions']} txs; "
       f"challenge latency {v['challenge_latency_ms']:.0f} ms; whole demo {v['seconds']:.1f} s")
@@ -46,7 +46,7 @@ D="$TMP/deployment.json"
 "$OPML" chain deploy --rpc "http://127.0.0.1:$PORT" --key "$K0" --out "$D" --window 120 --clock 600 >/dev/null
 mkdir -p "$TMP/models"
 cp "$REPO/fixtures/digits/cnn.opml" "$TMP/models/"
-FAULTS=(output node:1 node:2 node:4 node:6 node:7 step:3:20000 step:0:5000)
+FAULTS=(output node:1 node:2 node:4 node:6 node:7 step:3:20000 step:3:40000)
 SUBARGS=()
 for f in "${FAULTS[@]}"; do SUBARGS+=(--dishonest "$f"); done
 "$OPML" watch --role submitter --models "$TMP/models" --data-dir "$TMP/sub" --poll-ms 100 \

@@ -205,7 +205,7 @@ pub(crate) async fn connect(c: &Conn, signing: bool) -> Result<(Client, Deployme
 }
 
 /// The first event `E` in a receipt.
-fn event<E: SolEvent>(r: &TransactionReceipt, what: &str) -> Result<E> {
+pub(crate) fn event<E: SolEvent>(r: &TransactionReceipt, what: &str) -> Result<E> {
     r.inner
         .logs()
         .iter()
@@ -495,7 +495,8 @@ async fn play_cmd(a: PlayArgs) -> Result<()> {
         None => run_from_chain(&c, &d, a.game, &a.bundle, fault, depth).await?,
     };
     let o = PlayOptions { role: a.role, poll: Duration::from_millis(a.poll_ms.max(10)) };
-    let report = Reporter::new(a.conn.json, Sink::Stderr);
+    // Progress for a person on stderr; `--json` is the result object on stdout.
+    let report = Reporter::new(false, Sink::Stderr);
     let out =
         play::play(&c, d.game, d.block, U256::from(a.game), Arc::new(b), Arc::new(run), &o, &Workers::new(1), &report)
             .await?;

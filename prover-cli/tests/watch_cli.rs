@@ -347,6 +347,11 @@ async fn a_challenger_killed_in_the_vm_phase_resumes_and_wins() {
     assert!(second.count("game_end") == 1 && second.alive());
     wait_until(Duration::from_secs(10), || async { !data.join("games/1").exists() }, || "cache not deleted".into())
         .await;
+    // `opml chain play` reads the claim's input from the chain, and refuses a bundle that is
+    // not the claim's model.
+    #[rustfmt::skip]
+    let e = run_err(&["chain", "play", "1", "--role", "challenger", &fixture("cnn.opml"), "--deployment", &file, "--key", KEYS[CHALLENGER]]);
+    assert!(e.contains(&format!("claim {lie} is for model")), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

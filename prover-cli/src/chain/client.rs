@@ -176,6 +176,17 @@ impl Client {
         }
     }
 
+    /// The hash of block `n`.
+    pub async fn block_hash(&self, n: u64) -> Result<B256> {
+        let b = self
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Number(n))
+            .await
+            .with_context(|| format!("eth_getBlockByNumber({n}) at {}", self.rpc))?
+            .ok_or_else(|| anyhow!("{} has no block {n}", self.rpc))?;
+        Ok(b.header.hash)
+    }
+
     /// The balance of `a`, wei.
     pub async fn balance(&self, a: Address) -> Result<U256> {
         self.provider.get_balance(a).await.with_context(|| format!("eth_getBalance({a}) at {}", self.rpc))

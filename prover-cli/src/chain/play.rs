@@ -337,7 +337,7 @@ fn progress(report: &Reporter, id: U256, g: &GameView, round: u32) {
     let interval = match g.phase {
         Phase::Open | Phase::Ended => String::new(),
         Phase::Steps | Phase::Leaf => format!(" node {} steps [{}, {}]", g.node, g.lo, g.hi),
-        _ => format!(" graph [{}, {}]", g.lo, g.hi),
+        _ => format!(" [{}, {}]", g.lo, g.hi),
     };
     report.event(
         "phase",

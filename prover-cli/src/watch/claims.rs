@@ -166,5 +166,85 @@ pub fn defended_run(model: &StoredModel, c: &ClaimRecord, faults: &[Fault], dept
     } else {
         format!(" nor any of --dishonest {}", faults.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(", "))
     };
-    bail!("claim {}: neither my honest run{tried} gives its output commitment {}", c.id, c.output_commitment)
+    bail!(
+        "claim {}: neither my honest run{tried} gives its output commitment {} (a claim posted with --dishonest \
+         SPEC is defended only by a watcher started with the same --dishonest SPEC)",
+        c.id,
+        c.output_commitment
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::watch_cmd::models::ModelStore;
+    use opml_dnn::st::read_dataset;
+    use std::path::Path;
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/digits").join(name)
+    }
+
+    /// The MLP, and a claim record of its test sample 1 with the given input bytes.
+    fn mlp_claim(bytes: Option<Vec<u8>>) -> (Arc<StoredModel>, ClaimRecord, Tensor) {
+        let mut store = ModelStore::default();
+        let id = store.add(&fixture("mlp.opml")).unwrap();
+        let m = store.get(&id).unwrap();
+        let data = std::fs::read(fixture("test_mlp.safetensors")).unwrap();
+        let ds = read_dataset(&data, "test_mlp", false).unwrap();
+        let x = m.bundle.quantize_input(ds.sample(1)).unwrap();
+        let c = ClaimRecord {
+            id: 7,
+            block: 1,
+            model_id: id,
+            submitter: Address::ZERO,
+            input_commitments: vec![B256::from(tensor_commitment(&x))],
+            input_bytes: Bytes::from(bytes.unwrap_or_else(|| x.to_le_bytes())),
+            output_commitment: B256::ZERO,
+            deadline: 0,
+            verdict: None,
+            settled: false,
+        };
+        (m, c, x)
+    }
+
+    #[test]
+    fn the_input_comes_from_the_claims_bytes_checked_against_its_commitment() {
+        let (m, c, x) = mlp_claim(None);
+        assert_eq!(claim_input(&m, &c).unwrap(), x);
+        // No bytes on-chain: nobody but the requester can check the claim.
+        let (m, c, _) = mlp_claim(Some(Vec::new()));
+        assert_eq!(claim_input(&m, &c).unwrap_err(), Verdict::InputUnavailable);
+        // The MLP's input is i8 [1, 64]: 64 bytes.
+        let (m, c, _) = mlp_claim(Some(vec![0; 63]));
+        match claim_input(&m, &c).unwrap_err() {
+            Verdict::BadInput { why } => assert!(why.starts_with("63 input bytes") && why.contains("has 64"), "{why}"),
+            v => panic!("{v:?}"),
+        }
+        let (m, c, x) = mlp_claim(None);
+        let mut other = x.to_le_bytes();
+        other[0] ^= 1;
+        let c = ClaimRecord { input_bytes: Bytes::from(other), ..c };
+        match claim_input(&m, &c).unwrap_err() {
+            Verdict::BadInput { why } => assert!(why.contains("do not hash to the input commitment"), "{why}"),
+            v => panic!("{v:?}"),
+        }
+    }
+
+    #[test]
+    fn a_submitter_defends_with_the_run_that_gives_its_claimed_output() {
+        let (m, c, x) = mlp_claim(None);
+        let honest = honest_run(&m, &x, 20).unwrap();
+        let b = &m.bundle;
+        let fault: Fault = "node:2".parse().unwrap();
+        let lie = Run::dishonest(Arc::new(b.model.clone()), b.model_root().unwrap(), &[x], &fault, 20).unwrap();
+        let true_claim = ClaimRecord { output_commitment: B256::from(honest.graph().output_commitment()), ..c.clone() };
+        let false_claim = ClaimRecord { output_commitment: B256::from(lie.graph().output_commitment()), ..c.clone() };
+        assert!(defended_run(&m, &true_claim, std::slice::from_ref(&fault), 20).unwrap().fault().is_none());
+        assert_eq!(defended_run(&m, &false_claim, std::slice::from_ref(&fault), 20).unwrap().fault(), Some(&fault));
+        let e = defended_run(&m, &false_claim, &[], 20).unwrap_err().to_string();
+        assert!(e.contains("neither my honest run gives its output commitment"), "{e}");
+        let e = defended_run(&m, &false_claim, &["output".parse().unwrap()], 20).unwrap_err().to_string();
+        assert!(e.contains("nor any of --dishonest output"), "{e}");
+    }
 }

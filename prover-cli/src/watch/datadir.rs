@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use alloy::primitives::Address;
+use alloy::primitives::{Address, B256};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
@@ -22,8 +22,11 @@ use super::claims::{ClaimRecord, GameRecord};
 pub struct Identity {
     pub chain_id: u64,
     pub game: Address,
-    /// The deployment block (logs are read from there).
+    /// The deployment block (logs are read from there) and its hash: a fresh chain that
+    /// deploys the same addresses at the same height (`opml devnet up --fresh`) is
+    /// another deployment.
     pub block: u64,
+    pub block_hash: B256,
     /// The account this watcher signs for.
     pub account: Address,
 }
@@ -67,17 +70,20 @@ impl DataDir {
         let s: WatchState = serde_json::from_str(&text)
             .with_context(|| format!("{}: not a watcher state file (written by `opml watch`)", path.display()))?;
         let (a, b) = (&s.identity, identity);
-        if (a.chain_id, a.game, a.block) != (b.chain_id, b.game, b.block) {
+        if (a.chain_id, a.game, a.block, a.block_hash) != (b.chain_id, b.game, b.block, b.block_hash) {
             bail!(
-                "data directory {} was written for OptimisticML {} on chain {} (deployed at block {}); this \
-                 deployment is {} on chain {} (block {}): use another --data-dir",
+                "data directory {} was written for OptimisticML {} on chain {} (deployed in block {} {}); this \
+                 deployment is {} on chain {} (block {} {}): use another --data-dir (or remove this one if that \
+                 chain is gone)",
                 dir.display(),
                 a.game,
                 a.chain_id,
                 a.block,
+                a.block_hash,
                 b.game,
                 b.chain_id,
-                b.block
+                b.block,
+                b.block_hash
             );
         }
         if a.account != b.account {
@@ -136,7 +142,13 @@ mod tests {
     use super::*;
 
     fn id(chain_id: u64, game: u8, account: u8) -> Identity {
-        Identity { chain_id, game: Address::repeat_byte(game), block: 3, account: Address::repeat_byte(account) }
+        Identity {
+            chain_id,
+            game: Address::repeat_byte(game),
+            block: 3,
+            block_hash: B256::repeat_byte(5),
+            account: Address::repeat_byte(account),
+        }
     }
 
     #[test]
@@ -153,6 +165,10 @@ mod tests {
         assert!(e.contains("on chain 1") && e.contains("use another --data-dir"), "{e}");
         let e = DataDir::open(tmp.path(), &id(1, 8, 9)).unwrap_err().to_string();
         assert!(e.contains("written for OptimisticML"), "{e}");
+        // Same chain id, addresses and height, another chain (a fresh devnet).
+        let fresh = Identity { block_hash: B256::repeat_byte(6), ..id(1, 7, 9) };
+        let e = DataDir::open(tmp.path(), &fresh).unwrap_err().to_string();
+        assert!(e.contains("use another --data-dir"), "{e}");
         let e = DataDir::open(tmp.path(), &id(1, 7, 1)).unwrap_err().to_string();
         assert!(e.contains("belongs to the watcher of account"), "{e}");
         std::fs::write(tmp.path().join("state.json"), "{").unwrap();

@@ -33,6 +33,7 @@ use super::datadir::{DataDir, Identity, WatchState};
 use super::models::ModelStore;
 use crate::chain_cmd::client::Client;
 use crate::chain_cmd::deployment::Deployment;
+use crate::chain_cmd::event;
 use crate::chain_cmd::play::{self, reason_name, side_name, Outcome, PlayOptions, Role};
 use crate::chain_cmd::report::{unix_now, Reporter};
 use crate::chain_cmd::workers::Workers;
@@ -118,7 +119,8 @@ impl Watcher {
         let chain_id = c.chain_id().await?;
         let config = c.view(d.game, &IOptimisticML::configCall {}).await?;
         let depth = u32::try_from(config.vmDepth).map_err(|_| anyhow!("vmDepth {} out of range", config.vmDepth))?;
-        let identity = Identity { chain_id, game: d.game, block: d.block, account: me };
+        let block_hash = c.block_hash(d.block).await?;
+        let identity = Identity { chain_id, game: d.game, block: d.block, block_hash, account: me };
         let (dir, state) = DataDir::open(&cfg.data_dir, &identity)?;
         let workers = Workers::new(cfg.max_concurrency);
         Ok(Watcher {
@@ -296,13 +298,13 @@ impl Watcher {
                 "mine": c.submitter == self.me,
             }),
             format!(
-                "claim {}: model {} by {}{}, output {}, window until {}",
+                "claim {}: model {} by {}{}, window until {} (about {} s from now)",
                 c.id,
                 self.model_name(&c.model_id),
                 c.submitter,
                 if c.submitter == self.me { " (mine)" } else { "" },
-                short(&c.output_commitment),
-                c.deadline
+                c.deadline,
+                c.deadline.saturating_sub(unix_now() as u64)
             ),
         );
         self.state.claims.insert(c.id, c);
@@ -334,49 +336,60 @@ impl Watcher {
             .filter(|c| c.verdict.is_none() && c.submitter != self.me && !c.settled)
             .map(|c| c.id)
             .collect();
+        if todo.is_empty() {
+            return Ok(());
+        }
+        let now = self.c.now().await?;
+        // Every claim is re-run at once on the workers: one slow model does not hold up the
+        // verdicts (and challenges) of the others.
+        let mut runs = tokio::task::JoinSet::new();
         for id in todo {
             let c = self.state.claims[&id].clone();
-            let (verdict, run) = self.judge(&c).await?;
-            let (human, extra) = match &verdict {
-                Verdict::Agree => ("agree: my output is the claimed one".to_string(), json!(null)),
-                Verdict::Disagree { mine } => (
-                    format!("DISAGREE: claimed {}, my output {}", short(&c.output_commitment), short(mine)),
-                    json!(mine.to_string()),
-                ),
-                Verdict::UnknownModel => ("skipped: unknown model (not in --models)".to_string(), json!(null)),
-                Verdict::InputUnavailable => {
-                    ("cannot be checked: input not available on-chain (skipped)".to_string(), json!(null))
-                }
-                Verdict::BadInput { why } => (format!("cannot be checked: {why} (skipped)"), json!(null)),
-            };
-            self.report.event(
-                "verdict",
-                json!({ "claim": id, "verdict": verdict.name(), "mine": extra, "model_id": c.model_id.to_string() }),
-                format!("claim {id}: {human}"),
-            );
-            if let Some(r) = run {
-                self.runs.insert(id, r);
+            if now >= c.deadline {
+                // Past its window nothing can be done about it: not worth a run.
+                self.settle(id);
+                continue;
             }
-            if let Some(rec) = self.state.claims.get_mut(&id) {
-                rec.verdict = Some(verdict);
-            }
-            self.dir.save(&self.state)?;
+            let (models, workers, depth) = (self.models.clone(), self.workers.clone(), self.depth);
+            runs.spawn(async move {
+                let v = judge(&models, &workers, depth, &c).await;
+                (c, v)
+            });
+        }
+        while let Some(done) = runs.join_next().await {
+            let (c, judged) = done.map_err(|e| anyhow!("a claim's re-run stopped: {e}"))?;
+            let (verdict, run) = judged?;
+            self.record_verdict(&c, verdict, run)?;
         }
         Ok(())
     }
 
-    /// Re-run claim `c` from its on-chain input.
-    async fn judge(&self, c: &ClaimRecord) -> Result<(Verdict, Option<Arc<Run>>)> {
-        let Some(model) = self.models.get(&c.model_id) else { return Ok((Verdict::UnknownModel, None)) };
-        let input = match claim_input(&model, c) {
-            Ok(x) => x,
-            Err(v) => return Ok((v, None)),
+    fn record_verdict(&mut self, c: &ClaimRecord, verdict: Verdict, run: Option<Arc<Run>>) -> Result<()> {
+        let id = c.id;
+        let (human, extra) = match &verdict {
+            Verdict::Agree => ("agree: my output is the claimed one".to_string(), json!(null)),
+            Verdict::Disagree { mine } => (
+                format!("DISAGREE: claimed output commitment {}, mine is {mine}", c.output_commitment),
+                json!(mine.to_string()),
+            ),
+            Verdict::UnknownModel => ("skipped: unknown model (not in --models)".to_string(), json!(null)),
+            Verdict::InputUnavailable => {
+                ("cannot be checked: input not available on-chain (skipped)".to_string(), json!(null))
+            }
+            Verdict::BadInput { why } => (format!("cannot be checked: {why} (skipped)"), json!(null)),
         };
-        let depth = self.depth;
-        let run = self.workers.run(move || honest_run(&model, &input, depth)).await??;
-        let mine = B256::from(run.graph().output_commitment());
-        let v = if mine == c.output_commitment { Verdict::Agree } else { Verdict::Disagree { mine } };
-        Ok((v, Some(Arc::new(run))))
+        self.report.event(
+            "verdict",
+            json!({ "claim": id, "verdict": verdict.name(), "mine": extra, "model_id": c.model_id.to_string() }),
+            format!("claim {id}: {human}"),
+        );
+        if let Some(r) = run {
+            self.runs.insert(id, r);
+        }
+        if let Some(rec) = self.state.claims.get_mut(&id) {
+            rec.verdict = Some(verdict);
+        }
+        self.dir.save(&self.state)
     }
 
     fn challenges_all(&self) -> bool {
@@ -435,12 +448,7 @@ impl Watcher {
         let cfg = self.c.view(self.game, &IOptimisticML::configCall {}).await?;
         let call = IOptimisticML::challengeCall { claimId: U256::from(id) };
         let r = self.c.send_call(self.game, &call, U256::from(cfg.challengerBond), "challenge").await?;
-        let e = r
-            .inner
-            .logs()
-            .iter()
-            .find_map(|l| IOptimisticML::Challenged::decode_log_data(l.data()).ok())
-            .ok_or_else(|| anyhow!("challenge: tx {} has no Challenged event", r.transaction_hash))?;
+        let e = event::<IOptimisticML::Challenged>(&r, "challenge")?;
         let latency = self.seen.get(&id).map(|t| t.elapsed().as_millis() as u64);
         let game = e.gameId.to::<u64>();
         self.report.event(
@@ -500,6 +508,7 @@ impl Watcher {
                 json!({ "game": g.id, "why": "unknown claim" }),
                 format!("game {}: its claim {} was not seen: cannot play", g.id, g.claim),
             );
+            self.give_up(g.id);
             return;
         };
         let Some(model) = self.models.get(&claim.model_id) else {
@@ -508,10 +517,7 @@ impl Watcher {
                 json!({ "game": g.id, "why": "unknown model" }),
                 format!("game {}: model {} is not in the model store: cannot play", g.id, short(&claim.model_id)),
             );
-            // Nothing this watcher can do for it: stop trying.
-            if let Some(r) = self.state.games.get_mut(&g.id) {
-                r.ended = true;
-            }
+            self.give_up(g.id);
             return;
         };
         let cached = if role == Role::Challenger { self.runs.get(&g.claim).cloned() } else { None };
@@ -618,6 +624,13 @@ impl Watcher {
         let _ = self.dir.save(&self.state);
     }
 
+    /// Nothing this watcher can do for game `id`: stop trying (it stays on chain).
+    fn give_up(&mut self, id: u64) {
+        if let Some(r) = self.state.games.get_mut(&id) {
+            r.ended = true;
+        }
+    }
+
     fn settle(&mut self, id: u64) {
         if let Some(c) = self.state.claims.get_mut(&id) {
             c.settled = true;
@@ -627,6 +640,10 @@ impl Watcher {
 
     /// Finalize this account's claims whose window has closed and that have no open game.
     async fn finalize_mine(&mut self) -> Result<()> {
+        let mine = self.state.claims.values().any(|c| c.submitter == self.me && !c.settled);
+        if !mine {
+            return Ok(());
+        }
         let now = self.c.now().await?;
         let due: Vec<u64> = self
             .state
@@ -635,6 +652,9 @@ impl Watcher {
             .filter(|c| c.submitter == self.me && !c.settled && now >= c.deadline)
             .map(|c| c.id)
             .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
         for id in due {
             let v = self.c.view(self.game, &IOptimisticML::claimOfCall { claimId: U256::from(id) }).await?;
             if v.voided || v.finalized {
@@ -677,4 +697,22 @@ impl Watcher {
         self.check_credits = false;
         Ok(())
     }
+}
+
+/// Re-run claim `c` from its on-chain input: the verdict, and the run when there is one.
+async fn judge(
+    models: &ModelStore,
+    workers: &Workers,
+    depth: u32,
+    c: &ClaimRecord,
+) -> Result<(Verdict, Option<Arc<Run>>)> {
+    let Some(model) = models.get(&c.model_id) else { return Ok((Verdict::UnknownModel, None)) };
+    let input = match claim_input(&model, c) {
+        Ok(x) => x,
+        Err(v) => return Ok((v, None)),
+    };
+    let run = workers.run(move || honest_run(&model, &input, depth)).await??;
+    let mine = B256::from(run.graph().output_commitment());
+    let v = if mine == c.output_commitment { Verdict::Agree } else { Verdict::Disagree { mine } };
+    Ok((v, Some(Arc::new(run))))
 }
