@@ -71,7 +71,7 @@ contract OptimisticML {
         bytes32 modelId;
         bytes32 inputsHash; // keccak256(abi.encodePacked(inputCommitments))
         address requester;
-        uint64 createdAt;
+        uint64 timeoutFrom; // creation time, then the latest claim's deadline + 2 clocks
         RequestStatus status;
         address callback;
         uint96 fee;
@@ -189,6 +189,10 @@ contract OptimisticML {
     // ------------------------------------------------------------------ errors
 
     error BadConfig(string why);
+    error ZeroChallengeWindow();
+    error ZeroClock();
+    error ZeroBond();
+    error CallbackGasTooHigh(uint256 callbackGas, uint256 max);
     error Reentrancy();
     error WrongValue(uint256 value);
     error WrongInputCount(uint256 given, uint256 expected);
@@ -235,6 +239,10 @@ contract OptimisticML {
     uint8 internal constant REASON_ABANDONED = 2;
     /// The dissection phases (a set of phase bits): Graph and Steps.
     uint256 private constant DISSECTING = (1 << uint256(Phase.Graph)) | (1 << uint256(Phase.Steps));
+    /// The largest callbackGas the constructor accepts: a third of a 30M-gas block, so that
+    /// `finalize` (callbackGas + 5,000 + 1/64 withheld by EIP-150 + its own cost) always fits
+    /// in a block.
+    uint256 internal constant MAX_CALLBACK_GAS = 10_000_000;
 
     /// The registry the claims' models are read from.
     ModelRegistry public immutable registry;
@@ -247,6 +255,8 @@ contract OptimisticML {
     uint256 internal immutable challengeWindow;
     uint256 internal immutable clockBudget;
     uint256 internal immutable requestTimeout;
+    /// challengeWindow + 2 clocks: from a claim's posting until every game on it can be ended.
+    uint256 internal immutable claimSpan;
     uint256 internal immutable callbackGas;
     uint256 internal immutable submitterBond;
     uint256 internal immutable challengerBond;
@@ -284,13 +294,19 @@ contract OptimisticML {
 
     /// @notice Deploy a game over `registry`'s models with the step verifier `stepVerifier`.
     /// @dev Reverts BadConfig unless 2 <= arity <= 64, 1 <= vmDepth <= 48, burnBps <= 10000
-    /// and the durations fit 32 bits.
+    /// and the durations fit 32 bits; then ZeroChallengeWindow (a claim could never be
+    /// challenged), ZeroClock (no move could ever be made), ZeroBond (either bond) and
+    /// CallbackGasTooHigh (callbackGas > MAX_CALLBACK_GAS: finalize would not fit in a block).
     constructor(ModelRegistry registry_, Step stepVerifier_, Config memory cfg) {
         if (cfg.arity < 2 || cfg.arity > 64) revert BadConfig("arity");
         if (cfg.vmDepth < 1 || cfg.vmDepth > 48) revert BadConfig("vmDepth");
         if (cfg.burnBps > 10000) revert BadConfig("burnBps");
         if (cfg.challengeWindow > type(uint32).max || cfg.clock > type(uint32).max) revert BadConfig("duration");
         if (cfg.requestTimeout > type(uint32).max) revert BadConfig("duration");
+        if (cfg.challengeWindow == 0) revert ZeroChallengeWindow();
+        if (cfg.clock == 0) revert ZeroClock();
+        if (cfg.submitterBond == 0 || cfg.challengerBond == 0) revert ZeroBond();
+        if (cfg.callbackGas > MAX_CALLBACK_GAS) revert CallbackGasTooHigh(cfg.callbackGas, MAX_CALLBACK_GAS);
         registry = registry_;
         stepVerifier = stepVerifier_;
         handoverVerifier = new HandoverVerifier();
@@ -299,6 +315,7 @@ contract OptimisticML {
         challengeWindow = cfg.challengeWindow;
         clockBudget = cfg.clock;
         requestTimeout = cfg.requestTimeout;
+        claimSpan = uint256(cfg.challengeWindow) + 2 * uint256(cfg.clock);
         callbackGas = cfg.callbackGas;
         submitterBond = cfg.submitterBond;
         challengerBond = cfg.challengerBond;
@@ -342,7 +359,7 @@ contract OptimisticML {
             inputsHash: keccak256(abi.encodePacked(inputCommitments)),
             requester: msg.sender,
             // forge-lint: disable-next-line(unsafe-typecast)
-            createdAt: uint64(block.timestamp),
+            timeoutFrom: uint64(block.timestamp),
             status: RequestStatus.Open,
             callback: callback,
             // forge-lint: disable-next-line(unsafe-typecast)
@@ -353,13 +370,17 @@ contract OptimisticML {
     }
 
     /// @notice Cancel an unfulfilled request after requestTimeout; the fee is credited back.
+    /// The timeout runs from the request's creation and, once claims are posted on it, from
+    /// the latest claim's deadline plus both clocks: by then every game on that claim can be
+    /// ended, so the fee of a claim that wins cannot be clawed back by challenging it and
+    /// waiting (its submitter has requestTimeout seconds to end the games and finalize).
     /// @dev Checks: request exists, caller is its requester, still open, timeout passed.
     function cancelRequest(uint256 requestId) external nonReentrant {
         Request storage r = requests[requestId];
         if (r.status == RequestStatus.None) revert UnknownRequest(requestId);
         if (msg.sender != r.requester) revert NotRequester();
         if (r.status != RequestStatus.Open) revert RequestClosed(requestId);
-        uint256 expiresAt = uint256(r.createdAt) + requestTimeout;
+        uint256 expiresAt = uint256(r.timeoutFrom) + requestTimeout;
         // forge-lint: disable-next-line(block-timestamp)
         if (block.timestamp < expiresAt) revert RequestNotExpired(expiresAt);
         r.status = RequestStatus.Cancelled;
@@ -832,14 +853,17 @@ contract OptimisticML {
         if (status == ClaimStatus.Finalized) revert AlreadyFinalized(claimId);
     }
 
-    /// The claim's request is open and asks for the same model and inputs.
-    function checkRequestMatches(uint256 requestId, bytes32 modelId, bytes32[] calldata inputCommitments) private view {
+    /// The claim's request is open and asks for the same model and inputs; its timeout now
+    /// runs from this claim's deadline plus both clocks (see cancelRequest).
+    function checkRequestMatches(uint256 requestId, bytes32 modelId, bytes32[] calldata inputCommitments) private {
         Request storage r = requests[requestId];
         if (r.status == RequestStatus.None) revert UnknownRequest(requestId);
         if (r.status != RequestStatus.Open) revert RequestClosed(requestId);
         if (r.modelId != modelId || r.inputsHash != keccak256(abi.encodePacked(inputCommitments))) {
             revert RequestMismatch(requestId);
         }
+        // forge-lint: disable-next-line(unsafe-typecast)
+        r.timeoutFrom = uint64(block.timestamp + claimSpan);
     }
 
     /// inputBytes, when given, are the single input's bytes.
