@@ -238,6 +238,37 @@ contract GameHardeningTest is GameFixture {
         assertEqUint(g.config().challengeWindow, 1, "one-second window");
     }
 
+    /// Both edges of every BadConfig rule: the last accepted and the first rejected value.
+    function test_constructorBadConfigEdges() public {
+        bytes memory duration = abi.encodeWithSelector(OptimisticML.BadConfig.selector, "duration");
+        OptimisticML.Config memory c = defaultConfig(64, 48);
+        c.burnBps = 10_000;
+        c.challengeWindow = type(uint32).max;
+        c.clock = type(uint32).max;
+        c.requestTimeout = type(uint32).max;
+        OptimisticML g = new OptimisticML(registry, stepVerifier, c);
+        assertEqUint(g.config().arity, 64, "arity 64");
+        assertEqUint(g.config().vmDepth, 48, "depth 48");
+        g = new OptimisticML(registry, stepVerifier, defaultConfig(2, 1));
+        assertEqUint(g.config().arity, 2, "arity 2");
+        deployExpectingRevert(defaultConfig(65, 6), abi.encodeWithSelector(OptimisticML.BadConfig.selector, "arity"));
+        deployExpectingRevert(defaultConfig(1, 6), abi.encodeWithSelector(OptimisticML.BadConfig.selector, "arity"));
+        deployExpectingRevert(defaultConfig(4, 49), abi.encodeWithSelector(OptimisticML.BadConfig.selector, "vmDepth"));
+        deployExpectingRevert(defaultConfig(4, 0), abi.encodeWithSelector(OptimisticML.BadConfig.selector, "vmDepth"));
+        c = defaultConfig(4, 6);
+        c.burnBps = 10_001;
+        deployExpectingRevert(c, abi.encodeWithSelector(OptimisticML.BadConfig.selector, "burnBps"));
+        c = defaultConfig(4, 6);
+        c.challengeWindow = uint64(type(uint32).max) + 1;
+        deployExpectingRevert(c, duration);
+        c = defaultConfig(4, 6);
+        c.clock = uint64(type(uint32).max) + 1;
+        deployExpectingRevert(c, duration);
+        c = defaultConfig(4, 6);
+        c.requestTimeout = uint64(type(uint32).max) + 1;
+        deployExpectingRevert(c, duration);
+    }
+
     /// With the largest accepted callbackGas, finalize of a request with a callback fits
     /// in a 30M-gas block.
     function test_finalizeWithTheLargestCallbackGasFitsABlock() public {
