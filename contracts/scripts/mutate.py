@@ -2,7 +2,8 @@
 """Single-point mutation testing of the game contracts (not run in CI: it takes long).
 
     python3 contracts/scripts/mutate.py [--files A.sol,B.sol] [--sample N] [--seed S]
-                                        [--match-contract REGEX] [--list] [--out FILE]
+                                        [--match-contract REGEX] [--grep REGEX] [--ops A,B] [--list]
+                                        [--out FILE]
 
 Applies one mutant at a time (a fixed list of regex operators, each applied at one
 occurrence on one code line) to a private copy of `contracts/` (the checkout is never
@@ -82,7 +83,9 @@ def mutants_of(name, text):
                 mutated = code[: m.start()] + new + code[m.end():] + rest
                 if mutated == line:
                     continue
-                out.append((name, i + 1, op, "\n".join(lines[:i] + [mutated] + lines[i + 1:]), mutated.strip()))
+                out.append(
+                    (name, i + 1, op, "\n".join(lines[:i] + [mutated] + lines[i + 1:]), mutated.strip(), line.strip())
+                )
     return out
 
 
@@ -92,6 +95,8 @@ def main():
     ap.add_argument("--sample", type=int, default=0, help="run a fixed-seed sample of N mutants")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--match-contract", default=None, help="forge --match-contract for each run")
+    ap.add_argument("--grep", default=None, help="only the mutants of lines matching this regex")
+    ap.add_argument("--ops", default=None, help="only these operators (comma-separated names)")
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
     ap.add_argument("--out", default=None, help="write the report here too")
     ap.add_argument("--timeout", type=int, default=600, help="seconds per mutant run")
@@ -102,6 +107,10 @@ def main():
     all_mutants = []
     for f in files:
         all_mutants += mutants_of(f, sources[f])
+    if args.grep:
+        all_mutants = [m for m in all_mutants if re.search(args.grep, m[5])]
+    if args.ops:
+        all_mutants = [m for m in all_mutants if m[2] in args.ops.split(",")]
     chosen = all_mutants
     if args.sample and args.sample < len(all_mutants):
         # Keyed by (seed, file, operator, mutated line), not by position: an edit elsewhere
@@ -112,7 +121,7 @@ def main():
         picked = set(id(m) for m in sorted(all_mutants, key=key)[: args.sample])
         chosen = [m for m in all_mutants if id(m) in picked]
     if args.list:
-        for f, ln, op, _, ml in chosen:
+        for f, ln, op, _, ml, _ in chosen:
             print(f"{f}:{ln} {op}: {ml}")
         print(f"{len(chosen)} of {len(all_mutants)} mutants")
         return 0
@@ -149,7 +158,7 @@ def main():
     report = []
     counts = {"killed": 0, "survived": 0, "invalid": 0}
     start = time.time()
-    for n, (f, ln, op, text, ml) in enumerate(chosen, 1):
+    for n, (f, ln, op, text, ml, _) in enumerate(chosen, 1):
         path = os.path.join(copy, "src", f)
         with open(path, "w") as h:
             h.write(text)
