@@ -71,7 +71,7 @@ contract OptimisticML {
         bytes32 modelId;
         bytes32 inputsHash; // keccak256(abi.encodePacked(inputCommitments))
         address requester;
-        uint64 createdAt;
+        uint64 timeoutFrom; // creation time, then the latest claim's deadline + 2 clocks
         RequestStatus status;
         address callback;
         uint96 fee;
@@ -190,6 +190,10 @@ contract OptimisticML {
     // ------------------------------------------------------------------ errors
 
     error BadConfig(string why);
+    error ZeroChallengeWindow();
+    error ZeroClock();
+    error ZeroBond();
+    error CallbackGasTooHigh(uint256 callbackGas, uint256 max);
     error Reentrancy();
     error WrongValue(uint256 value);
     error WrongInputCount(uint256 given, uint256 expected);
@@ -236,6 +240,10 @@ contract OptimisticML {
     uint8 internal constant REASON_ABANDONED = 2;
     /// The dissection phases (a set of phase bits): Graph and Steps.
     uint256 private constant DISSECTING = (1 << uint256(Phase.Graph)) | (1 << uint256(Phase.Steps));
+    /// The largest callbackGas the constructor accepts: a third of a 30M-gas block, so that
+    /// `finalize` (callbackGas + 5,000 + 1/64 withheld by EIP-150 + its own cost) always fits
+    /// in a block.
+    uint256 internal constant MAX_CALLBACK_GAS = 10_000_000;
 
     /// The registry the claims' models are read from.
     ModelRegistry public immutable registry;
@@ -248,6 +256,8 @@ contract OptimisticML {
     uint256 internal immutable challengeWindow;
     uint256 internal immutable clockBudget;
     uint256 internal immutable requestTimeout;
+    /// challengeWindow + 2 clocks: from a claim's posting until every game on it can be ended.
+    uint256 internal immutable claimSpan;
     uint256 internal immutable callbackGas;
     uint256 internal immutable submitterBond;
     uint256 internal immutable challengerBond;
@@ -288,7 +298,10 @@ contract OptimisticML {
 
     /// @notice Deploy a game over `registry`'s models with the step verifier `stepVerifier`.
     /// @dev Reverts BadConfig unless 2 <= arity <= 64, 1 <= vmDepth <= 48,
-    /// 0 < burnBps <= 10000 and the durations fit 32 bits.
+    /// 0 < burnBps <= 10000 and the durations fit 32 bits; then ZeroChallengeWindow (a claim
+    /// could never be challenged), ZeroClock (no move could ever be made), ZeroBond (either
+    /// bond) and CallbackGasTooHigh (callbackGas > MAX_CALLBACK_GAS: finalize would not fit in
+    /// a block).
     constructor(ModelRegistry registry_, Step stepVerifier_, Config memory cfg) {
         if (cfg.arity < 2 || cfg.arity > 64) revert BadConfig("arity");
         if (cfg.vmDepth < 1 || cfg.vmDepth > 48) revert BadConfig("vmDepth");
@@ -296,6 +309,10 @@ contract OptimisticML {
         if (cfg.burnBps == 0) revert BadConfig("burnBps"); // a liar voiding its own claim must lose something
         if (cfg.challengeWindow > type(uint32).max || cfg.clock > type(uint32).max) revert BadConfig("duration");
         if (cfg.requestTimeout > type(uint32).max) revert BadConfig("duration");
+        if (cfg.challengeWindow == 0) revert ZeroChallengeWindow();
+        if (cfg.clock == 0) revert ZeroClock();
+        if (cfg.submitterBond == 0 || cfg.challengerBond == 0) revert ZeroBond();
+        if (cfg.callbackGas > MAX_CALLBACK_GAS) revert CallbackGasTooHigh(cfg.callbackGas, MAX_CALLBACK_GAS);
         registry = registry_;
         stepVerifier = stepVerifier_;
         handoverVerifier = new HandoverVerifier();
@@ -304,6 +321,7 @@ contract OptimisticML {
         challengeWindow = cfg.challengeWindow;
         clockBudget = cfg.clock;
         requestTimeout = cfg.requestTimeout;
+        claimSpan = uint256(cfg.challengeWindow) + 2 * uint256(cfg.clock);
         callbackGas = cfg.callbackGas;
         submitterBond = cfg.submitterBond;
         challengerBond = cfg.challengerBond;
@@ -347,7 +365,7 @@ contract OptimisticML {
             inputsHash: keccak256(abi.encodePacked(inputCommitments)),
             requester: msg.sender,
             // forge-lint: disable-next-line(unsafe-typecast)
-            createdAt: uint64(block.timestamp),
+            timeoutFrom: uint64(block.timestamp),
             status: RequestStatus.Open,
             callback: callback,
             // forge-lint: disable-next-line(unsafe-typecast)
@@ -358,13 +376,17 @@ contract OptimisticML {
     }
 
     /// @notice Cancel an unfulfilled request after requestTimeout; the fee is credited back.
+    /// The timeout runs from the request's creation and, once claims are posted on it, from
+    /// the latest claim's deadline plus both clocks: by then every game on that claim can be
+    /// ended, so the fee of a claim that wins cannot be clawed back by challenging it and
+    /// waiting (its submitter has requestTimeout seconds to end the games and finalize).
     /// @dev Checks: request exists, caller is its requester, still open, timeout passed.
     function cancelRequest(uint256 requestId) external nonReentrant {
         Request storage r = requests[requestId];
         if (r.status == RequestStatus.None) revert UnknownRequest(requestId);
         if (msg.sender != r.requester) revert NotRequester();
         if (r.status != RequestStatus.Open) revert RequestClosed(requestId);
-        uint256 expiresAt = uint256(r.createdAt) + requestTimeout;
+        uint256 expiresAt = uint256(r.timeoutFrom) + requestTimeout;
         // forge-lint: disable-next-line(block-timestamp)
         if (block.timestamp < expiresAt) revert RequestNotExpired(expiresAt);
         r.status = RequestStatus.Cancelled;
@@ -783,14 +805,14 @@ contract OptimisticML {
             if (c.status == ClaimStatus.Active) {
                 burnt = burnShare(submitterBond);
                 uint256 pool = submitterBond - burnt;
-                uint256 games = c.openGames; // those still open, to be abandoned
-                if (games != 0) {
+                uint256 sharers = c.openGames; // those still open, to be abandoned
+                if (sharers != 0) {
                     unchecked {
-                        games += 1; // and this one (openGames < 2^32)
+                        sharers += 1; // and this one (openGames < 2^32)
                     }
-                    uint256 share = pool / games;
+                    uint256 share = pool / sharers;
                     abandonShares[claimId] = share;
-                    pool = share + pool % games; // one share and the rounding dust
+                    pool = share + pool % sharers; // one share and the rounding dust
                 }
                 reward += pool;
                 c.status = ClaimStatus.Voided;
@@ -856,12 +878,15 @@ contract OptimisticML {
         if (status == ClaimStatus.Finalized) revert AlreadyFinalized(claimId);
     }
 
-    /// The claim's request is open and asks for the same model and inputs.
-    function checkRequestMatches(uint256 requestId, bytes32 modelId, bytes32 inputsHash) private view {
+    /// The claim's request is open and asks for the same model and inputs; its timeout now
+    /// runs from this claim's deadline plus both clocks (see cancelRequest).
+    function checkRequestMatches(uint256 requestId, bytes32 modelId, bytes32 inputsHash) private {
         Request storage r = requests[requestId];
         if (r.status == RequestStatus.None) revert UnknownRequest(requestId);
         if (r.status != RequestStatus.Open) revert RequestClosed(requestId);
         if (r.modelId != modelId || r.inputsHash != inputsHash) revert RequestMismatch(requestId);
+        // forge-lint: disable-next-line(unsafe-typecast)
+        r.timeoutFrom = uint64(block.timestamp + claimSpan);
     }
 
     /// inputBytes, when given, are the single input's bytes.

@@ -1234,11 +1234,13 @@ contract GameAdversarialTest is GameFixture {
         vm.prank(ANYONE);
         vm.expectRevert(OptimisticML.NotRequester.selector);
         game.cancelRequest(r);
-        vm.warp(T0 + cfg.requestTimeout - 1);
+        // the timeout runs from the claim's deadline plus both clocks
+        uint256 expiry = T0 + cfg.challengeWindow + 2 * uint256(cfg.clock) + cfg.requestTimeout;
+        vm.warp(expiry - 1);
         vm.prank(REQUESTER);
-        vm.expectPartialRevert(OptimisticML.RequestNotExpired.selector);
+        vm.expectRevert(abi.encodeWithSelector(OptimisticML.RequestNotExpired.selector, expiry));
         game.cancelRequest(r);
-        vm.warp(T0 + cfg.requestTimeout);
+        vm.warp(expiry);
         vm.prank(REQUESTER);
         game.cancelRequest(r);
         assertEqUint(credit(REQUESTER), fee, "fee credited back");

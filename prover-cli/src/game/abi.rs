@@ -113,6 +113,10 @@ alloy_sol_types::sol! {
         event Withdrawn(address indexed account, uint256 amount);
 
         error BadConfig(string why);
+        error ZeroChallengeWindow();
+        error ZeroClock();
+        error ZeroBond();
+        error CallbackGasTooHigh(uint256 callbackGas, uint256 max);
         error Reentrancy();
         error WrongValue(uint256 value);
         error WrongInputCount(uint256 given, uint256 expected);
