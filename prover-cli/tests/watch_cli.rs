@@ -354,11 +354,37 @@ async fn a_challenger_killed_in_the_vm_phase_resumes_and_wins() {
     assert!(e.contains(&format!("claim {lie} is for model")), "{e}");
 }
 
+/// A free port below Linux's ephemeral range (32768..): while nothing listens on a port in
+/// that range, a client retrying to connect to it can be given that same port as its own
+/// source port and connect to itself, holding the port that anvil must take back.
+fn port_outside_the_ephemeral_range() -> u16 {
+    let start = 20_000 + (std::process::id() % 10_000) as u16;
+    (0..10_000u16)
+        .map(|i| 20_000 + (start - 20_000 + i) % 12_000)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port in 20000..32000")
+}
+
+/// Start anvil again on `port` from its saved state (retrying while the port is released).
+fn restart(port: u16, state: &Path, log: &Path) -> Anvil {
+    let start = Instant::now();
+    loop {
+        match Anvil::spawn(port, Some(state), log) {
+            Ok(a) => return a,
+            Err(e) if start.elapsed() < Duration::from_secs(20) => {
+                eprintln!("anvil restart on port {port}: {e}; retrying");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(e) => panic!("anvil did not restart on port {port}: {e}"),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_rpc_outage_of_20_s_mid_game_is_survived() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");
-    let port = free_port().unwrap();
+    let port = port_outside_the_ephemeral_range();
     let anvil = Anvil::spawn(port, Some(&state), &dir.path().join("anvil.log")).unwrap();
     let url = anvil.url();
     let file = deploy(&url, dir.path(), 120);
@@ -391,7 +417,7 @@ async fn an_rpc_outage_of_20_s_mid_game_is_survived() {
     anvil.stop().unwrap();
     tokio::time::sleep(Duration::from_secs(20)).await;
     assert!(sub.alive() && ch.alive(), "neither watcher exits while the RPC is away");
-    let _anvil = Anvil::spawn(port, Some(&state), &dir.path().join("anvil2.log")).unwrap();
+    let _anvil = restart(port, &state, &dir.path().join("anvil2.log"));
     wait_until(Duration::from_secs(180), || settled(&p, game, &ids), &why).await;
     for id in ids {
         let v = view(&p, game, &IOptimisticML::claimOfCall { claimId: U256::from(id) }).await;
