@@ -358,9 +358,11 @@ async fn a_challenger_killed_in_the_vm_phase_resumes_and_wins() {
 /// that range, a client retrying to connect to it can be given that same port as its own
 /// source port and connect to itself, holding the port that anvil must take back.
 fn port_outside_the_ephemeral_range() -> u16 {
-    let start = 20_000 + (std::process::id() % 10_000) as u16;
-    (0..10_000u16)
-        .map(|i| 20_000 + (start - 20_000 + i) % 12_000)
+    // A different starting point on every call (time-based), so that a retry tries elsewhere.
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let start = (nanos % 12_000) as u16;
+    (0..12_000u16)
+        .map(|i| 20_000 + (start + i) % 12_000)
         .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
         .expect("a free port in 20000..32000")
 }
@@ -384,8 +386,12 @@ fn restart(port: u16, state: &Path, log: &Path) -> Anvil {
 async fn an_rpc_outage_of_20_s_mid_game_is_survived() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");
-    let port = port_outside_the_ephemeral_range();
-    let anvil = Anvil::spawn(port, Some(&state), &dir.path().join("anvil.log")).unwrap();
+    let (port, anvil) = (0..20)
+        .find_map(|_| {
+            let port = port_outside_the_ephemeral_range();
+            Anvil::spawn(port, Some(&state), &dir.path().join("anvil.log")).ok().map(|a| (port, a))
+        })
+        .expect("anvil on a port below the ephemeral range");
     let url = anvil.url();
     let file = deploy(&url, dir.path(), 120);
     let store = models(dir.path(), &["mlp.opml"]);
