@@ -43,6 +43,12 @@ fn explain(e: &TransportError) -> String {
     }
 }
 
+/// The gas limit sent for a transaction estimated at `estimate`: 130% of it, but no more than
+/// the larger of the estimate and 30 M gas (a block's limit on a default dev node).
+pub fn gas_with_margin(estimate: u64) -> u64 {
+    (estimate.saturating_mul(13) / 10).min(estimate.max(30_000_000))
+}
+
 /// A provider, the address it signs for (if any), and its URL (for errors).
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -123,6 +129,15 @@ impl Client {
             Some(a) => tx.with_to(a).with_input(data),
             None => tx.with_deploy_code(data),
         };
+        // Estimate here and send with a margin (as forge script does, 130%): the estimate is
+        // exact for the state it ran on, and a move mined one second later writes slots the
+        // estimate found unchanged (the mover's clock, the last-move time: 2,900 gas instead
+        // of 100 each), which would make an exact limit run out of gas.
+        let estimate = match self.provider.estimate_gas(tx.clone()).await {
+            Ok(g) => g,
+            Err(e) => bail!("{what} from {from}: not sent: {}", explain(&e)),
+        };
+        let tx = tx.with_gas_limit(gas_with_margin(estimate));
         let pending = match self.provider.send_transaction(tx.clone()).await {
             Ok(p) => p,
             Err(e) => bail!("{what} from {from}: not sent: {}", explain(&e)),
@@ -136,11 +151,15 @@ impl Client {
         if !r.status() {
             // Replay the call at its block for the revert data.
             let block = r.block_number.unwrap_or_default();
+            let limit = match self.provider.get_transaction_by_hash(hash).await {
+                Ok(Some(t)) => alloy::consensus::Transaction::gas_limit(&t).to_string(),
+                _ => "?".to_string(),
+            };
             let why = match self.provider.call(tx).block(block.into()).await {
                 Err(e) => explain(&e),
                 Ok(_) => "reverted (the replay succeeded: out of gas?)".to_string(),
             };
-            bail!("{what}: tx {hash} failed in block {block}: {why}");
+            bail!("{what}: tx {hash} failed in block {block} (gas used {} of limit {limit}): {why}", r.gas_used);
         }
         Ok(r)
     }
@@ -233,5 +252,68 @@ impl Client {
             f = f.topic1(B256::from(id));
         }
         self.provider.get_logs(&f).await.with_context(|| format!("eth_getLogs on {address} from block {from}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use alloy::primitives::hex;
+    use opml_cli::anvil::{free_port, Anvil};
+    use serde_json::Value;
+
+    use super::*;
+
+    /// anvil's first dev account (a public test key).
+    const DEV_KEY: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+    #[test]
+    fn the_margin_is_thirty_percent_below_a_block() {
+        assert_eq!(gas_with_margin(100_000), 130_000);
+        assert_eq!(gas_with_margin(29_000_000), 30_000_000);
+        assert_eq!(gas_with_margin(40_000_000), 40_000_000);
+    }
+
+    /// A call estimated in the second of the last write and mined one second later: its
+    /// `SSTORE(0, TIMESTAMP)` finds the slot unchanged at estimation (100 gas) and changed at
+    /// inclusion (2,900 gas), as a game move charging the mover's clock does. The transaction
+    /// must not run out of gas.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_move_mined_a_second_after_its_estimate_has_the_gas_it_needs() {
+        let dir = tempfile::tempdir().unwrap();
+        let anvil = Anvil::spawn(free_port().unwrap(), None, &dir.path().join("anvil.log")).unwrap();
+        let signer: PrivateKeySigner = DEV_KEY.parse().unwrap();
+        let c = Client::connect(&anvil.url(), Some(signer)).unwrap();
+        let raw = ProviderBuilder::new().connect_http(anvil.url().parse().unwrap());
+        // Init code returning the runtime TIMESTAMP PUSH0 SSTORE STOP (0x425f5500).
+        let r = c.send(None, hex!("63425f55005f526004601cf3").to_vec(), U256::ZERO, "deploy").await.unwrap();
+        let to = r.contract_address.unwrap();
+        let t = c.now().await.unwrap() + 100;
+        let _: Value = raw.raw_request("evm_setNextBlockTimestamp".into(), (t,)).await.unwrap();
+        c.send(Some(to), Vec::new(), U256::ZERO, "first write").await.unwrap();
+        // The next call is estimated with the block time of the last write, then mined at t + 1.
+        let _: Value = raw.raw_request("evm_setAutomine".into(), (false,)).await.unwrap();
+        let _: Value = raw.raw_request("evm_setNextBlockTimestamp".into(), (t,)).await.unwrap();
+        let sender = c.clone();
+        let pending = tokio::spawn(async move { sender.send(Some(to), Vec::new(), U256::ZERO, "second write").await });
+        let mut waited = 0;
+        loop {
+            let pool: Value = raw.raw_request("txpool_status".into(), ()).await.unwrap();
+            if pool["pending"].as_str().is_some_and(|n| n != "0x0") || pool["pending"].as_u64().is_some_and(|n| n > 0) {
+                break;
+            }
+            waited += 1;
+            assert!(waited < 200, "the transaction never reached the pool: {pool}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let _: Value = raw.raw_request("evm_setNextBlockTimestamp".into(), (t + 1,)).await.unwrap();
+        let _: Value = raw.raw_request("evm_mine".into(), ()).await.unwrap();
+        let receipt = pending.await.unwrap().unwrap();
+        assert!(
+            receipt.gas_used > 21_000 + 2_100 + 2_900 - 1,
+            "the write was charged as a change: {}",
+            receipt.gas_used
+        );
     }
 }
