@@ -82,6 +82,7 @@ contract OptimisticML {
         uint48 deadline; // challenge() before, finalize() from this timestamp
         uint32 openGames;
         ClaimStatus status;
+        bool inputsPublished; // the claim (postClaim's inputBytes) carries every input's bytes
         bytes32 modelId;
         uint256 requestId;
         bytes32 outputCommitment;
@@ -130,6 +131,7 @@ contract OptimisticML {
         uint32 openGames;
         bool voided;
         bool finalized;
+        bool inputsPublished;
     }
 
     struct GameView {
@@ -196,13 +198,11 @@ contract OptimisticML {
     error CallbackGasTooHigh(uint256 callbackGas, uint256 max);
     error Reentrancy();
     error WrongValue(uint256 value);
-    error WrongInputCount(uint256 given, uint256 expected);
     error UnknownRequest(uint256 requestId);
     error NotRequester();
     error RequestClosed(uint256 requestId);
     error RequestNotExpired(uint256 expiresAt);
     error RequestMismatch(uint256 requestId);
-    error BadInputBytes();
     error BadOutput();
     error UnknownClaim(uint256 claimId);
     error UnknownGame(uint256 gameId);
@@ -347,8 +347,10 @@ contract OptimisticML {
     // ------------------------------------------------------------------ requests
 
     /// @notice Ask for an inference of `modelId` on the inputs with these commitments.
-    /// @dev The fee (msg.value, may be 0, < 2^96) goes to the submitter of the first claim on
-    /// this request to finalize. `callback` (or address(0)) receives the result.
+    /// @dev Checks in order: the registry's checkInputs without bytes (model registered, one
+    /// commitment per input, short inputs' commitments zero past their length); fee < 2^96.
+    /// The fee (msg.value, may be 0) goes to the submitter of the first claim on this request
+    /// to finalize. `callback` (or address(0)) receives the result.
     /// @return requestId The request's id (from 1).
     function request(bytes32 modelId, bytes32[] calldata inputCommitments, address callback)
         external
@@ -356,8 +358,9 @@ contract OptimisticML {
         nonReentrant
         returns (uint256 requestId)
     {
-        ModelRegistry.Definition memory m = registry.definition(modelId);
-        if (inputCommitments.length != m.inputCount) revert WrongInputCount(inputCommitments.length, m.inputCount);
+        // Called for its checks only: a request stores the commitments, not the definition.
+        // slither-disable-next-line unused-return
+        registry.checkInputs(modelId, inputCommitments, "");
         if (msg.value > type(uint96).max) revert WrongValue(msg.value);
         requestId = ++requestCount;
         requests[requestId] = Request({
@@ -397,11 +400,12 @@ contract OptimisticML {
     // ------------------------------------------------------------------ claims
 
     /// @notice Claim that `modelId` on `inputCommitments` outputs `output`.
-    /// @dev Checks in order: msg.value == submitterBond; model registered; one commitment
-    /// per model input; requestId 0 or an open request for the same model and inputs;
-    /// inputBytes empty or (one input and bytesRoot(inputBytes) == inputCommitments[0]);
-    /// output.length == outputLen and bytesRoot(output) == outputCommitment. Stores the
-    /// output bytes and S_0.
+    /// @dev Checks in order: msg.value == submitterBond; the registry's checkInputs (model
+    /// registered, one commitment per model input, and inputBytes empty or every input's
+    /// bytes at its registered length hashing to its commitment); requestId 0 or an open
+    /// request for the same model and inputs; output.length == outputLen and
+    /// bytesRoot(output) == outputCommitment. Stores the output bytes, S_0 and whether the
+    /// inputs were published (non-empty inputBytes).
     /// @return claimId The claim's id (from 1).
     function postClaim(
         bytes32 modelId,
@@ -412,14 +416,14 @@ contract OptimisticML {
         bytes32 outputCommitment
     ) external payable nonReentrant returns (uint256 claimId) {
         if (msg.value != submitterBond) revert WrongValue(msg.value);
-        ModelRegistry.Definition memory m = registry.definition(modelId);
-        if (inputCommitments.length != m.inputCount) revert WrongInputCount(inputCommitments.length, m.inputCount);
+        (ModelRegistry.Definition memory m, bool published) =
+            registry.checkInputs(modelId, inputCommitments, inputBytes);
         bytes32 inputsHash = keccak256(abi.encodePacked(inputCommitments));
         if (requestId != 0) checkRequestMatches(requestId, modelId, inputsHash);
-        checkInputBytes(m.inputCount, inputCommitments, inputBytes);
         if (output.length != m.outputLen || Handover.bytesRoot(output) != outputCommitment) revert BadOutput();
-        claimId =
-            storeClaim(modelId, requestId, outputCommitment, initialState(inputCommitments, m.slotCount), inputsHash);
+        claimId = storeClaim(
+            modelId, requestId, outputCommitment, initialState(inputCommitments, m.slotCount), inputsHash, published
+        );
         outputs[claimId] = output;
         totalIn += msg.value;
         emitClaimPosted(claimId, inputCommitments, inputBytes, output);
@@ -474,14 +478,31 @@ contract OptimisticML {
     /// output can be used, as the output of model `modelId` on the inputs whose commitments
     /// hash to `inputsHash` (keccak256(abi.encodePacked(inputCommitments))). A consumer handed
     /// a claim id must check both against the model and inputs it asked about.
+    /// `inputsPublished` says the claim carried its inputs' bytes, so anyone could re-run it
+    /// during the window; when false, only holders of the inputs could check it, and a
+    /// consumer relying on third-party challengers must refuse it.
     function result(uint256 claimId)
         external
         view
-        returns (bool finalized, bytes32 modelId, bytes32 inputsHash, bytes32 outputCommitment, bytes memory output)
+        returns (
+            bool finalized,
+            bytes32 modelId,
+            bytes32 inputsHash,
+            bool inputsPublished,
+            bytes32 outputCommitment,
+            bytes memory output
+        )
     {
         Claim storage c = claims[claimId];
         if (c.status == ClaimStatus.None) revert UnknownClaim(claimId);
-        return (c.status == ClaimStatus.Finalized, c.modelId, c.inputsHash, c.outputCommitment, outputs[claimId]);
+        return (
+            c.status == ClaimStatus.Finalized,
+            c.modelId,
+            c.inputsHash,
+            c.inputsPublished,
+            c.outputCommitment,
+            outputs[claimId]
+        );
     }
 
     /// @notice Pay the caller everything credited to it (pull payment; zeroed before the call).
@@ -630,7 +651,8 @@ contract OptimisticML {
             deadline: c.deadline,
             openGames: c.openGames,
             voided: c.status == ClaimStatus.Voided,
-            finalized: c.status == ClaimStatus.Finalized
+            finalized: c.status == ClaimStatus.Finalized,
+            inputsPublished: c.inputsPublished
         });
     }
 
@@ -889,20 +911,15 @@ contract OptimisticML {
         r.timeoutFrom = uint64(block.timestamp + claimSpan);
     }
 
-    /// inputBytes, when given, are the single input's bytes.
-    function checkInputBytes(uint32 inputCount, bytes32[] calldata inputCommitments, bytes calldata inputBytes)
-        private
-        pure
-    {
-        if (inputBytes.length == 0) return;
-        if (inputCount != 1 || Handover.bytesRoot(inputBytes) != inputCommitments[0]) revert BadInputBytes();
-    }
-
     /// Store a new active claim by msg.sender; returns its id.
-    function storeClaim(bytes32 modelId, uint256 requestId, bytes32 outputCommitment, bytes32 s0, bytes32 inputsHash)
-        private
-        returns (uint256 claimId)
-    {
+    function storeClaim(
+        bytes32 modelId,
+        uint256 requestId,
+        bytes32 outputCommitment,
+        bytes32 s0,
+        bytes32 inputsHash,
+        bool inputsPublished
+    ) private returns (uint256 claimId) {
         claimId = ++claimCount;
         claims[claimId] = Claim({
             submitter: msg.sender,
@@ -910,6 +927,7 @@ contract OptimisticML {
             deadline: uint48(block.timestamp + challengeWindow),
             openGames: 0,
             status: ClaimStatus.Active,
+            inputsPublished: inputsPublished,
             modelId: modelId,
             requestId: requestId,
             outputCommitment: outputCommitment,

@@ -27,20 +27,25 @@ contract DigitReader is IOpmlConsumer {
     /// the deployment's `callbackGas`; a revert here is ignored (the result stays readable).
     /// Anyone can name this contract as the callback of a request about another model or
     /// input: only this reader's own requests are answers.
-    function opmlResult(uint256 requestId, uint256, bytes32, bytes calldata output) external {
+    /// A claim whose input bytes were not published could only be checked by whoever holds
+    /// the input: this reader, which relies on third-party challengers, refuses it.
+    function opmlResult(uint256 requestId, uint256 claimId, bytes32, bytes calldata output) external {
         require(msg.sender == address(opml), "only opml");
         bytes32 input = askedInput[requestId];
         require(input != 0, "not my request");
+        (,,, bool published,,) = opml.result(claimId);
+        require(published, "input not published");
         answers[input] = output;
     }
 
     /// Pull: anyone hands in a claim id; `finalized` alone is not enough, the claim must
-    /// answer this reader's model on this input.
+    /// answer this reader's model on this input, and have published that input.
     function accept(uint256 claimId, bytes32 inputCommitment) external {
-        (bool finalized, bytes32 model, bytes32 inputsHash,, bytes memory output) = opml.result(claimId);
+        (bool finalized, bytes32 model, bytes32 inputsHash, bool published,, bytes memory output) = opml.result(claimId);
         require(finalized, "not final");
         require(model == modelId, "another model");
         require(inputsHash == keccak256(abi.encodePacked(inputCommitment)), "another input");
+        require(published, "input not published");
         answers[inputCommitment] = output;
     }
 }
@@ -60,8 +65,10 @@ contract ConsumerExampleTest is GameFixture {
         vm.prank(REQUESTER);
         uint256 requestId = reader.ask{value: 0.01 ether}(inputCommitments[0]);
         uint256 claimId = postClaimFor(requestId, outputBytes, outputCommitment);
-        (bool finalized, bytes32 model, bytes32 inputsHash, bytes32 commitment, bytes memory out) = game.result(claimId);
+        (bool finalized, bytes32 model, bytes32 inputsHash, bool published, bytes32 commitment, bytes memory out) =
+            game.result(claimId);
         assertTrue(!finalized, "final during the window");
+        assertTrue(published, "the claim carries its input bytes");
         assertEq(model, modelId, "model");
         assertEq(inputsHash, keccak256(abi.encodePacked(inputCommitments)), "inputs hash");
         assertEq(commitment, outputCommitment, "commitment");
@@ -70,7 +77,7 @@ contract ConsumerExampleTest is GameFixture {
         vm.warp(block.timestamp + cfg.challengeWindow);
         vm.prank(ANYONE);
         game.finalize(claimId);
-        (finalized,,,, out) = game.result(claimId);
+        (finalized,,,,, out) = game.result(claimId);
         assertTrue(finalized, "not final after the window");
         assertEq(keccak256(out), keccak256(outputBytes), "result() output");
         assertEq(keccak256(reader.answers(inputCommitments[0])), keccak256(outputBytes), "callback output");
@@ -91,7 +98,7 @@ contract ConsumerExampleTest is GameFixture {
         uint256 claimId = postHonestClaim();
         vm.warp(block.timestamp + cfg.challengeWindow);
         game.finalize(claimId);
-        (bool finalized,, bytes32 inputsHash,,) = game.result(claimId);
+        (bool finalized,, bytes32 inputsHash,,,) = game.result(claimId);
         assertTrue(finalized, "a true, finalized claim");
         assertEq(inputsHash, keccak256(abi.encodePacked(inputCommitments[0])), "on the reader's input");
         vm.expectRevert(bytes("another model"));
@@ -111,13 +118,35 @@ contract ConsumerExampleTest is GameFixture {
             game.postClaim{value: cfg.submitterBond}(modelId, requestId, other, "", outputBytes, outputCommitment);
         vm.warp(block.timestamp + cfg.challengeWindow);
         game.finalize(claimId);
-        (bool finalized, bytes32 model,,,) = game.result(claimId);
+        (bool finalized, bytes32 model,,,,) = game.result(claimId);
         assertTrue(finalized, "a finalized claim");
         assertEq(model, modelId, "about the reader's model");
         assertEqUint(reader.answers(OTHER_INPUT).length, 0, "callback of a foreign request ignored");
         vm.expectRevert(bytes("another input"));
         reader.accept(claimId, inputCommitments[0]);
         assertEqUint(reader.answers(inputCommitments[0]).length, 0, "no answer taken");
+        assertConserved();
+    }
+
+    /// A true, finalized claim on the reader's model and input whose input bytes were not
+    /// published: no third party could have checked it, so the reader refuses it on both paths.
+    function test_guide_consumer_rejects_a_claim_whose_input_was_not_published() public {
+        vm.prank(REQUESTER);
+        uint256 requestId = reader.ask{value: 0.01 ether}(inputCommitments[0]);
+        vm.prank(SUBMITTER);
+        uint256 claimId = game.postClaim{value: cfg.submitterBond}(
+            modelId, requestId, inputCommitments, "", outputBytes, outputCommitment
+        );
+        vm.warp(block.timestamp + cfg.challengeWindow);
+        game.finalize(claimId);
+        (bool finalized, bytes32 model, bytes32 inputsHash, bool published,,) = game.result(claimId);
+        assertTrue(finalized, "a true, finalized claim");
+        assertEq(model, modelId, "on the reader's model");
+        assertEq(inputsHash, keccak256(abi.encodePacked(inputCommitments[0])), "on the reader's input");
+        assertTrue(!published, "recognisable: its input was not published");
+        assertEqUint(reader.answers(inputCommitments[0]).length, 0, "the callback refused it");
+        vm.expectRevert(bytes("input not published"));
+        reader.accept(claimId, inputCommitments[0]);
         assertConserved();
     }
 }

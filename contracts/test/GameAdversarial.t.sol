@@ -337,7 +337,7 @@ contract GameAdversarialTest is GameFixture {
         vm.warp(T0 + cfg.challengeWindow + 1);
         vm.expectPartialRevert(OptimisticML.ClaimVoidedError.selector);
         game.finalize(claimId);
-        (bool fin,,,,) = game.result(claimId);
+        (bool fin,,,,,) = game.result(claimId);
         assertTrue(!fin, "never final");
     }
 
@@ -503,7 +503,7 @@ contract GameAdversarialTest is GameFixture {
         descriptors[2] = encodeDescriptor(s);
         descriptorRoots[2] = Handover.bytesRoot(descriptors[2]);
         modelRoot = merkleRoot(padded(descriptorRoots, nextPow2(nodeCount)));
-        modelId = registry.register(modelRoot, nodeCount, inputCount, slotCount, outputSlot, outputLen, "bad model");
+        modelId = registry.register(modelRoot, nodeCount, inputLens(), slotCount, outputSlot, outputLen, "bad model");
         (uint256 claimId, uint256 gameId, bytes32[] memory outs) = lyingGameToHandover(CHALLENGER, 2);
         handoverRejectedThenTimeout(
             claimId,
@@ -1152,12 +1152,12 @@ contract GameAdversarialTest is GameFixture {
         game.postClaim{value: bond}(bytes32(uint256(1)), 0, ins, inputBytes, outputBytes, outputCommitment);
         // input count
         bytes32[] memory two = new bytes32[](2);
-        vm.expectRevert(abi.encodeWithSelector(OptimisticML.WrongInputCount.selector, 2, 1));
+        vm.expectRevert(abi.encodeWithSelector(ModelRegistry.WrongInputCount.selector, 2, 1));
         game.postClaim{value: bond}(modelId, 0, two, "", outputBytes, outputCommitment);
         // input bytes not the committed input
         bytes memory badInput = bytes.concat(inputBytes);
         badInput[0] = 0xFF;
-        vm.expectRevert(OptimisticML.BadInputBytes.selector);
+        vm.expectRevert(abi.encodeWithSelector(ModelRegistry.BadInputBytes.selector, 0));
         game.postClaim{value: bond}(modelId, 0, ins, badInput, outputBytes, outputCommitment);
         // output length and commitment
         bytes memory longOut = bytes.concat(outputBytes, bytes1(0));

@@ -121,7 +121,7 @@ contract GameHappyTest is GameFixture {
         OptimisticML.ClaimView memory c = game.claimOf(claimId);
         assertEq(c.inputState, graphState(honestOuts(), 0), "S_0 = slot vector of the inputs");
         assertEqUint(c.deadline, T0 + cfg.challengeWindow, "deadline");
-        (bool finalized,,,,) = game.result(claimId);
+        (bool finalized,,,,,) = game.result(claimId);
         assertTrue(!finalized, "not final during the window");
 
         vm.warp(T0 + cfg.challengeWindow - 1);
@@ -138,7 +138,7 @@ contract GameHappyTest is GameFixture {
         assertEq(keccak256(consumer.output()), keccak256(outputBytes), "callback output");
         bytes32 commitment;
         bytes memory out;
-        (finalized,,, commitment, out) = game.result(claimId);
+        (finalized,,,, commitment, out) = game.result(claimId);
         assertTrue(finalized, "final");
         assertEq(commitment, outputCommitment, "result commitment");
         assertEq(keccak256(out), keccak256(outputBytes), "result output");
@@ -358,7 +358,7 @@ contract GameHappyTest is GameFixture {
         abandonOther(claimId, otherGame, subOuts);
         vm.expectRevert(abi.encodeWithSelector(OptimisticML.ClaimVoidedError.selector, claimId));
         game.finalize(claimId);
-        (bool finalized,,,,) = game.result(claimId);
+        (bool finalized,,,,,) = game.result(claimId);
         assertTrue(!finalized, "never final");
         assertEqUint(withdrawAll(CHALLENGER), voidingPrize(2), "prize paid");
         assertEqUint(withdrawAll(CHALLENGER2), abandonPrize(2), "refund and share paid");

@@ -7,8 +7,9 @@ import {Step} from "../src/Step.sol";
 import {OptimisticML} from "../src/OptimisticML.sol";
 import {GameFixture} from "./utils/GameFixture.sol";
 
-/// Issue 11 (review hardening), items 2, 5 and 6: the request fee of a winning claim cannot
-/// be clawed back; the constructor rejects a configuration that freezes or disarms the game;
+/// Issue 11 (review hardening), items 1, 2, 5 and 6: inputs are bound to their registered
+/// lengths, and a claim whose inputs were not published is recognisable; the request fee of a
+/// winning claim cannot be clawed back; the constructor rejects a configuration that freezes or disarms the game;
 /// the behaviours that single-point mutants of the game showed no test pinned down (both
 /// edges of the clock rule for moves and resolveStep, an overpaid bond, models with more than
 /// one input, a one-node model, handovers with the wrong number of input or descriptor
@@ -16,6 +17,8 @@ import {GameFixture} from "./utils/GameFixture.sol";
 contract GameHardeningTest is GameFixture {
     /// Disputed node of the games that reach the handover.
     uint256 internal constant NODE = 2;
+    /// Inputs 0..m-2 of a model built by buildModelWithInputs (8 bytes each: one padded leaf).
+    bytes[] internal leadingInputs;
 
     function setUp() public {
         // arity 4, 2^6 VM steps, a chain of 5 nodes (8 slots)
@@ -55,7 +58,8 @@ contract GameHardeningTest is GameFixture {
     }
 
     /// The model built by setUp (n nodes) re-derived with `m` model inputs (slots 0..m-1):
-    /// node 0 reads input m-1 (64 bytes: `inputBytes`), node i writes slot m + i. Registers it.
+    /// inputs 0..m-2 of 8 bytes (`leadingInputs`), input m-1 of 64 (`inputBytes`), read by
+    /// node 0; node i writes slot m + i. Registers it.
     function buildModelWithInputs(uint32 n, uint32 m) internal {
         assertEqUint(n, nodeCount, "the node count of setUp");
         inputCount = m;
@@ -63,11 +67,13 @@ contract GameHardeningTest is GameFixture {
         slotCount = uint32(nextPow2(uint256(m) + n));
         outputSlot = m + n - 1;
         delete inputCommitments;
-        for (uint256 k = 0; k < m; k++) {
-            inputCommitments.push(keccak256(abi.encode("model input", k)));
+        delete leadingInputs;
+        for (uint256 k = 0; k + 1 < m; k++) {
+            leadingInputs.push(abi.encodePacked(uint64(0x1111111111111111 * (k + 1))));
+            inputCommitments.push(Handover.bytesRoot(leadingInputs[k]));
         }
         // node 0 reads the last input: its bytes are `inputBytes` (length of the descriptor)
-        inputCommitments[m - 1] = Handover.bytesRoot(inputBytes);
+        inputCommitments.push(Handover.bytesRoot(inputBytes));
         delete descriptors;
         delete descriptorRoots;
         for (uint256 i = 0; i < n; i++) {
@@ -78,7 +84,24 @@ contract GameHardeningTest is GameFixture {
             descriptorRoots.push(Handover.bytesRoot(d));
         }
         modelRoot = merkleRoot(padded(descriptorRoots, nextPow2(n)));
-        modelId = registry.register(modelRoot, n, m, slotCount, outputSlot, outputLen, "test://multi-input");
+        modelId = registry.register(modelRoot, n, inputLens(), slotCount, outputSlot, outputLen, "test://multi-input");
+    }
+
+    /// The registered input lengths: 8 bytes for each leading input, then inputBytes'.
+    function inputLens() internal view override returns (uint32[] memory lens) {
+        lens = super.inputLens();
+        for (uint256 k = 0; k + 1 < inputCount; k++) {
+            // forge-lint: disable-next-line(unsafe-typecast)
+            lens[k] = uint32(leadingInputs[k].length);
+        }
+    }
+
+    /// Every input's bytes, one after the other (postClaim's inputBytes).
+    function allInputBytes() internal view returns (bytes memory b) {
+        for (uint256 k = 0; k + 1 < inputCount; k++) {
+            b = bytes.concat(b, leadingInputs[k]);
+        }
+        b = bytes.concat(b, inputBytes);
     }
 
     /// The handover proof of node `node` of a model built by buildModelWithInputs (node 0
@@ -365,23 +388,97 @@ contract GameHardeningTest is GameFixture {
 
     // ------------------------------------------------------------------ item 6: multi-input models
 
-    /// With more than one input, input bytes are refused (they can only be the single input's),
-    /// even bytes that are one of the inputs.
-    function test_inputBytesAreRefusedForAModelWithTwoInputs() public {
-        buildModelWithInputs(5, 2);
-        bytes32[] memory ins = inputCommitments;
-        vm.prank(SUBMITTER);
-        vm.expectRevert(OptimisticML.BadInputBytes.selector);
-        game.postClaim{value: cfg.submitterBond}(modelId, 0, ins, inputBytes, outputBytes, outputCommitment);
-        ins[0] = Handover.bytesRoot(inputBytes); // bytes of the first input
-        vm.prank(SUBMITTER);
-        vm.expectRevert(OptimisticML.BadInputBytes.selector);
-        game.postClaim{value: cfg.submitterBond}(modelId, 0, ins, inputBytes, outputBytes, outputCommitment);
-        // without bytes the claim is accepted; S_0 holds both commitments
-        vm.prank(SUBMITTER);
-        uint256 claimId =
+    /// The input bytes of a model with several inputs are every input's bytes in slot order,
+    /// each at its registered length; the claim is then marked as published.
+    function test_inputBytesOfEveryInputAreCheckedAtTheirRegisteredLengths() public {
+        buildModelWithInputs(5, 3);
+        bytes memory all = allInputBytes();
+        assertEqUint(all.length, 8 + 8 + 64, "two 8-byte inputs and a 64-byte one");
+        vm.startPrank(SUBMITTER);
+        // the old single-input form (only the input node 0 reads) is refused
+        vm.expectRevert(abi.encodeWithSelector(ModelRegistry.WrongInputLength.selector, 64, 80));
+        game.postClaim{value: cfg.submitterBond}(
+            modelId, 0, inputCommitments, inputBytes, outputBytes, outputCommitment
+        );
+        // one byte short or one too many
+        bytes memory short = new bytes(all.length - 1);
+        for (uint256 i = 0; i < short.length; i++) {
+            short[i] = all[i];
+        }
+        vm.expectRevert(abi.encodeWithSelector(ModelRegistry.WrongInputLength.selector, 79, 80));
+        game.postClaim{value: cfg.submitterBond}(modelId, 0, inputCommitments, short, outputBytes, outputCommitment);
+        vm.expectRevert(abi.encodeWithSelector(ModelRegistry.WrongInputLength.selector, 81, 80));
+        game.postClaim{value: cfg.submitterBond}(
+            modelId, 0, inputCommitments, bytes.concat(all, bytes1(0)), outputBytes, outputCommitment
+        );
+        // the right length, the inputs in the wrong order: input 0 is checked first
+        bytes memory swapped = bytes.concat(leadingInputs[1], leadingInputs[0], inputBytes);
+        vm.expectRevert(abi.encodeWithSelector(ModelRegistry.BadInputBytes.selector, 0));
+        game.postClaim{value: cfg.submitterBond}(modelId, 0, inputCommitments, swapped, outputBytes, outputCommitment);
+        // a wrong byte in the last input
+        bytes memory bad = bytes.concat(all);
+        bad[79] = bytes1(uint8(bad[79]) ^ 1);
+        vm.expectRevert(abi.encodeWithSelector(ModelRegistry.BadInputBytes.selector, 2));
+        game.postClaim{value: cfg.submitterBond}(modelId, 0, inputCommitments, bad, outputBytes, outputCommitment);
+        uint256 published =
+            game.postClaim{value: cfg.submitterBond}(modelId, 0, inputCommitments, all, outputBytes, outputCommitment);
+        uint256 unpublished =
             game.postClaim{value: cfg.submitterBond}(modelId, 0, inputCommitments, "", outputBytes, outputCommitment);
-        assertEq(game.claimOf(claimId).inputState, graphState(honestOuts(), 0), "S_0 of two inputs");
+        vm.stopPrank();
+        assertTrue(game.claimOf(published).inputsPublished, "bytes given: published");
+        assertTrue(!game.claimOf(unpublished).inputsPublished, "no bytes: not published");
+        assertEq(game.claimOf(published).inputState, graphState(honestOuts(), 0), "S_0 of three inputs");
+        assertConserved();
+    }
+
+    /// The review's attack, with bytes: the model's input has 64 bytes, the claim gives 16
+    /// (which commit as one raw leaf). Before the fix they were accepted, and node 0's
+    /// pre-state read that leaf as the root of a 64-byte region nobody knows the contents
+    /// of: no witness of the first input load could exist and the claim could not be
+    /// challenged. Now the bytes must have the registered length.
+    function test_inputBytesShorterThanTheRegisteredInputAreRefused() public {
+        bytes memory short = new bytes(16);
+        for (uint256 i = 0; i < 16; i++) {
+            short[i] = inputBytes[i];
+        }
+        bytes32[] memory ins = new bytes32[](1);
+        ins[0] = Handover.bytesRoot(short);
+        vm.prank(SUBMITTER);
+        vm.expectRevert(abi.encodeWithSelector(ModelRegistry.WrongInputLength.selector, 16, 64));
+        game.postClaim{value: cfg.submitterBond}(modelId, 0, ins, short, outputBytes, outputCommitment);
+        assertEqUint(game.claimCount(), 0, "no claim");
+    }
+
+    /// The attack without bytes: a commitment that no input of the registered length has.
+    /// An input of at most 32 bytes commits as its one zero-padded leaf, so a commitment
+    /// that is not zero past the input's length is refused by postClaim and request; a
+    /// longer input's commitment cannot be checked without its bytes, so the claim is
+    /// accepted but marked as not published (see ConsumerExample.t.sol for a consumer).
+    function test_aCommitmentNoInputOfTheRegisteredLengthHasIsRefused() public {
+        buildModelWithInputs(5, 2); // input 0 has 8 bytes
+        bytes32[] memory ins = inputCommitments;
+        ins[0] = keccak256("not an 8-byte input");
+        vm.prank(SUBMITTER);
+        vm.expectRevert(abi.encodeWithSelector(ModelRegistry.BadInputCommitment.selector, 0));
+        game.postClaim{value: cfg.submitterBond}(modelId, 0, ins, "", outputBytes, outputCommitment);
+        vm.prank(REQUESTER);
+        vm.expectRevert(abi.encodeWithSelector(ModelRegistry.BadInputCommitment.selector, 0));
+        game.request(modelId, ins, address(0));
+        // one byte past the length set is enough to refuse it
+        ins[0] = inputCommitments[0] | bytes32(uint256(1) << (8 * (32 - 9)));
+        vm.prank(SUBMITTER);
+        vm.expectRevert(abi.encodeWithSelector(ModelRegistry.BadInputCommitment.selector, 0));
+        game.postClaim{value: cfg.submitterBond}(modelId, 0, ins, "", outputBytes, outputCommitment);
+        // the true commitments pass; the 64-byte input's commitment is taken unchecked
+        ins[0] = inputCommitments[0];
+        ins[1] = keccak256("any 64-byte root");
+        vm.prank(REQUESTER);
+        game.request(modelId, ins, address(0));
+        vm.prank(SUBMITTER);
+        uint256 claimId = game.postClaim{value: cfg.submitterBond}(modelId, 0, ins, "", outputBytes, outputCommitment);
+        (,,, bool published,,) = game.result(claimId);
+        assertTrue(!published, "recognisable as not checkable by third parties");
+        assertConserved();
     }
 
     /// A whole game on a 3-input model: node k writes slot inputCount + k (the handovers of

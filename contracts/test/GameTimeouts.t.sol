@@ -78,8 +78,9 @@ contract GameTimeoutsTest is GameFixture {
         game.finalize(claimId);
         assertTrue(claimFinalized(claimId), "finalized");
         assertEqUint(credit(SUBMITTER), submitterPrize() + cfg.submitterBond, "bond back at finalize");
-        (bool fin, bytes32 m, bytes32 inputs, bytes32 c, bytes memory out) = game.result(claimId);
+        (bool fin, bytes32 m, bytes32 inputs, bool published, bytes32 c, bytes memory out) = game.result(claimId);
         assertEq(m, modelId, "result model");
+        assertTrue(published, "the claim carried its input bytes");
         assertEq(inputs, keccak256(abi.encodePacked(inputCommitments)), "result inputs hash");
         assertTrue(fin, "result final");
         assertEq(c, outputCommitment, "result commitment");

@@ -460,13 +460,13 @@ async fn run_from_chain(
         );
     }
     let model = store.get(&id).expect("just added");
-    let x = crate::watch_cmd::claims::claim_input(&model, &claim)
+    let x = crate::watch_cmd::claims::claim_inputs(&model, &claim)
         .map_err(|v| anyhow!("claim {}: {}: pass the input with --input FILE --index I", claim.id, v.name()))?;
     let b = &model.bundle;
     let (m, root) = (Arc::new(b.model.clone()), b.model_root()?);
     let run = match fault {
-        None => Run::honest(m, root, std::slice::from_ref(&x), depth)?,
-        Some(f) => Run::dishonest(m, root, std::slice::from_ref(&x), f, depth)?,
+        None => Run::honest(m, root, &x, depth)?,
+        Some(f) => Run::dishonest(m, root, &x, f, depth)?,
     };
     Ok(((**b).clone(), run))
 }

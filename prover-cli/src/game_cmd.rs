@@ -174,7 +174,7 @@ fn claim(a: &ClaimArgs) -> Result<Value> {
     Ok(json!({
         "model_commitment": hex32(&b.model_root()?),
         "node_count": r.nodeCount,
-        "input_count": r.inputCount,
+        "input_lens": r.inputLens,
         "slot_count": r.slotCount,
         "output_slot": r.outputSlot,
         "output_len": r.outputLen,

@@ -5,11 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use alloy::primitives::{keccak256, Bytes, B256, U256};
-use alloy_sol_types::SolValue;
+use alloy::primitives::{Bytes, B256, U256};
 use anyhow::{bail, Result};
 use clap::Args;
-use opml_cli::game::abi::{to_b256, IModelRegistry, IOptimisticML};
+use opml_cli::game::abi::{model_id, to_b256, IModelRegistry, IOptimisticML};
 use opml_cli::game::{Fault, GraphView, Run};
 use opml_dnn::bundle::Bundle;
 use opml_dnn::commit::slot_vector_len;
@@ -82,21 +81,20 @@ pub fn registration(b: &Bundle, uri: &str) -> Result<(IModelRegistry::registerCa
     let model = &b.model;
     let gr = model.graph();
     let root = b.model_root()?;
-    let (n, m) = (gr.nodes.len() as u32, gr.inputs.len() as u32);
+    let n = gr.nodes.len() as u32;
+    let input_lens: Vec<u32> = gr.inputs.iter().map(|s| s.byte_len() as u32).collect();
     let (slots, out_slot) = (slot_vector_len(model) as u32, gr.output as u32);
     let out_len = model.specs()[gr.output].byte_len() as u32;
+    let model_id = model_id(B256::from(root), n, &input_lens, slots, out_slot, out_len);
     let register = IModelRegistry::registerCall {
         root: root.into(),
         nodeCount: n,
-        inputCount: m,
+        inputLens: input_lens,
         slotCount: slots,
         outputSlot: out_slot,
         outputLen: out_len,
         uri: uri.to_string(),
     };
-    // ModelRegistry.modelId: keccak256(abi.encode(root, nodeCount, inputCount, slotCount,
-    // outputSlot, outputLen)).
-    let model_id = keccak256((B256::from(root), n, m, slots, out_slot, out_len).abi_encode());
     Ok((register, model_id))
 }
 
@@ -104,7 +102,8 @@ pub fn registration(b: &Bundle, uri: &str) -> Result<(IModelRegistry::registerCa
 /// bundle `b`.
 pub fn claim_data(b: &Bundle, g: &GraphView, request: u64, uri: &str) -> Result<ClaimData> {
     let (register, model_id) = registration(b, uri)?;
-    let input_bytes = if g.input_count() == 1 { g.slots()[0].to_le_bytes() } else { Vec::new() };
+    // Every input's bytes, in slot order (the registry checks each against its commitment).
+    let input_bytes: Vec<u8> = g.slots()[..g.input_count()].iter().flat_map(|t| t.to_le_bytes()).collect();
     let post = IOptimisticML::postClaimCall {
         modelId: model_id,
         requestId: U256::from(request),

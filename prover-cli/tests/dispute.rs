@@ -26,7 +26,7 @@ use std::sync::{Arc, OnceLock};
 
 use alloy_primitives::{address, Address, Bytes, B256, U256};
 use alloy_sol_types::{SolCall, SolEvent, SolValue};
-use opml_cli::game::abi::{revert_reason, to_b256, IModelRegistry, IOptimisticML};
+use opml_cli::game::abi::{model_id, revert_reason, to_b256, IModelRegistry, IOptimisticML};
 use opml_cli::game::bisect::{narrow, worst_case_rounds};
 use opml_cli::game::fault::find_tamper;
 use opml_cli::game::graph::flip_byte;
@@ -265,10 +265,11 @@ impl Deployment {
         };
         let mut d = Deployment { chain, game, registry, model_id: B256::ZERO, shape, k, depth, gas: BTreeMap::new() };
         let output_len = f.model.specs()[g.output].byte_len() as u32;
+        let input_lens: Vec<u32> = g.inputs.iter().map(|s| s.byte_len() as u32).collect();
         let call = IModelRegistry::registerCall {
             root: b(&f.root),
             nodeCount: shape.node_count,
-            inputCount: shape.input_count,
+            inputLens: input_lens.clone(),
             slotCount: shape.slot_count,
             outputSlot: g.output as u32,
             outputLen: output_len,
@@ -277,6 +278,9 @@ impl Deployment {
         let r = d.chain.call(OWNER, registry, U256::ZERO, &call.abi_encode()).unwrap();
         assert!(r.ok(), "register: {}", why(&r));
         d.model_id = IModelRegistry::registerCall::abi_decode_returns(&r.output).unwrap();
+        // The client's twin of ModelRegistry.modelId gives the id the registry returned.
+        let twin = model_id(b(&f.root), shape.node_count, &input_lens, shape.slot_count, g.output as u32, output_len);
+        assert_eq!(twin, d.model_id, "opml_cli::game::abi::model_id and ModelRegistry.modelId differ");
         d
     }
 
@@ -530,6 +534,7 @@ fn dispute(
         // the result names what it answers: the model and keccak256 of the input commitments
         assert_eq!(res.modelId, d.model_id);
         assert_eq!(res.inputsHash, b(&keccak256(&tensor_commitment(&f.input))));
+        assert!(res.inputsPublished, "the claim carried its input bytes");
         assert_eq!(res.outputCommitment, b(&sub.graph.output_commitment()));
         assert_eq!(res.output.to_vec(), sub.graph.output().to_le_bytes());
         assert_eq!(d.credits(SUBMITTER), SUBMITTER_BOND + CHALLENGER_BOND - burn(CHALLENGER_BOND));
@@ -607,6 +612,36 @@ fn registry_holds_the_bundles_commitments_and_the_interface_matches_the_artifact
     for sig in IModelRegistry::IModelRegistryCalls::SIGNATURES {
         assert!(json["methodIdentifiers"].get(*sig).is_some(), "ModelRegistry has no function {sig}");
     }
+}
+
+/// Issue 11 item 1 on the digits CNN (a 64-byte input): input bytes shorter than the
+/// registered input, which commit as one raw leaf, are refused (before, node 0's pre-state
+/// would read that leaf as the root of a 64-byte region nobody knows, and the claim could not
+/// be challenged); a claim without input bytes is accepted but marked as not published.
+#[test]
+fn inputs_are_bound_to_the_registered_length_and_unpublished_ones_are_marked() {
+    let f = fx("cnn");
+    let mut d = Deployment::new(f, 8, 20);
+    let bytes = f.input.to_le_bytes();
+    assert_eq!(bytes.len(), 64, "the CNN's input is i8 [1, 1, 8, 8]");
+    let (model, output) = (d.model_id, f.honest.output());
+    let post = |input_bytes: Vec<u8>, commitment: Hash| IOptimisticML::postClaimCall {
+        modelId: model,
+        requestId: U256::ZERO,
+        inputCommitments: vec![b(&commitment)],
+        inputBytes: Bytes::from(input_bytes),
+        output: Bytes::from(output.to_le_bytes()),
+        outputCommitment: b(&f.honest.output_commitment()),
+    };
+    let short = bytes[..16].to_vec();
+    let r = d.send(SUBMITTER, SUBMITTER_BOND, &post(short.clone(), opml_merkle::bytes_root(&short)));
+    let why = revert_reason(r.reverted.as_deref().expect("16 bytes for a 64-byte input are refused"));
+    assert_eq!(why, "WrongInputLength(WrongInputLength { given: 16, expected: 64 })");
+    let unpublished = d.ok("postClaim", SUBMITTER, SUBMITTER_BOND, &post(Vec::new(), tensor_commitment(&f.input))).0;
+    assert!(!d.claim_of(unpublished).inputsPublished, "no bytes: marked");
+    let published = d.post_claim(f, &f.honest);
+    assert!(d.claim_of(published).inputsPublished, "the client publishes the bytes");
+    d.assert_conservation();
 }
 
 #[test]

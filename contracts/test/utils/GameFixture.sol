@@ -251,7 +251,18 @@ abstract contract GameFixture is TestBase {
             honestOutputs.push(i + 1 == n ? outputCommitment : keccak256(abi.encode("node output", i)));
         }
         modelRoot = merkleRoot(padded(descriptorRoots, nextPow2(n)));
-        modelId = registry.register(modelRoot, n, inputCount, slotCount, outputSlot, outputLen, "test://chain-model");
+        modelId = registry.register(modelRoot, n, inputLens(), slotCount, outputSlot, outputLen, "test://chain-model");
+    }
+
+    /// The registered input lengths: every input has the length of `inputBytes` (the model
+    /// of buildModel has one input; the multi-input models of the hardening tests override
+    /// this).
+    function inputLens() internal view virtual returns (uint32[] memory lens) {
+        lens = new uint32[](inputCount);
+        for (uint256 i = 0; i < inputCount; i++) {
+            // forge-lint: disable-next-line(unsafe-typecast)
+            lens[i] = uint32(inputBytes.length);
+        }
     }
 
     // ------------------------------------------------------------------ Merkle helpers

@@ -6,8 +6,8 @@
 // The generated constructors of events with many fields.
 #![allow(clippy::too_many_arguments)]
 
-use alloy_primitives::{Bytes, B256};
-use alloy_sol_types::SolInterface;
+use alloy_primitives::{keccak256, Bytes, B256};
+use alloy_sol_types::{SolInterface, SolValue};
 
 use crate::game::HandoverData;
 
@@ -24,17 +24,33 @@ alloy_sol_types::sol! {
             uint32 outputLen;
             address owner;
             string uri;
+            uint32[] inputLens;
         }
-        event ModelRegistered(bytes32 indexed modelId, bytes32 root, uint32 nodeCount, uint32 inputCount,
+        struct Definition {
+            bytes32 root;
+            uint32 nodeCount;
+            uint32 inputCount;
+            uint32 slotCount;
+            uint32 outputSlot;
+            uint32 outputLen;
+        }
+        event ModelRegistered(bytes32 indexed modelId, bytes32 root, uint32 nodeCount, uint32[] inputLens,
             uint32 slotCount, uint32 outputSlot, uint32 outputLen, address owner, string uri);
         error AlreadyRegistered(bytes32 modelId);
         error BadModel(string why);
         error UnknownModel(bytes32 modelId);
-        function modelId(bytes32 root, uint32 nodeCount, uint32 inputCount, uint32 slotCount, uint32 outputSlot,
-            uint32 outputLen) external pure returns (bytes32);
-        function register(bytes32 root, uint32 nodeCount, uint32 inputCount, uint32 slotCount, uint32 outputSlot,
-            uint32 outputLen, string calldata uri) external returns (bytes32 id);
+        error WrongInputCount(uint256 given, uint256 expected);
+        error WrongInputLength(uint256 given, uint256 expected);
+        error BadInputBytes(uint256 index);
+        error BadInputCommitment(uint256 index);
+        function modelId(bytes32 root, uint32 nodeCount, uint32[] memory inputLens, uint32 slotCount,
+            uint32 outputSlot, uint32 outputLen) external pure returns (bytes32);
+        function register(bytes32 root, uint32 nodeCount, uint32[] calldata inputLens, uint32 slotCount,
+            uint32 outputSlot, uint32 outputLen, string calldata uri) external returns (bytes32 id);
         function get(bytes32 id) external view returns (Model memory m);
+        function definition(bytes32 id) external view returns (Definition memory d);
+        function checkInputs(bytes32 id, bytes32[] calldata commitments, bytes calldata inputBytes) external view
+            returns (Definition memory d, bool published);
     }
 
     /// `contracts/src/OptimisticML.sol` (with the handover library's and verifier's errors).
@@ -73,6 +89,7 @@ alloy_sol_types::sol! {
             uint32 openGames;
             bool voided;
             bool finalized;
+            bool inputsPublished;
         }
         struct GameView {
             uint256 claimId;
@@ -119,13 +136,11 @@ alloy_sol_types::sol! {
         error CallbackGasTooHigh(uint256 callbackGas, uint256 max);
         error Reentrancy();
         error WrongValue(uint256 value);
-        error WrongInputCount(uint256 given, uint256 expected);
         error UnknownRequest(uint256 requestId);
         error NotRequester();
         error RequestClosed(uint256 requestId);
         error RequestNotExpired(uint256 expiresAt);
         error RequestMismatch(uint256 requestId);
-        error BadInputBytes();
         error BadOutput();
         error UnknownClaim(uint256 claimId);
         error UnknownGame(uint256 gameId);
@@ -158,7 +173,12 @@ alloy_sol_types::sol! {
         error TooManyRegions(uint256 inputs, uint256 weights);
         error RegionTooLarge(uint256 what, uint256 index, uint256 len);
         error LengthMismatch(uint256 roots, uint256 lens);
+        // The registry's, bubbled up from `request` and `postClaim`.
         error UnknownModel(bytes32 modelId);
+        error WrongInputCount(uint256 given, uint256 expected);
+        error WrongInputLength(uint256 given, uint256 expected);
+        error BadInputBytes(uint256 index);
+        error BadInputCommitment(uint256 index);
 
         function config() external view returns (Config memory);
         function request(bytes32 modelId, bytes32[] calldata inputCommitments, address callback) external payable
@@ -170,7 +190,8 @@ alloy_sol_types::sol! {
         function challenge(uint256 claimId) external payable returns (uint256 gameId);
         function finalize(uint256 claimId) external;
         function result(uint256 claimId) external view
-            returns (bool finalized, bytes32 modelId, bytes32 inputsHash, bytes32 outputCommitment, bytes memory output);
+            returns (bool finalized, bytes32 modelId, bytes32 inputsHash, bool inputsPublished, bytes32 outputCommitment,
+                bytes memory output);
         function withdraw() external;
         function open(uint256 gameId, bytes32 finalGraphState, bytes32[] calldata outputSiblings) external;
         function postStates(uint256 gameId, bytes32[] calldata states) external;
@@ -216,6 +237,19 @@ pub fn revert_reason(data: &[u8]) -> String {
         Ok(e) => format!("{e:?}"),
         Err(_) => format!("0x{}", hex::encode(data)),
     }
+}
+
+/// `ModelRegistry.modelId`: keccak256 of `abi.encode(root, nodeCount, inputLens, slotCount,
+/// outputSlot, outputLen)` (the parameters' encoding, as Solidity's `abi.encode` of a list).
+pub fn model_id(
+    root: B256,
+    node_count: u32,
+    input_lens: &[u32],
+    slot_count: u32,
+    output_slot: u32,
+    output_len: u32,
+) -> B256 {
+    keccak256((root, node_count, input_lens.to_vec(), slot_count, output_slot, output_len).abi_encode_params())
 }
 
 /// Hashes as `B256`.

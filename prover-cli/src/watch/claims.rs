@@ -116,47 +116,57 @@ pub fn decode(log: &Log) -> Result<Option<Followed>> {
     Ok(None)
 }
 
-/// The model input a claim's input bytes stand for, checked against the model's input
-/// spec and the claim's input commitment. `Err(verdict)` when it cannot be checked.
-pub fn claim_input(model: &StoredModel, c: &ClaimRecord) -> Result<Tensor, Verdict> {
-    let m = &model.bundle.model;
-    let g = m.graph();
-    if c.input_bytes.is_empty() || g.inputs.len() != 1 || c.input_commitments.len() != 1 {
+/// The model inputs a claim's input bytes stand for (every input's bytes one after the other,
+/// in slot order, as the registry checks them), each checked against the model's input spec
+/// and the claim's commitment. `Err(verdict)` when they cannot be checked.
+pub fn claim_inputs(model: &StoredModel, c: &ClaimRecord) -> Result<Vec<Tensor>, Verdict> {
+    let g = model.bundle.model.graph();
+    if c.input_bytes.is_empty() {
         return Err(Verdict::InputUnavailable);
     }
-    let spec = &m.specs()[0];
-    let want = spec.byte_len();
+    if c.input_commitments.len() != g.inputs.len() {
+        let why = format!("{} input commitments, the model has {} inputs", c.input_commitments.len(), g.inputs.len());
+        return Err(Verdict::BadInput { why });
+    }
+    let want: usize = g.inputs.iter().map(|s| s.byte_len()).sum();
     if c.input_bytes.len() != want {
-        return Err(Verdict::BadInput {
-            why: format!("{} input bytes, the model's input {spec:?} has {want}", c.input_bytes.len()),
-        });
+        let specs: Vec<String> = g.inputs.iter().map(|s| format!("{s:?}")).collect();
+        let why = format!("{} input bytes, the model's inputs {} have {want}", c.input_bytes.len(), specs.join(", "));
+        return Err(Verdict::BadInput { why });
     }
-    let t = Tensor::from_le_bytes(spec.dtype, spec.shape.clone(), &c.input_bytes)
-        .map_err(|e| Verdict::BadInput { why: e.to_string() })?;
-    if B256::from(tensor_commitment(&t)) != c.input_commitments[0] {
-        return Err(Verdict::BadInput { why: "the input bytes do not hash to the input commitment".into() });
+    let mut inputs = Vec::with_capacity(g.inputs.len());
+    let mut at = 0;
+    for (i, (spec, commitment)) in g.inputs.iter().zip(&c.input_commitments).enumerate() {
+        let bytes = &c.input_bytes[at..at + spec.byte_len()];
+        at += spec.byte_len();
+        let t = Tensor::from_le_bytes(spec.dtype, spec.shape.clone(), bytes)
+            .map_err(|e| Verdict::BadInput { why: format!("input {i}: {e}") })?;
+        if B256::from(tensor_commitment(&t)) != *commitment {
+            return Err(Verdict::BadInput { why: format!("input {i}: its bytes do not hash to its commitment") });
+        }
+        inputs.push(t);
     }
-    Ok(t)
+    Ok(inputs)
 }
 
-/// The honest run of a claim's input.
-pub fn honest_run(model: &StoredModel, input: &Tensor, depth: u32) -> Result<Run> {
+/// The honest run of a claim's inputs.
+pub fn honest_run(model: &StoredModel, inputs: &[Tensor], depth: u32) -> Result<Run> {
     let b = &model.bundle;
-    Ok(Run::honest(Arc::new(b.model.clone()), b.model_root()?, std::slice::from_ref(input), depth)?)
+    Ok(Run::honest(Arc::new(b.model.clone()), b.model_root()?, inputs, depth)?)
 }
 
 /// The run a submitter defends claim `c` with: its honest run when that gives the claimed
 /// output, else the first of its deliberate `faults` that does; an error when none does
 /// (the claim is not one this account can defend).
 pub fn defended_run(model: &StoredModel, c: &ClaimRecord, faults: &[Fault], depth: u32) -> Result<Run> {
-    let x = claim_input(model, c).map_err(|v| anyhow!("claim {}: {}", c.id, v.name()))?;
+    let x = claim_inputs(model, c).map_err(|v| anyhow!("claim {}: {}", c.id, v.name()))?;
     let honest = honest_run(model, &x, depth)?;
     if B256::from(honest.graph().output_commitment()) == c.output_commitment {
         return Ok(honest);
     }
     let b = &model.bundle;
     for f in faults.iter().filter(|f| f.is_submitter_fault()) {
-        let run = Run::dishonest(Arc::new(b.model.clone()), b.model_root()?, std::slice::from_ref(&x), f, depth)?;
+        let run = Run::dishonest(Arc::new(b.model.clone()), b.model_root()?, &x, f, depth)?;
         if B256::from(run.graph().output_commitment()) == c.output_commitment {
             return Ok(run);
         }
@@ -211,22 +221,24 @@ mod tests {
     #[test]
     fn the_input_comes_from_the_claims_bytes_checked_against_its_commitment() {
         let (m, c, x) = mlp_claim(None);
-        assert_eq!(claim_input(&m, &c).unwrap(), x);
+        assert_eq!(claim_inputs(&m, &c).unwrap(), [x]);
         // No bytes on-chain: nobody but the requester can check the claim.
         let (m, c, _) = mlp_claim(Some(Vec::new()));
-        assert_eq!(claim_input(&m, &c).unwrap_err(), Verdict::InputUnavailable);
+        assert_eq!(claim_inputs(&m, &c).unwrap_err(), Verdict::InputUnavailable);
         // The MLP's input is i8 [1, 64]: 64 bytes.
         let (m, c, _) = mlp_claim(Some(vec![0; 63]));
-        match claim_input(&m, &c).unwrap_err() {
-            Verdict::BadInput { why } => assert!(why.starts_with("63 input bytes") && why.contains("has 64"), "{why}"),
+        match claim_inputs(&m, &c).unwrap_err() {
+            Verdict::BadInput { why } => assert!(why.starts_with("63 input bytes") && why.contains("have 64"), "{why}"),
             v => panic!("{v:?}"),
         }
         let (m, c, x) = mlp_claim(None);
         let mut other = x.to_le_bytes();
         other[0] ^= 1;
         let c = ClaimRecord { input_bytes: Bytes::from(other), ..c };
-        match claim_input(&m, &c).unwrap_err() {
-            Verdict::BadInput { why } => assert!(why.contains("do not hash to the input commitment"), "{why}"),
+        match claim_inputs(&m, &c).unwrap_err() {
+            Verdict::BadInput { why } => {
+                assert!(why.contains("input 0: its bytes do not hash to its commitment"), "{why}")
+            }
             v => panic!("{v:?}"),
         }
     }
@@ -234,7 +246,7 @@ mod tests {
     #[test]
     fn a_submitter_defends_with_the_run_that_gives_its_claimed_output() {
         let (m, c, x) = mlp_claim(None);
-        let honest = honest_run(&m, &x, 20).unwrap();
+        let honest = honest_run(&m, std::slice::from_ref(&x), 20).unwrap();
         let b = &m.bundle;
         let fault: Fault = "node:2".parse().unwrap();
         let lie = Run::dishonest(Arc::new(b.model.clone()), b.model_root().unwrap(), &[x], &fault, 20).unwrap();

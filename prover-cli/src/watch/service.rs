@@ -28,7 +28,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::claims::{claim_input, decode, defended_run, honest_run, ClaimRecord, Followed, GameRecord, Verdict};
+use super::claims::{claim_inputs, decode, defended_run, honest_run, ClaimRecord, Followed, GameRecord, Verdict};
 use super::datadir::{DataDir, Identity, WatchState};
 use super::models::ModelStore;
 use crate::chain_cmd::client::Client;
@@ -540,8 +540,8 @@ impl Watcher {
                         .run(move || match role {
                             Role::Submitter => defended_run(&m, &claim, &faults, depth),
                             Role::Challenger => {
-                                let x =
-                                    claim_input(&m, &claim).map_err(|v| anyhow!("claim {}: {}", claim.id, v.name()))?;
+                                let x = claim_inputs(&m, &claim)
+                                    .map_err(|v| anyhow!("claim {}: {}", claim.id, v.name()))?;
                                 honest_run(&m, &x, depth)
                             }
                         })
@@ -707,7 +707,7 @@ async fn judge(
     c: &ClaimRecord,
 ) -> Result<(Verdict, Option<Arc<Run>>)> {
     let Some(model) = models.get(&c.model_id) else { return Ok((Verdict::UnknownModel, None)) };
-    let input = match claim_input(&model, c) {
+    let input = match claim_inputs(&model, c) {
         Ok(x) => x,
         Err(v) => return Ok((v, None)),
     };
