@@ -3,6 +3,10 @@
 
 use rayon::prelude::*;
 
+use super::check::{bad, i8_range, want, OpResult};
+use super::dims::MatDims;
+use crate::tensor::{DType, TensorSpec};
+
 /// `sum_k a[k] * b[k]` with wrapping i32 accumulation. Written as a plain fold over
 /// widened products so that LLVM vectorizes it; any order gives the same bits.
 #[inline]
@@ -245,8 +249,9 @@ pub fn gemm_nt_i8(a: &[i8], b: &[i8], m: usize, n: usize, k: usize) -> Vec<i32> 
 }
 
 /// Linear layer: `x: m x k` i8, `w: n x k` i8, optional `bias: n` i32;
-/// `out[i, j] = bias[j] + sum_k (x[i,k] - input_zp) * w[j,k]`, wrapping.
-pub fn linear(x: &[i8], m: usize, k: usize, w: &[i8], n: usize, bias: Option<&[i32]>, input_zp: i32) -> Vec<i32> {
+/// `out[i, j] = bias[j] + sum_k (x[i,k] - input_zp) * w[j,k]`, wrapping (`d.batch` is 1).
+pub fn linear(x: &[i8], w: &[i8], bias: Option<&[i32]>, d: MatDims, input_zp: i32) -> Vec<i32> {
+    let MatDims { m, k, n, .. } = d;
     let mut out = gemm_nt_i8(x, w, m, n, k);
     let wsum = row_sums(w, n, k);
     let fix = |j: usize| -> i32 {
@@ -266,8 +271,8 @@ pub fn linear(x: &[i8], m: usize, k: usize, w: &[i8], n: usize, bias: Option<&[i
 
 /// Batched matmul of two activations: `a: batch x m x k`, `b: batch x k x n` (i8);
 /// `out[t, i, j] = sum_k (a[t,i,k] - a_zp) * (b[t,k,j] - b_zp)`, wrapping.
-#[allow(clippy::too_many_arguments)]
-pub fn matmul(a: &[i8], b: &[i8], batch: usize, m: usize, k: usize, n: usize, a_zp: i32, b_zp: i32) -> Vec<i32> {
+pub fn matmul(a: &[i8], b: &[i8], d: MatDims, a_zp: i32, b_zp: i32) -> Vec<i32> {
+    let MatDims { batch, m, k, n } = d;
     let mut out = vec![0i32; batch * m * n];
     if m * n == 0 {
         return out;
@@ -289,6 +294,71 @@ pub fn matmul(a: &[i8], b: &[i8], batch: usize, m: usize, k: usize, n: usize, a_
         }
     });
     out
+}
+
+/// `linear`'s dims: every leading axis of `x` is a row, the weight is `[n, k]` with `k` the
+/// last input axis.
+pub fn linear_dims(x: &[usize], w: &[usize]) -> OpResult<MatDims> {
+    match (x.split_last(), w) {
+        (Some((&k, lead)), &[n, wk]) if k == wk => Ok(MatDims { batch: 1, m: lead.iter().product(), k, n }),
+        _ => Err(bad(format!(
+            "weight shape {w:?} does not fit input shape {x:?} (want [N, K] with K the last input dim)"
+        ))),
+    }
+}
+
+/// `linear`'s rule: i8 `[.., K]` x weight i8 `[N, K]` (+ bias i32 `[N]`) -> i32 `[.., N]`.
+pub(crate) fn linear_rule(
+    x: &TensorSpec,
+    w: &TensorSpec,
+    bias: Option<&TensorSpec>,
+    input_zp: i32,
+) -> OpResult<TensorSpec> {
+    want(x, DType::I8, "input")?;
+    want(w, DType::I8, "weight")?;
+    if !i8_range(input_zp) {
+        return Err(bad(format!("input_zp {input_zp} outside -128..=127")));
+    }
+    let d = linear_dims(&x.shape, &w.shape)?;
+    if let Some(b) = bias {
+        bias_rule(b, d.n)?;
+    }
+    let mut shape = x.shape.clone();
+    *shape.last_mut().expect("linear_dims checked rank >= 1") = d.n;
+    Ok(TensorSpec::new(DType::I32, shape))
+}
+
+/// A bias of a product with `n` output channels: i32 `[n]`.
+pub(crate) fn bias_rule(b: &TensorSpec, n: usize) -> OpResult<()> {
+    want(b, DType::I32, "bias")?;
+    if b.shape != [n] {
+        return Err(bad(format!("bias shape {:?}, want [{n}]", b.shape)));
+    }
+    Ok(())
+}
+
+/// `matmul`'s dims: `[B?, M, K] x [B?, K, N]`, both rank 2 or both rank 3 with one batch.
+pub fn matmul_dims(a: &[usize], b: &[usize]) -> OpResult<MatDims> {
+    let r = a.len();
+    let ok = (r == 2 || r == 3) && b.len() == r && a[r - 1] == b[r - 2] && (r == 2 || a[0] == b[0]);
+    if !ok {
+        return Err(bad(format!("shapes {a:?} x {b:?} do not multiply")));
+    }
+    let batch = if r == 3 { a[0] } else { 1 };
+    Ok(MatDims { batch, m: a[r - 2], k: a[r - 1], n: b[r - 1] })
+}
+
+/// `matmul`'s rule: i8 `[B?, M, K]` x i8 `[B?, K, N]` -> i32 `[B?, M, N]`.
+pub(crate) fn matmul_rule(a: &TensorSpec, b: &TensorSpec, a_zp: i32, b_zp: i32) -> OpResult<TensorSpec> {
+    want(a, DType::I8, "left input")?;
+    want(b, DType::I8, "right input")?;
+    if !i8_range(a_zp) || !i8_range(b_zp) {
+        return Err(bad("zero points must be in -128..=127"));
+    }
+    let d = matmul_dims(&a.shape, &b.shape)?;
+    let mut shape = a.shape.clone();
+    *shape.last_mut().expect("matmul_dims checked rank >= 2") = d.n;
+    Ok(TensorSpec::new(DType::I32, shape))
 }
 
 #[cfg(test)]
