@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 
 use super::check::{bad, i8_range, want, OpResult};
-use super::dims::{ConvDims, PlaneDims};
+use super::dims::{ConvDims, MatDims, PlaneDims};
 use super::matmul::{bias_rule, gemm_nt_i8, row_sums};
 use crate::tensor::{DType, TensorSpec};
 
@@ -77,7 +77,8 @@ pub fn conv2d(x: &[i8], weight: &[i8], bias: Option<&[i32]>, d: &ConvDims, input
                 }
             });
         }
-        let mut ob = gemm_nt_i8(weight, &cols, oc, p, kk);
+        // Weights `[oc, kk]` times this item's columns `[p, kk]`.
+        let mut ob = gemm_nt_i8(weight, &cols, MatDims { batch: 1, m: oc, k: kk, n: p });
         if p > 0 {
             ob.par_chunks_mut(p).zip(fixes.par_iter()).for_each(|(row, f)| {
                 for v in row.iter_mut() {

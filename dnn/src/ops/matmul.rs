@@ -218,9 +218,23 @@ const SEQUENTIAL_MACS: usize = 1 << 16;
 /// Columns per parallel task when `a` has few rows.
 const COL_BLOCK: usize = 64;
 
-/// `out[i, j] = dot(a[i, :], b[j, :])` for `a: m x k`, `b: n x k` (both row-major i8),
-/// `out: m x n`. Parallel over rows of `a` (or over columns when `m` is small).
-pub fn gemm_nt_i8(a: &[i8], b: &[i8], m: usize, n: usize, k: usize) -> Vec<i32> {
+/// `out[t, i, j] = dot(a[t, i, :], b[t, j, :])` for `a: batch x m x k`, `b: batch x n x k`
+/// (both row-major i8; `b` holds its `k` axis last, hence "NT"), `out: batch x m x n`.
+/// Parallel over rows of `a` (or over columns when `m` is small).
+pub fn gemm_nt_i8(a: &[i8], b: &[i8], d: MatDims) -> Vec<i32> {
+    let MatDims { batch, m, k, n } = d;
+    if batch == 1 {
+        return gemm_nt_one(a, b, m, n, k);
+    }
+    let mut out = Vec::with_capacity(batch * m * n);
+    for t in 0..batch {
+        out.extend(gemm_nt_one(&a[t * m * k..(t + 1) * m * k], &b[t * n * k..(t + 1) * n * k], m, n, k));
+    }
+    out
+}
+
+/// One product of [`gemm_nt_i8`].
+fn gemm_nt_one(a: &[i8], b: &[i8], m: usize, n: usize, k: usize) -> Vec<i32> {
     let mut out = vec![0i32; m * n];
     if m == 0 || n == 0 {
         return out;
@@ -252,7 +266,7 @@ pub fn gemm_nt_i8(a: &[i8], b: &[i8], m: usize, n: usize, k: usize) -> Vec<i32> 
 /// `out[i, j] = bias[j] + sum_k (x[i,k] - input_zp) * w[j,k]`, wrapping (`d.batch` is 1).
 pub fn linear(x: &[i8], w: &[i8], bias: Option<&[i32]>, d: MatDims, input_zp: i32) -> Vec<i32> {
     let MatDims { m, k, n, .. } = d;
-    let mut out = gemm_nt_i8(x, w, m, n, k);
+    let mut out = gemm_nt_i8(x, w, MatDims { batch: 1, m, k, n });
     let wsum = row_sums(w, n, k);
     let fix = |j: usize| -> i32 {
         let b = bias.map_or(0, |b| b[j]);
@@ -377,7 +391,7 @@ mod tests {
             let mut next = || { state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); (state >> 33) as i8 };
             let a: Vec<i8> = (0..m * k).map(|_| next()).collect();
             let b: Vec<i8> = (0..n * k).map(|_| next()).collect();
-            let got = gemm_nt_i8(&a, &b, m, n, k);
+            let got = gemm_nt_i8(&a, &b, MatDims { batch: 1, m, k, n });
             let mut portable = vec![0i32; m * n];
             rows_block(&a, &b, &mut portable, 0, n, k);
             prop_assert_eq!(&got, &portable);
