@@ -12,7 +12,7 @@ use opml_dnn::ops::dims::{ChannelDims, ConvDims, MatDims, PlaneDims, RowDims};
 use opml_dnn::ops::elementwise::requantize_dims;
 use opml_dnn::ops::matmul::{linear_dims, matmul_dims};
 use opml_dnn::ops::pool::{avgpool_window, maxpool_window};
-use opml_dnn::ops::shape::gather_dims;
+use opml_dnn::ops::shape::{gather_dims, strides};
 use opml_dnn::ops::OpError;
 use opml_dnn::{DType, Model, Op, TensorSpec};
 
@@ -105,15 +105,6 @@ fn q_common(a: &mut Args, len: usize, a_zp: i32, b_zp: i32, lo: i32, hi: i32, ou
     a.set_i(HI, hi - out_zp);
     a.set_i(OUT_ZP, out_zp);
     Ok(())
-}
-
-/// Row-major strides (in elements).
-fn strides(shape: &[usize]) -> Vec<usize> {
-    let mut s = vec![1usize; shape.len()];
-    for i in (0..shape.len().saturating_sub(1)).rev() {
-        s[i] = s[i + 1] * shape[i + 1];
-    }
-    s
 }
 
 /// One strided-copy job: `axes` are `[dim, src stride, dst stride]` in bytes.

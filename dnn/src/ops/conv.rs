@@ -107,7 +107,9 @@ pub fn conv_dims(x: &[usize], w: &[usize], stride: [usize; 2], padding: [usize; 
         return Err(bad(format!("input {x:?} (NCHW) and weight {w:?} (OIHW) do not fit")));
     };
     if wc != c {
-        return Err(bad(format!("input {x:?} (NCHW) and weight {w:?} (OIHW) do not fit")));
+        return Err(bad(format!(
+            "input {x:?} (NCHW) and weight {w:?} (OIHW) do not fit: {wc} input channels, not {c}"
+        )));
     }
     Ok(ConvDims { x: plane_dims(x, Window { kernel: [kh, kw], stride, padding })?, o })
 }

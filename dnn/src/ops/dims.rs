@@ -115,3 +115,78 @@ impl ConvDims {
         self.x.c * self.x.win.kernel[0] * self.x.win.kernel[1]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::conv::conv_dims;
+    use crate::ops::elementwise::requantize_dims;
+    use crate::ops::matmul::{linear_dims, matmul_dims};
+
+    #[test]
+    fn per_tensor_requantize_is_one_channel_spanning_the_tensor() {
+        assert_eq!(requantize_dims(&[2, 3, 4], 1, 1).unwrap(), ChannelDims { outer: 1, ch: 1, inner: 24 });
+        // The axis is not read with one multiplier, even when it lies outside the shape.
+        assert_eq!(requantize_dims(&[5], 9, 1).unwrap(), ChannelDims { outer: 1, ch: 1, inner: 5 });
+    }
+
+    #[test]
+    fn every_element_lands_in_the_channel_of_its_axis_index() {
+        let shape = [2, 3, 4];
+        for axis in 0..3 {
+            let d = requantize_dims(&shape, axis, shape[axis]).unwrap();
+            assert_eq!(d.outer * d.ch * d.inner, 24);
+            for i in 0..24 {
+                let coords = [i / 12, (i / 4) % 3, i % 4];
+                assert_eq!((i / d.inner) % d.ch, coords[axis], "axis {axis}, element {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_tensor_has_no_channel_blocks() {
+        assert_eq!(requantize_dims(&[0, 3], 1, 3).unwrap().outer, 0);
+        assert_eq!(requantize_dims(&[3, 0], 0, 3).unwrap().outer, 0);
+        assert_eq!(requantize_dims(&[0, 3], 0, 1).unwrap(), ChannelDims { outer: 0, ch: 1, inner: 0 });
+    }
+
+    #[test]
+    fn per_channel_requantize_needs_one_multiplier_per_axis_entry() {
+        assert!(requantize_dims(&[2, 3], 1, 2).is_err());
+        assert!(requantize_dims(&[2, 3], 2, 3).is_err());
+    }
+
+    #[test]
+    fn linear_folds_every_leading_axis_into_rows() {
+        assert_eq!(linear_dims(&[2, 3, 5], &[7, 5]).unwrap(), MatDims { batch: 1, m: 6, k: 5, n: 7 });
+        assert_eq!(linear_dims(&[5], &[7, 5]).unwrap(), MatDims { batch: 1, m: 1, k: 5, n: 7 });
+        assert!(linear_dims(&[], &[7, 5]).is_err());
+        assert!(linear_dims(&[4], &[7, 5]).is_err());
+        assert!(linear_dims(&[5], &[7, 5, 1]).is_err());
+    }
+
+    #[test]
+    fn matmul_takes_its_batch_from_a_rank_three_left_operand() {
+        assert_eq!(matmul_dims(&[4, 2, 3], &[4, 3, 5]).unwrap(), MatDims { batch: 4, m: 2, k: 3, n: 5 });
+        assert_eq!(matmul_dims(&[2, 3], &[3, 5]).unwrap(), MatDims { batch: 1, m: 2, k: 3, n: 5 });
+        assert!(matmul_dims(&[4, 2, 3], &[1, 3, 5]).is_err());
+        assert!(matmul_dims(&[2, 3], &[4, 5]).is_err());
+        assert!(matmul_dims(&[3], &[3]).is_err());
+    }
+
+    #[test]
+    fn conv_is_the_window_over_the_input_planes_with_the_weights_kernel() {
+        let d = conv_dims(&[2, 3, 8, 6], &[5, 3, 3, 2], [2, 1], [1, 0, 1, 0]).unwrap();
+        assert_eq!((d.o, d.kk(), d.x.nchw()), (5, 18, [2, 3, 8, 6]));
+        assert_eq!((d.x.oh, d.x.ow, d.x.positions()), (4, 5, 20));
+        assert!(conv_dims(&[2, 4, 8, 6], &[5, 3, 3, 2], [1, 1], [0; 4]).is_err());
+        assert!(conv_dims(&[2, 3, 2, 6], &[5, 3, 3, 2], [1, 1], [0; 4]).is_err());
+    }
+
+    #[test]
+    fn rows_run_along_the_last_axis_and_a_scalar_has_none() {
+        assert_eq!(RowDims::of_last_axis(&[2, 3, 5]), Some(RowDims { rows: 6, len: 5 }));
+        assert_eq!(RowDims::of_last_axis(&[3, 0]), Some(RowDims { rows: 0, len: 0 }));
+        assert_eq!(RowDims::of_last_axis(&[]), None);
+    }
+}

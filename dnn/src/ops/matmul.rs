@@ -402,5 +402,22 @@ mod tests {
                 }
             }
         }
+
+        /// A batched product is the batch's products one after the other.
+        #[test]
+        fn batched_product_is_each_batch_item_in_turn(
+            batch in 2usize..4, m in 1usize..5, n in 1usize..9, k in 0usize..40, seed in any::<u64>()
+        ) {
+            let mut state = seed;
+            let mut next = || { state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); (state >> 33) as i8 };
+            let a: Vec<i8> = (0..batch * m * k).map(|_| next()).collect();
+            let b: Vec<i8> = (0..batch * n * k).map(|_| next()).collect();
+            let got = gemm_nt_i8(&a, &b, MatDims { batch, m, k, n });
+            let one = MatDims { batch: 1, m, k, n };
+            let want: Vec<i32> = (0..batch)
+                .flat_map(|t| gemm_nt_i8(&a[t * m * k..(t + 1) * m * k], &b[t * n * k..(t + 1) * n * k], one))
+                .collect();
+            prop_assert_eq!(got, want);
+        }
     }
 }
