@@ -14,6 +14,7 @@ use opml_compiler::binding::model_commitment;
 use opml_dnn::bundle::Bundle;
 use opml_dnn::commit::io_commitments;
 use opml_dnn::exec::run_all;
+use opml_dnn::ops::dims::MatDims;
 use opml_dnn::ops::matmul::gemm_nt_i8;
 use opml_dnn::trace::Trace;
 use opml_dnn::{ConstSpec, DType, Graph, Model, Node, Op, Tensor, TensorSpec};
@@ -206,7 +207,7 @@ fn matmul(c: &mut Criterion) {
         let bm = rand8(&mut r, n * k);
         g.throughput(Throughput::Elements((m * n * k) as u64));
         g.bench_with_input(BenchmarkId::from_parameter(format!("{m}x{k}x{n}")), &(), |b, _| {
-            b.iter(|| gemm_nt_i8(&a, &bm, m, n, k))
+            b.iter(|| gemm_nt_i8(&a, &bm, MatDims { batch: 1, m, k, n }))
         });
     }
     g.finish();

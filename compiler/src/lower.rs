@@ -2,8 +2,18 @@
 //! Arguments are little-endian `u32` words: tensor addresses of the fixed layout, shapes,
 //! op parameters and the scratch buffers the kernel uses. They follow from the node's op,
 //! parameters and input / output specs alone (never from tensor values).
+//!
+//! Every size a kernel takes comes from the op's dims function in `opml_dnn::ops` (the same
+//! one the graph checker and the native executor call), and the `match` in [`lower`] has no
+//! wildcard arm: an op without a kernel does not build.
 
-use opml_dnn::ops::conv::Window;
+use opml_dnn::ops::conv::{conv_dims, plane_dims};
+use opml_dnn::ops::dims::{ChannelDims, ConvDims, MatDims, PlaneDims, RowDims};
+use opml_dnn::ops::elementwise::requantize_dims;
+use opml_dnn::ops::matmul::{linear_dims, matmul_dims};
+use opml_dnn::ops::pool::{avgpool_window, maxpool_window};
+use opml_dnn::ops::shape::{gather_dims, strides};
+use opml_dnn::ops::OpError;
 use opml_dnn::{DType, Model, Op, TensorSpec};
 
 use crate::error::CompileError;
@@ -97,15 +107,6 @@ fn q_common(a: &mut Args, len: usize, a_zp: i32, b_zp: i32, lo: i32, hi: i32, ou
     Ok(())
 }
 
-/// Row-major strides (in elements).
-fn strides(shape: &[usize]) -> Vec<usize> {
-    let mut s = vec![1usize; shape.len()];
-    for i in (0..shape.len().saturating_sub(1)).rev() {
-        s[i] = s[i + 1] * shape[i + 1];
-    }
-    s
-}
-
 /// One strided-copy job: `axes` are `[dim, src stride, dst stride]` in bytes.
 struct Job {
     src: usize,
@@ -149,6 +150,12 @@ pub fn lower(model: &Model, j: usize) -> Result<Lowered, CompileError> {
     let wspec = |c: usize| &g.consts[c].spec;
     let op = node.op.name();
     let layout_err = |msg: String| CompileError::Layout { node: j, op, msg };
+    // A validated model fits its op's dims; reaching these errors means the model and its
+    // specs disagree, which is reported like any argument that does not fit.
+    let dims_err = |e: OpError| layout_err(e.0);
+    let last_axis_rows = |t: &TensorSpec| {
+        RowDims::of_last_axis(&t.shape).ok_or_else(|| layout_err(format!("shape {:?} has no last axis", t.shape)))
+    };
     let mut scratch = Scratch::new();
     let mut alloc = |bytes: usize| {
         scratch.alloc(bytes).ok_or_else(|| layout_err(format!("scratch buffers of {bytes} bytes do not fit")))
@@ -157,9 +164,7 @@ pub fn lower(model: &Model, j: usize) -> Result<Lowered, CompileError> {
     let (kernel, args) = match &node.op {
         Op::Linear { weight, bias, input_zp } => {
             use linear_args::*;
-            let w = wspec(*weight);
-            let (n, k) = (w.shape[0], w.shape[1]);
-            let m: usize = x.shape[..x.shape.len() - 1].iter().product();
+            let MatDims { m, k, n, .. } = linear_dims(&x.shape, &wspec(*weight).shape).map_err(dims_err)?;
             let kp = pad_to_block(k);
             let mut a = Args::new(COUNT);
             a.set(X, input_addr(0)).map_err(layout_err)?;
@@ -180,9 +185,7 @@ pub fn lower(model: &Model, j: usize) -> Result<Lowered, CompileError> {
         }
         Op::MatMul { a_zp, b_zp } => {
             use matmul_args::*;
-            let r = x.shape.len();
-            let (m, k, n) = (x.shape[r - 2], x.shape[r - 1], ins[1].shape[r - 1]);
-            let t = if r == 3 { x.shape[0] } else { 1 };
+            let MatDims { batch: t, m, k, n } = matmul_dims(&x.shape, &ins[1].shape).map_err(dims_err)?;
             let kp = pad_to_block(k);
             let mut a = Args::new(COUNT);
             let e = layout_err;
@@ -209,13 +212,12 @@ pub fn lower(model: &Model, j: usize) -> Result<Lowered, CompileError> {
         }
         Op::Conv2d { weight, bias, stride, padding, input_zp } => {
             use conv_args::*;
-            let w = wspec(*weight);
-            let [nb, c, h, wd] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
-            let (o, kh, kw) = (w.shape[0], w.shape[2], w.shape[3]);
-            let (oh, ow) = (out.shape[2], out.shape[3]);
-            let kk = c * kh * kw;
+            let d = conv_dims(&x.shape, &wspec(*weight).shape, *stride, *padding).map_err(dims_err)?;
+            let ConvDims { x: PlaneDims { n: nb, c, h, w: wd, win, oh, ow }, o } = d;
+            let [kh, kw] = win.kernel;
+            let kk = d.kk();
             let kp = pad_to_block(kk);
-            let p = oh * ow;
+            let p = d.x.positions();
             let e = layout_err;
             let mut a = Args::new(COUNT);
             a.set(X, input_addr(0)).map_err(e)?;
@@ -230,10 +232,10 @@ pub fn lower(model: &Model, j: usize) -> Result<Lowered, CompileError> {
                 (O, o),
                 (KH, kh),
                 (KW, kw),
-                (SH, stride[0]),
-                (SW, stride[1]),
-                (PT, padding[0]),
-                (PL, padding[1]),
+                (SH, win.stride[0]),
+                (SW, win.stride[1]),
+                (PT, win.padding[0]),
+                (PL, win.padding[1]),
                 (OH, oh),
                 (OW, ow),
                 (KK, kk),
@@ -253,12 +255,12 @@ pub fn lower(model: &Model, j: usize) -> Result<Lowered, CompileError> {
             (KernelId::Conv2d, a.0)
         }
         Op::MaxPool2d { kernel, stride, padding } => {
-            pool_lowered(KernelId::MaxPool2d, x, out, Window { kernel: *kernel, stride: *stride, padding: *padding })
-                .map_err(layout_err)?
+            let win = maxpool_window(*kernel, *stride, *padding).map_err(dims_err)?;
+            pool_lowered(KernelId::MaxPool2d, &plane_dims(&x.shape, win).map_err(dims_err)?).map_err(layout_err)?
         }
         Op::AvgPool2d { kernel, stride } => {
-            pool_lowered(KernelId::AvgPool2d, x, out, Window { kernel: *kernel, stride: *stride, padding: [0; 4] })
-                .map_err(layout_err)?
+            let win = avgpool_window(*kernel, *stride);
+            pool_lowered(KernelId::AvgPool2d, &plane_dims(&x.shape, win).map_err(dims_err)?).map_err(layout_err)?
         }
         Op::Add => {
             use add_args::*;
@@ -271,12 +273,8 @@ pub fn lower(model: &Model, j: usize) -> Result<Lowered, CompileError> {
         }
         Op::Requantize { axis, multipliers, shifts, out_zp, act_min, act_max } => {
             use requantize_args::*;
-            let (inner, ch) = if multipliers.len() == 1 {
-                (x.numel(), 1)
-            } else {
-                (x.shape[axis + 1..].iter().product(), x.shape[*axis])
-            };
-            let outer = x.numel().checked_div(inner * ch).unwrap_or(0);
+            let ChannelDims { outer, ch, inner } =
+                requantize_dims(&x.shape, *axis, multipliers.len()).map_err(dims_err)?;
             let mut a = Args::new(CH0);
             a.set(X, input_addr(0)).map_err(layout_err)?;
             a.set(OUT, OUTPUT_BASE).map_err(layout_err)?;
@@ -328,11 +326,11 @@ pub fn lower(model: &Model, j: usize) -> Result<Lowered, CompileError> {
         }
         Op::ArgMax => {
             use argmax_args::*;
-            let len = *x.shape.last().expect("validated rank >= 1");
+            let RowDims { rows, len } = last_axis_rows(x)?;
             let mut a = Args::new(WIDE + 1);
             a.set(X, input_addr(0)).map_err(layout_err)?;
             a.set(OUT, OUTPUT_BASE).map_err(layout_err)?;
-            a.set(ROWS, x.numel() / len).map_err(layout_err)?;
+            a.set(ROWS, rows).map_err(layout_err)?;
             a.set(LEN, len).map_err(layout_err)?;
             a.set(WIDE, u32::from(x.dtype == DType::I32)).map_err(layout_err)?;
             (KernelId::ArgMax, a.0)
@@ -395,34 +393,35 @@ pub fn lower(model: &Model, j: usize) -> Result<Lowered, CompileError> {
         Op::Gather { table } => {
             use gather_args::*;
             let t = wspec(*table);
+            let (v, d) = gather_dims(&t.shape).map_err(dims_err)?;
             let mut a = Args::new(ROW_BYTES + 1);
             a.set(IDX, input_addr(0)).map_err(layout_err)?;
             a.set(TABLE, weight_addr(0)).map_err(layout_err)?;
             a.set(OUT, OUTPUT_BASE).map_err(layout_err)?;
             a.set(COUNT, x.numel()).map_err(layout_err)?;
-            a.set(V, t.shape[0]).map_err(layout_err)?;
-            a.set(ROW_BYTES, t.shape[1] * t.dtype.size()).map_err(layout_err)?;
+            a.set(V, v).map_err(layout_err)?;
+            a.set(ROW_BYTES, d * t.dtype.size()).map_err(layout_err)?;
             (KernelId::Gather, a.0)
         }
         Op::Softmax { exp_table } => {
             use softmax_args::*;
-            let len = *x.shape.last().expect("validated rank >= 1");
+            let RowDims { rows, len } = last_axis_rows(x)?;
             let mut a = Args::new(TABLE);
             a.set(X, input_addr(0)).map_err(layout_err)?;
             a.set(OUT, OUTPUT_BASE).map_err(layout_err)?;
-            a.set(ROWS, x.numel().checked_div(len).unwrap_or(0)).map_err(layout_err)?;
+            a.set(ROWS, rows).map_err(layout_err)?;
             a.set(LEN, len).map_err(layout_err)?;
             a.0.extend(exp_table.iter().map(|&e| e as u32));
             (KernelId::Softmax, a.0)
         }
         Op::LayerNorm { gamma, beta, eps, shift, out_zp } | Op::RmsNorm { gamma, beta, eps, shift, out_zp } => {
             use norm_args::*;
-            let n = *x.shape.last().expect("validated rank >= 1");
+            let RowDims { rows, len: n } = last_axis_rows(x)?;
             let mut a = Args::new(COUNT);
             let e = layout_err;
             a.set(X, input_addr(0)).map_err(e)?;
             a.set(OUT, OUTPUT_BASE).map_err(e)?;
-            a.set(ROWS, x.numel().checked_div(n).unwrap_or(0)).map_err(e)?;
+            a.set(ROWS, rows).map_err(e)?;
             a.set(N, n).map_err(e)?;
             a.set(WIDE, u32::from(x.dtype == DType::I32)).map_err(e)?;
             a.set(GAMMA, weight_addr(0)).map_err(e)?;
@@ -442,29 +441,25 @@ pub fn lower(model: &Model, j: usize) -> Result<Lowered, CompileError> {
     Ok(Lowered { kernel, args })
 }
 
-fn pool_lowered(
-    kernel: KernelId,
-    x: &TensorSpec,
-    out: &TensorSpec,
-    win: Window,
-) -> Result<(KernelId, Vec<u32>), String> {
+fn pool_lowered(kernel: KernelId, d: &PlaneDims) -> Result<(KernelId, Vec<u32>), String> {
     use pool_args::*;
+    let PlaneDims { n, c, h, w, win, oh, ow } = *d;
     let mut a = Args::new(COUNT);
     a.set(X, input_addr(0))?;
     a.set(OUT, OUTPUT_BASE)?;
     for (i, v) in [
-        (PLANES, x.shape[0] * x.shape[1]),
-        (H, x.shape[2]),
-        (W, x.shape[3]),
+        (PLANES, n * c),
+        (H, h),
+        (W, w),
         (KH, win.kernel[0]),
         (KW, win.kernel[1]),
         (SH, win.stride[0]),
         (SW, win.stride[1]),
         (PT, win.padding[0]),
         (PL, win.padding[1]),
-        (OH, out.shape[2]),
-        (OW, out.shape[3]),
-        (PLANE_BYTES, x.shape[2] * x.shape[3]),
+        (OH, oh),
+        (OW, ow),
+        (PLANE_BYTES, h * w),
     ] {
         a.set(i, v)?;
     }

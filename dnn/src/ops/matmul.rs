@@ -3,6 +3,10 @@
 
 use rayon::prelude::*;
 
+use super::check::{bad, i8_range, want, OpResult};
+use super::dims::MatDims;
+use crate::tensor::{DType, TensorSpec};
+
 /// `sum_k a[k] * b[k]` with wrapping i32 accumulation. Written as a plain fold over
 /// widened products so that LLVM vectorizes it; any order gives the same bits.
 #[inline]
@@ -214,9 +218,23 @@ const SEQUENTIAL_MACS: usize = 1 << 16;
 /// Columns per parallel task when `a` has few rows.
 const COL_BLOCK: usize = 64;
 
-/// `out[i, j] = dot(a[i, :], b[j, :])` for `a: m x k`, `b: n x k` (both row-major i8),
-/// `out: m x n`. Parallel over rows of `a` (or over columns when `m` is small).
-pub fn gemm_nt_i8(a: &[i8], b: &[i8], m: usize, n: usize, k: usize) -> Vec<i32> {
+/// `out[t, i, j] = dot(a[t, i, :], b[t, j, :])` for `a: batch x m x k`, `b: batch x n x k`
+/// (both row-major i8; `b` holds its `k` axis last, hence "NT"), `out: batch x m x n`.
+/// Parallel over rows of `a` (or over columns when `m` is small).
+pub fn gemm_nt_i8(a: &[i8], b: &[i8], d: MatDims) -> Vec<i32> {
+    let MatDims { batch, m, k, n } = d;
+    if batch == 1 {
+        return gemm_nt_one(a, b, m, n, k);
+    }
+    let mut out = Vec::with_capacity(batch * m * n);
+    for t in 0..batch {
+        out.extend(gemm_nt_one(&a[t * m * k..(t + 1) * m * k], &b[t * n * k..(t + 1) * n * k], m, n, k));
+    }
+    out
+}
+
+/// One product of [`gemm_nt_i8`].
+fn gemm_nt_one(a: &[i8], b: &[i8], m: usize, n: usize, k: usize) -> Vec<i32> {
     let mut out = vec![0i32; m * n];
     if m == 0 || n == 0 {
         return out;
@@ -245,9 +263,10 @@ pub fn gemm_nt_i8(a: &[i8], b: &[i8], m: usize, n: usize, k: usize) -> Vec<i32> 
 }
 
 /// Linear layer: `x: m x k` i8, `w: n x k` i8, optional `bias: n` i32;
-/// `out[i, j] = bias[j] + sum_k (x[i,k] - input_zp) * w[j,k]`, wrapping.
-pub fn linear(x: &[i8], m: usize, k: usize, w: &[i8], n: usize, bias: Option<&[i32]>, input_zp: i32) -> Vec<i32> {
-    let mut out = gemm_nt_i8(x, w, m, n, k);
+/// `out[i, j] = bias[j] + sum_k (x[i,k] - input_zp) * w[j,k]`, wrapping (`d.batch` is 1).
+pub fn linear(x: &[i8], w: &[i8], bias: Option<&[i32]>, d: MatDims, input_zp: i32) -> Vec<i32> {
+    let MatDims { m, k, n, .. } = d;
+    let mut out = gemm_nt_i8(x, w, MatDims { batch: 1, m, k, n });
     let wsum = row_sums(w, n, k);
     let fix = |j: usize| -> i32 {
         let b = bias.map_or(0, |b| b[j]);
@@ -266,8 +285,8 @@ pub fn linear(x: &[i8], m: usize, k: usize, w: &[i8], n: usize, bias: Option<&[i
 
 /// Batched matmul of two activations: `a: batch x m x k`, `b: batch x k x n` (i8);
 /// `out[t, i, j] = sum_k (a[t,i,k] - a_zp) * (b[t,k,j] - b_zp)`, wrapping.
-#[allow(clippy::too_many_arguments)]
-pub fn matmul(a: &[i8], b: &[i8], batch: usize, m: usize, k: usize, n: usize, a_zp: i32, b_zp: i32) -> Vec<i32> {
+pub fn matmul(a: &[i8], b: &[i8], d: MatDims, a_zp: i32, b_zp: i32) -> Vec<i32> {
+    let MatDims { batch, m, k, n } = d;
     let mut out = vec![0i32; batch * m * n];
     if m * n == 0 {
         return out;
@@ -291,6 +310,71 @@ pub fn matmul(a: &[i8], b: &[i8], batch: usize, m: usize, k: usize, n: usize, a_
     out
 }
 
+/// `linear`'s dims: every leading axis of `x` is a row, the weight is `[n, k]` with `k` the
+/// last input axis.
+pub fn linear_dims(x: &[usize], w: &[usize]) -> OpResult<MatDims> {
+    match (x.split_last(), w) {
+        (Some((&k, lead)), &[n, wk]) if k == wk => Ok(MatDims { batch: 1, m: lead.iter().product(), k, n }),
+        _ => Err(bad(format!(
+            "weight shape {w:?} does not fit input shape {x:?} (want [N, K] with K the last input dim)"
+        ))),
+    }
+}
+
+/// `linear`'s rule: i8 `[.., K]` x weight i8 `[N, K]` (+ bias i32 `[N]`) -> i32 `[.., N]`.
+pub(crate) fn linear_rule(
+    x: &TensorSpec,
+    w: &TensorSpec,
+    bias: Option<&TensorSpec>,
+    input_zp: i32,
+) -> OpResult<TensorSpec> {
+    want(x, DType::I8, "input")?;
+    want(w, DType::I8, "weight")?;
+    if !i8_range(input_zp) {
+        return Err(bad(format!("input_zp {input_zp} outside -128..=127")));
+    }
+    let d = linear_dims(&x.shape, &w.shape)?;
+    if let Some(b) = bias {
+        bias_rule(b, d.n)?;
+    }
+    let mut shape = x.shape.clone();
+    *shape.last_mut().expect("linear_dims checked rank >= 1") = d.n;
+    Ok(TensorSpec::new(DType::I32, shape))
+}
+
+/// A bias of a product with `n` output channels: i32 `[n]`.
+pub(crate) fn bias_rule(b: &TensorSpec, n: usize) -> OpResult<()> {
+    want(b, DType::I32, "bias")?;
+    if b.shape != [n] {
+        return Err(bad(format!("bias shape {:?}, want [{n}]", b.shape)));
+    }
+    Ok(())
+}
+
+/// `matmul`'s dims: `[B?, M, K] x [B?, K, N]`, both rank 2 or both rank 3 with one batch.
+pub fn matmul_dims(a: &[usize], b: &[usize]) -> OpResult<MatDims> {
+    let r = a.len();
+    let ok = (r == 2 || r == 3) && b.len() == r && a[r - 1] == b[r - 2] && (r == 2 || a[0] == b[0]);
+    if !ok {
+        return Err(bad(format!("shapes {a:?} x {b:?} do not multiply")));
+    }
+    let batch = if r == 3 { a[0] } else { 1 };
+    Ok(MatDims { batch, m: a[r - 2], k: a[r - 1], n: b[r - 1] })
+}
+
+/// `matmul`'s rule: i8 `[B?, M, K]` x i8 `[B?, K, N]` -> i32 `[B?, M, N]`.
+pub(crate) fn matmul_rule(a: &TensorSpec, b: &TensorSpec, a_zp: i32, b_zp: i32) -> OpResult<TensorSpec> {
+    want(a, DType::I8, "left input")?;
+    want(b, DType::I8, "right input")?;
+    if !i8_range(a_zp) || !i8_range(b_zp) {
+        return Err(bad("zero points must be in -128..=127"));
+    }
+    let d = matmul_dims(&a.shape, &b.shape)?;
+    let mut shape = a.shape.clone();
+    *shape.last_mut().expect("matmul_dims checked rank >= 2") = d.n;
+    Ok(TensorSpec::new(DType::I32, shape))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,7 +391,7 @@ mod tests {
             let mut next = || { state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); (state >> 33) as i8 };
             let a: Vec<i8> = (0..m * k).map(|_| next()).collect();
             let b: Vec<i8> = (0..n * k).map(|_| next()).collect();
-            let got = gemm_nt_i8(&a, &b, m, n, k);
+            let got = gemm_nt_i8(&a, &b, MatDims { batch: 1, m, k, n });
             let mut portable = vec![0i32; m * n];
             rows_block(&a, &b, &mut portable, 0, n, k);
             prop_assert_eq!(&got, &portable);
@@ -317,6 +401,23 @@ mod tests {
                     prop_assert_eq!(got[i * n + j], want);
                 }
             }
+        }
+
+        /// A batched product is the batch's products one after the other.
+        #[test]
+        fn batched_product_is_each_batch_item_in_turn(
+            batch in 2usize..4, m in 1usize..5, n in 1usize..9, k in 0usize..40, seed in any::<u64>()
+        ) {
+            let mut state = seed;
+            let mut next = || { state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); (state >> 33) as i8 };
+            let a: Vec<i8> = (0..batch * m * k).map(|_| next()).collect();
+            let b: Vec<i8> = (0..batch * n * k).map(|_| next()).collect();
+            let got = gemm_nt_i8(&a, &b, MatDims { batch, m, k, n });
+            let one = MatDims { batch: 1, m, k, n };
+            let want: Vec<i32> = (0..batch)
+                .flat_map(|t| gemm_nt_i8(&a[t * m * k..(t + 1) * m * k], &b[t * n * k..(t + 1) * n * k], one))
+                .collect();
+            prop_assert_eq!(got, want);
         }
     }
 }

@@ -2,7 +2,9 @@
 
 use rayon::prelude::*;
 
+use super::check::{bad, i8_range, want, OpResult};
 use crate::fixed::{isqrt_u128, round_div_i128};
+use crate::tensor::{DType, TensorSpec};
 
 /// Fraction bits of the normalised value `z`.
 pub const NORM_FRAC_BITS: u32 = 16;
@@ -67,4 +69,33 @@ pub fn rmsnorm(x: &[i32], n: usize, p: &NormOut<'_>) -> Vec<i8> {
         }
     });
     out
+}
+
+/// Longest row a norm accepts (keeps the i128 sums exact).
+pub const NORM_MAX_LEN: usize = 1 << 20;
+
+/// The rule of both norms: i8 or i32 -> i8 over a last axis of `n` in `1..=2^20`, i32
+/// `gamma` and optional `beta` of shape `[n]`, `eps` in `0..=2^62`, `shift <= 62`.
+pub(crate) fn norm_rule(
+    x: &TensorSpec,
+    gamma: &TensorSpec,
+    beta: Option<&TensorSpec>,
+    eps: i64,
+    shift: u32,
+    out_zp: i32,
+) -> OpResult<TensorSpec> {
+    let n = match x.shape.last() {
+        Some(&n) if (1..=NORM_MAX_LEN).contains(&n) => n,
+        _ => return Err(bad(format!("last dim of {:?} must be in 1..=2^20", x.shape))),
+    };
+    for (what, s) in std::iter::once(("gamma", gamma)).chain(beta.map(|b| ("beta", b))) {
+        want(s, DType::I32, what)?;
+        if s.shape != [n] {
+            return Err(bad(format!("{what} shape {:?}, want [{n}]", s.shape)));
+        }
+    }
+    if !(0..=1i64 << 62).contains(&eps) || shift > 62 || !i8_range(out_zp) {
+        return Err(bad("eps must be in 0..=2^62, shift <= 62, out_zp in -128..=127"));
+    }
+    Ok(TensorSpec::new(DType::I8, x.shape.clone()))
 }

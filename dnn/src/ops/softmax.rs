@@ -2,6 +2,9 @@
 
 use rayon::prelude::*;
 
+use super::check::{bad, want, OpResult};
+use crate::tensor::{DType, TensorSpec};
+
 /// Largest allowed exp-table entry (keeps every sum far inside i64).
 pub const EXP_TABLE_MAX: i32 = 1 << 24;
 
@@ -24,4 +27,17 @@ pub fn softmax(x: &[i8], len: usize, exp_table: &[i32]) -> Vec<i8> {
         }
     });
     out
+}
+
+/// `softmax`'s rule: i8 -> i8 over the last axis (rank >= 1), a table of 256 entries in
+/// `0..=2^24` with entry 0 at least 1 (so every row sum is at least 1).
+pub(crate) fn softmax_rule(x: &TensorSpec, exp_table: &[i32]) -> OpResult<TensorSpec> {
+    want(x, DType::I8, "input")?;
+    if x.shape.is_empty() {
+        return Err(bad("input must have rank >= 1"));
+    }
+    if exp_table.len() != 256 || exp_table[0] < 1 || exp_table.iter().any(|&e| !(0..=EXP_TABLE_MAX).contains(&e)) {
+        return Err(bad("exp_table must have 256 entries in 0..=2^24 with entry 0 >= 1"));
+    }
+    Ok(x.clone())
 }

@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 
 use crate::error::{DnnError, Result};
+use crate::ops::conv::{conv_dims, plane_dims};
+use crate::ops::pool::avgpool_window;
 use crate::quant::arch::{Arch, Layer};
 use crate::st::F32Tensor;
 
@@ -63,15 +65,12 @@ impl FloatModel {
                             return Err(tensor_err(b, format!("shape {:?}, expected [{}]", bt.shape, w.shape[0])));
                         }
                     }
-                    let win = crate::ops::conv::Window {
-                        kernel: [w.shape[2], w.shape[3]],
-                        stride: *stride,
-                        padding: [padding[0], padding[1], padding[0], padding[1]],
-                    };
-                    let (oh, ow) = win
-                        .output_hw(cur[1], cur[2])
-                        .ok_or_else(|| arch_err(field, format!("window does not fit input {cur:?}")))?;
-                    vec![w.shape[0], oh, ow]
+                    // The graph's own rule, on a batch of one: the float model and the
+                    // quantized graph cannot disagree on a shape.
+                    let padding = [padding[0], padding[1], padding[0], padding[1]];
+                    let d = conv_dims(&[1, cur[0], cur[1], cur[2]], &w.shape, *stride, padding)
+                        .map_err(|_| arch_err(field, format!("window does not fit input {cur:?}")))?;
+                    vec![d.o, d.x.oh, d.x.ow]
                 }
                 Layer::Linear { weight, bias } => {
                     if cur.len() != 1 {
@@ -96,11 +95,11 @@ impl FloatModel {
                     if cur.len() != 3 {
                         return Err(arch_err(field, format!("pooling needs a [C, H, W] input, got {cur:?}")));
                     }
-                    let win = crate::ops::conv::Window { kernel: *kernel, stride: *stride, padding: [0; 4] };
-                    let (oh, ow) = win
-                        .output_hw(cur[1], cur[2])
-                        .ok_or_else(|| arch_err(field, format!("window does not fit input {cur:?}")))?;
-                    vec![cur[0], oh, ow]
+                    // Both pools lower without padding (`quant/lower.rs`), so avgpool's
+                    // window is the rule for either.
+                    let d = plane_dims(&[1, cur[0], cur[1], cur[2]], avgpool_window(*kernel, *stride))
+                        .map_err(|_| arch_err(field, format!("window does not fit input {cur:?}")))?;
+                    vec![d.c, d.oh, d.ow]
                 }
                 Layer::Flatten => vec![cur.iter().product()],
                 Layer::Sigmoid | Layer::Tanh | Layer::Gelu | Layer::Silu => cur.clone(),
