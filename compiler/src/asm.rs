@@ -1,9 +1,8 @@
 //! A small assembler for RV32IM + `dot4`: one method per instruction, labels, and
 //! branch / jump fixups resolved by [`Asm::finish`]. Encodings come from
-//! `opml_vm::testgen::encode`, so the assembler and the VM decoder share one table.
+//! `opml_vm::isa::encode`, so the assembler and the VM decoder share one table.
 
-use opml_vm::isa::{Kind, Op};
-use opml_vm::testgen::encode;
+use opml_vm::isa::{encode, Kind, Op};
 
 use crate::error::CompileError;
 
