@@ -16,6 +16,11 @@ pub mod reg {
     pub const ZERO: Reg = 0;
     pub const RA: Reg = 1;
     pub const SP: Reg = 2;
+    /// The kernels have no globals or threads, so `gp` and `tp` are two more registers that
+    /// no call clobbers: the loop-carried pointers of the product kernels, the slot base and
+    /// sign flag of the norm kernel.
+    pub const GP: Reg = 3;
+    pub const TP: Reg = 4;
     pub const T0: Reg = 5;
     pub const T1: Reg = 6;
     pub const T2: Reg = 7;

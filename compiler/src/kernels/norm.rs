@@ -4,8 +4,11 @@
 //! `round((z_i gamma_i + beta_i) / 2^shift) + out_zp`, saturated to i8.
 
 use super::wide::{self, Wide, SLOT};
-use super::{arg, clamp, repeat};
-use crate::asm::{reg::*, Asm, Reg};
+use super::{arg, repeat, store_out_byte, OutByte};
+use crate::asm::reg::{
+    A1, A2, A3, A5, A6, A7, GP, RA, S0, S1, S10, S11, S2, S3, S4, S5, S6, S7, S8, S9, T0, T1, T2, T3, T4, T6, TP, ZERO,
+};
+use crate::asm::{Asm, Label, Reg};
 
 /// Argument words of the norm kernel.
 pub mod norm_args {
@@ -30,7 +33,7 @@ pub mod norm_args {
     pub const SLOT_BYTES: usize = 21 * 16;
 }
 
-// Slots (16 bytes each) from gp.
+// Slots (16 bytes each) from gp; tp holds the sign flag of `neg_if`.
 const S_SUM: i32 = 0;
 const S_Q: i32 = 1;
 const S_T: i32 = 2;
@@ -49,9 +52,6 @@ const S_Y: i32 = 14;
 const S_HALF: i32 = 15;
 const S_BET: i32 = 16;
 const S_ISQ: i32 = 17; // four slots
-
-const GP: Reg = 3;
-const TP: Reg = 4;
 
 fn slot(a: &mut Asm, rd: Reg, s: i32) {
     a.addi(rd, GP, SLOT * s);
@@ -78,11 +78,38 @@ fn store_sext32(a: &mut Asm, s: i32, v: Reg) {
     store_sext64(a, s, v, T4);
 }
 
-fn call3(a: &mut Asm, f: crate::asm::Label, d: i32, x: i32, y: i32) {
+/// Call a leaf routine `f` of [`Wide`] on slots: `[d] = f([x], [y])`.
+fn call3(a: &mut Asm, f: Label, d: i32, x: i32, y: i32) {
     slot(a, A1, d);
     slot(a, A2, x);
     slot(a, A3, y);
     a.jal(S11, f);
+}
+
+/// Slot `d` = slot `x` * slot `y` (mod 2^128), with `S_MULTMP` as the product's temporary.
+fn mul(a: &mut Asm, w: &Wide, d: i32, x: i32, y: i32) {
+    slot(a, A5, d);
+    slot(a, A6, x);
+    slot(a, A7, y);
+    slot(a, T6, S_MULTMP);
+    a.jal(RA, w.mul);
+}
+
+/// Slot `q` = slot `n` / slot `d`, slot `r` = the remainder (unsigned).
+fn divmod(a: &mut Asm, w: &Wide, q: i32, r: i32, n: i32, d: i32) {
+    slot(a, A5, q);
+    slot(a, A6, r);
+    slot(a, A7, n);
+    slot(a, S10, d);
+    a.jal(RA, w.divmod);
+}
+
+/// Slot `d` = isqrt(slot `x`), with the four slots from `S_ISQ` as temporaries.
+fn isqrt(a: &mut Asm, w: &Wide, d: i32, x: i32) {
+    slot(a, A5, d);
+    slot(a, A6, x);
+    slot(a, T6, S_ISQ);
+    a.jal(RA, w.isqrt);
 }
 
 /// t0 = element at s7 (i8 or i32 by the WIDE argument).
@@ -128,21 +155,22 @@ fn neg_if(a: &mut Asm, w: &Wide, s: i32) {
 
 /// The norm kernel.
 pub fn norm(a: &mut Asm) {
-    use norm_args::*;
+    use norm_args as n;
     let w = Wide::labels(a);
-    arg(a, GP, SLOTS);
+    let out = OutByte { lo: n::LO, hi: n::HI, zp: n::OUT_ZP };
+    arg(a, GP, n::SLOTS);
     // Constant slots: n, eps, 2^(shift-1).
     zero_slot(a, S_N);
-    arg(a, T0, N);
+    arg(a, T0, n::N);
     a.sw(T0, GP, SLOT * S_N);
     zero_slot(a, S_EPS);
-    arg(a, T0, EPS_LO);
+    arg(a, T0, n::EPS_LO);
     a.sw(T0, GP, SLOT * S_EPS);
-    arg(a, T0, EPS_HI);
+    arg(a, T0, n::EPS_HI);
     a.sw(T0, GP, SLOT * S_EPS + 4);
     zero_slot(a, S_HALF);
     let no_half = a.label();
-    arg(a, T0, SHIFT);
+    arg(a, T0, n::SHIFT);
     a.beq(T0, ZERO, no_half);
     a.addi(T0, T0, -1);
     a.srli(T1, T0, 5);
@@ -154,21 +182,21 @@ pub fn norm(a: &mut Asm) {
     a.sw(T2, T1, SLOT * S_HALF);
     a.bind(no_half);
     // s3 = element size.
-    arg(a, T0, WIDE);
+    arg(a, T0, n::WIDE);
     a.slli(T1, T0, 1);
     a.add(T1, T1, T0);
     a.addi(S3, T1, 1);
-    arg(a, S0, X);
-    arg(a, S1, OUT);
-    arg(a, S2, ROWS);
+    arg(a, S0, n::X);
+    arg(a, S1, n::OUT);
+    arg(a, S2, n::ROWS);
     repeat(a, S2, S2, |a| {
         // S = sum x (layernorm only).
         zero_slot(a, S_SUM);
         let no_sum = a.label();
-        arg(a, T0, CENTER);
+        arg(a, T0, n::CENTER);
         a.beq(T0, ZERO, no_sum);
         a.mv(S7, S0);
-        arg(a, S9, N);
+        arg(a, S9, n::N);
         repeat(a, S9, S9, |a| {
             load_x(a);
             store_sext32(a, S_C, T0);
@@ -179,28 +207,17 @@ pub fn norm(a: &mut Asm) {
         // Q = sum c^2.
         zero_slot(a, S_Q);
         a.mv(S7, S0);
-        arg(a, S9, N);
+        arg(a, S9, n::N);
         repeat(a, S9, S9, |a| {
             load_c(a, &w);
-            slot(a, A5, S_SQ);
-            slot(a, A6, S_C);
-            slot(a, A7, S_C);
-            slot(a, T6, S_MULTMP);
-            a.jal(RA, w.mul);
+            mul(a, &w, S_SQ, S_C, S_C);
             call3(a, w.add, S_Q, S_Q, S_SQ);
             a.add(S7, S7, S3);
         });
         // D = isqrt(floor(Q / n) + eps), D2 = 2D, s4 = (D == 0).
-        slot(a, A5, S_T);
-        slot(a, A6, S_REM);
-        slot(a, A7, S_Q);
-        slot(a, S10, S_N);
-        a.jal(RA, w.divmod);
+        divmod(a, &w, S_T, S_REM, S_Q, S_N);
         call3(a, w.add, S_T, S_T, S_EPS);
-        slot(a, A5, S_D);
-        slot(a, A6, S_T);
-        slot(a, T6, S_ISQ);
-        a.jal(RA, w.isqrt);
+        isqrt(a, &w, S_D, S_T);
         call3(a, w.add, S_D2, S_D, S_D);
         a.li(S4, 0);
         for off in [0, 4, 8, 12] {
@@ -210,9 +227,9 @@ pub fn norm(a: &mut Asm) {
         a.sltiu(S4, S4, 1);
         // Elements.
         a.mv(S7, S0);
-        arg(a, S5, GAMMA);
-        arg(a, S6, BETA);
-        arg(a, S9, N);
+        arg(a, S5, n::GAMMA);
+        arg(a, S6, n::BETA);
+        arg(a, S9, n::N);
         repeat(a, S9, S9, |a| {
             load_c(a, &w);
             zero_slot(a, S_Z);
@@ -232,22 +249,14 @@ pub fn norm(a: &mut Asm) {
                 a.jal(S11, w.shl1);
             });
             call3(a, w.add, S_NUM, S_NUM, S_D);
-            slot(a, A5, S_Z);
-            slot(a, A6, S_REM);
-            slot(a, A7, S_NUM);
-            slot(a, S10, S_D2);
-            a.jal(RA, w.divmod);
+            divmod(a, &w, S_Z, S_REM, S_NUM, S_D2);
             neg_if(a, &w, S_Z);
             a.bind(gamma_stage);
             // y = z * gamma + beta.
             a.lw(T0, S5, 0);
             store_sext32(a, S_GAM, T0);
             a.addi(S5, S5, 4);
-            slot(a, A5, S_Y);
-            slot(a, A6, S_Z);
-            slot(a, A7, S_GAM);
-            slot(a, T6, S_MULTMP);
-            a.jal(RA, w.mul);
+            mul(a, &w, S_Y, S_Z, S_GAM);
             let no_beta = a.label();
             a.beq(S6, ZERO, no_beta);
             a.lw(T0, S6, 0);
@@ -257,13 +266,13 @@ pub fn norm(a: &mut Asm) {
             a.bind(no_beta);
             // r = sign(y) * floor((|y| + 2^(shift-1)) / 2^shift) (r = y when shift = 0).
             let clamp_stage = a.label();
-            arg(a, T0, SHIFT);
+            arg(a, T0, n::SHIFT);
             a.beq(T0, ZERO, clamp_stage);
             a.lw(T0, GP, SLOT * S_Y + 12);
             a.srli(TP, T0, 31);
             neg_if(a, &w, S_Y);
             call3(a, w.add, S_Y, S_Y, S_HALF);
-            arg(a, S8, SHIFT);
+            arg(a, S8, n::SHIFT);
             repeat(a, S8, S8, |a| {
                 slot(a, A1, S_Y);
                 a.jal(S11, w.shr1);
@@ -283,20 +292,15 @@ pub fn norm(a: &mut Asm) {
             a.bne(T3, T4, sat);
             a.j(in_range);
             a.bind(sat);
-            arg(a, T0, HI);
+            arg(a, T0, n::HI);
             a.bge(T3, ZERO, in_range);
-            arg(a, T0, LO);
+            arg(a, T0, n::LO);
             a.bind(in_range);
-            arg(a, T1, LO);
-            arg(a, T2, HI);
-            clamp(a, T0, T1, T2);
-            arg(a, T1, OUT_ZP);
-            a.add(T0, T0, T1);
-            a.sb(T0, S1, 0);
+            store_out_byte(a, T0, S1, &out, [T1, T2, T1]);
             a.addi(S1, S1, 1);
             a.add(S7, S7, S3);
         });
-        arg(a, T0, N);
+        arg(a, T0, n::N);
         a.mul(T0, T0, S3);
         a.add(S0, S0, T0);
     });

@@ -1,12 +1,19 @@
 //! 128-bit two's complement arithmetic on 16-byte memory slots, as subroutines for the
-//! normalisation kernels. Leaf routines are called with `jal s11` and clobber t0-t5 only;
-//! composite routines are called with `jal ra`, take their operands in a5, a6, a7, s10 and
-//! also clobber a1-a4, s8 and the slots they name.
+//! normalisation kernels, one emitting function each. Leaf routines are called with
+//! `jal s11` and clobber t0-t5 only; composite routines are called with `jal ra`, take their
+//! operands in a5, a6, a7, s10 and also clobber a1-a4, s8 and the slots they name. A slot
+//! holds four little-endian 32-bit limbs.
 
-use crate::asm::{reg::*, Asm, Label};
+use crate::asm::reg::{A1, A2, A3, A4, A5, A6, A7, S10, S11, S8, T0, T1, T2, T3, T4, T5, T6, ZERO};
+use crate::asm::{Asm, Label, Reg};
 
 /// Bytes per slot.
 pub const SLOT: i32 = 16;
+
+/// Byte offsets of a slot's limbs, least significant first (carries run this way).
+const LIMBS_UP: [i32; 4] = [0, 4, 8, 12];
+/// Byte offsets of a slot's limbs, most significant first (comparisons and right shifts).
+const LIMBS_DOWN: [i32; 4] = [12, 8, 4, 0];
 
 /// Entry points of the routines (bound by [`emit`]).
 #[derive(Clone, Copy, Debug)]
@@ -56,53 +63,81 @@ fn leaf_ret(a: &mut Asm) {
     a.jalr(ZERO, S11, 0);
 }
 
+/// `[dst + od] = [x + ox] + [y + oy] + t5` for one limb, the carry out in t5.
+/// Clobbers t0-t4.
+fn add_limb(a: &mut Asm, (dst, od): (Reg, i32), (x, ox): (Reg, i32), (y, oy): (Reg, i32)) {
+    a.lw(T0, x, ox);
+    a.lw(T1, y, oy);
+    a.add(T2, T0, T1);
+    a.sltu(T3, T2, T0);
+    a.add(T2, T2, T5);
+    a.sltu(T4, T2, T5);
+    a.or(T5, T3, T4);
+    a.sw(T2, dst, od);
+}
+
+/// `t2 = x - t1 - t5` for one limb, the borrow out in t5 (`x` is t0, or zero to negate).
+/// Clobbers t3, t4.
+fn sub_limb(a: &mut Asm, x: Reg) {
+    a.sltu(T3, x, T1);
+    a.sub(T2, x, T1);
+    a.sltu(T4, T2, T5);
+    a.sub(T2, T2, T5);
+    a.or(T5, T3, T4);
+}
+
 /// Emit every routine, binding the labels of `w`.
 pub fn emit(a: &mut Asm, w: &Wide) {
-    // add: carry in t5.
-    a.bind(w.add);
+    add(a, w.add);
+    sub(a, w.sub);
+    neg(a, w.neg);
+    mulw(a, w.mulw);
+    cmpge(a, w.cmpge);
+    shift1(a, w.shl1, true);
+    shift1(a, w.shr1, false);
+    mul(a, w);
+    divmod(a, w);
+    isqrt(a, w);
+}
+
+/// A leaf routine that runs `limb` for each limb offset in `order`, with t5 (the carry,
+/// borrow or bit passed from limb to limb) zero at the start.
+fn limb_routine(a: &mut Asm, entry: Label, order: [i32; 4], limb: impl Fn(&mut Asm, i32)) {
+    a.bind(entry);
     a.li(T5, 0);
-    for off in [0, 4, 8, 12] {
-        a.lw(T0, A2, off);
-        a.lw(T1, A3, off);
-        a.add(T2, T0, T1);
-        a.sltu(T3, T2, T0);
-        a.add(T2, T2, T5);
-        a.sltu(T4, T2, T5);
-        a.or(T5, T3, T4);
-        a.sw(T2, A1, off);
+    for off in order {
+        limb(a, off);
     }
     leaf_ret(a);
-    // sub: borrow in t5.
-    a.bind(w.sub);
-    a.li(T5, 0);
-    for off in [0, 4, 8, 12] {
+}
+
+/// `[a1] = [a2] + [a3]`: carry in t5.
+fn add(a: &mut Asm, entry: Label) {
+    limb_routine(a, entry, LIMBS_UP, |a, off| add_limb(a, (A1, off), (A2, off), (A3, off)));
+}
+
+/// `[a1] = [a2] - [a3]`: borrow in t5.
+fn sub(a: &mut Asm, entry: Label) {
+    limb_routine(a, entry, LIMBS_UP, |a, off| {
         a.lw(T0, A2, off);
         a.lw(T1, A3, off);
-        a.sltu(T3, T0, T1);
-        a.sub(T2, T0, T1);
-        a.sltu(T4, T2, T5);
-        a.sub(T2, T2, T5);
-        a.or(T5, T3, T4);
+        sub_limb(a, T0);
         a.sw(T2, A1, off);
-    }
-    leaf_ret(a);
-    // neg: 0 - x.
-    a.bind(w.neg);
-    a.li(T5, 0);
-    for off in [0, 4, 8, 12] {
+    });
+}
+
+/// `[a1] = -[a2]`, as `0 - [a2]`.
+fn neg(a: &mut Asm, entry: Label) {
+    limb_routine(a, entry, LIMBS_UP, |a, off| {
         a.lw(T1, A2, off);
-        a.sltu(T3, ZERO, T1);
-        a.sub(T2, ZERO, T1);
-        a.sltu(T4, T2, T5);
-        a.sub(T2, T2, T5);
-        a.or(T5, T3, T4);
+        sub_limb(a, ZERO);
         a.sw(T2, A1, off);
-    }
-    leaf_ret(a);
-    // mulw: carry limb in t5.
-    a.bind(w.mulw);
-    a.li(T5, 0);
-    for off in [0, 4, 8, 12] {
+    });
+}
+
+/// `[a1] = [a2] * a4`: carry limb in t5.
+fn mulw(a: &mut Asm, entry: Label) {
+    limb_routine(a, entry, LIMBS_UP, |a, off| {
         a.lw(T0, A2, off);
         a.mul(T1, T0, A4);
         a.mulhu(T2, T0, A4);
@@ -111,12 +146,14 @@ pub fn emit(a: &mut Asm, w: &Wide) {
         a.add(T2, T2, T3);
         a.sw(T1, A1, off);
         a.mv(T5, T2);
-    }
-    leaf_ret(a);
-    // cmpge: from the top limb down.
-    a.bind(w.cmpge);
+    });
+}
+
+/// `t0 = [a2] >= [a3]`: from the top limb down, the first that differs decides.
+fn cmpge(a: &mut Asm, entry: Label) {
+    a.bind(entry);
     let differ = a.label();
-    for off in [12, 8, 4, 0] {
+    for off in LIMBS_DOWN {
         a.lw(T1, A2, off);
         a.lw(T2, A3, off);
         a.bne(T1, T2, differ);
@@ -126,33 +163,30 @@ pub fn emit(a: &mut Asm, w: &Wide) {
     a.bind(differ);
     a.sltu(T0, T2, T1);
     leaf_ret(a);
-    // shl1 / shr1: carried bit in t5.
-    a.bind(w.shl1);
-    a.li(T5, 0);
-    for off in [0, 4, 8, 12] {
-        a.lw(T0, A1, off);
-        a.srli(T1, T0, 31);
-        a.slli(T0, T0, 1);
-        a.or(T0, T0, T5);
-        a.sw(T0, A1, off);
-        a.mv(T5, T1);
-    }
-    leaf_ret(a);
-    a.bind(w.shr1);
-    a.li(T5, 0);
-    for off in [12, 8, 4, 0] {
-        a.lw(T0, A1, off);
-        a.slli(T1, T0, 31);
-        a.srli(T0, T0, 1);
-        a.or(T0, T0, T5);
-        a.sw(T0, A1, off);
-        a.mv(T5, T1);
-    }
-    leaf_ret(a);
+}
 
-    // mul: schoolbook over the limbs of y, partial products x * y[k] in the slot at t6.
+/// `[a1] <<= 1` (`left`) or `[a1] >>= 1` (logical): the bit carried between limbs in t5.
+fn shift1(a: &mut Asm, entry: Label, left: bool) {
+    limb_routine(a, entry, if left { LIMBS_UP } else { LIMBS_DOWN }, |a, off| {
+        a.lw(T0, A1, off);
+        if left {
+            a.srli(T1, T0, 31);
+            a.slli(T0, T0, 1);
+        } else {
+            a.slli(T1, T0, 31);
+            a.srli(T0, T0, 1);
+        }
+        a.or(T0, T0, T5);
+        a.sw(T0, A1, off);
+        a.mv(T5, T1);
+    });
+}
+
+/// `[a5] = [a6] * [a7]`: schoolbook over the limbs of y, the partial products x * y[k] in
+/// the slot at t6.
+fn mul(a: &mut Asm, w: &Wide) {
     a.bind(w.mul);
-    for off in [0, 4, 8, 12] {
+    for off in LIMBS_UP {
         a.sw(ZERO, A5, off);
     }
     for k in 0..4 {
@@ -162,21 +196,17 @@ pub fn emit(a: &mut Asm, w: &Wide) {
         a.jal(S11, w.mulw);
         a.li(T5, 0);
         for j in k..4 {
-            a.lw(T0, A5, 4 * j);
-            a.lw(T1, T6, 4 * (j - k));
-            a.add(T2, T0, T1);
-            a.sltu(T3, T2, T0);
-            a.add(T2, T2, T5);
-            a.sltu(T4, T2, T5);
-            a.or(T5, T3, T4);
-            a.sw(T2, A5, 4 * j);
+            add_limb(a, (A5, 4 * j), (A5, 4 * j), (T6, 4 * (j - k)));
         }
     }
     a.ret();
+}
 
-    // divmod: restoring division, one quotient bit per iteration.
+/// `[a5] = [a7] / [s10]`, `[a6] = [a7] % [s10]`: restoring division, one quotient bit per
+/// iteration.
+fn divmod(a: &mut Asm, w: &Wide) {
     a.bind(w.divmod);
-    for off in [0, 4, 8, 12] {
+    for off in LIMBS_UP {
         a.sw(ZERO, A5, off);
         a.sw(ZERO, A6, off);
     }
@@ -186,7 +216,7 @@ pub fn emit(a: &mut Asm, w: &Wide) {
     let top = a.label();
     let skip = a.label();
     a.li(S8, 127);
-    for off in [12, 8, 4, 0] {
+    for off in LIMBS_DOWN {
         a.lw(T0, A7, off);
         a.bne(T0, ZERO, found);
         a.addi(S8, S8, -32);
@@ -229,11 +259,13 @@ pub fn emit(a: &mut Asm, w: &Wide) {
     a.addi(S8, S8, -1);
     a.bge(S8, ZERO, top);
     a.ret();
+}
 
-    // isqrt: the bit-by-bit method from bit 2^126 (extra leading iterations are no-ops).
-    // Slots from t6: +0 rem, +16 res, +32 bit, +48 res + bit.
+/// `[a5] = isqrt([a6])`: the bit-by-bit method from bit 2^126 (extra leading iterations
+/// are no-ops). Slots from t6: +0 rem, +16 res, +32 bit, +48 res + bit.
+fn isqrt(a: &mut Asm, w: &Wide) {
     a.bind(w.isqrt);
-    for off in [0, 4, 8, 12] {
+    for off in LIMBS_UP {
         a.lw(T0, A6, off);
         a.sw(T0, T6, off);
         a.sw(ZERO, T6, SLOT + off);
@@ -275,7 +307,7 @@ pub fn emit(a: &mut Asm, w: &Wide) {
     a.jal(S11, w.shr1);
     a.addi(S8, S8, -1);
     a.bne(S8, ZERO, top);
-    for off in [0, 4, 8, 12] {
+    for off in LIMBS_UP {
         a.lw(T0, T6, SLOT + off);
         a.sw(T0, A5, off);
     }
