@@ -1,22 +1,21 @@
 //! Data movement: a strided-copy kernel driven by a list of jobs (transpose, slice and
 //! concat lower to it) and the embedding `gather`.
 
-use super::{arg, repeat};
+use super::{arg, load_stream, repeat};
 use crate::asm::reg::{A0, A1, A2, A6, S0, S1, S10, S11, S2, S3, S4, S5, S6, S9, T0, T1, T2, T3, T4, T5, T6, ZERO};
 use crate::asm::Asm;
 
-/// Argument words of the strided copy: `idx` (a scratch array of `rank` words), the job
-/// count, then per job `src, dst, element size (1 or 4), rank` followed by `rank` triples
-/// `dim, src stride, dst stride` (strides in bytes, outermost axis first). A job copies
-/// element `i` (multi-index over the dims) from `src + sum i_a * src_stride_a` to
-/// `dst + sum i_a * dst_stride_a`, in row-major order of the multi-index.
-pub mod strided_args {
-    #![allow(missing_docs)]
-    pub const IDX: usize = 0;
-    pub const JOBS: usize = 1;
-    pub const FIRST_JOB: usize = 2;
-    pub const JOB_HEADER_WORDS: usize = 4;
-    pub const AXIS_WORDS: usize = 3;
+arg_words! {
+    /// Argument words of the strided copy: `idx` (a scratch array of `rank` words), the job
+    /// count, then per job `src, dst, element size (1 or 4), rank` followed by `rank` triples
+    /// `dim, src stride, dst stride` (strides in bytes, outermost axis first). A job copies
+    /// element `i` (multi-index over the dims) from `src + sum i_a * src_stride_a` to
+    /// `dst + sum i_a * dst_stride_a`, in row-major order of the multi-index.
+    pub mod strided_args {
+        IDX, JOBS, FIRST_JOB;
+        pub const JOB_HEADER_WORDS: usize = 4;
+        pub const AXIS_WORDS: usize = 3;
+    }
 }
 
 /// The strided copy kernel.
@@ -92,17 +91,15 @@ pub fn strided(a: &mut Asm) {
     a.exit(0);
 }
 
-/// Argument words of `gather`.
-pub mod gather_args {
-    #![allow(missing_docs)]
-    pub const IDX: usize = 0;
-    pub const TABLE: usize = 1;
-    pub const OUT: usize = 2;
-    pub const COUNT: usize = 3;
-    /// Rows of the table.
-    pub const V: usize = 4;
-    /// Bytes per row.
-    pub const ROW_BYTES: usize = 5;
+arg_words! {
+    /// Argument words of `gather`.
+    pub mod gather_args {
+        IDX, TABLE, OUT, COUNT,
+        /// Rows of the table.
+        V,
+        /// Bytes per row.
+        ROW_BYTES,
+    }
 }
 
 /// `gather`: row `t` of the table for each index `t`; an index outside `0..V` ends the
@@ -110,9 +107,7 @@ pub mod gather_args {
 pub fn gather(a: &mut Asm) {
     use gather_args as w;
     let bad = a.label();
-    arg(a, A1, w::IDX);
-    arg(a, A2, w::OUT);
-    arg(a, A6, w::COUNT);
+    load_stream(a, w::IDX, w::OUT, w::COUNT);
     arg(a, S1, w::TABLE);
     arg(a, S2, w::V);
     arg(a, S3, w::ROW_BYTES);

@@ -1,24 +1,19 @@
 //! Element-wise kernels: `requantize`, `relu`, `add`, `lut`, the word copy used by
 //! `reshape`, and `argmax`.
 
-use super::{arg, clamp, repeat, store_out_byte, OutByte};
+use super::{arg, clamp, load_binary_stream, load_stream, repeat, store_out_byte, OutByte};
 use crate::asm::reg::{
     A0, A1, A2, A3, A5, A6, A7, S0, S1, S2, S3, S4, S5, S6, S7, S8, T0, T1, T2, T3, T4, T5, T6, ZERO,
 };
 use crate::asm::{Asm, Reg};
 
-/// Argument words of the `requantize` kernel: then per channel [`REQ_CHANNEL_WORDS`] words
-/// `multiplier, left shift, right shift, 2^right - 1, act_min - out_zp, act_max - out_zp`.
-pub mod requantize_args {
-    #![allow(missing_docs)]
-    pub const X: usize = 0;
-    pub const OUT: usize = 1;
-    pub const OUTER: usize = 2;
-    pub const CHANNELS: usize = 3;
-    pub const INNER: usize = 4;
-    pub const ZP: usize = 5;
-    pub const CH0: usize = 6;
-    pub const REQ_CHANNEL_WORDS: usize = 6;
+arg_words! {
+    /// Argument words of the `requantize` kernel: then per channel [`REQ_CHANNEL_WORDS`] words
+    /// `multiplier, left shift, right shift, 2^right - 1, act_min - out_zp, act_max - out_zp`.
+    pub mod requantize_args {
+        X, OUT, OUTER, CHANNELS, INNER, ZP, CH0;
+        pub const REQ_CHANNEL_WORDS: usize = 6;
+    }
 }
 
 /// `requantize`: `clamp(MBQM(x, m, s) + zp, lo, hi)` computed as
@@ -27,9 +22,7 @@ pub mod requantize_args {
 /// multipliers are >= 0 so the saturating case cannot occur); RDBPOT by `right`.
 pub fn requantize(a: &mut Asm) {
     use requantize_args as w;
-    arg(a, A1, w::X);
-    arg(a, A2, w::OUT);
-    arg(a, A6, w::OUTER);
+    load_stream(a, w::X, w::OUT, w::OUTER);
     arg(a, A5, w::ZP);
     a.lui(T6, 0x40000); // 2^30
     repeat(a, A6, A6, |a| {
@@ -81,25 +74,23 @@ pub(crate) fn mbqm(a: &mut Asm, x: Reg, m: Reg, ls: Reg, rs: Reg, mask: Reg) {
     a.add(x, x, T2);
 }
 
-/// Argument words shared by the unary kernels `relu`, `lut`, `copy`.
-pub mod unary_args {
-    #![allow(missing_docs)]
-    pub const X: usize = 0;
-    pub const OUT: usize = 1;
-    /// Elements (`copy`: words).
-    pub const COUNT: usize = 2;
-    /// `relu`: zero point. `lut`: first table word (256 bytes).
-    pub const P0: usize = 3;
-    /// `relu`: 1 for i32, 0 for i8.
-    pub const WIDE: usize = 4;
+arg_words! {
+    /// Argument words shared by the unary kernels `relu`, `lut`, `copy`.
+    pub mod unary_args {
+        X, OUT,
+        /// Elements (`copy`: words).
+        COUNT,
+        /// `relu`: zero point. `lut`: first table word (256 bytes).
+        P0,
+        /// `relu`: 1 for i32, 0 for i8.
+        WIDE,
+    }
 }
 
 /// Load a unary kernel's pointers and count: a1 = x, a2 = out, a6 = count.
 fn load_unary(a: &mut Asm) {
     use unary_args as w;
-    arg(a, A1, w::X);
-    arg(a, A2, w::OUT);
-    arg(a, A6, w::COUNT);
+    load_stream(a, w::X, w::OUT, w::COUNT);
 }
 
 /// Run `body` for each of the a6 elements, then step x (a1) by `x_step` and out (a2) by
@@ -173,23 +164,17 @@ pub fn copy(a: &mut Asm) {
     a.exit(0);
 }
 
-/// Argument words of `add`.
-pub mod add_args {
-    #![allow(missing_docs)]
-    pub const A: usize = 0;
-    pub const B: usize = 1;
-    pub const OUT: usize = 2;
-    pub const LEN: usize = 3;
-    pub const COUNT: usize = 4;
+arg_words! {
+    /// Argument words of `add`.
+    pub mod add_args {
+        A, B, OUT, LEN, COUNT,
+    }
 }
 
 /// `add`: wrapping i32 addition.
 pub fn add(a: &mut Asm) {
     use add_args as w;
-    arg(a, A1, w::A);
-    arg(a, A2, w::B);
-    arg(a, A3, w::OUT);
-    arg(a, A6, w::LEN);
+    load_binary_stream(a, w::A, w::B, w::OUT, w::LEN);
     repeat(a, A6, A6, |a| {
         a.lw(T0, A1, 0);
         a.lw(T1, A2, 0);
@@ -202,22 +187,17 @@ pub fn add(a: &mut Asm) {
     a.exit(0);
 }
 
-/// Argument words of `argmax`.
-pub mod argmax_args {
-    #![allow(missing_docs)]
-    pub const X: usize = 0;
-    pub const OUT: usize = 1;
-    pub const ROWS: usize = 2;
-    pub const LEN: usize = 3;
-    pub const WIDE: usize = 4;
+arg_words! {
+    /// Argument words of `argmax`.
+    pub mod argmax_args {
+        X, OUT, ROWS, LEN, WIDE,
+    }
 }
 
 /// `argmax` over the last axis: the first index of the maximum.
 pub fn argmax(a: &mut Asm) {
     use argmax_args as w;
-    arg(a, A1, w::X);
-    arg(a, A2, w::OUT);
-    arg(a, A6, w::ROWS);
+    load_stream(a, w::X, w::OUT, w::ROWS);
     arg(a, T6, w::WIDE);
     let narrow = a.label();
     let done = a.label();
@@ -296,10 +276,7 @@ fn load_mult(a: &mut Asm, first: usize) {
 fn q_binary(a: &mut Asm, element: impl Fn(&mut Asm)) {
     use qbin_args as w;
     let out = OutByte { lo: w::LO, hi: w::HI, zp: w::OUT_ZP };
-    arg(a, A1, w::A);
-    arg(a, A2, w::B);
-    arg(a, A3, w::OUT);
-    arg(a, A6, w::LEN);
+    load_binary_stream(a, w::A, w::B, w::OUT, w::LEN);
     a.lui(T6, 0x40000); // 2^30
     repeat(a, A6, A6, |a| {
         element(a);

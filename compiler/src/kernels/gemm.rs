@@ -276,24 +276,11 @@ fn zp_fix(a: &mut Asm, sums: usize, fix: usize, count: usize, base: Reg, zp: Reg
     });
 }
 
-/// Argument words of the `linear` kernel.
-pub mod linear_args {
-    #![allow(missing_docs)]
-    pub const X: usize = 0;
-    pub const W: usize = 1;
-    pub const BIAS: usize = 2;
-    pub const OUT: usize = 3;
-    pub const M: usize = 4;
-    pub const K: usize = 5;
-    pub const N: usize = 6;
-    pub const KP: usize = 7;
-    pub const ZP: usize = 8;
-    pub const XA: usize = 9;
-    pub const WB: usize = 10;
-    pub const ROWFIX: usize = 11;
-    pub const COLFIX: usize = 12;
-    pub const WSUM: usize = 13;
-    pub const COUNT: usize = 14;
+arg_words! {
+    /// Argument words of the `linear` kernel.
+    pub mod linear_args {
+        X, W, BIAS, OUT, M, K, N, KP, ZP, XA, WB, ROWFIX, COLFIX, WSUM, COUNT,
+    }
 }
 
 /// `linear`: `out[r][n] = bias[n] - zp * sum_k W[n][k] + sum_k x[r][k] * W[n][k]`.
@@ -322,29 +309,12 @@ pub fn linear(a: &mut Asm, dot4: bool) {
     emit_subs(a, dot4, &s);
 }
 
-/// Argument words of the `matmul` kernel.
-pub mod matmul_args {
-    #![allow(missing_docs)]
-    pub const A: usize = 0;
-    pub const B: usize = 1;
-    pub const OUT: usize = 2;
-    pub const T: usize = 3;
-    pub const M: usize = 4;
-    pub const K: usize = 5;
-    pub const N: usize = 6;
-    pub const KP: usize = 7;
-    pub const A_ZP: usize = 8;
-    pub const B_ZP: usize = 9;
-    pub const AA: usize = 10;
-    pub const BB: usize = 11;
-    pub const ROWFIX: usize = 12;
-    pub const COLFIX: usize = 13;
-    pub const SUMA: usize = 14;
-    pub const SUMB: usize = 15;
-    pub const A_STRIDE: usize = 16;
-    pub const B_STRIDE: usize = 17;
-    pub const OUT_STRIDE: usize = 18;
-    pub const COUNT: usize = 19;
+arg_words! {
+    /// Argument words of the `matmul` kernel.
+    pub mod matmul_args {
+        A, B, OUT, T, M, K, N, KP, A_ZP, B_ZP, AA, BB, ROWFIX, COLFIX, SUMA, SUMB, A_STRIDE,
+        B_STRIDE, OUT_STRIDE, COUNT,
+    }
 }
 
 /// `matmul`: per batch, `out[i][j] = K*az*bz - bz*sum_k A[i][k] - az*sum_k B[k][j]
@@ -401,38 +371,12 @@ pub fn matmul(a: &mut Asm, dot4: bool) {
     emit_subs(a, dot4, &s);
 }
 
-/// Argument words of the `conv2d` kernel.
-pub mod conv_args {
-    #![allow(missing_docs)]
-    pub const X: usize = 0;
-    pub const W: usize = 1;
-    pub const BIAS: usize = 2;
-    pub const OUT: usize = 3;
-    pub const NB: usize = 4;
-    pub const C: usize = 5;
-    pub const H: usize = 6;
-    pub const WD: usize = 7;
-    pub const O: usize = 8;
-    pub const KH: usize = 9;
-    pub const KW: usize = 10;
-    pub const SH: usize = 11;
-    pub const SW: usize = 12;
-    pub const PT: usize = 13;
-    pub const PL: usize = 14;
-    pub const OH: usize = 15;
-    pub const OW: usize = 16;
-    pub const ZP: usize = 17;
-    pub const KK: usize = 18;
-    pub const KP: usize = 19;
-    pub const WB: usize = 20;
-    pub const COLS: usize = 21;
-    pub const ROWFIX: usize = 22;
-    pub const COLFIX: usize = 23;
-    pub const WSUM: usize = 24;
-    pub const X_STRIDE: usize = 25;
-    pub const OUT_STRIDE: usize = 26;
-    pub const P: usize = 27;
-    pub const COUNT: usize = 28;
+arg_words! {
+    /// Argument words of the `conv2d` kernel.
+    pub mod conv_args {
+        X, W, BIAS, OUT, NB, C, H, WD, O, KH, KW, SH, SW, PT, PL, OH, OW, ZP, KK, KP, WB, COLS,
+        ROWFIX, COLFIX, WSUM, X_STRIDE, OUT_STRIDE, P, COUNT,
+    }
 }
 
 /// `conv2d`: im2col per image (padding holds the zero point), then

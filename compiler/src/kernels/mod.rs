@@ -2,9 +2,28 @@
 //! building blocks. Each kernel reads its argument blob through `a0`
 //! (`docs/spec/node-image.md` lists every blob) and ends with `exit(0)`.
 
-use crate::asm::reg::{A0, S0, S1, S3, S4, T0, T1, T2, ZERO};
+use crate::asm::reg::{A0, A1, A2, A3, A6, S0, S1, S3, S4, T0, T1, T2, ZERO};
 use crate::asm::{Asm, Reg};
 use crate::error::CompileError;
+
+/// An argument blob's layout: a `usize` constant per word, numbered from 0 in the order
+/// listed, so that adding a word renumbers the rest instead of leaving a gap or a clash.
+/// Items after the `;` (sizes, counts that are not word indices) go into the module as
+/// they are.
+macro_rules! arg_words {
+    ($(#[$doc:meta])* pub mod $name:ident { $($(#[$wdoc:meta])* $word:ident),+ $(,)? $(; $($extra:item)*)? }) => {
+        $(#[$doc])*
+        pub mod $name {
+            #![allow(missing_docs)]
+            #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+            enum Word {
+                $($word),+
+            }
+            $($(#[$wdoc])* pub const $word: usize = Word::$word as usize;)+
+            $($($extra)*)?
+        }
+    };
+}
 
 pub mod copy;
 pub mod elementwise;
@@ -134,6 +153,24 @@ impl KernelId {
 /// Load argument word `i` of the blob at `a0`.
 pub(crate) fn arg(a: &mut Asm, rd: Reg, i: usize) {
     a.lw(rd, A0, 4 * i as i32);
+}
+
+/// The streaming convention of the element-wise, pooling, softmax and gather kernels: a1
+/// walks the input, a2 the output, a6 counts the outer loop (elements, rows or planes)
+/// down. Loads the three from argument words `x`, `out`, `count`.
+pub(crate) fn load_stream(a: &mut Asm, x: usize, out: usize, count: usize) {
+    arg(a, A1, x);
+    arg(a, A2, out);
+    arg(a, A6, count);
+}
+
+/// The streaming convention of the binary kernels (`add`, `qadd`, `qmul`): a1 and a2 walk
+/// the inputs, a3 the output, a6 counts the elements down.
+pub(crate) fn load_binary_stream(a: &mut Asm, x: usize, y: usize, out: usize, count: usize) {
+    arg(a, A1, x);
+    arg(a, A2, y);
+    arg(a, A3, out);
+    arg(a, A6, count);
 }
 
 /// Where an operand of a subroutine call comes from. Calls name their operands with it

@@ -3,34 +3,19 @@
 //! step: `S`, `c_i`, `Q`, `D = isqrt(floor(Q / n) + eps)`, `z_i = round(c_i 2^16 / D)`,
 //! `round((z_i gamma_i + beta_i) / 2^shift) + out_zp`, saturated to i8.
 
-use super::wide::{self, Wide, SLOT};
+use super::wide::{self, At, Wide, LIMBS_UP, SLOT};
 use super::{arg, repeat, store_out_byte, OutByte};
-use crate::asm::reg::{
-    A1, A2, A3, A5, A6, A7, GP, RA, S0, S1, S10, S11, S2, S3, S4, S5, S6, S7, S8, S9, T0, T1, T2, T3, T4, T6, TP, ZERO,
-};
-use crate::asm::{Asm, Label, Reg};
+use crate::asm::reg::{GP, S0, S1, S2, S3, S4, S5, S6, S7, S8, S9, T0, T1, T2, T3, T4, TP, ZERO};
+use crate::asm::{Asm, Reg};
 
-/// Argument words of the norm kernel.
-pub mod norm_args {
-    #![allow(missing_docs)]
-    pub const X: usize = 0;
-    pub const OUT: usize = 1;
-    pub const ROWS: usize = 2;
-    pub const N: usize = 3;
-    pub const WIDE: usize = 4;
-    pub const GAMMA: usize = 5;
-    pub const BETA: usize = 6;
-    pub const EPS_LO: usize = 7;
-    pub const EPS_HI: usize = 8;
-    pub const SHIFT: usize = 9;
-    pub const OUT_ZP: usize = 10;
-    pub const LO: usize = 11;
-    pub const HI: usize = 12;
-    pub const SLOTS: usize = 13;
-    pub const CENTER: usize = 14;
-    pub const COUNT: usize = 15;
-    /// Scratch bytes for the slots.
-    pub const SLOT_BYTES: usize = 21 * 16;
+arg_words! {
+    /// Argument words of the norm kernel.
+    pub mod norm_args {
+        X, OUT, ROWS, N, WIDE, GAMMA, BETA, EPS_LO, EPS_HI, SHIFT, OUT_ZP, LO, HI, SLOTS, CENTER,
+        COUNT;
+        /// Scratch bytes for the slots.
+        pub const SLOT_BYTES: usize = 21 * 16;
+    }
 }
 
 // Slots (16 bytes each) from gp; tp holds the sign flag of `neg_if`.
@@ -53,14 +38,13 @@ const S_HALF: i32 = 15;
 const S_BET: i32 = 16;
 const S_ISQ: i32 = 17; // four slots
 
-fn slot(a: &mut Asm, rd: Reg, s: i32) {
-    a.addi(rd, GP, SLOT * s);
+/// The address of slot `s`.
+fn at(s: i32) -> At {
+    (GP, SLOT * s)
 }
 
 fn zero_slot(a: &mut Asm, s: i32) {
-    for off in [0, 4, 8, 12] {
-        a.sw(ZERO, GP, SLOT * s + off);
-    }
+    wide::clear(a, &[at(s)]);
 }
 
 /// Slot `s` = sign extension of the 64-bit `hi:lo`. Clobbers t4.
@@ -76,40 +60,6 @@ fn store_sext64(a: &mut Asm, s: i32, lo: Reg, hi: Reg) {
 fn store_sext32(a: &mut Asm, s: i32, v: Reg) {
     a.srai(T4, v, 31);
     store_sext64(a, s, v, T4);
-}
-
-/// Call a leaf routine `f` of [`Wide`] on slots: `[d] = f([x], [y])`.
-fn call3(a: &mut Asm, f: Label, d: i32, x: i32, y: i32) {
-    slot(a, A1, d);
-    slot(a, A2, x);
-    slot(a, A3, y);
-    a.jal(S11, f);
-}
-
-/// Slot `d` = slot `x` * slot `y` (mod 2^128), with `S_MULTMP` as the product's temporary.
-fn mul(a: &mut Asm, w: &Wide, d: i32, x: i32, y: i32) {
-    slot(a, A5, d);
-    slot(a, A6, x);
-    slot(a, A7, y);
-    slot(a, T6, S_MULTMP);
-    a.jal(RA, w.mul);
-}
-
-/// Slot `q` = slot `n` / slot `d`, slot `r` = the remainder (unsigned).
-fn divmod(a: &mut Asm, w: &Wide, q: i32, r: i32, n: i32, d: i32) {
-    slot(a, A5, q);
-    slot(a, A6, r);
-    slot(a, A7, n);
-    slot(a, S10, d);
-    a.jal(RA, w.divmod);
-}
-
-/// Slot `d` = isqrt(slot `x`), with the four slots from `S_ISQ` as temporaries.
-fn isqrt(a: &mut Asm, w: &Wide, d: i32, x: i32) {
-    slot(a, A5, d);
-    slot(a, A6, x);
-    slot(a, T6, S_ISQ);
-    a.jal(RA, w.isqrt);
 }
 
 /// t0 = element at s7 (i8 or i32 by the WIDE argument).
@@ -136,7 +86,7 @@ fn load_c(a: &mut Asm, w: &Wide) {
     a.mul(T1, T0, T2);
     a.mulh(T2, T0, T2);
     store_sext64(a, S_C, T1, T2);
-    call3(a, w.sub, S_C, S_C, S_SUM);
+    w.sub(a, at(S_C), at(S_C), at(S_SUM));
     a.j(done);
     a.bind(plain);
     store_sext32(a, S_C, T0);
@@ -147,9 +97,7 @@ fn load_c(a: &mut Asm, w: &Wide) {
 fn neg_if(a: &mut Asm, w: &Wide, s: i32) {
     let skip = a.label();
     a.beq(TP, ZERO, skip);
-    slot(a, A1, s);
-    slot(a, A2, s);
-    a.jal(S11, w.neg);
+    w.neg(a, at(s), at(s));
     a.bind(skip);
 }
 
@@ -200,7 +148,7 @@ pub fn norm(a: &mut Asm) {
         repeat(a, S9, S9, |a| {
             load_x(a);
             store_sext32(a, S_C, T0);
-            call3(a, w.add, S_SUM, S_SUM, S_C);
+            w.add(a, at(S_SUM), at(S_SUM), at(S_C));
             a.add(S7, S7, S3);
         });
         a.bind(no_sum);
@@ -210,17 +158,17 @@ pub fn norm(a: &mut Asm) {
         arg(a, S9, n::N);
         repeat(a, S9, S9, |a| {
             load_c(a, &w);
-            mul(a, &w, S_SQ, S_C, S_C);
-            call3(a, w.add, S_Q, S_Q, S_SQ);
+            w.mul(a, at(S_SQ), at(S_C), at(S_C), at(S_MULTMP));
+            w.add(a, at(S_Q), at(S_Q), at(S_SQ));
             a.add(S7, S7, S3);
         });
         // D = isqrt(floor(Q / n) + eps), D2 = 2D, s4 = (D == 0).
-        divmod(a, &w, S_T, S_REM, S_Q, S_N);
-        call3(a, w.add, S_T, S_T, S_EPS);
-        isqrt(a, &w, S_D, S_T);
-        call3(a, w.add, S_D2, S_D, S_D);
+        w.divmod(a, at(S_T), at(S_REM), at(S_Q), at(S_N));
+        w.add(a, at(S_T), at(S_T), at(S_EPS));
+        w.isqrt(a, at(S_D), at(S_T), at(S_ISQ));
+        w.add(a, at(S_D2), at(S_D), at(S_D));
         a.li(S4, 0);
-        for off in [0, 4, 8, 12] {
+        for off in LIMBS_UP {
             a.lw(T0, GP, SLOT * S_D + off);
             a.or(S4, S4, T0);
         }
@@ -238,30 +186,29 @@ pub fn norm(a: &mut Asm) {
             // z = sign(c) * floor((|c| * 2^17 + D) / 2D).
             a.lw(T0, GP, SLOT * S_C + 12);
             a.srli(TP, T0, 31);
-            for off in [0, 4, 8, 12] {
+            for off in LIMBS_UP {
                 a.lw(T0, GP, SLOT * S_C + off);
                 a.sw(T0, GP, SLOT * S_NUM + off);
             }
             neg_if(a, &w, S_NUM);
             a.li(S8, 17);
             repeat(a, S8, S8, |a| {
-                slot(a, A1, S_NUM);
-                a.jal(S11, w.shl1);
+                w.shl1(a, at(S_NUM));
             });
-            call3(a, w.add, S_NUM, S_NUM, S_D);
-            divmod(a, &w, S_Z, S_REM, S_NUM, S_D2);
+            w.add(a, at(S_NUM), at(S_NUM), at(S_D));
+            w.divmod(a, at(S_Z), at(S_REM), at(S_NUM), at(S_D2));
             neg_if(a, &w, S_Z);
             a.bind(gamma_stage);
             // y = z * gamma + beta.
             a.lw(T0, S5, 0);
             store_sext32(a, S_GAM, T0);
             a.addi(S5, S5, 4);
-            mul(a, &w, S_Y, S_Z, S_GAM);
+            w.mul(a, at(S_Y), at(S_Z), at(S_GAM), at(S_MULTMP));
             let no_beta = a.label();
             a.beq(S6, ZERO, no_beta);
             a.lw(T0, S6, 0);
             store_sext32(a, S_BET, T0);
-            call3(a, w.add, S_Y, S_Y, S_BET);
+            w.add(a, at(S_Y), at(S_Y), at(S_BET));
             a.addi(S6, S6, 4);
             a.bind(no_beta);
             // r = sign(y) * floor((|y| + 2^(shift-1)) / 2^shift) (r = y when shift = 0).
@@ -271,11 +218,10 @@ pub fn norm(a: &mut Asm) {
             a.lw(T0, GP, SLOT * S_Y + 12);
             a.srli(TP, T0, 31);
             neg_if(a, &w, S_Y);
-            call3(a, w.add, S_Y, S_Y, S_HALF);
+            w.add(a, at(S_Y), at(S_Y), at(S_HALF));
             arg(a, S8, n::SHIFT);
             repeat(a, S8, S8, |a| {
-                slot(a, A1, S_Y);
-                a.jal(S11, w.shr1);
+                w.shr1(a, at(S_Y));
             });
             neg_if(a, &w, S_Y);
             a.bind(clamp_stage);

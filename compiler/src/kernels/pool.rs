@@ -1,27 +1,14 @@
 //! Pooling kernels over NCHW int8 planes.
 
-use super::{advance, arg, for_up, repeat, window_input_pos, Window};
+use super::{advance, arg, for_up, load_stream, repeat, window_input_pos, Window};
 use crate::asm::reg::{A1, A2, A6, S0, S1, S10, S11, S3, S4, S5, S6, S8, S9, T0, T1, T2, T3, T4, T5, T6, ZERO};
 use crate::asm::Asm;
 
-/// Argument words of `maxpool2d` and `avgpool2d` (average pooling has no padding).
-pub mod pool_args {
-    #![allow(missing_docs)]
-    pub const X: usize = 0;
-    pub const OUT: usize = 1;
-    pub const PLANES: usize = 2;
-    pub const H: usize = 3;
-    pub const W: usize = 4;
-    pub const KH: usize = 5;
-    pub const KW: usize = 6;
-    pub const SH: usize = 7;
-    pub const SW: usize = 8;
-    pub const PT: usize = 9;
-    pub const PL: usize = 10;
-    pub const OH: usize = 11;
-    pub const OW: usize = 12;
-    pub const PLANE_BYTES: usize = 13;
-    pub const COUNT: usize = 14;
+arg_words! {
+    /// Argument words of `maxpool2d` and `avgpool2d` (average pooling has no padding).
+    pub mod pool_args {
+        X, OUT, PLANES, H, W, KH, KW, SH, SW, PT, PL, OH, OW, PLANE_BYTES, COUNT,
+    }
 }
 
 /// Loop over planes and output positions: `init` starts a window, `element` takes each
@@ -29,9 +16,7 @@ pub mod pool_args {
 fn pool(a: &mut Asm, init: impl Fn(&mut Asm), element: impl Fn(&mut Asm), store: impl Fn(&mut Asm)) {
     use pool_args as w;
     let window = Window { sh: w::SH, sw: w::SW, pt: w::PT, pl: w::PL };
-    arg(a, A1, w::X);
-    arg(a, A2, w::OUT);
-    arg(a, A6, w::PLANES);
+    load_stream(a, w::X, w::OUT, w::PLANES);
     arg(a, S5, w::OH);
     arg(a, S6, w::OW);
     arg(a, S8, w::KH);

@@ -4,41 +4,49 @@
 //! operands in a5, a6, a7, s10 and also clobber a1-a4, s8 and the slots they name. A slot
 //! holds four little-endian 32-bit limbs.
 
-use crate::asm::reg::{A1, A2, A3, A4, A5, A6, A7, S10, S11, S8, T0, T1, T2, T3, T4, T5, T6, ZERO};
+use crate::asm::reg::{A1, A2, A3, A4, A5, A6, A7, RA, S10, S11, S8, T0, T1, T2, T3, T4, T5, T6, ZERO};
 use crate::asm::{Asm, Label, Reg};
 
 /// Bytes per slot.
 pub const SLOT: i32 = 16;
 
 /// Byte offsets of a slot's limbs, least significant first (carries run this way).
-const LIMBS_UP: [i32; 4] = [0, 4, 8, 12];
+pub const LIMBS_UP: [i32; 4] = [0, 4, 8, 12];
 /// Byte offsets of a slot's limbs, most significant first (comparisons and right shifts).
 const LIMBS_DOWN: [i32; 4] = [12, 8, 4, 0];
 
-/// Entry points of the routines (bound by [`emit`]).
+/// A slot's address: a base register plus a byte offset.
+pub type At = (Reg, i32);
+
+/// `rd = at` (one `addi`; `mv` when the offset is 0).
+fn load_at(a: &mut Asm, rd: Reg, (base, off): At) {
+    a.addi(rd, base, off);
+}
+
+/// Zero the slots at `slots`, limb by limb.
+pub fn clear(a: &mut Asm, slots: &[At]) {
+    for off in LIMBS_UP {
+        for &(base, at) in slots {
+            a.sw(ZERO, base, at + off);
+        }
+    }
+}
+
+/// The routines' entry points (bound by [`emit`]). Kernels call a routine through the
+/// method of the same name, which takes the operand slots by name and puts their addresses
+/// in the registers the routine reads.
 #[derive(Clone, Copy, Debug)]
 pub struct Wide {
-    /// `[a1] = [a2] + [a3]` (a1 may alias a2 or a3).
-    pub add: Label,
-    /// `[a1] = [a2] - [a3]`.
-    pub sub: Label,
-    /// `[a1] = -[a2]`.
-    pub neg: Label,
-    /// `[a1] = [a2] * a4` (u32), mod 2^128.
-    pub mulw: Label,
-    /// `t0 = [a2] >= [a3]` (unsigned).
-    pub cmpge: Label,
-    /// `[a1] <<= 1`.
-    pub shl1: Label,
-    /// `[a1] >>= 1` (logical).
-    pub shr1: Label,
-    /// `[a5] = [a6] * [a7]` mod 2^128 (a5 distinct from a6, a7; uses the slot at t6 as
-    /// temporary: callers set t6).
-    pub mul: Label,
-    /// `[a5] = [a7] / [s10]`, `[a6] = [a7] % [s10]` (unsigned, divisor < 2^127, nonzero).
-    pub divmod: Label,
-    /// `[a5] = isqrt([a6])`, using the four slots from t6 as temporaries.
-    pub isqrt: Label,
+    add: Label,
+    sub: Label,
+    neg: Label,
+    mulw: Label,
+    cmpge: Label,
+    shl1: Label,
+    shr1: Label,
+    mul: Label,
+    divmod: Label,
+    isqrt: Label,
 }
 
 impl Wide {
@@ -56,6 +64,78 @@ impl Wide {
             divmod: a.label(),
             isqrt: a.label(),
         }
+    }
+
+    /// Call a leaf routine with `ops` in a1, a2, a3 (as many as given).
+    fn leaf(a: &mut Asm, entry: Label, ops: &[At]) {
+        for (&rd, &at) in [A1, A2, A3].iter().zip(ops) {
+            load_at(a, rd, at);
+        }
+        a.jal(S11, entry);
+    }
+
+    /// `[d] = [x] + [y]` (d may alias x or y).
+    pub fn add(&self, a: &mut Asm, d: At, x: At, y: At) {
+        Self::leaf(a, self.add, &[d, x, y]);
+    }
+
+    /// `[d] = [x] - [y]` (d may alias x or y).
+    pub fn sub(&self, a: &mut Asm, d: At, x: At, y: At) {
+        Self::leaf(a, self.sub, &[d, x, y]);
+    }
+
+    /// `[d] = -[x]`.
+    pub fn neg(&self, a: &mut Asm, d: At, x: At) {
+        Self::leaf(a, self.neg, &[d, x]);
+    }
+
+    /// `[d] = [x] * a4` (u32), mod 2^128; the caller sets a4.
+    fn mulw(&self, a: &mut Asm, d: At, x: At) {
+        Self::leaf(a, self.mulw, &[d, x]);
+    }
+
+    /// `t0 = [x] >= [y]` (unsigned).
+    fn cmpge(&self, a: &mut Asm, x: At, y: At) {
+        load_at(a, A2, x);
+        load_at(a, A3, y);
+        a.jal(S11, self.cmpge);
+    }
+
+    /// `[d] <<= 1`.
+    pub fn shl1(&self, a: &mut Asm, d: At) {
+        Self::leaf(a, self.shl1, &[d]);
+    }
+
+    /// `[d] >>= 1` (logical).
+    pub fn shr1(&self, a: &mut Asm, d: At) {
+        Self::leaf(a, self.shr1, &[d]);
+    }
+
+    /// `[d] = [x] * [y]` mod 2^128 (d distinct from x and y), with the slot `tmp` as
+    /// temporary.
+    pub fn mul(&self, a: &mut Asm, d: At, x: At, y: At, tmp: At) {
+        load_at(a, A5, d);
+        load_at(a, A6, x);
+        load_at(a, A7, y);
+        load_at(a, T6, tmp);
+        a.jal(RA, self.mul);
+    }
+
+    /// `[q] = [n] / [d]`, `[r] = [n] % [d]` (unsigned, divisor < 2^127, nonzero).
+    pub fn divmod(&self, a: &mut Asm, q: At, r: At, n: At, d: At) {
+        load_at(a, A5, q);
+        load_at(a, A6, r);
+        load_at(a, A7, n);
+        load_at(a, S10, d);
+        a.jal(RA, self.divmod);
+    }
+
+    /// `[d] = isqrt([x])`, with the four slots from `tmp` as temporaries.
+    pub fn isqrt(&self, a: &mut Asm, d: At, x: At, tmp: At) {
+        load_at(a, A5, d);
+        load_at(a, A6, x);
+        load_at(a, T6, tmp);
+        a.jal(RA, self.isqrt);
     }
 }
 
@@ -186,14 +266,10 @@ fn shift1(a: &mut Asm, entry: Label, left: bool) {
 /// the slot at t6.
 fn mul(a: &mut Asm, w: &Wide) {
     a.bind(w.mul);
-    for off in LIMBS_UP {
-        a.sw(ZERO, A5, off);
-    }
+    clear(a, &[(A5, 0)]);
     for k in 0..4 {
         a.lw(A4, A7, 4 * k);
-        a.mv(A1, T6);
-        a.mv(A2, A6);
-        a.jal(S11, w.mulw);
+        w.mulw(a, (T6, 0), (A6, 0));
         a.li(T5, 0);
         for j in k..4 {
             add_limb(a, (A5, 4 * j), (A5, 4 * j), (T6, 4 * (j - k)));
@@ -206,10 +282,7 @@ fn mul(a: &mut Asm, w: &Wide) {
 /// iteration.
 fn divmod(a: &mut Asm, w: &Wide) {
     a.bind(w.divmod);
-    for off in LIMBS_UP {
-        a.sw(ZERO, A5, off);
-        a.sw(ZERO, A6, off);
-    }
+    clear(a, &[(A5, 0), (A6, 0)]);
     // Start at the highest set bit of the dividend (none: quotient and remainder 0).
     let found = a.label();
     let scan = a.label();
@@ -230,8 +303,7 @@ fn divmod(a: &mut Asm, w: &Wide) {
     a.addi(S8, S8, -1);
     a.j(scan);
     a.bind(top);
-    a.mv(A1, A6);
-    a.jal(S11, w.shl1);
+    w.shl1(a, (A6, 0));
     a.srli(T0, S8, 5);
     a.slli(T0, T0, 2);
     a.add(T0, T0, A7);
@@ -242,16 +314,10 @@ fn divmod(a: &mut Asm, w: &Wide) {
     a.lw(T1, A6, 0);
     a.or(T1, T1, T0);
     a.sw(T1, A6, 0);
-    a.mv(A1, A5);
-    a.jal(S11, w.shl1);
-    a.mv(A2, A6);
-    a.mv(A3, S10);
-    a.jal(S11, w.cmpge);
+    w.shl1(a, (A5, 0));
+    w.cmpge(a, (A6, 0), (S10, 0));
     a.beq(T0, ZERO, skip);
-    a.mv(A1, A6);
-    a.mv(A2, A6);
-    a.mv(A3, S10);
-    a.jal(S11, w.sub);
+    w.sub(a, (A6, 0), (A6, 0), (S10, 0));
     a.lw(T1, A5, 0);
     a.ori(T1, T1, 1);
     a.sw(T1, A5, 0);
@@ -277,34 +343,20 @@ fn isqrt(a: &mut Asm, w: &Wide) {
     let top = a.label();
     let smaller = a.label();
     let next = a.label();
+    let (rem, res, bit, sum) = ((T6, 0), (T6, SLOT), (T6, 2 * SLOT), (T6, 3 * SLOT));
     a.bind(top);
-    a.addi(A1, T6, 3 * SLOT);
-    a.addi(A2, T6, SLOT);
-    a.addi(A3, T6, 2 * SLOT);
-    a.jal(S11, w.add);
-    a.mv(A2, T6);
-    a.addi(A3, T6, 3 * SLOT);
-    a.jal(S11, w.cmpge);
+    w.add(a, sum, res, bit);
+    w.cmpge(a, rem, sum);
     a.beq(T0, ZERO, smaller);
-    a.mv(A1, T6);
-    a.mv(A2, T6);
-    a.addi(A3, T6, 3 * SLOT);
-    a.jal(S11, w.sub);
-    a.addi(A1, T6, SLOT);
-    a.jal(S11, w.shr1);
-    a.addi(A1, T6, SLOT);
-    a.addi(A2, T6, SLOT);
-    a.addi(A3, T6, 2 * SLOT);
-    a.jal(S11, w.add);
+    w.sub(a, rem, rem, sum);
+    w.shr1(a, res);
+    w.add(a, res, res, bit);
     a.j(next);
     a.bind(smaller);
-    a.addi(A1, T6, SLOT);
-    a.jal(S11, w.shr1);
+    w.shr1(a, res);
     a.bind(next);
-    a.addi(A1, T6, 2 * SLOT);
-    a.jal(S11, w.shr1);
-    a.addi(A1, T6, 2 * SLOT);
-    a.jal(S11, w.shr1);
+    w.shr1(a, bit);
+    w.shr1(a, bit);
     a.addi(S8, S8, -1);
     a.bne(S8, ZERO, top);
     for off in LIMBS_UP {
