@@ -4,8 +4,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use opml_vm::isa::{Kind, Op};
-use opml_vm::testgen::encode;
+use opml_vm::isa::{encode, Kind, Op};
 use opml_vm::{step, Machine, Memory};
 
 /// 1,000 pages spread over the address space, each with data, hashed once.

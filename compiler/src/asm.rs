@@ -1,9 +1,8 @@
 //! A small assembler for RV32IM + `dot4`: one method per instruction, labels, and
 //! branch / jump fixups resolved by [`Asm::finish`]. Encodings come from
-//! `opml_vm::testgen::encode`, so the assembler and the VM decoder share one table.
+//! `opml_vm::isa::encode`, so the assembler and the VM decoder share one table.
 
-use opml_vm::isa::{Kind, Op};
-use opml_vm::testgen::encode;
+use opml_vm::isa::{encode, Kind, Op};
 
 use crate::error::CompileError;
 
@@ -17,6 +16,11 @@ pub mod reg {
     pub const ZERO: Reg = 0;
     pub const RA: Reg = 1;
     pub const SP: Reg = 2;
+    /// The kernels have no globals or threads, so `gp` and `tp` are two more registers that
+    /// no call clobbers: the loop-carried pointers of the product kernels, the slot base and
+    /// sign flag of the norm kernel.
+    pub const GP: Reg = 3;
+    pub const TP: Reg = 4;
     pub const T0: Reg = 5;
     pub const T1: Reg = 6;
     pub const T2: Reg = 7;

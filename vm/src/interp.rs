@@ -241,14 +241,20 @@ impl Machine {
             let a = r[(op.rs1 & 31) as usize];
             let b = r[(op.rs2 & 31) as usize];
             let mut next = pc.wrapping_add(4);
+            // A check that faults this step: the run stops with pc on the instruction.
+            macro_rules! fault_if {
+                ($cond:expr, $fault:expr) => {
+                    if $cond {
+                        fault = Some($fault);
+                        break;
+                    }
+                };
+            }
             macro_rules! branch {
                 ($cond:expr) => {
                     if $cond {
                         let t = pc.wrapping_add(op.imm);
-                        if t & 3 != 0 {
-                            fault = Some(Fault::MisalignedJump);
-                            break;
-                        }
+                        fault_if!(t & 3 != 0, Fault::MisalignedJump);
                         next = t;
                     }
                 };
@@ -258,19 +264,13 @@ impl Machine {
                 Kind::Auipc => r[rd] = pc.wrapping_add(op.imm),
                 Kind::Jal => {
                     let t = pc.wrapping_add(op.imm);
-                    if t & 3 != 0 {
-                        fault = Some(Fault::MisalignedJump);
-                        break;
-                    }
+                    fault_if!(t & 3 != 0, Fault::MisalignedJump);
                     r[rd] = next;
                     next = t;
                 }
                 Kind::Jalr => {
                     let t = a.wrapping_add(op.imm) & !1;
-                    if t & 3 != 0 {
-                        fault = Some(Fault::MisalignedJump);
-                        break;
-                    }
+                    fault_if!(t & 3 != 0, Fault::MisalignedJump);
                     r[rd] = next;
                     next = t;
                 }
@@ -284,26 +284,17 @@ impl Machine {
                 Kind::Lbu => r[rd] = mem.read_u8(a.wrapping_add(op.imm)) as u32,
                 Kind::Lh => {
                     let addr = a.wrapping_add(op.imm);
-                    if addr & 1 != 0 {
-                        fault = Some(Fault::MisalignedLoad);
-                        break;
-                    }
+                    fault_if!(addr & 1 != 0, Fault::MisalignedLoad);
                     r[rd] = mem.read_u16(addr) as i16 as i32 as u32;
                 }
                 Kind::Lhu => {
                     let addr = a.wrapping_add(op.imm);
-                    if addr & 1 != 0 {
-                        fault = Some(Fault::MisalignedLoad);
-                        break;
-                    }
+                    fault_if!(addr & 1 != 0, Fault::MisalignedLoad);
                     r[rd] = mem.read_u16(addr) as u32;
                 }
                 Kind::Lw => {
                     let addr = a.wrapping_add(op.imm);
-                    if addr & 3 != 0 {
-                        fault = Some(Fault::MisalignedLoad);
-                        break;
-                    }
+                    fault_if!(addr & 3 != 0, Fault::MisalignedLoad);
                     r[rd] = mem.read_u32(addr);
                 }
                 Kind::Sb => {
@@ -313,19 +304,13 @@ impl Machine {
                 }
                 Kind::Sh => {
                     let addr = a.wrapping_add(op.imm);
-                    if addr & 1 != 0 {
-                        fault = Some(Fault::MisalignedStore);
-                        break;
-                    }
+                    fault_if!(addr & 1 != 0, Fault::MisalignedStore);
                     mem.write_u16(addr, b as u16);
                     code.invalidate(addr, mem);
                 }
                 Kind::Sw => {
                     let addr = a.wrapping_add(op.imm);
-                    if addr & 3 != 0 {
-                        fault = Some(Fault::MisalignedStore);
-                        break;
-                    }
+                    fault_if!(addr & 3 != 0, Fault::MisalignedStore);
                     mem.write_u32(addr, b);
                     code.invalidate(addr, mem);
                 }
@@ -363,10 +348,7 @@ impl Machine {
                     }
                     SYS_WRITE => {
                         let fd = r[REG_A0];
-                        if fd != 1 && fd != 2 {
-                            fault = Some(Fault::BadWriteFd);
-                            break;
-                        }
+                        fault_if!(fd != 1 && fd != 2, Fault::BadWriteFd);
                         let (buf, len) = (r[REG_A1], r[REG_A2]);
                         if let Some(sink) = output.as_mut() {
                             let mut done: u64 = 0;

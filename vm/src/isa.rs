@@ -1,6 +1,9 @@
 //! RV32IM + opml ML extension: opcodes, fault reasons and the decoder used by the
 //! interpreter. The rules are `docs/spec/vm.md` §3-§6.
 
+mod encode;
+pub use encode::{encode, KINDS};
+
 /// Major opcodes (bits 6..0 of the instruction word).
 pub mod opcode {
     pub const LUI: u32 = 0b011_0111;

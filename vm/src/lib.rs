@@ -10,7 +10,7 @@
 //! * [`step`] — the post-state hash from a witness alone;
 //! * [`elf`] — the program loader;
 //! * [`checkpoint`] — checkpoints for fast access to any step of a long run;
-//! * [`testgen`] — random single-step cases for differential tests.
+//! * `testgen` (feature `testgen`) — random single-step cases for differential tests.
 
 pub mod checkpoint;
 pub mod elf;
@@ -19,6 +19,7 @@ pub mod isa;
 pub mod memory;
 pub mod state;
 pub mod step;
+#[cfg(feature = "testgen")]
 pub mod testgen;
 pub mod witness;
 

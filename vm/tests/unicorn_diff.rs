@@ -5,8 +5,8 @@
 
 mod common;
 
-use opml_vm::isa::{decode, Kind, Op};
-use opml_vm::testgen::{edge_value, encode, imm12, KINDS};
+use opml_vm::isa::{decode, encode, Kind, Op, KINDS};
+use opml_vm::testgen::{edge_value, imm12};
 use opml_vm::{Fault, Machine};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 
 use opml_merkle::keccak256;
-use opml_vm::isa::Kind;
-use opml_vm::testgen::{random_case, CaseKind, KINDS};
+use opml_vm::isa::{Kind, KINDS};
+use opml_vm::testgen::{random_case, CaseKind};
 use opml_vm::{step, Fault, Machine, Status, Witness};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -1,35 +1,35 @@
 //! Data movement: a strided-copy kernel driven by a list of jobs (transpose, slice and
 //! concat lower to it) and the embedding `gather`.
 
-use super::{arg, repeat};
-use crate::asm::{reg::*, Asm};
+use super::{arg, load_stream, repeat};
+use crate::asm::reg::{A0, A1, A2, A6, S0, S1, S10, S11, S2, S3, S4, S5, S6, S9, T0, T1, T2, T3, T4, T5, T6, ZERO};
+use crate::asm::Asm;
 
-/// Argument words of the strided copy: `idx` (a scratch array of `rank` words), the job
-/// count, then per job `src, dst, element size (1 or 4), rank` followed by `rank` triples
-/// `dim, src stride, dst stride` (strides in bytes, outermost axis first). A job copies
-/// element `i` (multi-index over the dims) from `src + sum i_a * src_stride_a` to
-/// `dst + sum i_a * dst_stride_a`, in row-major order of the multi-index.
-pub mod strided_args {
-    #![allow(missing_docs)]
-    pub const IDX: usize = 0;
-    pub const JOBS: usize = 1;
-    pub const FIRST_JOB: usize = 2;
-    pub const JOB_HEADER_WORDS: usize = 4;
-    pub const AXIS_WORDS: usize = 3;
+arg_words! {
+    /// Argument words of the strided copy: `idx` (a scratch array of `rank` words), the job
+    /// count, then per job `src, dst, element size (1 or 4), rank` followed by `rank` triples
+    /// `dim, src stride, dst stride` (strides in bytes, outermost axis first). A job copies
+    /// element `i` (multi-index over the dims) from `src + sum i_a * src_stride_a` to
+    /// `dst + sum i_a * dst_stride_a`, in row-major order of the multi-index.
+    pub mod strided_args {
+        IDX, JOBS, FIRST_JOB;
+        pub const JOB_HEADER_WORDS: usize = 4;
+        pub const AXIS_WORDS: usize = 3;
+    }
 }
 
 /// The strided copy kernel.
 pub fn strided(a: &mut Asm) {
-    use strided_args::*;
-    arg(a, S11, IDX);
-    arg(a, S10, JOBS);
-    a.addi(S9, A0, 4 * FIRST_JOB as i32);
+    use strided_args as w;
+    arg(a, S11, w::IDX);
+    arg(a, S10, w::JOBS);
+    a.addi(S9, A0, 4 * w::FIRST_JOB as i32);
     repeat(a, S10, S10, |a| {
         a.lw(S0, S9, 0);
         a.lw(S1, S9, 4);
         a.lw(S2, S9, 8);
         a.lw(S3, S9, 12);
-        a.addi(S4, S9, 4 * JOB_HEADER_WORDS as i32);
+        a.addi(S4, S9, 4 * w::JOB_HEADER_WORDS as i32);
         // numel = product of dims; idx = 0.
         a.li(S5, 1);
         a.mv(T0, S4);
@@ -37,7 +37,7 @@ pub fn strided(a: &mut Asm) {
         repeat(a, T1, S3, |a| {
             a.lw(T3, T0, 0);
             a.mul(S5, S5, T3);
-            a.addi(T0, T0, 4 * AXIS_WORDS as i32);
+            a.addi(T0, T0, 4 * w::AXIS_WORDS as i32);
             a.sw(ZERO, T2, 0);
             a.addi(T2, T2, 4);
         });
@@ -61,7 +61,7 @@ pub fn strided(a: &mut Asm) {
             a.blt(T3, ZERO, done);
             a.slli(T4, T3, 2);
             a.add(T4, T4, S11);
-            a.li(T5, 4 * AXIS_WORDS as i32);
+            a.li(T5, 4 * w::AXIS_WORDS as i32);
             a.mul(T5, T5, T3);
             a.add(T5, T5, S4);
             a.lw(T0, T4, 0);
@@ -84,37 +84,33 @@ pub fn strided(a: &mut Asm) {
             a.bind(done);
         });
         // Next job: past this job's axis words.
-        a.li(T0, 4 * AXIS_WORDS as i32);
+        a.li(T0, 4 * w::AXIS_WORDS as i32);
         a.mul(T0, T0, S3);
         a.add(S9, S4, T0);
     });
     a.exit(0);
 }
 
-/// Argument words of `gather`.
-pub mod gather_args {
-    #![allow(missing_docs)]
-    pub const IDX: usize = 0;
-    pub const TABLE: usize = 1;
-    pub const OUT: usize = 2;
-    pub const COUNT: usize = 3;
-    /// Rows of the table.
-    pub const V: usize = 4;
-    /// Bytes per row.
-    pub const ROW_BYTES: usize = 5;
+arg_words! {
+    /// Argument words of `gather`.
+    pub mod gather_args {
+        IDX, TABLE, OUT, COUNT,
+        /// Rows of the table.
+        V,
+        /// Bytes per row.
+        ROW_BYTES,
+    }
 }
 
 /// `gather`: row `t` of the table for each index `t`; an index outside `0..V` ends the
 /// run with `exit(1)` (the native executor rejects such a run too).
 pub fn gather(a: &mut Asm) {
-    use gather_args::*;
+    use gather_args as w;
     let bad = a.label();
-    arg(a, A1, IDX);
-    arg(a, A2, OUT);
-    arg(a, A6, COUNT);
-    arg(a, S1, TABLE);
-    arg(a, S2, V);
-    arg(a, S3, ROW_BYTES);
+    load_stream(a, w::IDX, w::OUT, w::COUNT);
+    arg(a, S1, w::TABLE);
+    arg(a, S2, w::V);
+    arg(a, S3, w::ROW_BYTES);
     repeat(a, A6, A6, |a| {
         a.lw(T0, A1, 0);
         a.bgeu(T0, S2, bad);

@@ -1,21 +1,19 @@
 //! Element-wise kernels: `requantize`, `relu`, `add`, `lut`, the word copy used by
 //! `reshape`, and `argmax`.
 
-use super::{arg, clamp, repeat};
-use crate::asm::{reg::*, Asm, Reg};
+use super::{arg, clamp, load_binary_stream, load_stream, repeat, store_out_byte, OutByte};
+use crate::asm::reg::{
+    A0, A1, A2, A3, A5, A6, A7, S0, S1, S2, S3, S4, S5, S6, S7, S8, T0, T1, T2, T3, T4, T5, T6, ZERO,
+};
+use crate::asm::{Asm, Reg};
 
-/// Argument words of the `requantize` kernel: then per channel [`REQ_CHANNEL_WORDS`] words
-/// `multiplier, left shift, right shift, 2^right - 1, act_min - out_zp, act_max - out_zp`.
-pub mod requantize_args {
-    #![allow(missing_docs)]
-    pub const X: usize = 0;
-    pub const OUT: usize = 1;
-    pub const OUTER: usize = 2;
-    pub const CHANNELS: usize = 3;
-    pub const INNER: usize = 4;
-    pub const ZP: usize = 5;
-    pub const CH0: usize = 6;
-    pub const REQ_CHANNEL_WORDS: usize = 6;
+arg_words! {
+    /// Argument words of the `requantize` kernel: then per channel [`REQ_CHANNEL_WORDS`] words
+    /// `multiplier, left shift, right shift, 2^right - 1, act_min - out_zp, act_max - out_zp`.
+    pub mod requantize_args {
+        X, OUT, OUTER, CHANNELS, INNER, ZP, CH0;
+        pub const REQ_CHANNEL_WORDS: usize = 6;
+    }
 }
 
 /// `requantize`: `clamp(MBQM(x, m, s) + zp, lo, hi)` computed as
@@ -23,15 +21,13 @@ pub mod requantize_args {
 /// MBQM: `x << left`; SRDHM as the 64-bit `(x*m + 2^30) >> 31` (`mul`/`mulh`; valid
 /// multipliers are >= 0 so the saturating case cannot occur); RDBPOT by `right`.
 pub fn requantize(a: &mut Asm) {
-    use requantize_args::*;
-    arg(a, A1, X);
-    arg(a, A2, OUT);
-    arg(a, A6, OUTER);
-    arg(a, A5, ZP);
+    use requantize_args as w;
+    load_stream(a, w::X, w::OUT, w::OUTER);
+    arg(a, A5, w::ZP);
     a.lui(T6, 0x40000); // 2^30
     repeat(a, A6, A6, |a| {
-        a.addi(A3, A0, 4 * CH0 as i32);
-        arg(a, A7, CHANNELS);
+        a.addi(A3, A0, 4 * w::CH0 as i32);
+        arg(a, A7, w::CHANNELS);
         repeat(a, A7, A7, |a| {
             a.lw(S1, A3, 0);
             a.lw(S2, A3, 4);
@@ -39,7 +35,7 @@ pub fn requantize(a: &mut Asm) {
             a.lw(S4, A3, 12);
             a.lw(S6, A3, 16);
             a.lw(S7, A3, 20);
-            arg(a, S8, INNER);
+            arg(a, S8, w::INNER);
             repeat(a, S8, S8, |a| {
                 a.lw(T0, A1, 0);
                 mbqm(a, T0, S1, S2, S3, S4);
@@ -49,7 +45,7 @@ pub fn requantize(a: &mut Asm) {
                 a.addi(A1, A1, 4);
                 a.addi(A2, A2, 1);
             });
-            a.addi(A3, A3, 4 * REQ_CHANNEL_WORDS as i32);
+            a.addi(A3, A3, 4 * w::REQ_CHANNEL_WORDS as i32);
         });
     });
     a.exit(0);
@@ -78,27 +74,41 @@ pub(crate) fn mbqm(a: &mut Asm, x: Reg, m: Reg, ls: Reg, rs: Reg, mask: Reg) {
     a.add(x, x, T2);
 }
 
-/// Argument words shared by the unary kernels `relu`, `lut`, `copy`.
-pub mod unary_args {
-    #![allow(missing_docs)]
-    pub const X: usize = 0;
-    pub const OUT: usize = 1;
-    /// Elements (`copy`: words).
-    pub const COUNT: usize = 2;
-    /// `relu`: zero point. `lut`: first table word (256 bytes).
-    pub const P0: usize = 3;
-    /// `relu`: 1 for i32, 0 for i8.
-    pub const WIDE: usize = 4;
+arg_words! {
+    /// Argument words shared by the unary kernels `relu`, `lut`, `copy`.
+    pub mod unary_args {
+        X, OUT,
+        /// Elements (`copy`: words).
+        COUNT,
+        /// `relu`: zero point. `lut`: first table word (256 bytes).
+        P0,
+        /// `relu`: 1 for i32, 0 for i8.
+        WIDE,
+    }
+}
+
+/// Load a unary kernel's pointers and count: a1 = x, a2 = out, a6 = count.
+fn load_unary(a: &mut Asm) {
+    use unary_args as w;
+    load_stream(a, w::X, w::OUT, w::COUNT);
+}
+
+/// Run `body` for each of the a6 elements, then step x (a1) by `x_step` and out (a2) by
+/// `out_step` bytes.
+fn unary_loop(a: &mut Asm, x_step: i32, out_step: i32, body: impl FnOnce(&mut Asm)) {
+    repeat(a, A6, A6, |a| {
+        body(a);
+        a.addi(A1, A1, x_step);
+        a.addi(A2, A2, out_step);
+    });
 }
 
 /// `relu`: `max(x, zp)` on i8 or i32.
 pub fn relu(a: &mut Asm) {
-    use unary_args::*;
-    arg(a, A1, X);
-    arg(a, A2, OUT);
-    arg(a, A6, COUNT);
-    arg(a, T5, P0);
-    arg(a, T6, WIDE);
+    use unary_args as w;
+    load_unary(a);
+    arg(a, T5, w::P0);
+    arg(a, T6, w::WIDE);
     let narrow = a.label();
     let done = a.label();
     a.beq(T6, ZERO, narrow);
@@ -106,7 +116,8 @@ pub fn relu(a: &mut Asm) {
         if !wide {
             a.bind(narrow);
         }
-        repeat(a, A6, A6, |a| {
+        let step = if wide { 4 } else { 1 };
+        unary_loop(a, step, step, |a| {
             let keep = a.label();
             if wide {
                 a.lw(T0, A1, 0);
@@ -116,14 +127,11 @@ pub fn relu(a: &mut Asm) {
             a.bge(T0, T5, keep);
             a.mv(T0, T5);
             a.bind(keep);
-            let w = if wide { 4 } else { 1 };
             if wide {
                 a.sw(T0, A2, 0);
             } else {
                 a.sb(T0, A2, 0);
             }
-            a.addi(A1, A1, w);
-            a.addi(A2, A2, w);
         });
         if wide {
             a.j(done);
@@ -135,54 +143,38 @@ pub fn relu(a: &mut Asm) {
 
 /// `lut`: `out = table[x + 128]`, the table being the 256 bytes at argument word 3.
 pub fn lut(a: &mut Asm) {
-    use unary_args::*;
-    arg(a, A1, X);
-    arg(a, A2, OUT);
-    arg(a, A6, COUNT);
-    a.addi(T5, A0, 4 * P0 as i32 + 128);
-    repeat(a, A6, A6, |a| {
+    load_unary(a);
+    a.addi(T5, A0, 4 * unary_args::P0 as i32 + 128);
+    unary_loop(a, 1, 1, |a| {
         a.lb(T0, A1, 0);
         a.add(T0, T0, T5);
         a.lb(T0, T0, 0);
         a.sb(T0, A2, 0);
-        a.addi(A1, A1, 1);
-        a.addi(A2, A2, 1);
     });
     a.exit(0);
 }
 
 /// Word copy of `COUNT` words (`reshape`: same bytes, new shape).
 pub fn copy(a: &mut Asm) {
-    use unary_args::*;
-    arg(a, A1, X);
-    arg(a, A2, OUT);
-    arg(a, A6, COUNT);
-    repeat(a, A6, A6, |a| {
+    load_unary(a);
+    unary_loop(a, 4, 4, |a| {
         a.lw(T0, A1, 0);
         a.sw(T0, A2, 0);
-        a.addi(A1, A1, 4);
-        a.addi(A2, A2, 4);
     });
     a.exit(0);
 }
 
-/// Argument words of `add`.
-pub mod add_args {
-    #![allow(missing_docs)]
-    pub const A: usize = 0;
-    pub const B: usize = 1;
-    pub const OUT: usize = 2;
-    pub const LEN: usize = 3;
-    pub const COUNT: usize = 4;
+arg_words! {
+    /// Argument words of `add`.
+    pub mod add_args {
+        A, B, OUT, LEN, COUNT,
+    }
 }
 
 /// `add`: wrapping i32 addition.
 pub fn add(a: &mut Asm) {
-    use add_args::*;
-    arg(a, A1, A);
-    arg(a, A2, B);
-    arg(a, A3, OUT);
-    arg(a, A6, LEN);
+    use add_args as w;
+    load_binary_stream(a, w::A, w::B, w::OUT, w::LEN);
     repeat(a, A6, A6, |a| {
         a.lw(T0, A1, 0);
         a.lw(T1, A2, 0);
@@ -195,23 +187,18 @@ pub fn add(a: &mut Asm) {
     a.exit(0);
 }
 
-/// Argument words of `argmax`.
-pub mod argmax_args {
-    #![allow(missing_docs)]
-    pub const X: usize = 0;
-    pub const OUT: usize = 1;
-    pub const ROWS: usize = 2;
-    pub const LEN: usize = 3;
-    pub const WIDE: usize = 4;
+arg_words! {
+    /// Argument words of `argmax`.
+    pub mod argmax_args {
+        X, OUT, ROWS, LEN, WIDE,
+    }
 }
 
 /// `argmax` over the last axis: the first index of the maximum.
 pub fn argmax(a: &mut Asm) {
-    use argmax_args::*;
-    arg(a, A1, X);
-    arg(a, A2, OUT);
-    arg(a, A6, ROWS);
-    arg(a, T6, WIDE);
+    use argmax_args as w;
+    load_stream(a, w::X, w::OUT, w::ROWS);
+    arg(a, T6, w::WIDE);
     let narrow = a.label();
     let done = a.label();
     a.beq(T6, ZERO, narrow);
@@ -221,7 +208,7 @@ pub fn argmax(a: &mut Asm) {
         }
         let w = if wide { 4 } else { 1 };
         repeat(a, A6, A6, |a| {
-            arg(a, A7, LEN);
+            arg(a, A7, w::LEN);
             a.li(T3, 0); // index
             a.li(T4, 0); // best index
             if wide {
@@ -284,27 +271,16 @@ fn load_mult(a: &mut Asm, first: usize) {
     }
 }
 
-/// Clamp t0 to `[LO, HI]` (already offset by `-out_zp`), add `out_zp`, store the byte at a3.
-fn finish_q(a: &mut Asm) {
-    use qbin_args::*;
-    arg(a, S6, LO);
-    arg(a, S7, HI);
-    clamp(a, T0, S6, S7);
-    arg(a, S8, OUT_ZP);
-    a.add(T0, T0, S8);
-    a.sb(T0, A3, 0);
-}
-
+/// The loop of `qadd` and `qmul`: `element` leaves the unclamped result in t0 for the
+/// bytes at a1, a2; the output byte goes to a3.
 fn q_binary(a: &mut Asm, element: impl Fn(&mut Asm)) {
-    use qbin_args::*;
-    arg(a, A1, A);
-    arg(a, A2, B);
-    arg(a, A3, OUT);
-    arg(a, A6, LEN);
+    use qbin_args as w;
+    let out = OutByte { lo: w::LO, hi: w::HI, zp: w::OUT_ZP };
+    load_binary_stream(a, w::A, w::B, w::OUT, w::LEN);
     a.lui(T6, 0x40000); // 2^30
     repeat(a, A6, A6, |a| {
         element(a);
-        finish_q(a);
+        store_out_byte(a, T0, A3, &out, [S6, S7, S8]);
         a.addi(A1, A1, 1);
         a.addi(A2, A2, 1);
         a.addi(A3, A3, 1);
@@ -314,16 +290,16 @@ fn q_binary(a: &mut Asm, element: impl Fn(&mut Asm)) {
 
 /// `qmul`: `clamp(MBQM((a - a_zp) * (b - b_zp), m, s) + out_zp, act_min, act_max)`.
 pub fn qmul(a: &mut Asm) {
-    use qbin_args::*;
+    use qbin_args as w;
     q_binary(a, |a| {
         a.lb(T0, A1, 0);
-        arg(a, S0, A_ZP);
+        arg(a, S0, w::A_ZP);
         a.sub(T0, T0, S0);
         a.lb(S5, A2, 0);
-        arg(a, S0, B_ZP);
+        arg(a, S0, w::B_ZP);
         a.sub(S5, S5, S0);
         a.mul(T0, T0, S5);
-        load_mult(a, MULT);
+        load_mult(a, w::MULT);
         mbqm(a, T0, S1, S2, S3, S4);
     });
 }
@@ -332,13 +308,13 @@ pub fn qmul(a: &mut Asm) {
 /// `s = MBQM(a', a_mult) + MBQM(b', b_mult)` (wrapping), then
 /// `clamp(MBQM(s, out_mult) + out_zp, act_min, act_max)`.
 pub fn qadd(a: &mut Asm) {
-    use qbin_args::*;
+    use qbin_args as w;
     q_binary(a, |a| {
-        for (ptr, zp, mult) in [(A1, A_ZP, A_MULT), (A2, B_ZP, B_MULT)] {
+        for (ptr, zp, mult) in [(A1, w::A_ZP, w::A_MULT), (A2, w::B_ZP, w::B_MULT)] {
             a.lb(T0, ptr, 0);
             arg(a, S0, zp);
             a.sub(T0, T0, S0);
-            arg(a, S0, LEFT);
+            arg(a, S0, w::LEFT);
             a.sll(T0, T0, S0);
             load_mult(a, mult);
             mbqm(a, T0, S1, S2, S3, S4);
@@ -347,7 +323,7 @@ pub fn qadd(a: &mut Asm) {
             }
         }
         a.add(T0, T0, S5);
-        load_mult(a, MULT);
+        load_mult(a, w::MULT);
         mbqm(a, T0, S1, S2, S3, S4);
     });
 }

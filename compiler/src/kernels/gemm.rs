@@ -4,8 +4,12 @@
 //! the inner loop is word loads and `dot4`. Zero points are folded into the row / column
 //! corrections (`docs/spec/ops.md`: equal modulo 2^32).
 
-use super::{arg, for_up, repeat};
-use crate::asm::{reg::*, Asm, Label, Reg};
+use super::{advance, arg, for_up, repeat, window_input_pos, Val, Window};
+use crate::asm::reg::{
+    A1, A2, A3, A4, A5, A6, A7, GP, RA, S0, S1, S10, S11, S2, S3, S4, S5, S6, S7, S8, S9, T0, T1, T2, T3, T4, T5, T6,
+    TP, ZERO,
+};
+use crate::asm::{Asm, Label, Reg};
 
 /// Bytes of a row handled per inner-loop iteration; repacked rows are padded to it.
 pub const BLOCK: usize = 32;
@@ -29,8 +33,44 @@ fn block_dot(a: &mut Asm, dot4: bool, acc: Reg, pa: Reg, pb: Reg) {
     }
 }
 
-/// The NT product subroutine. In: s0 = A (M rows), s1 = B (N rows), s2 = M, s3 = N,
-/// s4 = blocks per row, s5 = out (i32, M x N), s6 = rowfix (M), s7 = colfix (N).
+/// `rd = blocks per row` from a padded row length in bytes (a multiple of [`BLOCK`]).
+fn load_blocks(a: &mut Asm, rd: Reg, row_bytes: Val) {
+    row_bytes.load(a, rd);
+    a.srli(rd, rd, BLOCK.trailing_zeros() as i32);
+}
+
+/// One call of the NT product subroutine: `out[i][j] = rowfix[i] + colfix[j]
+/// + sum_k a[i][k] * b[j][k]` (wrapping i32) for `i < m`, `j < n`, over `a` and `b` repacked
+/// into rows of `row_bytes` (a multiple of [`BLOCK`], zero-padded).
+#[derive(Clone, Copy, Debug)]
+struct Gemm {
+    a: Val,
+    b: Val,
+    m: Val,
+    n: Val,
+    row_bytes: Val,
+    out: Val,
+    rowfix: Val,
+    colfix: Val,
+}
+
+impl Gemm {
+    /// Load the operands in `gemm_sub`'s registers (s0..s7, in field order) and call it.
+    fn call(&self, a: &mut Asm, s: &Subs) {
+        self.a.load(a, S0);
+        self.b.load(a, S1);
+        self.m.load(a, S2);
+        self.n.load(a, S3);
+        load_blocks(a, S4, self.row_bytes);
+        self.out.load(a, S5);
+        self.rowfix.load(a, S6);
+        self.colfix.load(a, S7);
+        a.jal(RA, s.gemm);
+    }
+}
+
+/// The NT product subroutine ([`Gemm`]). In: s0 = a (m rows), s1 = b (n rows), s2 = m,
+/// s3 = n, s4 = blocks per row, s5 = out (i32, m x n), s6 = rowfix (m), s7 = colfix (n).
 /// Clobbers t0-t4, a1-a5, s0, s5, s6, s8-s11.
 fn gemm_sub(a: &mut Asm, dot4: bool, entry: Label) {
     a.bind(entry);
@@ -60,8 +100,29 @@ fn gemm_sub(a: &mut Asm, dot4: bool, entry: Label) {
     a.ret();
 }
 
-/// Row sums subroutine. In: s0 = rows (padded), s2 = row count, s4 = blocks per row,
-/// s5 = out (i32 per row). Clobbers t0-t6, a3, a5, s0, s5, s8, s9.
+/// One call of the row sums subroutine: `out[i] = sum_k rows[i][k]` (i32) for `i < count`,
+/// over rows of `row_bytes` (a multiple of [`BLOCK`], zero-padded).
+#[derive(Clone, Copy, Debug)]
+struct RowSums {
+    rows: Val,
+    count: Val,
+    row_bytes: Val,
+    out: Val,
+}
+
+impl RowSums {
+    /// Load the operands in `rowsum_sub`'s registers (s0, s2, s4, s5) and call it.
+    fn call(&self, a: &mut Asm, s: &Subs) {
+        self.rows.load(a, S0);
+        self.count.load(a, S2);
+        load_blocks(a, S4, self.row_bytes);
+        self.out.load(a, S5);
+        a.jal(RA, s.rowsum);
+    }
+}
+
+/// The row sums subroutine ([`RowSums`]). In: s0 = rows (padded), s2 = row count,
+/// s4 = blocks per row, s5 = out (i32 per row). Clobbers t0-t6, a3, a5, s0, s5, s8, s9.
 fn rowsum_sub(a: &mut Asm, dot4: bool, entry: Label) {
     a.bind(entry);
     a.slli(S8, S4, BLOCK.trailing_zeros() as i32);
@@ -90,8 +151,44 @@ fn rowsum_sub(a: &mut Asm, dot4: bool, entry: Label) {
     a.ret();
 }
 
-/// Strided byte gather subroutine: `dst[r * s6 + c] = src[r * s4 + c * s5]` for `r < s2`,
-/// `c < s3`; s0 = dst, s1 = src. Clobbers t1, a3-a5, s0, s1, s9.
+/// One call of the strided byte gather subroutine:
+/// `dst[r * dst_row + c] = src[r * src_row + c * src_col]` for `r < rows`, `c < cols`
+/// (strides in bytes).
+#[derive(Clone, Copy, Debug)]
+struct Gather {
+    dst: Val,
+    src: Val,
+    rows: Val,
+    cols: Val,
+    src_row: Val,
+    src_col: Val,
+    dst_row: Val,
+}
+
+impl Gather {
+    /// Repack `rows` contiguous rows of `cols` bytes at `src` into rows of `row_bytes` at
+    /// `dst` (the padding is left as it is: zero in fresh scratch).
+    fn repack(dst: Val, src: Val, rows: Val, cols: Val, row_bytes: Val) -> Gather {
+        // The source row stride is `cols`, already in its register when s4 is loaded.
+        Gather { dst, src, rows, cols, src_row: Val::Reg(S3), src_col: Val::Imm(1), dst_row: row_bytes }
+    }
+
+    /// Load the operands in `gather_sub`'s registers (s0..s6, in field order) and call it.
+    fn call(&self, a: &mut Asm, s: &Subs) {
+        self.dst.load(a, S0);
+        self.src.load(a, S1);
+        self.rows.load(a, S2);
+        self.cols.load(a, S3);
+        self.src_row.load(a, S4);
+        self.src_col.load(a, S5);
+        self.dst_row.load(a, S6);
+        a.jal(RA, s.gather);
+    }
+}
+
+/// The strided byte gather subroutine ([`Gather`]). In: s0 = dst, s1 = src, s2 = rows,
+/// s3 = cols, s4 = source row stride, s5 = source column stride, s6 = destination row
+/// stride. Clobbers t1, a3-a5, s0, s1, s9.
 fn gather_sub(a: &mut Asm, entry: Label) {
     a.bind(entry);
     repeat(a, S9, S2, |a| {
@@ -109,6 +206,7 @@ fn gather_sub(a: &mut Asm, entry: Label) {
     a.ret();
 }
 
+/// Entry points of the subroutines, emitted after a kernel's main code by [`emit_subs`].
 struct Subs {
     gemm: Label,
     rowsum: Label,
@@ -126,270 +224,189 @@ fn emit_subs(a: &mut Asm, dot4: bool, s: &Subs) {
     gather_sub(a, s.gather);
 }
 
-/// `fix[n] = (bias ? bias[n] : 0) - zp * sums[n]` for `n < count`.
-/// Registers in: a1 = sums, a2 = fix, a3 = bias pointer or 0, a4 = zp, t5 = count.
-fn bias_fix(a: &mut Asm) {
-    repeat(a, T5, T5, |a| {
-        let nob = a.label();
+/// Argument words of a bias correction: `fix[n] = (bias ? bias[n] : 0) - zp * sums[n]` for
+/// `n < count` (`bias` 0: no bias).
+#[derive(Clone, Copy, Debug)]
+struct BiasFix {
+    sums: usize,
+    fix: usize,
+    bias: usize,
+    zp: usize,
+    count: usize,
+}
+
+impl BiasFix {
+    /// Emit the loop (inline; it runs once per kernel). Clobbers t0, t1, t5, a1-a4.
+    fn emit(&self, a: &mut Asm) {
+        arg(a, A1, self.sums);
+        arg(a, A2, self.fix);
+        arg(a, A3, self.bias);
+        arg(a, A4, self.zp);
+        arg(a, T5, self.count);
+        repeat(a, T5, T5, |a| {
+            let nob = a.label();
+            a.lw(T0, A1, 0);
+            a.mul(T0, T0, A4);
+            a.sub(T0, ZERO, T0);
+            a.beq(A3, ZERO, nob);
+            a.lw(T1, A3, 0);
+            a.add(T0, T0, T1);
+            a.addi(A3, A3, 4);
+            a.bind(nob);
+            a.sw(T0, A2, 0);
+            a.addi(A1, A1, 4);
+            a.addi(A2, A2, 4);
+        });
+    }
+}
+
+/// `fix[n] = base - zp * sums[n]` for `n < count` (argument words `sums`, `fix`, `count`;
+/// `base` and `zp` registers). Clobbers t0, t6, a1, a2.
+fn zp_fix(a: &mut Asm, sums: usize, fix: usize, count: usize, base: Reg, zp: Reg) {
+    arg(a, A1, sums);
+    arg(a, A2, fix);
+    arg(a, T6, count);
+    repeat(a, T6, T6, |a| {
         a.lw(T0, A1, 0);
-        a.mul(T0, T0, A4);
-        a.sub(T0, ZERO, T0);
-        a.beq(A3, ZERO, nob);
-        a.lw(T1, A3, 0);
-        a.add(T0, T0, T1);
-        a.addi(A3, A3, 4);
-        a.bind(nob);
+        a.mul(T0, T0, zp);
+        a.sub(T0, base, T0);
         a.sw(T0, A2, 0);
         a.addi(A1, A1, 4);
         a.addi(A2, A2, 4);
     });
 }
 
-/// Argument words of the `linear` kernel.
-pub mod linear_args {
-    #![allow(missing_docs)]
-    pub const X: usize = 0;
-    pub const W: usize = 1;
-    pub const BIAS: usize = 2;
-    pub const OUT: usize = 3;
-    pub const M: usize = 4;
-    pub const K: usize = 5;
-    pub const N: usize = 6;
-    pub const KP: usize = 7;
-    pub const ZP: usize = 8;
-    pub const XA: usize = 9;
-    pub const WB: usize = 10;
-    pub const ROWFIX: usize = 11;
-    pub const COLFIX: usize = 12;
-    pub const WSUM: usize = 13;
-    pub const COUNT: usize = 14;
+arg_words! {
+    /// Argument words of the `linear` kernel.
+    pub mod linear_args {
+        X, W, BIAS, OUT, M, K, N, KP, ZP, XA, WB, ROWFIX, COLFIX, WSUM, COUNT,
+    }
 }
 
 /// `linear`: `out[r][n] = bias[n] - zp * sum_k W[n][k] + sum_k x[r][k] * W[n][k]`.
 pub fn linear(a: &mut Asm, dot4: bool) {
-    use linear_args::*;
+    use linear_args as w;
+    use Val::Arg;
     let s = subs_labels(a);
     // Repack x (M x K) and W (N x K) into rows of KP bytes.
-    for (dst, src, rows) in [(XA, X, M), (WB, W, N)] {
-        arg(a, S0, dst);
-        arg(a, S1, src);
-        arg(a, S2, rows);
-        arg(a, S3, K);
-        a.mv(S4, S3);
-        a.li(S5, 1);
-        arg(a, S6, KP);
-        a.jal(RA, s.gather);
+    for (dst, src, rows) in [(w::XA, w::X, w::M), (w::WB, w::W, w::N)] {
+        Gather::repack(Arg(dst), Arg(src), Arg(rows), Arg(w::K), Arg(w::KP)).call(a, &s);
     }
-    arg(a, S0, WB);
-    arg(a, S2, N);
-    arg(a, S4, KP);
-    a.srli(S4, S4, BLOCK.trailing_zeros() as i32);
-    arg(a, S5, WSUM);
-    a.jal(RA, s.rowsum);
-    arg(a, A1, WSUM);
-    arg(a, A2, COLFIX);
-    arg(a, A3, BIAS);
-    arg(a, A4, ZP);
-    arg(a, T5, N);
-    bias_fix(a);
-    arg(a, S0, XA);
-    arg(a, S1, WB);
-    arg(a, S2, M);
-    arg(a, S3, N);
-    arg(a, S4, KP);
-    a.srli(S4, S4, BLOCK.trailing_zeros() as i32);
-    arg(a, S5, OUT);
-    arg(a, S6, ROWFIX);
-    arg(a, S7, COLFIX);
-    a.jal(RA, s.gemm);
+    RowSums { rows: Arg(w::WB), count: Arg(w::N), row_bytes: Arg(w::KP), out: Arg(w::WSUM) }.call(a, &s);
+    BiasFix { sums: w::WSUM, fix: w::COLFIX, bias: w::BIAS, zp: w::ZP, count: w::N }.emit(a);
+    Gemm {
+        a: Arg(w::XA),
+        b: Arg(w::WB),
+        m: Arg(w::M),
+        n: Arg(w::N),
+        row_bytes: Arg(w::KP),
+        out: Arg(w::OUT),
+        rowfix: Arg(w::ROWFIX),
+        colfix: Arg(w::COLFIX),
+    }
+    .call(a, &s);
     a.exit(0);
     emit_subs(a, dot4, &s);
 }
 
-/// Argument words of the `matmul` kernel.
-pub mod matmul_args {
-    #![allow(missing_docs)]
-    pub const A: usize = 0;
-    pub const B: usize = 1;
-    pub const OUT: usize = 2;
-    pub const T: usize = 3;
-    pub const M: usize = 4;
-    pub const K: usize = 5;
-    pub const N: usize = 6;
-    pub const KP: usize = 7;
-    pub const A_ZP: usize = 8;
-    pub const B_ZP: usize = 9;
-    pub const AA: usize = 10;
-    pub const BB: usize = 11;
-    pub const ROWFIX: usize = 12;
-    pub const COLFIX: usize = 13;
-    pub const SUMA: usize = 14;
-    pub const SUMB: usize = 15;
-    pub const A_STRIDE: usize = 16;
-    pub const B_STRIDE: usize = 17;
-    pub const OUT_STRIDE: usize = 18;
-    pub const COUNT: usize = 19;
+arg_words! {
+    /// Argument words of the `matmul` kernel.
+    pub mod matmul_args {
+        A, B, OUT, T, M, K, N, KP, A_ZP, B_ZP, AA, BB, ROWFIX, COLFIX, SUMA, SUMB, A_STRIDE,
+        B_STRIDE, OUT_STRIDE, COUNT,
+    }
 }
 
 /// `matmul`: per batch, `out[i][j] = K*az*bz - bz*sum_k A[i][k] - az*sum_k B[k][j]
 /// + sum_k A[i][k] * B[k][j]`.
 pub fn matmul(a: &mut Asm, dot4: bool) {
-    use matmul_args::*;
+    use matmul_args as w;
+    use Val::{Arg, Imm, Reg};
     let s = subs_labels(a);
-    arg(a, A6, T);
-    arg(a, A7, A);
-    arg(a, 3, B); // gp: current B
-    arg(a, 4, OUT); // tp: current out
+    // The batch's operands: a7 = A_t, gp = B_t, tp = out_t.
+    arg(a, A6, w::T);
+    arg(a, A7, w::A);
+    arg(a, GP, w::B);
+    arg(a, TP, w::OUT);
     repeat(a, A6, A6, |a| {
         // AA <- A_t (rows of K), BB <- B_t transposed (row j = column j of B_t).
-        arg(a, S0, AA);
-        a.mv(S1, A7);
-        arg(a, S2, M);
-        arg(a, S3, K);
-        a.mv(S4, S3);
-        a.li(S5, 1);
-        arg(a, S6, KP);
-        a.jal(RA, s.gather);
-        arg(a, S0, BB);
-        a.mv(S1, 3);
-        arg(a, S2, N);
-        arg(a, S3, K);
-        a.li(S4, 1);
-        arg(a, S5, N);
-        arg(a, S6, KP);
-        a.jal(RA, s.gather);
-        for (src, rows, dst) in [(AA, M, SUMA), (BB, N, SUMB)] {
-            arg(a, S0, src);
-            arg(a, S2, rows);
-            arg(a, S4, KP);
-            a.srli(S4, S4, BLOCK.trailing_zeros() as i32);
-            arg(a, S5, dst);
-            a.jal(RA, s.rowsum);
+        Gather::repack(Arg(w::AA), Reg(A7), Arg(w::M), Arg(w::K), Arg(w::KP)).call(a, &s);
+        Gather {
+            dst: Arg(w::BB),
+            src: Reg(GP),
+            rows: Arg(w::N),
+            cols: Arg(w::K),
+            src_row: Imm(1),
+            src_col: Arg(w::N),
+            dst_row: Arg(w::KP),
         }
-        arg(a, T3, K);
-        arg(a, T4, A_ZP);
-        arg(a, T5, B_ZP);
+        .call(a, &s);
+        for (rows, count, out) in [(w::AA, w::M, w::SUMA), (w::BB, w::N, w::SUMB)] {
+            RowSums { rows: Arg(rows), count: Arg(count), row_bytes: Arg(w::KP), out: Arg(out) }.call(a, &s);
+        }
+        // t3 = K*az*bz, t4 = az, t5 = bz.
+        arg(a, T3, w::K);
+        arg(a, T4, w::A_ZP);
+        arg(a, T5, w::B_ZP);
         a.mul(T3, T3, T4);
         a.mul(T3, T3, T5);
-        arg(a, A1, SUMA);
-        arg(a, A2, ROWFIX);
-        arg(a, T6, M);
-        repeat(a, T6, T6, |a| {
-            a.lw(T0, A1, 0);
-            a.mul(T0, T0, T5);
-            a.sub(T0, T3, T0);
-            a.sw(T0, A2, 0);
-            a.addi(A1, A1, 4);
-            a.addi(A2, A2, 4);
-        });
-        arg(a, A1, SUMB);
-        arg(a, A2, COLFIX);
-        arg(a, T6, N);
-        repeat(a, T6, T6, |a| {
-            a.lw(T0, A1, 0);
-            a.mul(T0, T0, T4);
-            a.sub(T0, ZERO, T0);
-            a.sw(T0, A2, 0);
-            a.addi(A1, A1, 4);
-            a.addi(A2, A2, 4);
-        });
-        arg(a, S0, AA);
-        arg(a, S1, BB);
-        arg(a, S2, M);
-        arg(a, S3, N);
-        arg(a, S4, KP);
-        a.srli(S4, S4, BLOCK.trailing_zeros() as i32);
-        a.mv(S5, 4);
-        arg(a, S6, ROWFIX);
-        arg(a, S7, COLFIX);
-        a.jal(RA, s.gemm);
-        for (r, stride) in [(A7, A_STRIDE), (3, B_STRIDE), (4, OUT_STRIDE)] {
-            arg(a, T0, stride);
-            a.add(r, r, T0);
+        zp_fix(a, w::SUMA, w::ROWFIX, w::M, T3, T5);
+        zp_fix(a, w::SUMB, w::COLFIX, w::N, ZERO, T4);
+        Gemm {
+            a: Arg(w::AA),
+            b: Arg(w::BB),
+            m: Arg(w::M),
+            n: Arg(w::N),
+            row_bytes: Arg(w::KP),
+            out: Reg(TP),
+            rowfix: Arg(w::ROWFIX),
+            colfix: Arg(w::COLFIX),
+        }
+        .call(a, &s);
+        for (ptr, stride) in [(A7, w::A_STRIDE), (GP, w::B_STRIDE), (TP, w::OUT_STRIDE)] {
+            advance(a, ptr, stride);
         }
     });
     a.exit(0);
     emit_subs(a, dot4, &s);
 }
 
-/// Argument words of the `conv2d` kernel.
-pub mod conv_args {
-    #![allow(missing_docs)]
-    pub const X: usize = 0;
-    pub const W: usize = 1;
-    pub const BIAS: usize = 2;
-    pub const OUT: usize = 3;
-    pub const NB: usize = 4;
-    pub const C: usize = 5;
-    pub const H: usize = 6;
-    pub const WD: usize = 7;
-    pub const O: usize = 8;
-    pub const KH: usize = 9;
-    pub const KW: usize = 10;
-    pub const SH: usize = 11;
-    pub const SW: usize = 12;
-    pub const PT: usize = 13;
-    pub const PL: usize = 14;
-    pub const OH: usize = 15;
-    pub const OW: usize = 16;
-    pub const ZP: usize = 17;
-    pub const KK: usize = 18;
-    pub const KP: usize = 19;
-    pub const WB: usize = 20;
-    pub const COLS: usize = 21;
-    pub const ROWFIX: usize = 22;
-    pub const COLFIX: usize = 23;
-    pub const WSUM: usize = 24;
-    pub const X_STRIDE: usize = 25;
-    pub const OUT_STRIDE: usize = 26;
-    pub const P: usize = 27;
-    pub const COUNT: usize = 28;
+arg_words! {
+    /// Argument words of the `conv2d` kernel.
+    pub mod conv_args {
+        X, W, BIAS, OUT, NB, C, H, WD, O, KH, KW, SH, SW, PT, PL, OH, OW, ZP, KK, KP, WB, COLS,
+        ROWFIX, COLFIX, WSUM, X_STRIDE, OUT_STRIDE, P, COUNT,
+    }
 }
 
 /// `conv2d`: im2col per image (padding holds the zero point), then
 /// `out[o][p] = bias[o] - zp * sum W[o] + sum_k W[o][k] * cols[p][k]`.
 pub fn conv2d(a: &mut Asm, dot4: bool) {
-    use conv_args::*;
+    use conv_args as w;
+    use Val::{Arg, Reg};
     let s = subs_labels(a);
-    arg(a, S0, WB);
-    arg(a, S1, W);
-    arg(a, S2, O);
-    arg(a, S3, KK);
-    a.mv(S4, S3);
-    a.li(S5, 1);
-    arg(a, S6, KP);
-    a.jal(RA, s.gather);
-    arg(a, S0, WB);
-    arg(a, S2, O);
-    arg(a, S4, KP);
-    a.srli(S4, S4, BLOCK.trailing_zeros() as i32);
-    arg(a, S5, WSUM);
-    a.jal(RA, s.rowsum);
-    arg(a, A1, WSUM);
-    arg(a, A2, ROWFIX);
-    arg(a, A3, BIAS);
-    arg(a, A4, ZP);
-    arg(a, T5, O);
-    bias_fix(a);
-    arg(a, A6, NB);
-    arg(a, A7, X);
-    arg(a, 3, OUT);
+    Gather::repack(Arg(w::WB), Arg(w::W), Arg(w::O), Arg(w::KK), Arg(w::KP)).call(a, &s);
+    RowSums { rows: Arg(w::WB), count: Arg(w::O), row_bytes: Arg(w::KP), out: Arg(w::WSUM) }.call(a, &s);
+    BiasFix { sums: w::WSUM, fix: w::ROWFIX, bias: w::BIAS, zp: w::ZP, count: w::O }.emit(a);
+    // The image's operands: a7 = x_n, gp = out_n.
+    arg(a, A6, w::NB);
+    arg(a, A7, w::X);
+    arg(a, GP, w::OUT);
     repeat(a, A6, A6, |a| {
         im2col(a);
-        arg(a, S0, WB);
-        arg(a, S1, COLS);
-        arg(a, S2, O);
-        arg(a, S3, P);
-        arg(a, S4, KP);
-        a.srli(S4, S4, BLOCK.trailing_zeros() as i32);
-        a.mv(S5, 3);
-        arg(a, S6, ROWFIX);
-        arg(a, S7, COLFIX);
-        a.jal(RA, s.gemm);
-        arg(a, T0, X_STRIDE);
-        a.add(A7, A7, T0);
-        arg(a, T0, OUT_STRIDE);
-        a.add(3, 3, T0);
+        Gemm {
+            a: Arg(w::WB),
+            b: Arg(w::COLS),
+            m: Arg(w::O),
+            n: Arg(w::P),
+            row_bytes: Arg(w::KP),
+            out: Reg(GP),
+            rowfix: Arg(w::ROWFIX),
+            colfix: Arg(w::COLFIX),
+        }
+        .call(a, &s);
+        advance(a, A7, w::X_STRIDE);
+        advance(a, GP, w::OUT_STRIDE);
     });
     a.exit(0);
     emit_subs(a, dot4, &s);
@@ -397,16 +414,17 @@ pub fn conv2d(a: &mut Asm, dot4: bool) {
 
 /// im2col of the image at a7 into COLS: row `oy*OW + ox`, column `(c*KH + i)*KW + j`.
 fn im2col(a: &mut Asm) {
-    use conv_args::*;
-    arg(a, S5, OH);
-    arg(a, S6, OW);
-    arg(a, S7, C);
-    arg(a, S8, KH);
-    arg(a, S9, KW);
-    arg(a, S10, H);
-    arg(a, S11, WD);
-    arg(a, T5, ZP);
-    arg(a, A1, COLS);
+    use conv_args as w;
+    let window = Window { sh: w::SH, sw: w::SW, pt: w::PT, pl: w::PL };
+    arg(a, S5, w::OH);
+    arg(a, S6, w::OW);
+    arg(a, S7, w::C);
+    arg(a, S8, w::KH);
+    arg(a, S9, w::KW);
+    arg(a, S10, w::H);
+    arg(a, S11, w::WD);
+    arg(a, T5, w::ZP);
+    arg(a, A1, w::COLS);
     for_up(a, S0, S5, |a| {
         for_up(a, S1, S6, |a| {
             a.mv(A2, A1);
@@ -414,16 +432,7 @@ fn im2col(a: &mut Asm) {
                 for_up(a, S3, S8, |a| {
                     for_up(a, S4, S9, |a| {
                         let store = a.label();
-                        arg(a, T0, SH);
-                        a.mul(T0, S0, T0);
-                        a.add(T0, T0, S3);
-                        arg(a, T1, PT);
-                        a.sub(T0, T0, T1);
-                        arg(a, T1, SW);
-                        a.mul(T1, S1, T1);
-                        a.add(T1, T1, S4);
-                        arg(a, T2, PL);
-                        a.sub(T1, T1, T2);
+                        window_input_pos(a, &window);
                         a.mv(T3, T5);
                         a.bgeu(T0, S10, store);
                         a.bgeu(T1, S11, store);
@@ -439,8 +448,7 @@ fn im2col(a: &mut Asm) {
                     });
                 });
             });
-            arg(a, T0, KP);
-            a.add(A1, A1, T0);
+            advance(a, A1, w::KP);
         });
     });
 }

@@ -2,8 +2,28 @@
 //! building blocks. Each kernel reads its argument blob through `a0`
 //! (`docs/spec/node-image.md` lists every blob) and ends with `exit(0)`.
 
-use crate::asm::{reg::*, Asm, Reg};
+use crate::asm::reg::{A0, A1, A2, A3, A6, S0, S1, S3, S4, T0, T1, T2, ZERO};
+use crate::asm::{Asm, Reg};
 use crate::error::CompileError;
+
+/// An argument blob's layout: a `usize` constant per word, numbered from 0 in the order
+/// listed, so that adding a word renumbers the rest instead of leaving a gap or a clash.
+/// Items after the `;` (sizes, counts that are not word indices) go into the module as
+/// they are.
+macro_rules! arg_words {
+    ($(#[$doc:meta])* pub mod $name:ident { $($(#[$wdoc:meta])* $word:ident),+ $(,)? $(; $($extra:item)*)? }) => {
+        $(#[$doc])*
+        pub mod $name {
+            #![allow(missing_docs)]
+            #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+            enum Word {
+                $($word),+
+            }
+            $($(#[$wdoc])* pub const $word: usize = Word::$word as usize;)+
+            $($($extra)*)?
+        }
+    };
+}
 
 pub mod copy;
 pub mod elementwise;
@@ -133,6 +153,105 @@ impl KernelId {
 /// Load argument word `i` of the blob at `a0`.
 pub(crate) fn arg(a: &mut Asm, rd: Reg, i: usize) {
     a.lw(rd, A0, 4 * i as i32);
+}
+
+/// The streaming convention of the element-wise, pooling, softmax and gather kernels: a1
+/// walks the input, a2 the output, a6 counts the outer loop (elements, rows or planes)
+/// down. Loads the three from argument words `x`, `out`, `count`.
+pub(crate) fn load_stream(a: &mut Asm, x: usize, out: usize, count: usize) {
+    arg(a, A1, x);
+    arg(a, A2, out);
+    arg(a, A6, count);
+}
+
+/// The streaming convention of the binary kernels (`add`, `qadd`, `qmul`): a1 and a2 walk
+/// the inputs, a3 the output, a6 counts the elements down.
+pub(crate) fn load_binary_stream(a: &mut Asm, x: usize, y: usize, out: usize, count: usize) {
+    arg(a, A1, x);
+    arg(a, A2, y);
+    arg(a, A3, out);
+    arg(a, A6, count);
+}
+
+/// Where an operand of a subroutine call comes from. Calls name their operands with it
+/// (`gemm::Gemm`, `gemm::Gather`, ...), and the call helper loads each into the register
+/// the subroutine takes it in.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Val {
+    /// Argument word `i` of the blob at `a0`.
+    Arg(usize),
+    /// A register's value (copied unless it already is the operand's register).
+    Reg(Reg),
+    /// A constant.
+    Imm(i32),
+}
+
+impl Val {
+    /// Emit `rd = self`.
+    pub(crate) fn load(self, a: &mut Asm, rd: Reg) {
+        match self {
+            Val::Arg(i) => arg(a, rd, i),
+            Val::Reg(r) if r == rd => {}
+            Val::Reg(r) => a.mv(rd, r),
+            Val::Imm(v) => a.li(rd, v),
+        }
+    }
+}
+
+/// `ptr += argument word stride` (clobbers t0): the step of a pointer that walks a batch.
+pub(crate) fn advance(a: &mut Asm, ptr: Reg, stride: usize) {
+    arg(a, T0, stride);
+    a.add(ptr, ptr, T0);
+}
+
+/// Argument words of a 2-D window's placement: the stride and the leading padding of each
+/// axis (`conv2d` and the pooling kernels share the convention).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Window {
+    pub sh: usize,
+    pub sw: usize,
+    pub pt: usize,
+    pub pl: usize,
+}
+
+/// The input position a window element reads: `t0 = oy*sh + ky - pt`,
+/// `t1 = ox*sw + kx - pl`, for the output position (oy, ox) in s0, s1 and the window
+/// offset (ky, kx) in s3, s4 (both kernels loop in these registers). A position in the
+/// padding is negative or past the edge, so one unsigned compare per axis finds it.
+/// Clobbers t2.
+pub(crate) fn window_input_pos(a: &mut Asm, w: &Window) {
+    arg(a, T0, w.sh);
+    a.mul(T0, S0, T0);
+    a.add(T0, T0, S3);
+    arg(a, T1, w.pt);
+    a.sub(T0, T0, T1);
+    arg(a, T1, w.sw);
+    a.mul(T1, S1, T1);
+    a.add(T1, T1, S4);
+    arg(a, T2, w.pl);
+    a.sub(T1, T1, T2);
+}
+
+/// Argument words of a quantized kernel's output stage: the activation bounds, already
+/// offset by `-zp` (so clamping before adding the zero point cannot overflow), and the
+/// output zero point.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OutByte {
+    pub lo: usize,
+    pub hi: usize,
+    pub zp: usize,
+}
+
+/// Store `clamp(x, lo, hi) + zp` as the byte at `out`, the words of `o` loaded into
+/// `[lo, hi, zp]` of `regs` (the zero point may reuse a bound's register).
+pub(crate) fn store_out_byte(a: &mut Asm, x: Reg, out: Reg, o: &OutByte, regs: [Reg; 3]) {
+    let [lo, hi, zp] = regs;
+    arg(a, lo, o.lo);
+    arg(a, hi, o.hi);
+    clamp(a, x, lo, hi);
+    arg(a, zp, o.zp);
+    a.add(x, x, zp);
+    a.sb(x, out, 0);
 }
 
 /// Run `body` `n` times (the value of register `n` at entry; 0 runs nothing), counting

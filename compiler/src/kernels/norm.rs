@@ -3,34 +3,22 @@
 //! step: `S`, `c_i`, `Q`, `D = isqrt(floor(Q / n) + eps)`, `z_i = round(c_i 2^16 / D)`,
 //! `round((z_i gamma_i + beta_i) / 2^shift) + out_zp`, saturated to i8.
 
-use super::wide::{self, Wide, SLOT};
-use super::{arg, clamp, repeat};
-use crate::asm::{reg::*, Asm, Reg};
+use super::wide::{self, At, Wide, LIMBS_UP, SLOT};
+use super::{arg, repeat, store_out_byte, OutByte};
+use crate::asm::reg::{GP, S0, S1, S2, S3, S4, S5, S6, S7, S8, S9, T0, T1, T2, T3, T4, TP, ZERO};
+use crate::asm::{Asm, Reg};
 
-/// Argument words of the norm kernel.
-pub mod norm_args {
-    #![allow(missing_docs)]
-    pub const X: usize = 0;
-    pub const OUT: usize = 1;
-    pub const ROWS: usize = 2;
-    pub const N: usize = 3;
-    pub const WIDE: usize = 4;
-    pub const GAMMA: usize = 5;
-    pub const BETA: usize = 6;
-    pub const EPS_LO: usize = 7;
-    pub const EPS_HI: usize = 8;
-    pub const SHIFT: usize = 9;
-    pub const OUT_ZP: usize = 10;
-    pub const LO: usize = 11;
-    pub const HI: usize = 12;
-    pub const SLOTS: usize = 13;
-    pub const CENTER: usize = 14;
-    pub const COUNT: usize = 15;
-    /// Scratch bytes for the slots.
-    pub const SLOT_BYTES: usize = 21 * 16;
+arg_words! {
+    /// Argument words of the norm kernel.
+    pub mod norm_args {
+        X, OUT, ROWS, N, WIDE, GAMMA, BETA, EPS_LO, EPS_HI, SHIFT, OUT_ZP, LO, HI, SLOTS, CENTER,
+        COUNT;
+        /// Scratch bytes for the slots.
+        pub const SLOT_BYTES: usize = 21 * 16;
+    }
 }
 
-// Slots (16 bytes each) from gp.
+// Slots (16 bytes each) from gp; tp holds the sign flag of `neg_if`.
 const S_SUM: i32 = 0;
 const S_Q: i32 = 1;
 const S_T: i32 = 2;
@@ -50,17 +38,13 @@ const S_HALF: i32 = 15;
 const S_BET: i32 = 16;
 const S_ISQ: i32 = 17; // four slots
 
-const GP: Reg = 3;
-const TP: Reg = 4;
-
-fn slot(a: &mut Asm, rd: Reg, s: i32) {
-    a.addi(rd, GP, SLOT * s);
+/// The address of slot `s`.
+fn at(s: i32) -> At {
+    (GP, SLOT * s)
 }
 
 fn zero_slot(a: &mut Asm, s: i32) {
-    for off in [0, 4, 8, 12] {
-        a.sw(ZERO, GP, SLOT * s + off);
-    }
+    wide::clear(a, &[at(s)]);
 }
 
 /// Slot `s` = sign extension of the 64-bit `hi:lo`. Clobbers t4.
@@ -76,13 +60,6 @@ fn store_sext64(a: &mut Asm, s: i32, lo: Reg, hi: Reg) {
 fn store_sext32(a: &mut Asm, s: i32, v: Reg) {
     a.srai(T4, v, 31);
     store_sext64(a, s, v, T4);
-}
-
-fn call3(a: &mut Asm, f: crate::asm::Label, d: i32, x: i32, y: i32) {
-    slot(a, A1, d);
-    slot(a, A2, x);
-    slot(a, A3, y);
-    a.jal(S11, f);
 }
 
 /// t0 = element at s7 (i8 or i32 by the WIDE argument).
@@ -109,7 +86,7 @@ fn load_c(a: &mut Asm, w: &Wide) {
     a.mul(T1, T0, T2);
     a.mulh(T2, T0, T2);
     store_sext64(a, S_C, T1, T2);
-    call3(a, w.sub, S_C, S_C, S_SUM);
+    w.sub(a, at(S_C), at(S_C), at(S_SUM));
     a.j(done);
     a.bind(plain);
     store_sext32(a, S_C, T0);
@@ -120,29 +97,28 @@ fn load_c(a: &mut Asm, w: &Wide) {
 fn neg_if(a: &mut Asm, w: &Wide, s: i32) {
     let skip = a.label();
     a.beq(TP, ZERO, skip);
-    slot(a, A1, s);
-    slot(a, A2, s);
-    a.jal(S11, w.neg);
+    w.neg(a, at(s), at(s));
     a.bind(skip);
 }
 
 /// The norm kernel.
 pub fn norm(a: &mut Asm) {
-    use norm_args::*;
+    use norm_args as n;
     let w = Wide::labels(a);
-    arg(a, GP, SLOTS);
+    let out = OutByte { lo: n::LO, hi: n::HI, zp: n::OUT_ZP };
+    arg(a, GP, n::SLOTS);
     // Constant slots: n, eps, 2^(shift-1).
     zero_slot(a, S_N);
-    arg(a, T0, N);
+    arg(a, T0, n::N);
     a.sw(T0, GP, SLOT * S_N);
     zero_slot(a, S_EPS);
-    arg(a, T0, EPS_LO);
+    arg(a, T0, n::EPS_LO);
     a.sw(T0, GP, SLOT * S_EPS);
-    arg(a, T0, EPS_HI);
+    arg(a, T0, n::EPS_HI);
     a.sw(T0, GP, SLOT * S_EPS + 4);
     zero_slot(a, S_HALF);
     let no_half = a.label();
-    arg(a, T0, SHIFT);
+    arg(a, T0, n::SHIFT);
     a.beq(T0, ZERO, no_half);
     a.addi(T0, T0, -1);
     a.srli(T1, T0, 5);
@@ -154,65 +130,54 @@ pub fn norm(a: &mut Asm) {
     a.sw(T2, T1, SLOT * S_HALF);
     a.bind(no_half);
     // s3 = element size.
-    arg(a, T0, WIDE);
+    arg(a, T0, n::WIDE);
     a.slli(T1, T0, 1);
     a.add(T1, T1, T0);
     a.addi(S3, T1, 1);
-    arg(a, S0, X);
-    arg(a, S1, OUT);
-    arg(a, S2, ROWS);
+    arg(a, S0, n::X);
+    arg(a, S1, n::OUT);
+    arg(a, S2, n::ROWS);
     repeat(a, S2, S2, |a| {
         // S = sum x (layernorm only).
         zero_slot(a, S_SUM);
         let no_sum = a.label();
-        arg(a, T0, CENTER);
+        arg(a, T0, n::CENTER);
         a.beq(T0, ZERO, no_sum);
         a.mv(S7, S0);
-        arg(a, S9, N);
+        arg(a, S9, n::N);
         repeat(a, S9, S9, |a| {
             load_x(a);
             store_sext32(a, S_C, T0);
-            call3(a, w.add, S_SUM, S_SUM, S_C);
+            w.add(a, at(S_SUM), at(S_SUM), at(S_C));
             a.add(S7, S7, S3);
         });
         a.bind(no_sum);
         // Q = sum c^2.
         zero_slot(a, S_Q);
         a.mv(S7, S0);
-        arg(a, S9, N);
+        arg(a, S9, n::N);
         repeat(a, S9, S9, |a| {
             load_c(a, &w);
-            slot(a, A5, S_SQ);
-            slot(a, A6, S_C);
-            slot(a, A7, S_C);
-            slot(a, T6, S_MULTMP);
-            a.jal(RA, w.mul);
-            call3(a, w.add, S_Q, S_Q, S_SQ);
+            w.mul(a, at(S_SQ), at(S_C), at(S_C), at(S_MULTMP));
+            w.add(a, at(S_Q), at(S_Q), at(S_SQ));
             a.add(S7, S7, S3);
         });
         // D = isqrt(floor(Q / n) + eps), D2 = 2D, s4 = (D == 0).
-        slot(a, A5, S_T);
-        slot(a, A6, S_REM);
-        slot(a, A7, S_Q);
-        slot(a, S10, S_N);
-        a.jal(RA, w.divmod);
-        call3(a, w.add, S_T, S_T, S_EPS);
-        slot(a, A5, S_D);
-        slot(a, A6, S_T);
-        slot(a, T6, S_ISQ);
-        a.jal(RA, w.isqrt);
-        call3(a, w.add, S_D2, S_D, S_D);
+        w.divmod(a, at(S_T), at(S_REM), at(S_Q), at(S_N));
+        w.add(a, at(S_T), at(S_T), at(S_EPS));
+        w.isqrt(a, at(S_D), at(S_T), at(S_ISQ));
+        w.add(a, at(S_D2), at(S_D), at(S_D));
         a.li(S4, 0);
-        for off in [0, 4, 8, 12] {
+        for off in LIMBS_UP {
             a.lw(T0, GP, SLOT * S_D + off);
             a.or(S4, S4, T0);
         }
         a.sltiu(S4, S4, 1);
         // Elements.
         a.mv(S7, S0);
-        arg(a, S5, GAMMA);
-        arg(a, S6, BETA);
-        arg(a, S9, N);
+        arg(a, S5, n::GAMMA);
+        arg(a, S6, n::BETA);
+        arg(a, S9, n::N);
         repeat(a, S9, S9, |a| {
             load_c(a, &w);
             zero_slot(a, S_Z);
@@ -221,52 +186,42 @@ pub fn norm(a: &mut Asm) {
             // z = sign(c) * floor((|c| * 2^17 + D) / 2D).
             a.lw(T0, GP, SLOT * S_C + 12);
             a.srli(TP, T0, 31);
-            for off in [0, 4, 8, 12] {
+            for off in LIMBS_UP {
                 a.lw(T0, GP, SLOT * S_C + off);
                 a.sw(T0, GP, SLOT * S_NUM + off);
             }
             neg_if(a, &w, S_NUM);
             a.li(S8, 17);
             repeat(a, S8, S8, |a| {
-                slot(a, A1, S_NUM);
-                a.jal(S11, w.shl1);
+                w.shl1(a, at(S_NUM));
             });
-            call3(a, w.add, S_NUM, S_NUM, S_D);
-            slot(a, A5, S_Z);
-            slot(a, A6, S_REM);
-            slot(a, A7, S_NUM);
-            slot(a, S10, S_D2);
-            a.jal(RA, w.divmod);
+            w.add(a, at(S_NUM), at(S_NUM), at(S_D));
+            w.divmod(a, at(S_Z), at(S_REM), at(S_NUM), at(S_D2));
             neg_if(a, &w, S_Z);
             a.bind(gamma_stage);
             // y = z * gamma + beta.
             a.lw(T0, S5, 0);
             store_sext32(a, S_GAM, T0);
             a.addi(S5, S5, 4);
-            slot(a, A5, S_Y);
-            slot(a, A6, S_Z);
-            slot(a, A7, S_GAM);
-            slot(a, T6, S_MULTMP);
-            a.jal(RA, w.mul);
+            w.mul(a, at(S_Y), at(S_Z), at(S_GAM), at(S_MULTMP));
             let no_beta = a.label();
             a.beq(S6, ZERO, no_beta);
             a.lw(T0, S6, 0);
             store_sext32(a, S_BET, T0);
-            call3(a, w.add, S_Y, S_Y, S_BET);
+            w.add(a, at(S_Y), at(S_Y), at(S_BET));
             a.addi(S6, S6, 4);
             a.bind(no_beta);
             // r = sign(y) * floor((|y| + 2^(shift-1)) / 2^shift) (r = y when shift = 0).
             let clamp_stage = a.label();
-            arg(a, T0, SHIFT);
+            arg(a, T0, n::SHIFT);
             a.beq(T0, ZERO, clamp_stage);
             a.lw(T0, GP, SLOT * S_Y + 12);
             a.srli(TP, T0, 31);
             neg_if(a, &w, S_Y);
-            call3(a, w.add, S_Y, S_Y, S_HALF);
-            arg(a, S8, SHIFT);
+            w.add(a, at(S_Y), at(S_Y), at(S_HALF));
+            arg(a, S8, n::SHIFT);
             repeat(a, S8, S8, |a| {
-                slot(a, A1, S_Y);
-                a.jal(S11, w.shr1);
+                w.shr1(a, at(S_Y));
             });
             neg_if(a, &w, S_Y);
             a.bind(clamp_stage);
@@ -283,20 +238,15 @@ pub fn norm(a: &mut Asm) {
             a.bne(T3, T4, sat);
             a.j(in_range);
             a.bind(sat);
-            arg(a, T0, HI);
+            arg(a, T0, n::HI);
             a.bge(T3, ZERO, in_range);
-            arg(a, T0, LO);
+            arg(a, T0, n::LO);
             a.bind(in_range);
-            arg(a, T1, LO);
-            arg(a, T2, HI);
-            clamp(a, T0, T1, T2);
-            arg(a, T1, OUT_ZP);
-            a.add(T0, T0, T1);
-            a.sb(T0, S1, 0);
+            store_out_byte(a, T0, S1, &out, [T1, T2, T1]);
             a.addi(S1, S1, 1);
             a.add(S7, S7, S3);
         });
-        arg(a, T0, N);
+        arg(a, T0, n::N);
         a.mul(T0, T0, S3);
         a.add(S0, S0, T0);
     });

@@ -1,41 +1,28 @@
 //! Pooling kernels over NCHW int8 planes.
 
-use super::{arg, for_up, repeat};
-use crate::asm::{reg::*, Asm};
+use super::{advance, arg, for_up, load_stream, repeat, window_input_pos, Window};
+use crate::asm::reg::{A1, A2, A6, S0, S1, S10, S11, S3, S4, S5, S6, S8, S9, T0, T1, T2, T3, T4, T5, T6, ZERO};
+use crate::asm::Asm;
 
-/// Argument words of `maxpool2d` and `avgpool2d` (average pooling has no padding).
-pub mod pool_args {
-    #![allow(missing_docs)]
-    pub const X: usize = 0;
-    pub const OUT: usize = 1;
-    pub const PLANES: usize = 2;
-    pub const H: usize = 3;
-    pub const W: usize = 4;
-    pub const KH: usize = 5;
-    pub const KW: usize = 6;
-    pub const SH: usize = 7;
-    pub const SW: usize = 8;
-    pub const PT: usize = 9;
-    pub const PL: usize = 10;
-    pub const OH: usize = 11;
-    pub const OW: usize = 12;
-    pub const PLANE_BYTES: usize = 13;
-    pub const COUNT: usize = 14;
+arg_words! {
+    /// Argument words of `maxpool2d` and `avgpool2d` (average pooling has no padding).
+    pub mod pool_args {
+        X, OUT, PLANES, H, W, KH, KW, SH, SW, PT, PL, OH, OW, PLANE_BYTES, COUNT,
+    }
 }
 
-/// Loop over planes and output positions; `window` emits the per-window code with
-/// iy in t0, ix in t1 for each in-bounds element's byte in t3 (via `element`), then `store`.
+/// Loop over planes and output positions: `init` starts a window, `element` takes each
+/// in-bounds element's byte in t3 (iy in t0, ix in t1), `store` writes the output byte at a2.
 fn pool(a: &mut Asm, init: impl Fn(&mut Asm), element: impl Fn(&mut Asm), store: impl Fn(&mut Asm)) {
-    use pool_args::*;
-    arg(a, A1, X);
-    arg(a, A2, OUT);
-    arg(a, A6, PLANES);
-    arg(a, S5, OH);
-    arg(a, S6, OW);
-    arg(a, S8, KH);
-    arg(a, S9, KW);
-    arg(a, S10, H);
-    arg(a, S11, W);
+    use pool_args as w;
+    let window = Window { sh: w::SH, sw: w::SW, pt: w::PT, pl: w::PL };
+    load_stream(a, w::X, w::OUT, w::PLANES);
+    arg(a, S5, w::OH);
+    arg(a, S6, w::OW);
+    arg(a, S8, w::KH);
+    arg(a, S9, w::KW);
+    arg(a, S10, w::H);
+    arg(a, S11, w::W);
     repeat(a, A6, A6, |a| {
         for_up(a, S0, S5, |a| {
             for_up(a, S1, S6, |a| {
@@ -43,16 +30,7 @@ fn pool(a: &mut Asm, init: impl Fn(&mut Asm), element: impl Fn(&mut Asm), store:
                 for_up(a, S3, S8, |a| {
                     for_up(a, S4, S9, |a| {
                         let skip = a.label();
-                        arg(a, T0, SH);
-                        a.mul(T0, S0, T0);
-                        a.add(T0, T0, S3);
-                        arg(a, T1, PT);
-                        a.sub(T0, T0, T1);
-                        arg(a, T1, SW);
-                        a.mul(T1, S1, T1);
-                        a.add(T1, T1, S4);
-                        arg(a, T2, PL);
-                        a.sub(T1, T1, T2);
+                        window_input_pos(a, &window);
                         a.bgeu(T0, S10, skip);
                         a.bgeu(T1, S11, skip);
                         a.mul(T2, T0, S11);
@@ -67,8 +45,7 @@ fn pool(a: &mut Asm, init: impl Fn(&mut Asm), element: impl Fn(&mut Asm), store:
                 a.addi(A2, A2, 1);
             });
         });
-        arg(a, T0, PLANE_BYTES);
-        a.add(A1, A1, T0);
+        advance(a, A1, w::PLANE_BYTES);
     });
     a.exit(0);
 }

@@ -1,30 +1,26 @@
 //! `softmax` over the last axis with 64-bit sums and an exact 9-bit restoring division.
 
-use super::{arg, repeat};
-use crate::asm::{reg::*, Asm};
+use super::{arg, load_stream, repeat};
+use crate::asm::reg::{A0, A1, A2, A3, A6, A7, S0, S1, S11, S2, S3, S4, S5, S6, T0, T1, T2, T3, T4, T5};
+use crate::asm::{Asm, Reg};
 
-/// Argument words of `softmax`: then the 256 `exp_table` entries.
-pub mod softmax_args {
-    #![allow(missing_docs)]
-    pub const X: usize = 0;
-    pub const OUT: usize = 1;
-    pub const ROWS: usize = 2;
-    pub const LEN: usize = 3;
-    pub const TABLE: usize = 4;
+arg_words! {
+    /// Argument words of `softmax`: then the 256 `exp_table` entries.
+    pub mod softmax_args {
+        X, OUT, ROWS, LEN, TABLE,
+    }
 }
 
 /// Per row: `m = max`, `S = sum exp_table[m - x_i]` (64-bit), and per element
 /// `q = floor((512 e + S) / (2 S))`, which lies in `0..=256` because `e <= S`, computed by
 /// restoring division over 9 quotient bits on 64-bit register pairs; `out = min(q - 128, 127)`.
 pub fn softmax(a: &mut Asm) {
-    use softmax_args::*;
-    arg(a, A1, X);
-    arg(a, A2, OUT);
-    arg(a, A6, ROWS);
-    a.addi(S11, A0, 4 * TABLE as i32);
+    use softmax_args as w;
+    load_stream(a, w::X, w::OUT, w::ROWS);
+    a.addi(S11, A0, 4 * w::TABLE as i32);
     a.li(S6, 127);
     repeat(a, A6, A6, |a| {
-        arg(a, A7, LEN);
+        arg(a, A7, w::LEN);
         // s0 = max of the row.
         a.lb(S0, A1, 0);
         a.mv(A3, A1);
@@ -97,7 +93,7 @@ pub fn softmax(a: &mut Asm) {
 }
 
 /// `t0 = exp_table[s0 - x]` for the byte `x` at `ptr` (table at s11). Clobbers t1.
-fn exp_entry(a: &mut Asm, ptr: crate::asm::Reg) {
+fn exp_entry(a: &mut Asm, ptr: Reg) {
     a.lb(T1, ptr, 0);
     a.sub(T1, S0, T1);
     a.slli(T1, T1, 2);

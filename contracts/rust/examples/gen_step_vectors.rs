@@ -16,8 +16,8 @@
 
 use std::collections::BTreeMap;
 
-use opml_vm::isa::{decode, Kind, Op};
-use opml_vm::testgen::{encode, random_case, CaseKind};
+use opml_vm::isa::{decode, encode, Kind, Op};
+use opml_vm::testgen::{random_case, CaseKind};
 use opml_vm::{Machine, Status};
 use serde_json::{json, Value};
 

@@ -6,8 +6,8 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use opml_vm::isa::decode;
-use opml_vm::testgen::{random_case, CaseKind, KINDS};
+use opml_vm::isa::{decode, KINDS};
+use opml_vm::testgen::{random_case, CaseKind};
 use opml_vm::{Fault, Status};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
