@@ -53,6 +53,14 @@ contract OptimisticML {
         Challenger
     }
 
+    /// Why a game ended (GameEnded): a side's clock ran out, the leaf step was re-executed,
+    /// or the game was abandoned because its claim was voided by another game.
+    enum EndReason {
+        Timeout,
+        Step,
+        Abandoned
+    }
+
     enum RequestStatus {
         None,
         Open,
@@ -100,7 +108,7 @@ contract OptimisticML {
         Phase phase;
         bool pending; // the submitter's states for [lo, hi] are posted, the challenger picks
         Side winner;
-        uint8 endReason;
+        EndReason endReason;
         uint64 claimId;
         uint64 lastMove;
         uint64 submitterClock;
@@ -151,7 +159,7 @@ contract OptimisticML {
         uint64 lastMove;
         uint32 node;
         Side winner;
-        uint8 endReason;
+        EndReason endReason;
     }
 
     // ------------------------------------------------------------------ events
@@ -184,7 +192,7 @@ contract OptimisticML {
     );
     event HandedOver(uint256 indexed gameId, uint32 node, bytes32 output, bytes32 preStateHash, bytes32 finalStateHash);
     event StepResolved(uint256 indexed gameId, uint64 step, bytes32 postStateHash);
-    event GameEnded(uint256 indexed gameId, Side winner, uint8 reason);
+    event GameEnded(uint256 indexed gameId, Side winner, EndReason reason);
     event ClaimVoided(uint256 indexed claimId, uint256 gameId);
     event ClaimFinalized(uint256 indexed claimId, address submitter, bytes32 outputCommitment);
     event Withdrawn(address indexed account, uint256 amount);
@@ -234,10 +242,6 @@ contract OptimisticML {
 
     // ------------------------------------------------------------------ state
 
-    /// End reasons of GameEnded.
-    uint8 internal constant REASON_TIMEOUT = 0;
-    uint8 internal constant REASON_STEP = 1;
-    uint8 internal constant REASON_ABANDONED = 2;
     /// The dissection phases (a set of phase bits): Graph and Steps.
     uint256 private constant DISSECTING = (1 << uint256(Phase.Graph)) | (1 << uint256(Phase.Steps));
     /// The largest callbackGas the constructor accepts: a third of a 30M-gas block, so that
@@ -611,7 +615,7 @@ contract OptimisticML {
         if (keccak256(state) != g.hashLo) revert StateMismatch();
         bytes32 post = stepVerifier.step(state, proof);
         emit StepResolved(gameId, g.lo, post);
-        endGame(gameId, g, c, post == g.hashHi ? Side.Submitter : Side.Challenger, REASON_STEP);
+        endGame(gameId, g, c, post == g.hashHi ? Side.Submitter : Side.Challenger, EndReason.Step);
     }
 
     /// @notice Anyone ends a game whose side to move has spent more than its clock: it loses.
@@ -623,7 +627,7 @@ contract OptimisticML {
         checkPhase(g, c, g.phase != Phase.Ended);
         Side side = turnOf(g);
         if (elapsed(g) <= clockOf(g, side)) revert ClockNotRunOut();
-        endGame(gameId, g, c, side == Side.Submitter ? Side.Challenger : Side.Submitter, REASON_TIMEOUT);
+        endGame(gameId, g, c, side == Side.Submitter ? Side.Challenger : Side.Submitter, EndReason.Timeout);
     }
 
     /// @notice Anyone ends a game whose claim another game voided: no loser, the challenger's
@@ -633,7 +637,7 @@ contract OptimisticML {
         if (g.phase == Phase.Ended) revert WrongPhase(Phase.Ended);
         if (c.status != ClaimStatus.Voided) revert ClaimNotVoided(g.claimId);
         // The claim is voided, so endGame credits the challenger its bond and its share.
-        endGame(gameId, g, c, Side.Challenger, REASON_ABANDONED);
+        endGame(gameId, g, c, Side.Challenger, EndReason.Abandoned);
     }
 
     // ------------------------------------------------------------------ views
@@ -811,7 +815,7 @@ contract OptimisticML {
     /// voids the claim shares the submitter bond (less the burn) with every game still open on
     /// the claim (one share each, the rounding dust to the voiding game); such a game, ended
     /// only by `abandon`, gets its own bond back and its share.
-    function endGame(uint256 gameId, Game storage g, Claim storage c, Side winner, uint8 reason) private {
+    function endGame(uint256 gameId, Game storage g, Claim storage c, Side winner, EndReason reason) private {
         g.phase = Phase.Ended;
         g.winner = winner;
         g.endReason = reason;

@@ -510,6 +510,23 @@ contract GameHardeningTest is GameFixture {
         assertConserved();
     }
 
+    // ------------------------------------------------------------------ item 6: views of unknown ids
+
+    /// The views refuse ids that name nothing, rather than answering zeros a consumer could
+    /// read as an unfinalized claim of model 0 (a survivor of the mutation run: no test read
+    /// `result` of an unknown claim).
+    function test_viewsOfUnknownIdsRevert() public {
+        uint256 claimId = postHonestClaim();
+        vm.expectRevert(abi.encodeWithSelector(OptimisticML.UnknownClaim.selector, claimId + 1));
+        game.result(claimId + 1);
+        vm.expectRevert(abi.encodeWithSelector(OptimisticML.UnknownClaim.selector, claimId + 1));
+        game.claimOf(claimId + 1);
+        vm.expectRevert(abi.encodeWithSelector(OptimisticML.UnknownGame.selector, 1));
+        game.gameOf(1);
+        (bool finalized, bytes32 model,,,,) = game.result(claimId);
+        assertTrue(!finalized && model == modelId, "the known claim answers");
+    }
+
     // ------------------------------------------------------------------ item 6: one node
 
     /// A one-node model: open goes straight to the handover of node 0, then the VM phase.

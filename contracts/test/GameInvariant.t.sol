@@ -325,7 +325,7 @@ contract GameHandler is GameFixture {
         for (uint256 i = 0; i < gameIds.length; i++) {
             if (gameRec[gameIds[i]].claimId != claimId) continue;
             OptimisticML.GameView memory v = game.gameOf(gameIds[i]);
-            if (v.phase != OptimisticML.Phase.Ended || v.endReason == 2) n++;
+            if (v.phase != OptimisticML.Phase.Ended || v.endReason == OptimisticML.EndReason.Abandoned) n++;
         }
     }
 

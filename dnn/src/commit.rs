@@ -1,4 +1,4 @@
-//! Commitments (DESIGN §4, `docs/spec/commitments.md`): tensors, node descriptors, the model,
+//! Commitments (`docs/spec/commitments.md`): tensors, node descriptors, the model,
 //! and graph states over the slot vector. Every root uses the one tree of `opml-merkle`.
 
 use opml_merkle::{bytes_root, hash_pair, leaves_root, Hash};

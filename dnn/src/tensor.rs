@@ -79,7 +79,7 @@ pub struct Tensor {
     data: Data,
 }
 
-/// Number of elements of `shape`, or an error if the product overflows.
+/// Number of elements of `shape`, or `None` if the product overflows.
 pub fn checked_numel(shape: &[usize]) -> Option<usize> {
     shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
 }

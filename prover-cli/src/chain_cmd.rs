@@ -3,45 +3,34 @@
 //! play a whole game as the submitter or the challenger, finalize, withdraw, inspect.
 //! Every move comes from the off-chain game client (`opml_cli::game`).
 
-#[path = "chain/client.rs"]
-pub(crate) mod client;
-#[path = "chain/deploy.rs"]
-pub(crate) mod deploy;
-#[path = "chain/deployment.rs"]
-pub(crate) mod deployment;
-#[path = "chain/play.rs"]
-pub(crate) mod play;
-#[path = "chain/report.rs"]
-pub(crate) mod report;
-#[path = "chain/signer.rs"]
-pub(crate) mod signer;
-#[path = "chain/workers.rs"]
-pub(crate) mod workers;
-
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use alloy::primitives::{Address, U256};
-use alloy::rpc::types::TransactionReceipt;
 use alloy_sol_types::{SolEvent, SolEventInterface};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use opml_cli::game::abi::{IModelRegistry, IOptimisticML};
 use opml_cli::game::Fault;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::sample::{claim_data, registration, run_of, RunArgs};
-use client::Client;
-use deploy::{deploy_contracts, ConfigArgs, CHAIN_DEFAULTS};
-use deployment::Deployment;
+use std::sync::Arc;
+
+use opml_cli::game::abi::{reason_name, side_name};
 use opml_cli::game::Run;
 use opml_dnn::bundle::Bundle;
-use play::{reason_name, side_name, PlayOptions, Role};
-use report::{Reporter, Sink};
-use signer::KeyArgs;
-use std::sync::Arc;
-use workers::Workers;
+
+use crate::chain::client::Client;
+use crate::chain::deploy::{deploy_contracts, ConfigArgs, CHAIN_DEFAULTS};
+use crate::chain::deployment::{self, Deployment};
+use crate::chain::play::{self, PlayOptions, Role};
+use crate::chain::report::{Reporter, Sink};
+use crate::chain::signer::KeyArgs;
+use crate::chain::workers::Workers;
+use crate::chain::{connect, event, Conn};
+use crate::output::output;
+use crate::sample::{claim_data, registration, run_of, RunArgs};
 
 /// Chain subcommands.
 #[derive(Debug, Subcommand)]
@@ -62,23 +51,6 @@ pub enum ChainCommand {
     Show(IdArgs),
     /// Play one side of a game until it ends, computing every move from your own run.
     Play(PlayArgs),
-}
-
-/// Where the chain and the contracts are, and who signs.
-#[derive(Debug, Args)]
-pub struct Conn {
-    /// Deployment file written by `opml chain deploy` or `opml devnet up` (default:
-    /// $OPML_DEPLOYMENT, else ./deployment.json if it exists, else the devnet's).
-    #[arg(long)]
-    pub deployment: Option<PathBuf>,
-    /// JSON-RPC URL (default: the deployment file's).
-    #[arg(long)]
-    pub rpc: Option<String>,
-    #[command(flatten)]
-    pub keys: KeyArgs,
-    /// Machine-readable output.
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -181,38 +153,6 @@ pub fn run(cmd: ChainCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Print `v` as JSON, or `human` otherwise.
-pub(crate) fn output(json: bool, v: Value, human: String) {
-    if json {
-        println!("{}", serde_json::to_string_pretty(&v).expect("JSON values serialize"));
-    } else {
-        println!("{human}");
-    }
-}
-
-/// Find and load the deployment and connect (signing when `signing`), checking the chain id.
-pub(crate) async fn connect(c: &Conn, signing: bool) -> Result<(Client, Deployment)> {
-    let file = deployment::resolve(c.deployment.as_deref())?;
-    let d = Deployment::load(&file)?;
-    let s = if signing { Some(c.keys.signer()?) } else { None };
-    let rpc = c.rpc.clone().unwrap_or_else(|| d.rpc.clone());
-    let client = Client::connect(&rpc, s)?;
-    let id = client.chain_id().await?;
-    if id != d.chain_id {
-        bail!("{} is for chain {}, {rpc} is chain {id}", file.display(), d.chain_id);
-    }
-    Ok((client, d))
-}
-
-/// The first event `E` in a receipt.
-pub(crate) fn event<E: SolEvent>(r: &TransactionReceipt, what: &str) -> Result<E> {
-    r.inner
-        .logs()
-        .iter()
-        .find_map(|l| E::decode_log_data(l.data()).ok())
-        .ok_or_else(|| anyhow!("{what}: tx {} has no {} event", r.transaction_hash, E::SIGNATURE))
-}
-
 async fn deploy(a: DeployArgs) -> Result<()> {
     let c = Client::connect(&a.rpc, Some(a.keys.signer()?))?;
     let d = deploy_contracts(&c, &a.rpc, a.config.config(&CHAIN_DEFAULTS)).await?;
@@ -244,7 +184,7 @@ async fn ensure_registered(
 ) -> Result<Option<String>> {
     match c.try_view(d.registry, &IModelRegistry::getCall { id }).await? {
         Ok(_) => Ok(None),
-        Err(why) if why.starts_with("UnknownModel") => {
+        Err(why) if why.is_unknown_model() => {
             let r = c.send_call(d.registry, call, U256::ZERO, "register").await?;
             let e: IModelRegistry::ModelRegistered = event(&r, "register")?;
             if e.modelId != id {
@@ -258,7 +198,7 @@ async fn ensure_registered(
 
 async fn register(a: RegisterArgs) -> Result<()> {
     let (c, d) = connect(&a.conn, true).await?;
-    let b = crate::model_cmd::load_bundle(&a.bundle)?;
+    let b = crate::files::load_bundle(&a.bundle)?;
     let (call, id) = registration(&b, &a.uri)?;
     let tx = ensure_registered(&c, &d, &call, id).await?;
     let human = match &tx {
@@ -445,11 +385,11 @@ async fn run_from_chain(
 ) -> Result<(Bundle, Run)> {
     let g = c.view(d.game, &IOptimisticML::gameOfCall { gameId: U256::from(game) }).await?;
     let logs = c.logs(d.game, vec![IOptimisticML::ClaimPosted::SIGNATURE_HASH], Some(g.claimId), d.block).await?;
-    let claim = match logs.first().map(crate::watch_cmd::claims::decode).transpose()?.flatten() {
-        Some(crate::watch_cmd::claims::Followed::Claim(cl)) => cl,
+    let claim = match logs.first().map(crate::watch::claims::decode).transpose()?.flatten() {
+        Some(crate::watch::claims::Followed::Claim(cl)) => cl,
         _ => bail!("claim {} of game {game}: no ClaimPosted event found from block {}", g.claimId, d.block),
     };
-    let mut store = crate::watch_cmd::models::ModelStore::default();
+    let mut store = crate::watch::models::ModelStore::default();
     let id = store.add(bundle)?;
     if id != claim.model_id {
         bail!(
@@ -460,7 +400,7 @@ async fn run_from_chain(
         );
     }
     let model = store.get(&id).expect("just added");
-    let x = crate::watch_cmd::claims::claim_inputs(&model, &claim)
+    let x = crate::watch::claims::claim_inputs(&model, &claim)
         .map_err(|v| anyhow!("claim {}: {}: pass the input with --input FILE --index I", claim.id, v.name()))?;
     let b = &model.bundle;
     let (m, root) = (Arc::new(b.model.clone()), b.model_root()?);

@@ -24,24 +24,24 @@ use alloy_sol_types::{SolEvent, SolEventInterface};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use opml_cli::anvil::{free_port, Anvil};
-use opml_cli::game::abi::IOptimisticML;
+use opml_cli::game::abi::{phase_name, reason_name, side_name, IOptimisticML};
 use opml_cli::game::fault::{Fault, Run};
 use opml_dnn::bundle::Bundle;
 use opml_dnn::Tensor;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
 
-use crate::chain_cmd::client::Client;
-use crate::chain_cmd::deploy::deploy_contracts;
-use crate::chain_cmd::deployment::Deployment;
-use crate::chain_cmd::event;
-use crate::chain_cmd::play::{self, phase_name, reason_name, side_name, PlayOptions, Role};
-use crate::chain_cmd::report::{unix_now, Reporter, Sink};
-use crate::chain_cmd::workers::Workers;
-use crate::model_cmd::{load_bundle, load_data};
+use crate::chain::client::Client;
+use crate::chain::deploy::deploy_contracts;
+use crate::chain::deployment::Deployment;
+use crate::chain::event;
+use crate::chain::play::{self, PlayOptions, Role};
+use crate::chain::report::{unix_now, Reporter, Sink};
+use crate::chain::workers::Workers;
+use crate::files::{load_bundle, load_data};
 use crate::sample::{claim_data, registration};
-use crate::watch_cmd::models::ModelStore;
-use crate::watch_cmd::service::{Roles, WatchConfig, Watcher};
+use crate::watch::models::ModelStore;
+use crate::watch::service::{Roles, WatchConfig, Watcher};
 
 /// Anvil's well-known dev keys 0..4 (public test keys of its default mnemonic; the demo's
 /// chain is private and thrown away).

@@ -26,11 +26,11 @@ use opml_cli::anvil::{Anvil, AnvilError};
 use opml_cli::game::abi::IOptimisticML;
 use serde_json::{json, Value};
 
-use crate::chain_cmd::client::Client;
-use crate::chain_cmd::deploy::{deploy_contracts, ConfigArgs, DEVNET_DEFAULTS};
-use crate::chain_cmd::deployment::{ConfigJson, Deployment};
-use crate::chain_cmd::output;
+use crate::chain::client::Client;
+use crate::chain::deploy::{deploy_contracts, ConfigArgs, DEVNET_DEFAULTS};
+use crate::chain::deployment::{ConfigJson, Deployment};
 use crate::home::{default_deployment, devnet_dir};
+use crate::output::output;
 use accounts::{dev_accounts, dev_signer, WARNING};
 use record::{remove_file, DevnetRecord, Liveness, LOG_FILE, RECORD_FILE, STATE_FILE};
 

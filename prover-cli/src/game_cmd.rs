@@ -18,8 +18,8 @@ use opml_dnn::bundle::{hex32, parse_hex32, Bundle};
 use opml_merkle::Hash;
 use serde_json::{json, Value};
 
+use crate::output::hex;
 use crate::sample;
-use crate::vm_cmd::hex;
 
 /// Game subcommands.
 #[derive(Debug, Subcommand)]

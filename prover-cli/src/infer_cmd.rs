@@ -13,7 +13,7 @@ use opml_dnn::exec::run_all;
 use opml_dnn::trace::Trace;
 use serde_json::json;
 
-use crate::model_cmd::{load_bundle, load_data};
+use crate::files::{load_bundle, load_data};
 
 /// `opml infer`.
 #[derive(Debug, Args)]

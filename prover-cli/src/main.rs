@@ -4,17 +4,21 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod chain;
 mod chain_cmd;
 mod demo_cmd;
 mod devnet_cmd;
+mod files;
 mod game_cmd;
 mod home;
 mod infer_cmd;
 mod model_cmd;
 mod node_cmd;
+mod output;
 mod sample;
 mod trace_cmd;
 mod vm_cmd;
+mod watch;
 mod watch_cmd;
 
 #[derive(Debug, Parser)]

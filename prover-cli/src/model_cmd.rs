@@ -1,19 +1,21 @@
 //! `opml model ...`: quantize float models into bundles, inspect and evaluate bundles.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use opml_compiler::binding::{check_images, KernelBinder};
-use opml_dnn::bundle::{hex32, Bundle};
+use opml_compiler::binding::KernelBinder;
+use opml_dnn::bundle::hex32;
 use opml_dnn::commit::{slot_vector_len, weight_roots};
 use opml_dnn::quant::arch::Arch;
 use opml_dnn::quant::float::{argmax_f32, FloatModel};
 use opml_dnn::quant::lower::{float_reference, predict, quantize};
-use opml_dnn::st::{read_dataset, read_f32_all, DataSet};
+use opml_dnn::st::read_f32_all;
 use rayon::prelude::*;
 use serde_json::json;
+
+use crate::files::{load_bundle, load_data, read};
 
 /// Model subcommands.
 #[derive(Debug, Subcommand)]
@@ -83,25 +85,6 @@ pub fn run(cmd: ModelCommand) -> Result<ExitCode> {
         ModelCommand::Eval(a) => eval_cmd(a),
     }
     .map(|()| ExitCode::SUCCESS)
-}
-
-fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
-}
-
-/// Load and validate a bundle file: its graph, weights and recorded commitment, and that
-/// its recorded node images are this build's kernels (so its model commitment is the one a
-/// dispute's VM images prove against).
-pub fn load_bundle(path: &Path) -> Result<Bundle> {
-    let b = Bundle::from_bytes(&read(path)?).with_context(|| format!("loading bundle {}", path.display()))?;
-    check_images(&b.model, b.node_images()).with_context(|| format!("loading bundle {}", path.display()))?;
-    Ok(b)
-}
-
-/// Load a data file.
-pub fn load_data(path: &Path, need_labels: bool) -> Result<DataSet> {
-    let name = path.display().to_string();
-    Ok(read_dataset(&read(path)?, &name, need_labels)?)
 }
 
 fn quantize_cmd(a: QuantizeArgs) -> Result<()> {

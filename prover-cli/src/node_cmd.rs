@@ -13,8 +13,8 @@ use opml_dnn::exec::run_all;
 use opml_dnn::Tensor;
 use serde_json::json;
 
+use crate::output::print_witness;
 use crate::sample::load_sample;
-use crate::vm_cmd::print_witness;
 
 /// Process exit status of `opml node run` when the VM output differs from the native one.
 const EXIT_MISMATCH: u8 = 2;

@@ -14,7 +14,7 @@ use opml_dnn::bundle::Bundle;
 use opml_dnn::commit::slot_vector_len;
 use opml_dnn::Tensor;
 
-use crate::model_cmd::{load_bundle, load_data};
+use crate::files::{load_bundle, load_data};
 
 /// Which run: a bundle and one input sample.
 #[derive(Debug, Clone, Args)]

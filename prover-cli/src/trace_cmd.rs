@@ -15,8 +15,8 @@ use opml_dnn::bundle::hex32;
 use opml_dnn::trace::Trace;
 use serde_json::{json, Value};
 
-use crate::chain_cmd::output;
-use crate::model_cmd::load_bundle;
+use crate::files::load_bundle;
+use crate::output::output;
 use compare::{check, compare, FirstDifference, Verdict};
 
 const AGREE: u8 = 0;

@@ -12,6 +12,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use opml_vm::{Checkpoints, Fault, Machine, RunEnd, Status};
 use serde_json::json;
 
+use crate::output::{hex, print_witness};
+
 /// Process exit status of `opml vm run` when the program faulted.
 const EXIT_FAULTED: u8 = 125;
 /// Process exit status of `opml vm run` when the step limit was reached first.
@@ -77,11 +79,6 @@ fn load(path: &Path) -> Result<(Vec<u8>, Machine)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let m = Machine::from_elf(&bytes).with_context(|| format!("cannot load {}", path.display()))?;
     Ok((bytes, m))
-}
-
-/// `0x`-prefixed lower-case hex.
-pub(crate) fn hex(b: &[u8]) -> String {
-    format!("0x{}", ::hex::encode(b))
 }
 
 fn progress_bar(total: Option<u64>) -> ProgressBar {
@@ -265,26 +262,4 @@ fn show_witness(a: AtStepArgs) -> Result<ExitCode> {
     }
     print_witness(&m.step_with_witness(), a.json)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Print a step witness: `state` and `proof` are the calldata of the Solidity `step`.
-pub(crate) fn print_witness(w: &opml_vm::Witness, as_json: bool) -> Result<()> {
-    if as_json {
-        let j = json!({
-            "step": w.step,
-            "state": hex(&w.state),
-            "proof": hex(&w.proof),
-            "post_state_hash": hex(&w.post_state_hash),
-            "state_bytes": w.state.len(),
-            "proof_bytes": w.proof.len(),
-        });
-        println!("{}", serde_json::to_string_pretty(&j)?);
-    } else {
-        println!("step            {}", w.step);
-        println!("state           {}", hex(&w.state));
-        println!("proof           {}", hex(&w.proof));
-        println!("post_state_hash {}", hex(&w.post_state_hash));
-        println!("calldata        {} + {} bytes", w.state.len(), w.proof.len());
-    }
-    Ok(())
 }

@@ -3,15 +3,6 @@
 //! input, challenge the false ones, play each game to its end), as a submitter (defend
 //! this account's claims, finalize them, withdraw), or both.
 
-#[path = "watch/claims.rs"]
-pub(crate) mod claims;
-#[path = "watch/datadir.rs"]
-pub(crate) mod datadir;
-#[path = "watch/models.rs"]
-pub(crate) mod models;
-#[path = "watch/service.rs"]
-pub(crate) mod service;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -21,10 +12,10 @@ use clap::{Args, ValueEnum};
 use opml_cli::game::fault::Fault;
 use tokio::sync::watch;
 
-use crate::chain_cmd::report::{Reporter, Sink};
-use crate::chain_cmd::{connect, Conn};
-use models::ModelStore;
-use service::{Roles, WatchConfig, Watcher};
+use crate::chain::report::{Reporter, Sink};
+use crate::chain::{connect, Conn};
+use crate::watch::models::ModelStore;
+use crate::watch::service::{Roles, WatchConfig, Watcher};
 
 /// Which roles the watcher plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -31,7 +31,7 @@ use opml_compiler::layout::OUTPUT_BASE;
 use opml_dnn::bundle::Bundle;
 use opml_dnn::st::read_dataset;
 use serde_json::Value;
-use IOptimisticML::{Phase, Side};
+use IOptimisticML::{EndReason, Phase, Side};
 
 /// Anvil's default dev accounts 0..3 (from its well-known test mnemonic); test use only.
 const KEYS: [&str; 4] = [
@@ -271,7 +271,7 @@ async fn honest_submitter_beats_a_challenger_of_a_true_claim() {
     let (p, _) = provider(&a, DEPLOYER);
     let game = addr(&d["game"]);
     let gv = view(&p, game, &IOptimisticML::gameOfCall { gameId: U256::from(1) }).await;
-    assert_eq!((gv.phase, gv.winner, gv.endReason), (Phase::Ended, Side::Submitter, 1));
+    assert_eq!((gv.phase, gv.winner, gv.endReason), (Phase::Ended, Side::Submitter, EndReason::Step));
     assert_eq!(shown["winner"], "submitter");
     let names: Vec<&str> = shown["events"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
     let count = |n: &str| names.iter().filter(|x| **x == n).count();
@@ -398,7 +398,7 @@ async fn honest_challenger_beats_a_lying_submitter() {
         (Some("challenger"), Some("step"), Some(true))
     );
     let gv = view(&p, game, &IOptimisticML::gameOfCall { gameId: id }).await;
-    assert_eq!((gv.phase, gv.winner, gv.endReason), (Phase::Ended, Side::Challenger, 1));
+    assert_eq!((gv.phase, gv.winner, gv.endReason), (Phase::Ended, Side::Challenger, EndReason::Step));
     assert_eq!(gv.lo, l.vm.end_step() - 1, "the leaf is the forged halting step");
     let cv = view(&p, game, &IOptimisticML::claimOfCall { claimId: claim }).await;
     assert!(cv.voided);

@@ -40,7 +40,7 @@ use opml_dnn::commit::{slot_vector_len, tensor_commitment, NodeImage};
 use opml_dnn::st::read_dataset;
 use opml_dnn::{Model, Tensor};
 use opml_merkle::{keccak256, Hash};
-use IOptimisticML::{Phase, Side};
+use IOptimisticML::{EndReason, Phase, Side};
 
 const OWNER: Address = address!("0x00000000000000000000000000000000000000aa");
 const SUBMITTER: Address = address!("0x0000000000000000000000000000000000005b17");
@@ -466,7 +466,7 @@ fn play(
             d.chain.warp(CLOCK + 1);
             let (_, r) = d.ok("timeout", ANYONE, 0, &IOptimisticML::timeoutCall { gameId: id });
             let ended = events::<IOptimisticML::GameEnded>(&r);
-            assert_eq!((ended[0].winner, ended[0].reason), (Side::Challenger, 0));
+            assert_eq!((ended[0].winner, ended[0].reason), (Side::Challenger, EndReason::Timeout));
             return Played { end: End::BadHandover(reason), graph_rounds, vm_rounds: 0 };
         }
         (got, want) => panic!("handover: contract {:?}, Rust {want:?}", got.as_ref().map(|x| revert_reason(x))),
@@ -489,7 +489,7 @@ fn play(
     let resolved = events::<IOptimisticML::StepResolved>(&r);
     assert_eq!((resolved[0].step, resolved[0].postStateHash), (step, b(&w.post_state_hash)));
     let ended = events::<IOptimisticML::GameEnded>(&r);
-    assert_eq!(ended[0].reason, 1);
+    assert_eq!(ended[0].reason, EndReason::Step);
     Played { end: End::Step { winner: ended[0].winner, node: node as u32, step }, graph_rounds, vm_rounds }
 }
 
@@ -682,7 +682,7 @@ fn a_silent_challenger_loses_on_time() {
     d.chain.warp(1);
     let (_, r) = d.ok("timeout", ANYONE, 0, &IOptimisticML::timeoutCall { gameId: id });
     let ended = events::<IOptimisticML::GameEnded>(&r);
-    assert_eq!((ended[0].winner, ended[0].reason), (Side::Submitter, 0));
+    assert_eq!((ended[0].winner, ended[0].reason), (Side::Submitter, EndReason::Timeout));
     assert_eq!(d.credits(SUBMITTER), CHALLENGER_BOND - CHALLENGER_BOND * BURN_BPS as u128 / 10_000);
     // A late pick is refused.
     let pick = IOptimisticML::pickCall { gameId: id, index: U256::ZERO, states: to_b256(&states) };

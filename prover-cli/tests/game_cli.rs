@@ -152,7 +152,7 @@ fn cli_moves_defend_a_true_claim_through_both_phases() {
     }
     let v = d.view();
     assert_eq!(v.winner, IOptimisticML::Side::Submitter);
-    assert_eq!(v.endReason, 1, "won at the step");
+    assert_eq!(v.endReason, IOptimisticML::EndReason::Step, "won at the step");
     // ceil(log16(9)) = 1 graph round, 32 / 4 = 8 step rounds.
     assert_eq!(rounds, 1 + 8);
     let credit = d.chain.view(SUBMITTER, game_addr, &IOptimisticML::creditsCall { account: SUBMITTER }.abi_encode());

@@ -24,7 +24,7 @@ use alloy_sol_types::SolCall;
 use opml_cli::anvil::{free_port, Anvil};
 use opml_cli::game::abi::IOptimisticML;
 use serde_json::Value;
-use IOptimisticML::{Phase, Side};
+use IOptimisticML::{EndReason, Phase, Side};
 
 /// Anvil's well-known dev keys (public test keys): deployer, submitter, challenger.
 const KEYS: [&str; 3] = [
@@ -222,7 +222,7 @@ async fn credits_zero(p: &DynProvider, game: Address, keys: &[usize]) -> bool {
 }
 
 /// Every game of the deployment: (claim, winner, reason).
-async fn games(p: &DynProvider, game: Address) -> Vec<(u64, Side, u8, Phase)> {
+async fn games(p: &DynProvider, game: Address) -> Vec<(u64, Side, EndReason, Phase)> {
     let n = view(p, game, &IOptimisticML::gameCountCall {}).await.to::<u64>();
     let mut v = Vec::new();
     for id in 1..=n {
@@ -239,7 +239,7 @@ async fn conserved(p: &DynProvider, game: Address) {
     assert_eq!(bal, tin - tout, "balance == totalIn - totalOut");
 }
 
-const STEP_REASON: u8 = 1;
+const STEP_REASON: EndReason = EndReason::Step;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_claims_every_lie_voided_every_truth_finalized() {

@@ -9,9 +9,9 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::{BlockNumberOrTag, Filter, Log, TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::transports::TransportError;
-use alloy_sol_types::{SolCall, SolInterface};
-use anyhow::{anyhow, bail, Context, Result};
-use opml_cli::game::abi::{revert_reason, IModelRegistry};
+use alloy_sol_types::SolCall;
+use anyhow::{anyhow, Context, Result};
+use opml_cli::game::abi::Revert;
 
 use super::signer::KEY_ENV;
 
@@ -22,24 +22,27 @@ pub const LOG_RANGE: u64 = 10_000;
 /// then retried from the chain's state).
 pub const RECEIPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// The name and arguments of a revert of the registry or the game (or the raw data, hex).
-pub fn decode_revert(data: &[u8]) -> String {
-    match IModelRegistry::IModelRegistryErrors::abi_decode(data) {
-        Ok(e) => format!("{e:?}"),
-        Err(_) => revert_reason(data),
-    }
+/// A call or transaction reverted with this decoded error: carried in the error chain, so
+/// callers match the error itself, not its text.
+#[derive(Debug, thiserror::Error)]
+#[error("reverted {0}")]
+pub struct Reverted(pub Revert);
+
+/// Whether `e`'s chain holds a revert for which `test` holds.
+pub fn reverted_with(e: &anyhow::Error, test: impl Fn(&Revert) -> bool) -> bool {
+    e.chain().any(|c| c.downcast_ref::<Reverted>().is_some_and(|r| test(&r.0)))
 }
 
 /// The revert data of an RPC error, when the node returned some.
 fn revert_data(e: &TransportError) -> Option<Bytes> {
-    e.as_error_resp().and_then(|p| p.as_revert_data())
+    e.as_error_resp().and_then(|p| p.as_revert_data()).filter(|d| !d.is_empty())
 }
 
-/// Explain an RPC error: the decoded revert when there is one, else the error itself.
-fn explain(e: &TransportError) -> String {
-    match revert_data(e) {
-        Some(d) if !d.is_empty() => format!("reverted {}", decode_revert(&d)),
-        _ => e.to_string(),
+/// An RPC error as an error: the decoded revert when there is one, else the error itself.
+fn explain(e: TransportError) -> anyhow::Error {
+    match revert_data(&e) {
+        Some(d) => Reverted(Revert::decode(&d)).into(),
+        None => e.into(),
     }
 }
 
@@ -135,12 +138,12 @@ impl Client {
         // of 100 each), which would make an exact limit run out of gas.
         let estimate = match self.provider.estimate_gas(tx.clone()).await {
             Ok(g) => g,
-            Err(e) => bail!("{what} from {from}: not sent: {}", explain(&e)),
+            Err(e) => return Err(explain(e).context(format!("{what} from {from}: not sent"))),
         };
         let tx = tx.with_gas_limit(gas_with_margin(estimate));
         let pending = match self.provider.send_transaction(tx.clone()).await {
             Ok(p) => p,
-            Err(e) => bail!("{what} from {from}: not sent: {}", explain(&e)),
+            Err(e) => return Err(explain(e).context(format!("{what} from {from}: not sent"))),
         };
         let hash = *pending.tx_hash();
         let r = pending
@@ -155,11 +158,11 @@ impl Client {
                 Ok(Some(t)) => alloy::consensus::Transaction::gas_limit(&t).to_string(),
                 _ => "?".to_string(),
             };
-            let why = match self.provider.call(tx).block(block.into()).await {
-                Err(e) => explain(&e),
-                Ok(_) => "reverted (the replay succeeded: out of gas?)".to_string(),
-            };
-            bail!("{what}: tx {hash} failed in block {block} (gas used {} of limit {limit}): {why}", r.gas_used);
+            let here = format!("{what}: tx {hash} failed in block {block} (gas used {} of limit {limit})", r.gas_used);
+            return Err(match self.provider.call(tx).block(block.into()).await {
+                Err(e) => explain(e).context(here),
+                Ok(_) => anyhow!("{here}: reverted (the replay succeeded: out of gas?)"),
+            });
         }
         Ok(r)
     }
@@ -178,18 +181,18 @@ impl Client {
     /// `eth_call` of a view; a revert is an error carrying the decoded reason.
     pub async fn view<C: SolCall>(&self, to: Address, call: &C) -> Result<C::Return> {
         let tx = TransactionRequest::default().with_to(to).with_input(call.abi_encode());
-        let out = self.provider.call(tx).await.map_err(|e| anyhow!("{} on {to}: {}", C::SIGNATURE, explain(&e)))?;
+        let out = self.provider.call(tx).await.map_err(|e| explain(e).context(format!("{} on {to}", C::SIGNATURE)))?;
         C::abi_decode_returns(&out).with_context(|| format!("{} on {to}: cannot decode the return data", C::SIGNATURE))
     }
 
-    /// Like [`Client::view`], but a revert is returned as its decoded reason.
-    pub async fn try_view<C: SolCall>(&self, to: Address, call: &C) -> Result<Result<C::Return, String>> {
+    /// Like [`Client::view`], but a revert is returned as its decoded error.
+    pub async fn try_view<C: SolCall>(&self, to: Address, call: &C) -> Result<Result<C::Return, Revert>> {
         let tx = TransactionRequest::default().with_to(to).with_input(call.abi_encode());
         match self.provider.call(tx).await {
             Ok(out) => Ok(Ok(C::abi_decode_returns(&out)
                 .with_context(|| format!("{} on {to}: cannot decode the return data", C::SIGNATURE))?)),
             Err(e) => match revert_data(&e) {
-                Some(d) => Ok(Err(decode_revert(&d))),
+                Some(d) => Ok(Err(Revert::decode(&d))),
                 None => Err(anyhow!("{} on {to}: {e}", C::SIGNATURE)),
             },
         }

@@ -26,7 +26,7 @@ use alloy::primitives::{keccak256, Address, B256, U256};
 use alloy_sol_types::{SolCall, SolEvent};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::ValueEnum;
-use opml_cli::game::abi::{to_b256, IOptimisticML};
+use opml_cli::game::abi::{phase_name, side_name, to_b256, IOptimisticML, Revert};
 use opml_cli::game::fault::Run;
 use opml_cli::game::strategy::{defend, pick};
 use opml_cli::game::{GameError, GraphView, HandoverData, View, VmView};
@@ -35,7 +35,7 @@ use opml_merkle::Hash;
 use serde_json::json;
 use IOptimisticML::{GameView, Phase, Side};
 
-use super::client::Client;
+use super::client::{reverted_with, Client};
 use super::report::Reporter;
 use super::workers::Workers;
 
@@ -58,42 +58,11 @@ impl Role {
     }
 }
 
-/// Name of a side.
-pub fn side_name(s: Side) -> &'static str {
-    match s {
-        Side::Submitter => "submitter",
-        _ => "challenger",
-    }
-}
-
-/// Name of a game-end reason.
-pub fn reason_name(r: u8) -> &'static str {
-    match r {
-        0 => "timeout",
-        1 => "step",
-        2 => "abandoned",
-        _ => "unknown",
-    }
-}
-
-/// Name of a phase.
-pub fn phase_name(p: Phase) -> &'static str {
-    match p {
-        Phase::Open => "open",
-        Phase::Graph => "graph",
-        Phase::Handover => "handover",
-        Phase::Steps => "steps",
-        Phase::Leaf => "leaf",
-        Phase::Ended => "ended",
-        _ => "invalid",
-    }
-}
-
 /// How a game ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     pub winner: Side,
-    pub reason: u8,
+    pub reason: IOptimisticML::EndReason,
     /// Moves this process sent (including timeout / abandon).
     pub sent: u32,
     /// Gas used by the moves this process sent.
@@ -298,7 +267,12 @@ impl Player<'_> {
                 };
                 self.send(&call, &format!("resolveStep node {node} step {lo}")).await?;
             }
-            _ => return Ok(Acted::Wait),
+            // The other side's turn, or no move left.
+            (Phase::Open | Phase::Handover, _, Role::Challenger)
+            | (Phase::Graph | Phase::Steps, false, Role::Challenger)
+            | (Phase::Graph | Phase::Steps, true, Role::Submitter)
+            | (Phase::Leaf, _, Role::Submitter)
+            | (Phase::Ended | Phase::__Invalid, _, _) => return Ok(Acted::Wait),
         }
         Ok(Acted::Sent)
     }
@@ -337,7 +311,7 @@ fn progress(report: &Reporter, id: U256, g: &GameView, round: u32) {
     let interval = match g.phase {
         Phase::Open | Phase::Ended => String::new(),
         Phase::Steps | Phase::Leaf => format!(" node {} steps [{}, {}]", g.node, g.lo, g.hi),
-        _ => format!(" [{}, {}]", g.lo, g.hi),
+        Phase::Graph | Phase::Handover | Phase::__Invalid => format!(" [{}, {}]", g.lo, g.hi),
     };
     report.event(
         "phase",
@@ -510,7 +484,7 @@ pub async fn play(
                 let now = c.view(game, &IOptimisticML::gameOfCall { gameId: id }).await?;
                 let moved = (now.phase as u8, now.lo, now.hi, now.pending) != key;
                 let text = format!("{e:#}");
-                let clock_race = text.contains("ClockRunOut") || text.contains("ClockNotRunOut");
+                let clock_race = reverted_with(&e, Revert::is_clock_race);
                 if !(moved || clock_race) {
                     return Err(e.context(format!("game {id}, phase {}", phase_name(g.phase))));
                 }

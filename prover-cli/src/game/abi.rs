@@ -69,6 +69,7 @@ alloy_sol_types::sol! {
         }
         enum Phase { Open, Graph, Handover, Steps, Leaf, Ended }
         enum Side { Submitter, Challenger }
+        enum EndReason { Timeout, Step, Abandoned }
         struct HandoverProof {
             bytes32 output;
             bytes32[] updateSiblings;
@@ -108,7 +109,7 @@ alloy_sol_types::sol! {
             uint64 lastMove;
             uint32 node;
             Side winner;
-            uint8 endReason;
+            EndReason endReason;
         }
 
         event Requested(uint256 indexed requestId, bytes32 modelId, address requester, uint256 fee, address callback,
@@ -124,7 +125,7 @@ alloy_sol_types::sol! {
         event HandedOver(uint256 indexed gameId, uint32 node, bytes32 output, bytes32 preStateHash,
             bytes32 finalStateHash);
         event StepResolved(uint256 indexed gameId, uint64 step, bytes32 postStateHash);
-        event GameEnded(uint256 indexed gameId, Side winner, uint8 reason);
+        event GameEnded(uint256 indexed gameId, Side winner, EndReason reason);
         event ClaimVoided(uint256 indexed claimId, uint256 gameId);
         event ClaimFinalized(uint256 indexed claimId, address submitter, bytes32 outputCommitment);
         event Withdrawn(address indexed account, uint256 amount);
@@ -231,11 +232,88 @@ impl From<&HandoverData> for IOptimisticML::HandoverProof {
     }
 }
 
-/// The name and arguments of a revert of the game contract (or the raw data, hex).
+/// A decoded revert of the contracts: a registry error (its own functions, or bubbled up
+/// through the game's `request` and `postClaim`), a game error, or data neither declares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revert {
+    Registry(IModelRegistry::IModelRegistryErrors),
+    Game(IOptimisticML::IOptimisticMLErrors),
+    Raw(Bytes),
+}
+
+impl Revert {
+    /// Decode revert data; registry errors first (the game's interface repeats the ones it
+    /// bubbles up, with the same selectors).
+    pub fn decode(data: &[u8]) -> Revert {
+        if let Ok(e) = IModelRegistry::IModelRegistryErrors::abi_decode(data) {
+            return Revert::Registry(e);
+        }
+        match IOptimisticML::IOptimisticMLErrors::abi_decode(data) {
+            Ok(e) => Revert::Game(e),
+            Err(_) => Revert::Raw(Bytes::copy_from_slice(data)),
+        }
+    }
+
+    /// Whether this is the game's clock rule: a move too late (`ClockRunOut`) or a timeout
+    /// too early (`ClockNotRunOut`), which a move racing the clock can meet.
+    pub fn is_clock_race(&self) -> bool {
+        use IOptimisticML::IOptimisticMLErrors as E;
+        matches!(self, Revert::Game(E::ClockRunOut(_) | E::ClockNotRunOut(_)))
+    }
+
+    /// Whether this is the registry's `UnknownModel`.
+    pub fn is_unknown_model(&self) -> bool {
+        use IModelRegistry::IModelRegistryErrors as R;
+        use IOptimisticML::IOptimisticMLErrors as E;
+        matches!(self, Revert::Registry(R::UnknownModel(_)) | Revert::Game(E::UnknownModel(_)))
+    }
+}
+
+impl std::fmt::Display for Revert {
+    /// The error's name and arguments (`ClockRunOut(ClockRunOut)`), or the data in hex.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Revert::Registry(e) => write!(f, "{e:?}"),
+            Revert::Game(e) => write!(f, "{e:?}"),
+            Revert::Raw(d) => write!(f, "0x{}", hex::encode(d)),
+        }
+    }
+}
+
+/// The name and arguments of a revert of the contracts (or the raw data, hex).
 pub fn revert_reason(data: &[u8]) -> String {
-    match IOptimisticML::IOptimisticMLErrors::abi_decode(data) {
-        Ok(e) => format!("{e:?}"),
-        Err(_) => format!("0x{}", hex::encode(data)),
+    Revert::decode(data).to_string()
+}
+
+/// Name of a side.
+pub fn side_name(s: IOptimisticML::Side) -> &'static str {
+    match s {
+        IOptimisticML::Side::Submitter => "submitter",
+        IOptimisticML::Side::Challenger => "challenger",
+        IOptimisticML::Side::__Invalid => "invalid",
+    }
+}
+
+/// Name of a phase.
+pub fn phase_name(p: IOptimisticML::Phase) -> &'static str {
+    match p {
+        IOptimisticML::Phase::Open => "open",
+        IOptimisticML::Phase::Graph => "graph",
+        IOptimisticML::Phase::Handover => "handover",
+        IOptimisticML::Phase::Steps => "steps",
+        IOptimisticML::Phase::Leaf => "leaf",
+        IOptimisticML::Phase::Ended => "ended",
+        IOptimisticML::Phase::__Invalid => "invalid",
+    }
+}
+/// The name of a game-end reason, as the commands print it.
+pub fn reason_name(r: IOptimisticML::EndReason) -> &'static str {
+    use IOptimisticML::EndReason as R;
+    match r {
+        R::Timeout => "timeout",
+        R::Step => "step",
+        R::Abandoned => "abandoned",
+        R::__Invalid => "invalid",
     }
 }
 

@@ -187,7 +187,7 @@ pub fn defended_run(model: &StoredModel, c: &ClaimRecord, faults: &[Fault], dept
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::watch_cmd::models::ModelStore;
+    use crate::watch::models::ModelStore;
     use opml_dnn::st::read_dataset;
     use std::path::Path;
 

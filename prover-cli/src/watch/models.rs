@@ -9,7 +9,7 @@ use alloy::primitives::B256;
 use anyhow::{Context, Result};
 use opml_dnn::bundle::Bundle;
 
-use crate::model_cmd::load_bundle;
+use crate::files::load_bundle;
 use crate::sample::registration;
 
 /// One bundle of the store.

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use alloy::primitives::{Address, B256, U256};
 use alloy_sol_types::SolEvent;
 use anyhow::{anyhow, Context, Result};
-use opml_cli::game::abi::IOptimisticML;
+use opml_cli::game::abi::{reason_name, side_name, IOptimisticML};
 use opml_cli::game::fault::{Fault, Run};
 use serde_json::json;
 use tokio::sync::watch;
@@ -31,12 +31,12 @@ use tokio::task::JoinHandle;
 use super::claims::{claim_inputs, decode, defended_run, honest_run, ClaimRecord, Followed, GameRecord, Verdict};
 use super::datadir::{DataDir, Identity, WatchState};
 use super::models::ModelStore;
-use crate::chain_cmd::client::Client;
-use crate::chain_cmd::deployment::Deployment;
-use crate::chain_cmd::event;
-use crate::chain_cmd::play::{self, reason_name, side_name, Outcome, PlayOptions, Role};
-use crate::chain_cmd::report::{unix_now, Reporter};
-use crate::chain_cmd::workers::Workers;
+use crate::chain::client::Client;
+use crate::chain::deployment::Deployment;
+use crate::chain::event;
+use crate::chain::play::{self, Outcome, PlayOptions, Role};
+use crate::chain::report::{unix_now, Reporter};
+use crate::chain::workers::Workers;
 
 /// Longest wait between retries after a failed pass or game task.
 const MAX_BACKOFF: Duration = Duration::from_secs(4);
@@ -149,7 +149,7 @@ impl Watcher {
         let roles = match (self.cfg.roles.challenger, self.cfg.roles.submitter) {
             (true, true) => "challenger and submitter",
             (true, false) => "challenger",
-            _ => "submitter",
+            (false, _) => "submitter",
         };
         let models: Vec<String> =
             self.models.list().iter().map(|(id, p)| format!("{} ({})", short(id), p.display())).collect();
