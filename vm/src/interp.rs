@@ -5,7 +5,10 @@
 
 use opml_merkle::Hash;
 
-use crate::isa::{self, alu, decode, Fault, Kind, Op, Status, REG_A0, REG_A1, REG_A2, REG_A7, SYS_EXIT, SYS_WRITE};
+use crate::isa::{
+    self, alu, decode, Fault, Kind, Op, Status, FD_STDERR, FD_STDOUT, REG_A0, REG_A1, REG_A2, REG_A7, SYS_EXIT,
+    SYS_WRITE,
+};
 use crate::memory::Memory;
 use crate::state::State;
 
@@ -253,6 +256,12 @@ impl Machine {
                     }
                 };
             }
+            // The base ALU is spelled out here next to `isa::alu` (which `step.rs`, and so
+            // the on-chain twin's differential tests, use): this `match` is the interpreter's
+            // only dispatch, and `alu(op.kind, ..)` in these arms would match on the kind a
+            // second time per instruction in the hottest loop. The immediate shifts skip
+            // `& 31` (the decoder gives shamt < 32). The M extension is rarer and goes through
+            // `isa::alu`. `tests/witness_step.rs` checks the two step for step.
             match op.kind {
                 Kind::Lui => r[rd] = op.imm,
                 Kind::Auipc => r[rd] = pc.wrapping_add(op.imm),
@@ -363,7 +372,7 @@ impl Machine {
                     }
                     SYS_WRITE => {
                         let fd = r[REG_A0];
-                        if fd != 1 && fd != 2 {
+                        if fd != FD_STDOUT && fd != FD_STDERR {
                             fault = Some(Fault::BadWriteFd);
                             break;
                         }
