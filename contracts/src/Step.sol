@@ -250,6 +250,8 @@ contract Step {
     function setReg(uint256 rd, uint256 v) private pure {
         assembly {
             let a := add(add(POST, REGS), shl(2, rd))
+            // Shifts the constant 1 by a named field offset, as intended.
+            // slither-disable-next-line incorrect-shift
             mstore(a, or(shl(U32_SHIFT, mul(v, lt(0, rd))), and(mload(a), sub(shl(U32_SHIFT, 1), 1))))
         }
     }
@@ -260,7 +262,9 @@ contract Step {
             let a := add(POST, PC_WORD)
             let w := mload(a)
             let s := and(add(shr(STEP_SHIFT, w), 1), U64)
-            // the new pc and step over the old ones; status, exit code and registers kept
+            // the new pc and step over the old ones; status, exit code and registers kept (the
+            // constant 1 shifted by a named field offset, as intended)
+            // slither-disable-next-line incorrect-shift
             mstore(a, or(or(shl(PC_SHIFT, nextPc), shl(STEP_SHIFT, s)), and(w, sub(shl(STEP_SHIFT, 1), 1))))
         }
     }
@@ -273,7 +277,8 @@ contract Step {
             let w := mload(a)
             let s := and(add(shr(STEP_SHIFT, w), 1), U64)
             // keep the pc (bits PC_SHIFT..) and the registers (below EXIT_CODE_SHIFT): clear
-            // step, status and exit code
+            // step, status and exit code (constants shifted by named offsets, as intended)
+            // slither-disable-next-line incorrect-shift
             w := and(w, not(shl(EXIT_CODE_SHIFT, sub(shl(sub(PC_SHIFT, EXIT_CODE_SHIFT), 1), 1))))
             mstore(
                 a,
@@ -287,7 +292,8 @@ contract Step {
     function setExit(uint256 code) private pure {
         assembly {
             let a := add(POST, PC_WORD)
-            // clear status and exit code (5 bytes)
+            // clear status and exit code (a 5-byte mask shifted to them, as intended)
+            // slither-disable-next-line incorrect-shift
             let w := and(mload(a), not(shl(EXIT_CODE_SHIFT, 0xffffffffff)))
             mstore(a, or(w, or(shl(STATUS_SHIFT, STATUS_EXITED), shl(EXIT_CODE_SHIFT, code))))
         }
