@@ -29,6 +29,10 @@ pub const EBREAK: u32 = 0x0010_0073;
 pub const SYS_EXIT: u32 = 93;
 pub const SYS_WRITE: u32 = 64;
 
+/// The file descriptors `write` accepts (in `a0`).
+pub const FD_STDOUT: u32 = 1;
+pub const FD_STDERR: u32 = 2;
+
 /// Register indices of the ABI names the VM cares about.
 pub const REG_A0: usize = 10;
 pub const REG_A1: usize = 11;
@@ -231,7 +235,48 @@ pub fn access_width(kind: Kind) -> Option<u32> {
         Kind::Lb | Kind::Lbu | Kind::Sb => Some(1),
         Kind::Lh | Kind::Lhu | Kind::Sh => Some(2),
         Kind::Lw | Kind::Sw => Some(4),
-        _ => None,
+        Kind::Lui
+        | Kind::Auipc
+        | Kind::Jal
+        | Kind::Jalr
+        | Kind::Beq
+        | Kind::Bne
+        | Kind::Blt
+        | Kind::Bge
+        | Kind::Bltu
+        | Kind::Bgeu
+        | Kind::Addi
+        | Kind::Slti
+        | Kind::Sltiu
+        | Kind::Xori
+        | Kind::Ori
+        | Kind::Andi
+        | Kind::Slli
+        | Kind::Srli
+        | Kind::Srai
+        | Kind::Add
+        | Kind::Sub
+        | Kind::Sll
+        | Kind::Slt
+        | Kind::Sltu
+        | Kind::Xor
+        | Kind::Srl
+        | Kind::Sra
+        | Kind::Or
+        | Kind::And
+        | Kind::Mul
+        | Kind::Mulh
+        | Kind::Mulhsu
+        | Kind::Mulhu
+        | Kind::Div
+        | Kind::Divu
+        | Kind::Rem
+        | Kind::Remu
+        | Kind::Fence
+        | Kind::Ecall
+        | Kind::Ebreak
+        | Kind::Dot4
+        | Kind::Invalid => None,
     }
 }
 
@@ -247,7 +292,8 @@ pub fn dot4(a: u32, b: u32) -> u32 {
     sum as u32
 }
 
-/// The M extension and base ALU on register values (no side effects).
+/// The M extension and base ALU on register values (no side effects). Only for the kinds of
+/// OP and OP-IMM: any other kind panics.
 #[inline]
 pub fn alu(kind: Kind, a: u32, b: u32) -> u32 {
     match kind {
@@ -281,7 +327,29 @@ pub fn alu(kind: Kind, a: u32, b: u32) -> u32 {
             }
         }
         Kind::Remu => a.checked_rem(b).unwrap_or(a),
-        _ => 0,
+        Kind::Lui
+        | Kind::Auipc
+        | Kind::Jal
+        | Kind::Jalr
+        | Kind::Beq
+        | Kind::Bne
+        | Kind::Blt
+        | Kind::Bge
+        | Kind::Bltu
+        | Kind::Bgeu
+        | Kind::Lb
+        | Kind::Lh
+        | Kind::Lw
+        | Kind::Lbu
+        | Kind::Lhu
+        | Kind::Sb
+        | Kind::Sh
+        | Kind::Sw
+        | Kind::Fence
+        | Kind::Ecall
+        | Kind::Ebreak
+        | Kind::Dot4
+        | Kind::Invalid => unreachable!("{kind:?} is not an OP or OP-IMM kind"),
     }
 }
 

@@ -201,6 +201,9 @@ fn advance(s: &mut State, next_pc: u32) {
     s.step = s.step.wrapping_add(1);
 }
 
+/// Decode and execute `insn`. The arms are in the order in which `Step.sol` tests the
+/// opcodes: the most frequent first, since there every test costs about 25 gas to each
+/// opcode tested after it.
 fn execute(s: &mut State, p: &mut ProofReader<'_>, fetch: &Fetch, insn: u32) -> Result<(), StepError> {
     let op = isa::decode(insn);
     let rd = op.rd as usize;
@@ -209,6 +212,13 @@ fn execute(s: &mut State, p: &mut ProofReader<'_>, fetch: &Fetch, insn: u32) -> 
     let pc = s.pc;
     let next = pc.wrapping_add(4);
     match insn & 0x7f {
+        opcode::OP_IMM => exec_op_imm(s, op.kind, rd, a, op.imm),
+        opcode::LOAD => exec_load(s, p, fetch, op.kind, rd, a.wrapping_add(op.imm))?,
+        opcode::STORE => exec_store(s, p, fetch, op.kind, a.wrapping_add(op.imm), b)?,
+        opcode::OP => exec_op(s, op.kind, rd, a, b),
+        opcode::BRANCH => exec_branch(s, op.kind, a, b, op.imm),
+        opcode::JAL => exec_jump(s, rd, next, pc.wrapping_add(op.imm)),
+        opcode::JALR if op.kind == Kind::Jalr => exec_jump(s, rd, next, a.wrapping_add(op.imm) & !1),
         opcode::LUI => {
             set_reg(s, rd, op.imm);
             advance(s, next);
@@ -217,63 +227,22 @@ fn execute(s: &mut State, p: &mut ProofReader<'_>, fetch: &Fetch, insn: u32) -> 
             set_reg(s, rd, pc.wrapping_add(op.imm));
             advance(s, next);
         }
-        opcode::JAL => exec_jump(s, rd, pc.wrapping_add(op.imm)),
-        opcode::JALR if op.kind == Kind::Jalr => exec_jump(s, rd, a.wrapping_add(op.imm) & !1),
-        opcode::BRANCH if op.kind != Kind::Invalid => exec_branch(s, op.kind, a, b, op.imm),
-        opcode::LOAD if op.kind != Kind::Invalid => exec_load(s, p, fetch, op.kind, rd, a.wrapping_add(op.imm))?,
-        opcode::STORE if op.kind != Kind::Invalid => exec_store(s, p, fetch, op.kind, a.wrapping_add(op.imm), b)?,
-        opcode::OP_IMM | opcode::OP if op.kind != Kind::Invalid => {
-            let rhs = if insn & 0x7f == opcode::OP_IMM { op.imm } else { b };
-            set_reg(s, rd, alu(op.kind, a, rhs));
-            advance(s, next);
-        }
-        opcode::MISC_MEM if op.kind == Kind::Fence => advance(s, next),
-        opcode::SYSTEM if op.kind == Kind::Ecall => exec_ecall(s),
-        opcode::SYSTEM if op.kind == Kind::Ebreak => fault(s, Fault::Ebreak),
         opcode::CUSTOM_0 if op.kind == Kind::Dot4 => {
             let acc = s.regs[rd];
             set_reg(s, rd, acc.wrapping_add(isa::dot4(a, b)));
             advance(s, next);
         }
+        opcode::SYSTEM if op.kind == Kind::Ecall => exec_ecall(s, next),
+        opcode::SYSTEM if op.kind == Kind::Ebreak => fault(s, Fault::Ebreak),
+        // fence: a no-op
+        opcode::MISC_MEM if op.kind == Kind::Fence => advance(s, next),
         _ => fault(s, Fault::InvalidInstruction),
     }
     Ok(())
 }
 
-fn exec_jump(s: &mut State, rd: usize, target: u32) {
-    if target & 3 != 0 {
-        return fault(s, Fault::MisalignedJump);
-    }
-    let link = s.pc.wrapping_add(4);
-    set_reg(s, rd, link);
-    advance(s, target);
-}
-
-fn exec_branch(s: &mut State, kind: Kind, a: u32, b: u32, imm: u32) {
-    let taken = match kind {
-        Kind::Beq => a == b,
-        Kind::Bne => a != b,
-        Kind::Blt => (a as i32) < (b as i32),
-        Kind::Bge => (a as i32) >= (b as i32),
-        Kind::Bltu => a < b,
-        _ => a >= b,
-    };
-    if !taken {
-        let next = s.pc.wrapping_add(4);
-        return advance(s, next);
-    }
-    let target = s.pc.wrapping_add(imm);
-    if target & 3 != 0 {
-        return fault(s, Fault::MisalignedJump);
-    }
-    advance(s, target);
-}
-
-/// Access width in bytes of a load or store kind.
-fn width(kind: Kind) -> u32 {
-    isa::access_width(kind).unwrap_or(4)
-}
-
+/// lb lh lw lbu lhu at `addr` (rs1 + imm_i): a reserved funct3 faults, then a misaligned
+/// address; then the data path is read and the value written to rd.
 fn exec_load(
     s: &mut State,
     p: &mut ProofReader<'_>,
@@ -282,18 +251,23 @@ fn exec_load(
     rd: usize,
     addr: u32,
 ) -> Result<(), StepError> {
-    if addr & (width(kind) - 1) != 0 {
+    let Some(width) = isa::access_width(kind) else {
+        fault(s, Fault::InvalidInstruction);
+        return Ok(());
+    };
+    if addr & (width - 1) != 0 {
         fault(s, Fault::MisalignedLoad);
         return Ok(());
     }
     let data = read_data(p, fetch, s.pc, addr)?;
     let o = (addr & 31) as usize;
     let v = match kind {
-        Kind::Lb => data.leaf[o] as i8 as i32 as u32,
+        Kind::Lw => word_at(&data.leaf, addr),
         Kind::Lbu => data.leaf[o] as u32,
-        Kind::Lh => i16::from_le_bytes([data.leaf[o], data.leaf[o + 1]]) as i32 as u32,
+        Kind::Lb => data.leaf[o] as i8 as i32 as u32,
         Kind::Lhu => u16::from_le_bytes([data.leaf[o], data.leaf[o + 1]]) as u32,
-        _ => word_at(&data.leaf, addr),
+        Kind::Lh => i16::from_le_bytes([data.leaf[o], data.leaf[o + 1]]) as i32 as u32,
+        other => unreachable!("the LOAD opcode decodes to loads only, not {other:?}"),
     };
     set_reg(s, rd, v);
     let next = s.pc.wrapping_add(4);
@@ -301,6 +275,9 @@ fn exec_load(
     Ok(())
 }
 
+/// sb sh sw of the low bytes of `value` (rs2) at `addr` (rs1 + imm_s): a reserved funct3
+/// faults, then a misaligned address; then the data path is read and the new memory root
+/// written.
 fn exec_store(
     s: &mut State,
     p: &mut ProofReader<'_>,
@@ -309,7 +286,10 @@ fn exec_store(
     addr: u32,
     value: u32,
 ) -> Result<(), StepError> {
-    let w = width(kind);
+    let Some(w) = isa::access_width(kind) else {
+        fault(s, Fault::InvalidInstruction);
+        return Ok(());
+    };
     if addr & (w - 1) != 0 {
         fault(s, Fault::MisalignedStore);
         return Ok(());
@@ -324,8 +304,66 @@ fn exec_store(
     Ok(())
 }
 
-fn exec_ecall(s: &mut State) {
+/// OP-IMM: `rd = a op imm_i` (slli, srli, srai: `rd = a op shamt`). The funct7 of a
+/// shift must be 0 (or 0100000 for srai), else the instruction faults; for the others it is
+/// part of the immediate. (`isa::decode` gives a reserved funct7 `Kind::Invalid`.)
+fn exec_op_imm(s: &mut State, kind: Kind, rd: usize, a: u32, imm: u32) {
+    if kind == Kind::Invalid {
+        return fault(s, Fault::InvalidInstruction);
+    }
+    set_reg(s, rd, alu(kind, a, imm));
     let next = s.pc.wrapping_add(4);
+    advance(s, next);
+}
+
+/// OP: `rd = a op b` with funct7 0, 0100000 (sub, sra only) or 0000001 (the M extension);
+/// any other funct7 faults. (`isa::decode` gives it `Kind::Invalid`.)
+fn exec_op(s: &mut State, kind: Kind, rd: usize, a: u32, b: u32) {
+    if kind == Kind::Invalid {
+        return fault(s, Fault::InvalidInstruction);
+    }
+    set_reg(s, rd, alu(kind, a, b));
+    let next = s.pc.wrapping_add(4);
+    advance(s, next);
+}
+
+/// beq bne blt bge bltu bgeu (funct3 2 and 3 are reserved). A taken branch to a misaligned
+/// target faults.
+fn exec_branch(s: &mut State, kind: Kind, a: u32, b: u32, imm: u32) {
+    let taken = match kind {
+        Kind::Beq => a == b,
+        Kind::Bne => a != b,
+        Kind::Blt => (a as i32) < (b as i32),
+        Kind::Bge => (a as i32) >= (b as i32),
+        Kind::Bltu => a < b,
+        Kind::Bgeu => a >= b,
+        Kind::Invalid => return fault(s, Fault::InvalidInstruction),
+        other => unreachable!("the BRANCH opcode decodes to branches only, not {other:?}"),
+    };
+    if !taken {
+        let next = s.pc.wrapping_add(4);
+        return advance(s, next);
+    }
+    let target = s.pc.wrapping_add(imm);
+    if target & 3 != 0 {
+        return fault(s, Fault::MisalignedJump);
+    }
+    advance(s, target);
+}
+
+/// jal, jalr: a misaligned target faults before rd is written; otherwise rd = `link`
+/// (pc + 4) and the pc jumps.
+fn exec_jump(s: &mut State, rd: usize, link: u32, target: u32) {
+    if target & 3 != 0 {
+        return fault(s, Fault::MisalignedJump);
+    }
+    set_reg(s, rd, link);
+    advance(s, target);
+}
+
+/// ecall: exit (a7 = 93) with code a0, or write (a7 = 64) to fd a0 = 1 or 2, returning the
+/// byte count a2 in a0 (the bytes themselves go to the host only off-chain).
+fn exec_ecall(s: &mut State, next: u32) {
     match s.regs[isa::REG_A7] {
         isa::SYS_EXIT => {
             s.status = Status::Exited;
@@ -334,7 +372,7 @@ fn exec_ecall(s: &mut State) {
         }
         isa::SYS_WRITE => {
             let fd = s.regs[isa::REG_A0];
-            if fd != 1 && fd != 2 {
+            if fd != isa::FD_STDOUT && fd != isa::FD_STDERR {
                 return fault(s, Fault::BadWriteFd);
             }
             let len = s.regs[isa::REG_A2];
