@@ -4,8 +4,17 @@ pragma solidity ^0.8.24;
 import {Handover} from "../src/Handover.sol";
 import {ModelRegistry} from "../src/ModelRegistry.sol";
 import {Step} from "../src/Step.sol";
-import {OptimisticML} from "../src/OptimisticML.sol";
+import {OptimisticML, IOpmlConsumer} from "../src/OptimisticML.sol";
 import {GameFixture} from "./utils/GameFixture.sol";
+
+/// A consumer that records the gas it was called with.
+contract GasProbe is IOpmlConsumer {
+    uint256 public seen;
+
+    function opmlResult(uint256, uint256, bytes32, bytes calldata) external {
+        seen = gasleft();
+    }
+}
 
 /// Issue 11 (review hardening), items 1, 2, 5 and 6: inputs are bound to their registered
 /// lengths, and a claim whose inputs were not published is recognisable; the request fee of a
@@ -525,6 +534,34 @@ contract GameHardeningTest is GameFixture {
         game.gameOf(1);
         (bool finalized, bytes32 model,,,,) = game.result(claimId);
         assertTrue(!finalized && model == modelId, "the known claim answers");
+    }
+
+    /// `finalize` refuses to run unless it can forward the whole callbackGas (EIP-150 keeps
+    /// 1/64 of what is left): at the least gas finalize accepts, found by bisection, the
+    /// consumer is called with exactly the gas it gets when finalize has plenty (a survivor of
+    /// the mutation run: `gasleft() + gasleft() / 64` in the check went unnoticed).
+    function test_finalizeAtTheLeastGasItAcceptsForwardsTheWholeCallbackGas() public {
+        GasProbe probe = new GasProbe();
+        vm.prank(REQUESTER);
+        uint256 requestId = game.request(modelId, inputCommitments, address(probe));
+        uint256 claimId = postClaimFor(requestId, outputBytes, outputCommitment);
+        vm.warp(block.timestamp + cfg.challengeWindow);
+        bytes memory call = abi.encodeCall(OptimisticML.finalize, (claimId));
+        uint256 snap = vm.snapshotState();
+        (bool ok,) = address(game).call{gas: 2_000_000}(call);
+        uint256 full = probe.seen();
+        assertTrue(ok && full > 0, "finalize with plenty of gas calls the consumer");
+        vm.revertToState(snap);
+        (uint256 lo, uint256 hi) = (cfg.callbackGas, 2_000_000); // lo fails, hi succeeds
+        while (hi - lo > 1) {
+            uint256 mid = (lo + hi) / 2;
+            (ok,) = address(game).call{gas: mid}(call);
+            vm.revertToState(snap);
+            (lo, hi) = ok ? (lo, mid) : (mid, hi);
+        }
+        (ok,) = address(game).call{gas: hi}(call);
+        assertTrue(ok, "finalize at the least gas it accepts");
+        assertEqUint(probe.seen(), full, "the consumer's gas at that edge");
     }
 
     // ------------------------------------------------------------------ item 6: one node

@@ -159,7 +159,10 @@ contract RegistryTest is TestBase {
         b[0] = 0xAA;
         b[63] = 0xBB;
         bytes32[] memory c = new bytes32[](2);
+        // Short hex literals as bytes32 are left-aligned and zero-padded: the padded leaves.
+        // forge-lint: disable-next-line(unsafe-typecast)
         c[0] = bytes32(hex"0102030405");
+        // forge-lint: disable-next-line(unsafe-typecast)
         c[1] = keccak256(bytes.concat(bytes32(hex"AA"), bytes32(uint256(0xBB))));
         (ModelRegistry.Definition memory d, bool published) = reg.checkInputs(id, c, bytes.concat(a, b));
         assertTrue(published, "bytes given");
@@ -177,6 +180,7 @@ contract RegistryTest is TestBase {
         padded[1] = c[1];
         vm.expectRevert(abi.encodeWithSelector(ModelRegistry.BadInputCommitment.selector, 0));
         reg.checkInputs(id, padded, "");
+        // forge-lint: disable-next-line(unsafe-typecast)
         padded[0] = bytes32(hex"0102030405FF"); // the first padding byte set
         vm.expectRevert(abi.encodeWithSelector(ModelRegistry.BadInputCommitment.selector, 0));
         reg.checkInputs(id, padded, "");

@@ -37,6 +37,9 @@ interface Cheats {
     function label(address account, string calldata name) external;
     /// Marks an account and its storage slots cold (gas figures of separate transactions).
     function cool(address target) external;
+    /// Saves the whole state; `revertToState` returns to it (for trying a call several ways).
+    function snapshotState() external returns (uint256 snapshotId);
+    function revertToState(uint256 snapshotId) external returns (bool success);
 
     // logs
     function recordLogs() external;
