@@ -1,0 +1,29 @@
+//! The integer op set of a Llama-family language model (`docs/spec/ops.md` §5): linears
+//! over GGUF block-quantized weights, RMSNorm, RoPE, softmax and causal GQA attention,
+//! SiLU / SwiGLU, on a residual stream of i32 fixed-point values.
+//!
+//! These are native kernels with their dims and rules, not yet variants of
+//! [`crate::Op`]: a variant needs its VM kernel in `compiler/` for the build to pass
+//! (`docs/adding-an-op.md`), and those come next. The existing `add` (residual) and
+//! `argmax` (greedy decoding) ops already cover i32 streams.
+
+pub mod blockq;
+pub mod fixed_import;
+pub mod qlinear;
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    //! Shared by the tests of this module: thread pools and error measures.
+
+    /// A rayon pool with `n` threads (bit-exactness across thread counts).
+    pub(crate) fn pool(n: usize) -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new().num_threads(n).build().expect("thread pool")
+    }
+
+    /// `||got - want|| / ||want||` (Euclidean), with `got` in the same units.
+    pub(crate) fn rel_err(got: &[i32], want: &[f64]) -> f64 {
+        let num: f64 = got.iter().zip(want).map(|(&g, &w)| (g as f64 - w).powi(2)).sum();
+        let den: f64 = want.iter().map(|w| w * w).sum();
+        (num / den.max(f64::MIN_POSITIVE)).sqrt()
+    }
+}
