@@ -48,22 +48,28 @@ fn f32_parts(b: u32) -> Option<Parts> {
     }
 }
 
-/// `round(v * 2^e)`, ties away from zero; `None` when the magnitude exceeds [`MANT_MAX`].
-fn scaled(p: Parts, e: u32) -> Option<i64> {
+/// `round(v * 2^e)`, ties away from zero, or `None` above `2^62`.
+fn scaled_wide(p: Parts, e: u32) -> Option<i64> {
     let s = p.pow + e as i32;
     let mag = if s >= 0 {
-        // sig < 2^24 and s <= 127 + 30: checked, since a large f32 overflows.
+        // sig < 2^24: beyond a shift of 40 only zero stays below 2^62 (and the shift
+        // itself must not overflow).
         if s >= 40 && p.sig != 0 {
             return None;
         }
-        (p.sig as i128) << s
+        (p.sig as i128) << s.min(40)
     } else {
         round_shift_i128(p.sig as i128, (-s).min(126) as u32)
     };
-    if mag > MANT_MAX as i128 {
+    if mag > 1i128 << 62 {
         return None;
     }
     Some(if p.neg { -(mag as i64) } else { mag as i64 })
+}
+
+/// `round(v * 2^e)`, ties away from zero; `None` when the magnitude exceeds [`MANT_MAX`].
+fn scaled(p: Parts, e: u32) -> Option<i64> {
+    scaled_wide(p, e).filter(|m| m.abs() <= MANT_MAX)
 }
 
 /// Fixed-point values `values[i] ~= v_i * 2^exp`, one exponent for the tensor.
@@ -102,9 +108,9 @@ pub fn fixed_from_f32(bits: &[u32], cap: u32) -> OpResult<FixedVec> {
 }
 
 /// One f32 (a hyper-parameter such as RMSNorm's epsilon) as `round(v * 2^e)`, or `None`
-/// if it is not finite or the result exceeds 2^30.
+/// if it is not finite or the result exceeds 2^62.
 pub fn f32_to_fixed(v: u32, e: u32) -> Option<i64> {
-    scaled(f32_parts(v)?, e)
+    scaled_wide(f32_parts(v)?, e)
 }
 
 #[cfg(test)]

@@ -8,8 +8,11 @@
 //! `argmax` (greedy decoding) ops already cover i32 streams.
 
 pub mod blockq;
+pub mod exp;
 pub mod fixed_import;
 pub mod qlinear;
+pub mod rmsnorm;
+pub mod silu;
 
 #[cfg(test)]
 pub(crate) mod testutil {
