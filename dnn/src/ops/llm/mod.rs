@@ -7,11 +7,13 @@
 //! (`docs/adding-an-op.md`), and those come next. The existing `add` (residual) and
 //! `argmax` (greedy decoding) ops already cover i32 streams.
 
+pub mod attention;
 pub mod blockq;
 pub mod exp;
 pub mod fixed_import;
 pub mod qlinear;
 pub mod rmsnorm;
+pub mod rope;
 pub mod silu;
 
 #[cfg(test)]
