@@ -121,31 +121,60 @@ impl Q8_0Owned {
     }
 }
 
-/// Largest magnitude of a quantized activation.
-pub const ACT_MAX: i64 = 127;
+/// The integer type activations are quantized to, per block of 32: `i8` (llama.cpp's Q8
+/// activation blocks; the `u8 x i8` products of `vpmaddubsw` / VNNI) or `i16` (256 times
+/// finer, for accuracy; the `i16 x i16` products of `vpmaddwd`).
+pub trait ActInt: Copy + Default + Send + Sync + 'static {
+    /// Largest magnitude of a quantized value (127 or 32767).
+    const MAX: i64;
+    /// The value `v`, known to be within `-MAX..=MAX`.
+    fn from_i64(v: i64) -> Self;
+    /// The value as i32.
+    fn widen(self) -> i32;
+}
+
+impl ActInt for i8 {
+    const MAX: i64 = 127;
+    fn from_i64(v: i64) -> Self {
+        v as i8
+    }
+    fn widen(self) -> i32 {
+        self as i32
+    }
+}
+
+impl ActInt for i16 {
+    const MAX: i64 = 32767;
+    fn from_i64(v: i64) -> Self {
+        v as i16
+    }
+    fn widen(self) -> i32 {
+        self as i32
+    }
+}
 
 /// Wide activations quantized per block of 32: `x[32b + j] ~= s[b] * a[32b + j]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ActBlocks {
-    /// Values in -127..=127.
-    pub a: Vec<i8>,
-    /// Integer block scales in units of the input's last bit: `ceil(max|x| / 127)`, 0 for
-    /// an all-zero block, below 2^25.
+pub struct ActBlocks<T> {
+    /// Values in `-MAX..=MAX`.
+    pub a: Vec<T>,
+    /// Integer block scales in units of the input's last bit: `ceil(max|x| / MAX)`, 0 for
+    /// an all-zero block; below 2^25 (i8) or 2^17 (i16).
     pub s: Vec<i32>,
-    /// `sum_j a[32b + j]` per block (the Q4_1 min term), |sum| <= 32 * 127.
+    /// `sum_j a[32b + j]` per block (the Q4_1 min term), |sum| <= 32 * MAX.
     pub sum: Vec<i32>,
 }
 
-/// Quantize `x` (length a multiple of 32) per block: `S = ceil(max|x| / 127)`,
-/// `a = round(x / S)` (ties away from zero), so `|a| <= 127` and the error of each element
-/// is at most `S / 2`. A block with `max|x| <= 127` has `S <= 1` and is exact.
-pub fn quantize_act(x: &[i32]) -> ActBlocks {
+/// Quantize `x` (length a multiple of 32) per block: `S = ceil(max|x| / MAX)`,
+/// `a = round(x / S)` (ties away from zero), so `|a| <= MAX` and the error of each element
+/// is at most `S / 2`. A block with `max|x| <= MAX` has `S <= 1` and is exact.
+pub fn quantize_act<T: ActInt>(x: &[i32]) -> ActBlocks<T> {
     debug_assert!(x.len().is_multiple_of(QK));
     let blocks = x.len() / QK;
-    let mut out = ActBlocks { a: vec![0; x.len()], s: vec![0; blocks], sum: vec![0; blocks] };
+    let mut out = ActBlocks { a: vec![T::default(); x.len()], s: vec![0; blocks], sum: vec![0; blocks] };
     for (b, xb) in x.chunks_exact(QK).enumerate() {
         let amax = xb.iter().map(|&v| (v as i64).abs()).max().unwrap_or(0);
-        let s = (amax + ACT_MAX - 1) / ACT_MAX;
+        let s = (amax + T::MAX - 1) / T::MAX;
         out.s[b] = s as i32;
         if s == 0 {
             continue;
@@ -154,7 +183,7 @@ pub fn quantize_act(x: &[i32]) -> ActBlocks {
         for (a, &v) in out.a[b * QK..(b + 1) * QK].iter_mut().zip(xb) {
             let q = (2 * (v as i64).abs() + s) / (2 * s);
             let q = if v < 0 { -q } else { q };
-            *a = q as i8;
+            *a = T::from_i64(q);
             sum += q as i32;
         }
         out.sum[b] = sum;
@@ -193,7 +222,7 @@ mod tests {
     fn small_blocks_quantize_exactly_and_zero_blocks_have_scale_zero() {
         let mut x: Vec<i32> = (0..32).map(|j| j * 4 - 64).collect();
         x.extend([0; 32]);
-        let q = quantize_act(&x);
+        let q = quantize_act::<i8>(&x);
         assert_eq!(q.s, vec![1, 0]);
         assert_eq!(q.a[..32].iter().map(|&a| a as i32).collect::<Vec<_>>(), x[..32]);
         assert_eq!(q.sum[0], x[..32].iter().sum::<i32>());
@@ -201,19 +230,29 @@ mod tests {
         let mut y = vec![0i32; 32];
         y[0] = 254;
         y[1] = -3;
-        let q = quantize_act(&y);
+        let q = quantize_act::<i8>(&y);
         assert_eq!((q.s[0], q.a[0], q.a[1]), (2, 127, -2));
+        // i16: 65534 / 32767 = 2 exactly, the same ties.
+        y[0] = 65534;
+        let q = quantize_act::<i16>(&y);
+        assert_eq!((q.s[0], q.a[0], q.a[1]), (2, 32767, -2));
     }
 
     proptest! {
         #[test]
         fn each_element_is_within_half_a_block_scale(x in prop::collection::vec(any::<i32>(), 32..=32), shift in 0u32..31) {
             let x: Vec<i32> = x.iter().map(|v| v >> shift).collect();
-            let q = quantize_act(&x);
+            let q = quantize_act::<i8>(&x);
             let s = q.s[0] as i64;
             prop_assert!(s < 1 << 25);
             for (&a, &v) in q.a.iter().zip(&x) {
                 prop_assert!((a as i64).abs() <= 127);
+                prop_assert!(2 * (a as i64 * s - v as i64).abs() <= s);
+            }
+            let q = quantize_act::<i16>(&x);
+            let s = q.s[0] as i64;
+            prop_assert!(s < 1 << 17);
+            for (&a, &v) in q.a.iter().zip(&x) {
                 prop_assert!(2 * (a as i64 * s - v as i64).abs() <= s);
             }
         }

@@ -9,7 +9,7 @@
 use rayon::prelude::*;
 
 use super::super::check::{bad, want, OpResult};
-use super::blockq::{quantize_act, ActBlocks, Q4_1, Q8_0, QK};
+use super::blockq::{quantize_act, ActBlocks, ActInt, Q4_1, Q8_0, QK};
 use crate::fixed::{round_shift_i128, sat_i32};
 use crate::tensor::{DType, TensorSpec};
 
@@ -95,26 +95,38 @@ fn out_spec(x: &TensorSpec, n: usize, exp: u32) -> OpResult<TensorSpec> {
 /// Largest weight exponent.
 pub const MAX_EXP: u32 = 62;
 
-/// Exact `sum_j q_j * a_j` of one Q4_1 block (`|.| <= 32 * 15 * 127 < 2^16`). Written as
+/// The width activations are quantized to, per block of 32 (an op parameter): 8 bits is
+/// llama.cpp's own activation quantization and the fastest; 16 bits makes it 256 times
+/// finer (per-element error `S / 2` with `S = max / 32767`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum ActBits {
+    /// `|a| <= 127`.
+    I8,
+    /// `|a| <= 32767`.
+    I16,
+}
+
+/// Exact `sum_j q_j * a_j` of one Q4_1 block (`|.| <= 32 * 15 * 32767 < 2^24`). Written as
 /// the low-nibble half and the high-nibble half, the shape of a SIMD kernel.
 #[inline(always)]
-fn q4_dot(qs: &[u8], a: &[i8]) -> i32 {
+fn q4_dot<T: ActInt>(qs: &[u8], a: &[T]) -> i32 {
     let (lo, hi) = a.split_at(QK / 2);
     let mut s = 0i32;
     for j in 0..QK / 2 {
-        s += (qs[j] & 0x0f) as i32 * lo[j] as i32 + (qs[j] >> 4) as i32 * hi[j] as i32;
+        s += (qs[j] & 0x0f) as i32 * lo[j].widen() + (qs[j] >> 4) as i32 * hi[j].widen();
     }
     s
 }
 
-/// Exact `sum_j q_j * a_j` of one Q8_0 block (`|.| <= 32 * 128 * 127 < 2^19`).
+/// Exact `sum_j q_j * a_j` of one Q8_0 block (`|.| <= 32 * 128 * 32767 < 2^28`).
 #[inline(always)]
-fn q8_dot(qs: &[i8], a: &[i8]) -> i32 {
-    qs.iter().zip(a).map(|(&q, &v)| q as i32 * v as i32).sum()
+fn q8_dot<T: ActInt>(qs: &[i8], a: &[T]) -> i32 {
+    qs.iter().zip(a).map(|(&q, &v)| q as i32 * v.widen()).sum()
 }
 
-/// One output of the Q4_1 linear: `sum_b (D_b * dot_b + M_b * sum_b(a)) * S_b`, exact.
-fn q4_1_row(w: &Q4_1<'_>, c: usize, blocks: usize, x: &ActBlocks, xrow: usize) -> i128 {
+/// One output of the Q4_1 linear: `sum_b (D_b * dot_b + M_b * sum_b(a)) * S_b`, exact
+/// (`|P_b| < 2^55`, `|P_b * S_b| < 2^72`).
+fn q4_1_row<T: ActInt>(w: &Q4_1<'_>, c: usize, blocks: usize, x: &ActBlocks<T>, xrow: usize) -> i128 {
     let mut acc = 0i128;
     for b in 0..blocks {
         let (wb, xb) = (c * blocks + b, xrow * blocks + b);
@@ -130,7 +142,7 @@ fn q4_1_row(w: &Q4_1<'_>, c: usize, blocks: usize, x: &ActBlocks, xrow: usize) -
 }
 
 /// One output of the Q8_0 linear: `sum_b D_b * dot_b * S_b`, exact.
-fn q8_0_row(w: &Q8_0<'_>, c: usize, blocks: usize, x: &ActBlocks, xrow: usize) -> i128 {
+fn q8_0_row<T: ActInt>(w: &Q8_0<'_>, c: usize, blocks: usize, x: &ActBlocks<T>, xrow: usize) -> i128 {
     let mut acc = 0i128;
     for b in 0..blocks {
         let (wb, xb) = (c * blocks + b, xrow * blocks + b);
@@ -146,8 +158,13 @@ const COLS_PER_TASK: usize = 64;
 
 /// `out[r][c] = sat32(round(acc(r, c) / 2^exp))` for every row and column, in parallel
 /// over column chunks of every row.
-fn run(x: &[i32], d: BlockDims, exp: u32, row: impl Fn(usize, &ActBlocks, usize) -> i128 + Sync) -> Vec<i32> {
-    let q = quantize_act(x);
+fn run<T: ActInt>(
+    x: &[i32],
+    d: BlockDims,
+    exp: u32,
+    row: impl Fn(usize, &ActBlocks<T>, usize) -> i128 + Sync,
+) -> Vec<i32> {
+    let q = quantize_act::<T>(x);
     let mut out = vec![0i32; d.rows * d.n];
     if d.n == 0 {
         return out;
@@ -163,16 +180,22 @@ fn run(x: &[i32], d: BlockDims, exp: u32, row: impl Fn(usize, &ActBlocks, usize)
 }
 
 /// Q4_1 linear of `x` (`[rows, k]`, i32 fixed point): output in the same format.
-pub fn linear_q4_1(x: &[i32], w: Q4_1<'_>, d: BlockDims) -> Vec<i32> {
+pub fn linear_q4_1(x: &[i32], w: Q4_1<'_>, d: BlockDims, bits: ActBits) -> Vec<i32> {
     let blocks = d.blocks();
-    run(x, d, w.exp, |c, q, r| q4_1_row(&w, c, blocks, q, r))
+    match bits {
+        ActBits::I8 => run::<i8>(x, d, w.exp, |c, q, r| q4_1_row(&w, c, blocks, q, r)),
+        ActBits::I16 => run::<i16>(x, d, w.exp, |c, q, r| q4_1_row(&w, c, blocks, q, r)),
+    }
 }
 
 /// Q8_0 linear of `x` (`[rows, k]`, i32 fixed point): output in the same format (the tied
 /// output layer: logits).
-pub fn linear_q8_0(x: &[i32], w: Q8_0<'_>, d: BlockDims) -> Vec<i32> {
+pub fn linear_q8_0(x: &[i32], w: Q8_0<'_>, d: BlockDims, bits: ActBits) -> Vec<i32> {
     let blocks = d.blocks();
-    run(x, d, w.exp, |c, q, r| q8_0_row(&w, c, blocks, q, r))
+    match bits {
+        ActBits::I8 => run::<i8>(x, d, w.exp, |c, q, r| q8_0_row(&w, c, blocks, q, r)),
+        ActBits::I16 => run::<i16>(x, d, w.exp, |c, q, r| q8_0_row(&w, c, blocks, q, r)),
+    }
 }
 
 /// Embedding lookup from a Q8_0 table `[vocab, k]`: row `t` of the output is
@@ -244,8 +267,8 @@ mod tests {
     }
 
     /// The exact integer reference of the spec, as a plain loop over dequantized blocks.
-    fn spec_q4_1(x: &[i32], w: &Q4_1Owned, d: BlockDims) -> Vec<i32> {
-        let q = quantize_act(x);
+    fn spec_q4_1<T: ActInt>(x: &[i32], w: &Q4_1Owned, d: BlockDims) -> Vec<i32> {
+        let q = quantize_act::<T>(x);
         let mut out = vec![0; d.rows * d.n];
         for r in 0..d.rows {
             for c in 0..d.n {
@@ -255,7 +278,7 @@ mod tests {
                     let byte = w.qs[wb * 16 + (j % QK) % 16];
                     let qv = if j % QK < 16 { byte & 15 } else { byte >> 4 } as i128;
                     let wv = w.d[wb] as i128 * qv + w.m[wb] as i128;
-                    acc += wv * q.a[r * d.k + j] as i128 * q.s[xb] as i128;
+                    acc += wv * q.a[r * d.k + j].widen() as i128 * q.s[xb] as i128;
                 }
                 out[r * d.n + c] = sat_i32(round_shift_i128(acc, w.exp));
             }
@@ -270,14 +293,22 @@ mod tests {
         let w = Q4_1Owned { qs, d: vec![1], m: vec![-8], exp: 0 };
         // x = 1 everywhere: S = 1, a = 1; sum (q - 8) = 2 * (120 - 128) = -16.
         let d = BlockDims { rows: 1, k: 32, n: 1 };
-        assert_eq!(linear_q4_1(&[1; 32], w.view(), d), vec![-16]);
+        assert_eq!(linear_q4_1(&[1; 32], w.view(), d, ActBits::I8), vec![-16]);
         // x = 254 at j = 15 only: S = 2, a = 127; w_15 = 7 -> 127 * 2 * 7 = 1778.
         let mut x = [0; 32];
         x[15] = 254;
-        assert_eq!(linear_q4_1(&x, w.view(), d), vec![1778]);
+        assert_eq!(linear_q4_1(&x, w.view(), d, ActBits::I8), vec![1778]);
+        // 16 bits: 254 <= 32767, so S = 1 and the block is exact: 254 * 7.
+        assert_eq!(linear_q4_1(&x, w.view(), d, ActBits::I16), vec![1778]);
+        // x = 32767 * 3 + 1 at j = 15: i8 gives S = 775, a = 127 (126.8) -> 127 * 775 * 7 = 688975;
+        // i16 gives S = 4, a = 24576 (98302 / 4 = 24575.5 rounds away) -> 24576 * 4 * 7 = 688128.
+        x[15] = 98_302;
+        assert_eq!(linear_q4_1(&x, w.view(), d, ActBits::I8), vec![688_975]);
+        assert_eq!(linear_q4_1(&x, w.view(), d, ActBits::I16), vec![688_128]);
+        x[15] = 254;
         // With exponent 2 (d = 1/4, m = -2) the same block gives 1778 / 4 = 444.5 -> 445.
         let w2 = Q4_1Owned { exp: 2, ..w };
-        assert_eq!(linear_q4_1(&x, w2.view(), d), vec![445]);
+        assert_eq!(linear_q4_1(&x, w2.view(), d, ActBits::I8), vec![445]);
     }
 
     #[test]
@@ -285,7 +316,8 @@ mod tests {
         let w = Q8_0Owned { qs: (0..64).map(|j| (j - 32) as i8).collect(), d: vec![4, 1], exp: 2 };
         // Row 0: weights (j - 32) * 4 / 4 = j - 32 for j < 32; x = 1: sum = -528.
         let d = BlockDims { rows: 1, k: 32, n: 2 };
-        assert_eq!(linear_q8_0(&[1; 32], w.view(), d), vec![-528, (0..32).sum::<i32>() / 4]);
+        assert_eq!(linear_q8_0(&[1; 32], w.view(), d, ActBits::I8), vec![-528, (0..32).sum::<i32>() / 4]);
+        assert_eq!(linear_q8_0(&[1; 32], w.view(), d, ActBits::I16), vec![-528, (0..32).sum::<i32>() / 4]);
         // Embedding row 1 with 3 fraction bits: q * 1 / 4 * 8 = 2q (q = j for row 1).
         let e = embed_q8_0(&[1], w.view(), 32, 3).unwrap();
         assert_eq!(e, (0..32).map(|j| 2 * j).collect::<Vec<_>>());
@@ -318,37 +350,40 @@ mod tests {
         let d = BlockDims { rows: 3, k: 576, n: 300 };
         let w = rand_q4_1(&mut rng, d.n, d.k);
         let x: Vec<i32> = (0..d.rows * d.k).map(|_| rng.gen_range(-(1 << 20)..1 << 20)).collect();
-        let one = pool(1).install(|| linear_q4_1(&x, w.view(), d));
-        let four = pool(4).install(|| linear_q4_1(&x, w.view(), d));
-        assert_eq!(one, four);
-        assert_eq!(one, spec_q4_1(&x, &w, d));
+        for bits in [ActBits::I8, ActBits::I16] {
+            let one = pool(1).install(|| linear_q4_1(&x, w.view(), d, bits));
+            let four = pool(4).install(|| linear_q4_1(&x, w.view(), d, bits));
+            assert_eq!(one, four);
+            let spec = if bits == ActBits::I8 { spec_q4_1::<i8>(&x, &w, d) } else { spec_q4_1::<i16>(&x, &w, d) };
+            assert_eq!(one, spec);
+        }
     }
 
     /// Relative error (norm of the error over the norm of the reference) of the Q4_1
     /// and Q8_0 linears against the f64 product, at SmolLM2 sizes with stream values of
     /// 16 fraction bits and magnitude about 1. The bound is the activation quantization
-    /// (per element at most S/2 = max/254, about 2e-3 relative to the block's largest
-    /// value, averaging down over a row to a few 1e-3).
+    /// (per element at most `S / 2 = max / (2 MAX)`): a few 1e-3 with 8 bits, 256 times
+    /// less with 16.
     #[test]
     fn error_against_f64_at_model_sizes() {
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         let d = BlockDims { rows: 2, k: 576, n: 256 };
         let w = rand_q4_1(&mut rng, d.n, d.k);
         let x: Vec<i32> = (0..d.rows * d.k).map(|_| rng.gen_range(-(1 << 16)..1 << 16)).collect();
-        let got = linear_q4_1(&x, w.view(), d);
-        let want = f64_linear(&x, d, |c, j| q4_weight(&w, c, d.k, j));
-        let e4 = rel_err(&got, &want);
         let w8 = Q8_0Owned {
             qs: (0..d.n * d.k).map(|_| rng.gen()).collect(),
             d: (0..d.n * d.k / QK).map(|_| rng.gen_range(1 << 14..1 << 17)).collect(),
             exp: 24,
         };
-        let got = linear_q8_0(&x, w8.view(), d);
-        let want =
+        let want4 = f64_linear(&x, d, |c, j| q4_weight(&w, c, d.k, j));
+        let want8 =
             f64_linear(&x, d, |c, j| w8.d[(c * d.k + j) / QK] as f64 * w8.qs[c * d.k + j] as f64 / 2f64.powi(24));
-        let e8 = rel_err(&got, &want);
-        eprintln!("linear relative error: q4_1 {e4:.2e}, q8_0 {e8:.2e}");
-        assert!(e4 < 5e-3 && e8 < 5e-3, "q4_1 {e4}, q8_0 {e8}");
+        for (bits, bound) in [(ActBits::I8, 5e-3), (ActBits::I16, 5e-5)] {
+            let e4 = rel_err(&linear_q4_1(&x, w.view(), d, bits), &want4);
+            let e8 = rel_err(&linear_q8_0(&x, w8.view(), d, bits), &want8);
+            eprintln!("linear relative error ({bits:?} activations): q4_1 {e4:.2e}, q8_0 {e8:.2e}");
+            assert!(e4 < bound && e8 < bound, "{bits:?}: q4_1 {e4}, q8_0 {e8}");
+        }
     }
 
     proptest! {
@@ -359,19 +394,25 @@ mod tests {
         #[test]
         fn q4_1_matches_spec_and_f64_bound(
             seed in any::<u64>(), rows in 1usize..4, blocks in 1usize..6, n in 1usize..9, mag in 0u32..22,
+            wide in any::<bool>(),
         ) {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let d = BlockDims { rows, k: blocks * QK, n };
             let w = rand_q4_1(&mut rng, n, d.k);
             let x: Vec<i32> = (0..rows * d.k).map(|_| rng.gen_range(-(1 << mag)..=1 << mag)).collect();
-            let got = linear_q4_1(&x, w.view(), d);
-            prop_assert_eq!(&got, &spec_q4_1(&x, &w, d));
+            let bits = if wide { ActBits::I16 } else { ActBits::I8 };
+            let got = linear_q4_1(&x, w.view(), d, bits);
+            let (spec, s) = if wide {
+                (spec_q4_1::<i16>(&x, &w, d), quantize_act::<i16>(&x).s)
+            } else {
+                (spec_q4_1::<i8>(&x, &w, d), quantize_act::<i8>(&x).s)
+            };
+            prop_assert_eq!(&got, &spec);
             let want = f64_linear(&x, d, |c, j| q4_weight(&w, c, d.k, j));
-            let q = quantize_act(&x);
             for r in 0..rows {
                 for c in 0..n {
                     let bound: f64 = (0..d.k)
-                        .map(|j| q.s[(r * d.k + j) / QK] as f64 / 2.0 * q4_weight(&w, c, d.k, j).abs())
+                        .map(|j| s[(r * d.k + j) / QK] as f64 / 2.0 * q4_weight(&w, c, d.k, j).abs())
                         .sum::<f64>() + 0.5;
                     let err = (got[r * n + c] as f64 - want[r * n + c]).abs();
                     prop_assert!(err <= bound * (1.0 + 1e-9), "err {} bound {}", err, bound);
