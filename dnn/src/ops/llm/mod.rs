@@ -8,6 +8,7 @@
 //! `argmax` (greedy decoding) ops already cover i32 streams.
 
 pub mod attention;
+pub mod blockdot;
 pub mod blockq;
 pub mod exp;
 pub mod fixed_import;

@@ -9,7 +9,8 @@
 use rayon::prelude::*;
 
 use super::super::check::{bad, want, OpResult};
-use super::blockq::{quantize_act, ActBlocks, ActInt, Q4_1, Q8_0, QK};
+use super::blockdot::{BlockDot, Isa};
+use super::blockq::{quantize_act, ActBlocks, Q4_1, Q8_0, QK};
 use crate::fixed::{round_shift_i128, sat_i32};
 use crate::tensor::{DType, TensorSpec};
 
@@ -106,64 +107,42 @@ pub enum ActBits {
     I16,
 }
 
-/// Exact `sum_j q_j * a_j` of one Q4_1 block (`|.| <= 32 * 15 * 32767 < 2^24`). Written as
-/// the low-nibble half and the high-nibble half, the shape of a SIMD kernel.
-#[inline(always)]
-fn q4_dot<T: ActInt>(qs: &[u8], a: &[T]) -> i32 {
-    let (lo, hi) = a.split_at(QK / 2);
-    let mut s = 0i32;
-    for j in 0..QK / 2 {
-        s += (qs[j] & 0x0f) as i32 * lo[j].widen() + (qs[j] >> 4) as i32 * hi[j].widen();
-    }
-    s
-}
-
-/// Exact `sum_j q_j * a_j` of one Q8_0 block (`|.| <= 32 * 128 * 32767 < 2^28`).
-#[inline(always)]
-fn q8_dot<T: ActInt>(qs: &[i8], a: &[T]) -> i32 {
-    qs.iter().zip(a).map(|(&q, &v)| q as i32 * v.widen()).sum()
-}
-
 /// One output of the Q4_1 linear: `sum_b (D_b * dot_b + M_b * sum_b(a)) * S_b`, exact
-/// (`|P_b| < 2^55`, `|P_b * S_b| < 2^72`).
-fn q4_1_row<T: ActInt>(w: &Q4_1<'_>, c: usize, blocks: usize, x: &ActBlocks<T>, xrow: usize) -> i128 {
-    let mut acc = 0i128;
-    for b in 0..blocks {
-        let (wb, xb) = (c * blocks + b, xrow * blocks + b);
-        let s = x.s[xb];
-        if s == 0 {
-            continue;
-        }
-        let dot = q4_dot(&w.qs[wb * QK / 2..(wb + 1) * QK / 2], &x.a[xb * QK..(xb + 1) * QK]);
-        let p = w.d[wb] as i64 * dot as i64 + w.m[wb] as i64 * x.sum[xb] as i64;
-        acc += p as i128 * s as i128;
-    }
-    acc
+/// (`|dot_b| < 2^24`, `|P_b| < 2^55`, `|P_b * S_b| < 2^72`). `dots` is scratch of one
+/// row's blocks.
+fn q4_1_out<T: BlockDot>(isa: Isa, w: &Q4_1<'_>, c: usize, x: &ActBlocks<T>, r: usize, dots: &mut [i32]) -> i128 {
+    let blocks = dots.len();
+    let (wb, xb) = (c * blocks..(c + 1) * blocks, r * blocks..(r + 1) * blocks);
+    T::q4_dots(isa, &w.qs[wb.start * QK / 2..wb.end * QK / 2], &x.a[xb.start * QK..xb.end * QK], dots);
+    let terms = dots.iter().zip(&w.d[wb.clone()]).zip(&w.m[wb]).zip(&x.sum[xb.clone()]).zip(&x.s[xb]);
+    terms.fold(0i128, |acc, ((((&dot, &d), &m), &sum), &s)| {
+        let p = d as i64 * dot as i64 + m as i64 * sum as i64;
+        acc + p as i128 * s as i128
+    })
 }
 
 /// One output of the Q8_0 linear: `sum_b D_b * dot_b * S_b`, exact.
-fn q8_0_row<T: ActInt>(w: &Q8_0<'_>, c: usize, blocks: usize, x: &ActBlocks<T>, xrow: usize) -> i128 {
-    let mut acc = 0i128;
-    for b in 0..blocks {
-        let (wb, xb) = (c * blocks + b, xrow * blocks + b);
-        let dot = q8_dot(&w.qs[wb * QK..(wb + 1) * QK], &x.a[xb * QK..(xb + 1) * QK]);
-        acc += (w.d[wb] as i64 * dot as i64) as i128 * x.s[xb] as i128;
-    }
-    acc
+fn q8_0_out<T: BlockDot>(isa: Isa, w: &Q8_0<'_>, c: usize, x: &ActBlocks<T>, r: usize, dots: &mut [i32]) -> i128 {
+    let blocks = dots.len();
+    let (wb, xb) = (c * blocks..(c + 1) * blocks, r * blocks..(r + 1) * blocks);
+    T::q8_dots(isa, &w.qs[wb.start * QK..wb.end * QK], &x.a[xb.start * QK..xb.end * QK], dots);
+    dots.iter()
+        .zip(&w.d[wb])
+        .zip(&x.s[xb])
+        .fold(0i128, |acc, ((&dot, &d), &s)| acc + (d as i64 * dot as i64) as i128 * s as i128)
 }
 
 /// Outputs per parallel task: enough work to amortise scheduling, few enough that a
 /// single-row (decode) product still spreads over every core.
 const COLS_PER_TASK: usize = 64;
 
+/// One output's exact sum, given the quantized activations, the output's row and column,
+/// and scratch for the block dots.
+type OutFn<'a, T> = dyn Fn(usize, &ActBlocks<T>, usize, &mut [i32]) -> i128 + Sync + 'a;
+
 /// `out[r][c] = sat32(round(acc(r, c) / 2^exp))` for every row and column, in parallel
 /// over column chunks of every row.
-fn run<T: ActInt>(
-    x: &[i32],
-    d: BlockDims,
-    exp: u32,
-    row: impl Fn(usize, &ActBlocks<T>, usize) -> i128 + Sync,
-) -> Vec<i32> {
+fn run<T: BlockDot>(x: &[i32], d: BlockDims, exp: u32, out_fn: &OutFn<'_, T>) -> Vec<i32> {
     let q = quantize_act::<T>(x);
     let mut out = vec![0i32; d.rows * d.n];
     if d.n == 0 {
@@ -171,30 +150,40 @@ fn run<T: ActInt>(
     }
     out.par_chunks_mut(d.n).enumerate().for_each(|(r, o)| {
         o.par_chunks_mut(COLS_PER_TASK).enumerate().for_each(|(t, oc)| {
+            let mut dots = vec![0i32; d.blocks()];
             for (i, v) in oc.iter_mut().enumerate() {
-                *v = sat_i32(round_shift_i128(row(t * COLS_PER_TASK + i, &q, r), exp));
+                *v = sat_i32(round_shift_i128(out_fn(t * COLS_PER_TASK + i, &q, r, &mut dots), exp));
             }
         })
     });
     out
 }
 
-/// Q4_1 linear of `x` (`[rows, k]`, i32 fixed point): output in the same format.
+/// Q4_1 linear of `x` (`[rows, k]`, i32 fixed point): output in the same format, on the
+/// best instruction set of this CPU.
 pub fn linear_q4_1(x: &[i32], w: Q4_1<'_>, d: BlockDims, bits: ActBits) -> Vec<i32> {
-    let blocks = d.blocks();
+    linear_q4_1_on(Isa::detect(), x, w, d, bits)
+}
+
+/// [`linear_q4_1`] on a given instruction set (one the CPU has: see [`Isa::available`]).
+pub fn linear_q4_1_on(isa: Isa, x: &[i32], w: Q4_1<'_>, d: BlockDims, bits: ActBits) -> Vec<i32> {
     match bits {
-        ActBits::I8 => run::<i8>(x, d, w.exp, |c, q, r| q4_1_row(&w, c, blocks, q, r)),
-        ActBits::I16 => run::<i16>(x, d, w.exp, |c, q, r| q4_1_row(&w, c, blocks, q, r)),
+        ActBits::I8 => run::<i8>(x, d, w.exp, &|c, q, r, dots| q4_1_out(isa, &w, c, q, r, dots)),
+        ActBits::I16 => run::<i16>(x, d, w.exp, &|c, q, r, dots| q4_1_out(isa, &w, c, q, r, dots)),
     }
 }
 
 /// Q8_0 linear of `x` (`[rows, k]`, i32 fixed point): output in the same format (the tied
 /// output layer: logits).
 pub fn linear_q8_0(x: &[i32], w: Q8_0<'_>, d: BlockDims, bits: ActBits) -> Vec<i32> {
-    let blocks = d.blocks();
+    linear_q8_0_on(Isa::detect(), x, w, d, bits)
+}
+
+/// [`linear_q8_0`] on a given instruction set.
+pub fn linear_q8_0_on(isa: Isa, x: &[i32], w: Q8_0<'_>, d: BlockDims, bits: ActBits) -> Vec<i32> {
     match bits {
-        ActBits::I8 => run::<i8>(x, d, w.exp, |c, q, r| q8_0_row(&w, c, blocks, q, r)),
-        ActBits::I16 => run::<i16>(x, d, w.exp, |c, q, r| q8_0_row(&w, c, blocks, q, r)),
+        ActBits::I8 => run::<i8>(x, d, w.exp, &|c, q, r, dots| q8_0_out(isa, &w, c, q, r, dots)),
+        ActBits::I16 => run::<i16>(x, d, w.exp, &|c, q, r, dots| q8_0_out(isa, &w, c, q, r, dots)),
     }
 }
 
@@ -230,7 +219,7 @@ fn shift_by(v: i128, by: i64) -> i128 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::llm::blockq::{Q4_1Owned, Q8_0Owned};
+    use crate::ops::llm::blockq::{ActInt, Q4_1Owned, Q8_0Owned};
     use crate::ops::llm::testutil::{pool, rel_err};
     use proptest::prelude::*;
     use rand::{Rng, SeedableRng};
@@ -345,17 +334,27 @@ mod tests {
     }
 
     #[test]
-    fn q4_1_is_bit_exact_for_any_thread_count() {
+    fn both_linears_are_bit_exact_for_any_isa_and_thread_count() {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let d = BlockDims { rows: 3, k: 576, n: 300 };
         let w = rand_q4_1(&mut rng, d.n, d.k);
         let x: Vec<i32> = (0..d.rows * d.k).map(|_| rng.gen_range(-(1 << 20)..1 << 20)).collect();
+        let w8 = Q8_0Owned {
+            qs: (0..d.n * d.k).map(|_| rng.gen()).collect(),
+            d: (0..d.n * d.k / QK).map(|_| rng.gen_range(1 << 14..1 << 17)).collect(),
+            exp: 24,
+        };
         for bits in [ActBits::I8, ActBits::I16] {
-            let one = pool(1).install(|| linear_q4_1(&x, w.view(), d, bits));
-            let four = pool(4).install(|| linear_q4_1(&x, w.view(), d, bits));
-            assert_eq!(one, four);
             let spec = if bits == ActBits::I8 { spec_q4_1::<i8>(&x, &w, d) } else { spec_q4_1::<i16>(&x, &w, d) };
-            assert_eq!(one, spec);
+            let q8_ref = pool(1).install(|| linear_q8_0_on(Isa::Scalar, &x, w8.view(), d, bits));
+            for isa in Isa::available() {
+                for threads in [1, 4] {
+                    let got = pool(threads).install(|| linear_q4_1_on(isa, &x, w.view(), d, bits));
+                    assert_eq!(got, spec, "{isa:?}, {threads} threads, {bits:?}");
+                    let got8 = pool(threads).install(|| linear_q8_0_on(isa, &x, w8.view(), d, bits));
+                    assert_eq!(got8, q8_ref, "{isa:?}, {threads} threads, {bits:?}");
+                }
+            }
         }
     }
 
@@ -383,6 +382,29 @@ mod tests {
             let e8 = rel_err(&linear_q8_0(&x, w8.view(), d, bits), &want8);
             eprintln!("linear relative error ({bits:?} activations): q4_1 {e4:.2e}, q8_0 {e8:.2e}");
             assert!(e4 < bound && e8 < bound, "{bits:?}: q4_1 {e4}, q8_0 {e8}");
+        }
+    }
+
+    /// Throughput of one decode step's shapes on one thread (`cargo test -p opml-dnn
+    /// --lib throughput -- --ignored --nocapture`): a measurement, not a check.
+    #[test]
+    #[ignore]
+    fn throughput() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        for (n, k) in [(1536, 576), (576, 1536), (4096, 576)] {
+            let w = rand_q4_1(&mut rng, n, k);
+            let x: Vec<i32> = (0..k).map(|_| rng.gen_range(-(1 << 16)..1 << 16)).collect();
+            let d = BlockDims { rows: 1, k, n };
+            for (bits, isa) in
+                [ActBits::I8, ActBits::I16].into_iter().flat_map(|b| Isa::available().into_iter().map(move |i| (b, i)))
+            {
+                let reps = 200;
+                let t = std::time::Instant::now();
+                let step = || drop(std::hint::black_box(linear_q4_1_on(isa, &x, w.view(), d, bits)));
+                pool(1).install(|| (0..reps).for_each(|_| step()));
+                let s = t.elapsed().as_secs_f64() / reps as f64;
+                eprintln!("q4_1 {n}x{k} {bits:?} {isa:?}: {:.1} us, {:.2} GMAC/s", s * 1e6, (n * k) as f64 / s / 1e9);
+            }
         }
     }
 
