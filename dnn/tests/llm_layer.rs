@@ -47,7 +47,7 @@ impl Linear {
     }
 
     fn int(&self, x: &[i32], bits: ActBits) -> Vec<i32> {
-        linear_q4_1(x, self.w.view(), BlockDims { rows: x.len() / self.k, k: self.k, n: self.n }, bits)
+        linear_q4_1(x, self.w.view(), BlockDims { rows: x.len() / self.k, k: self.k, n: self.n }, bits).unwrap()
     }
 
     fn f64(&self, x: &[f64]) -> Vec<f64> {
@@ -82,15 +82,15 @@ const NORM: RmsParams = RmsParams { frac: F, out_frac: F, gamma_exp: 30, eps: 42
 fn forward_int(l: &Layer, x: &[i32], b: ActBits) -> Vec<i32> {
     let rows = RowDims { rows: SEQ, len: HIDDEN };
     let (cos, sin) = rope_tables(SEQ, HEAD_DIM, ROPE_BASE);
-    let h = rmsnorm_wide(x, &l.norm1, rows, &NORM);
+    let h = rmsnorm_wide(x, &l.norm1, rows, &NORM).unwrap();
     let rd = |heads| RopeDims { seq: SEQ, heads, head_dim: HEAD_DIM, pos0: 0 };
-    let q = rope(&l.wq.int(&h, b), &cos, &sin, rd(HEADS));
-    let k = rope(&l.wk.int(&h, b), &cos, &sin, rd(KV_HEADS));
+    let q = rope(&l.wq.int(&h, b), &cos, &sin, rd(HEADS)).unwrap();
+    let k = rope(&l.wk.int(&h, b), &cos, &sin, rd(KV_HEADS)).unwrap();
     let v = l.wv.int(&h, b);
     let d = AttnDims { seq: SEQ, heads: HEADS, kv_heads: KV_HEADS, head_dim: HEAD_DIM, ctx: SEQ, pos0: 0 };
-    let x1 = add_i32(x, &l.wo.int(&attention(&q, &k, &v, d, F), b));
-    let h2 = rmsnorm_wide(&x1, &l.norm2, rows, &NORM);
-    add_i32(&x1, &l.down.int(&swiglu(&l.gate.int(&h2, b), &l.up.int(&h2, b), F), b))
+    let x1 = add_i32(x, &l.wo.int(&attention(&q, &k, &v, d, F).unwrap(), b));
+    let h2 = rmsnorm_wide(&x1, &l.norm2, rows, &NORM).unwrap();
+    add_i32(&x1, &l.down.int(&swiglu(&l.gate.int(&h2, b), &l.up.int(&h2, b), F).unwrap(), b))
 }
 
 fn rms_f64(x: &[f64], g: &[i32]) -> Vec<f64> {

@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use super::super::check::{bad, want, OpResult};
 use super::exp::{softmax_row_q30, EXP_FRAC};
+use super::{want_frac, want_len};
 use crate::fixed::{isqrt_u128, round_shift_i128, sat_i32};
 use crate::tensor::{DType, TensorSpec};
 
@@ -43,13 +44,24 @@ pub fn attention_dims(q: &[usize], k: &[usize], v: &[usize], pos0: usize) -> OpR
     if k != v || kd != head_dim {
         return Err(bad(format!("k {k:?} and v {v:?} must agree, with head dim {head_dim}")));
     }
-    if d.kv_heads == 0 || !d.heads.is_multiple_of(d.kv_heads) || !(1..=MAX_HEAD_DIM).contains(&d.head_dim) {
-        return Err(bad(format!("{} heads over {} kv heads of dim {}", d.heads, d.kv_heads, d.head_dim)));
-    }
-    if pos0.checked_add(d.seq).is_none_or(|end| end > d.ctx) {
-        return Err(bad(format!("queries at {pos0}..+{} past the cache length {}", d.seq, d.ctx)));
-    }
+    d.check()?;
     Ok(d)
+}
+
+impl AttnDims {
+    /// The sizes fit together: `kv_heads` divides `heads`, the head dim is in range and
+    /// every query position lies inside the cache.
+    fn check(&self) -> OpResult<()> {
+        let d = self;
+        let pos0 = d.pos0;
+        if d.kv_heads == 0 || !d.heads.is_multiple_of(d.kv_heads) || !(1..=MAX_HEAD_DIM).contains(&d.head_dim) {
+            return Err(bad(format!("{} heads over {} kv heads of dim {}", d.heads, d.kv_heads, d.head_dim)));
+        }
+        if pos0.checked_add(d.seq).is_none_or(|end| end > d.ctx) {
+            return Err(bad(format!("queries at {pos0}..+{} past the cache length {}", d.seq, d.ctx)));
+        }
+        Ok(())
+    }
 }
 
 /// The rule: i32 `q`, `k`, `v` as in [`attention_dims`], `frac <= 31` -> i32 of `q`'s shape.
@@ -73,7 +85,12 @@ pub fn score_scale_q30(head_dim: usize) -> i64 {
 /// for `t = 0..=pos0 + s`, `p = softmax_row_q30(score, frac)`, and
 /// `out_c = sat32(round(sum_t p_t v_tc / 2^30))`. All of `q`, `k`, `v` and the output have
 /// `frac` fraction bits.
-pub fn attention(q: &[i32], k: &[i32], v: &[i32], d: AttnDims, frac: u32) -> Vec<i32> {
+pub fn attention(q: &[i32], k: &[i32], v: &[i32], d: AttnDims, frac: u32) -> OpResult<Vec<i32>> {
+    d.check()?;
+    want_frac(frac)?;
+    want_len("q", q.len(), d.seq * d.heads * d.head_dim)?;
+    want_len("k", k.len(), d.ctx * d.kv_heads * d.head_dim)?;
+    want_len("v", v.len(), d.ctx * d.kv_heads * d.head_dim)?;
     let (hd, group) = (d.head_dim, d.heads / d.kv_heads);
     let scale = score_scale_q30(hd) as i128;
     let mut out = vec![0i32; d.seq * d.heads * hd];
@@ -96,7 +113,7 @@ pub fn attention(q: &[i32], k: &[i32], v: &[i32], d: AttnDims, frac: u32) -> Vec
             *ov = sat_i32(round_shift_i128(acc, EXP_FRAC));
         }
     });
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -146,10 +163,10 @@ mod tests {
         let d = attention_dims(&[1, 1, 4], &[2, 1, 4], &[2, 1, 4], 0).unwrap();
         let (q, k) = ([1 << 16; 4], [1 << 16; 8]);
         let v = [1, -2, 3, -4, 100, 100, 100, 100];
-        assert_eq!(attention(&q, &k, &v, d, 16), vec![1, -2, 3, -4]);
+        assert_eq!(attention(&q, &k, &v, d, 16).unwrap(), vec![1, -2, 3, -4]);
         // Equal scores at position 1: the average of the two values.
         let d1 = AttnDims { pos0: 1, ..d };
-        assert_eq!(attention(&q, &k, &v, d1, 16), vec![51, 49, 52, 48]);
+        assert_eq!(attention(&q, &k, &v, d1, 16).unwrap(), vec![51, 49, 52, 48]);
     }
 
     #[test]
@@ -166,6 +183,12 @@ mod tests {
         let s = |shape: &[usize]| TensorSpec::new(DType::I32, shape.to_vec());
         assert!(attention_rule(&s(&[1, 9, 64]), &s(&[4, 3, 64]), &s(&[4, 3, 64]), 3, 16).is_ok());
         assert!(attention_rule(&s(&[1, 9, 64]), &s(&[4, 3, 64]), &s(&[4, 3, 64]), 3, 32).is_err());
+        // The kernel checks its operands against the dims instead of panicking.
+        let d = AttnDims { seq: 1, heads: 2, kv_heads: 1, head_dim: 4, ctx: 2, pos0: 1 };
+        assert!(attention(&[0; 8], &[0; 8], &[0; 8], d, 16).is_ok());
+        assert!(attention(&[0; 8], &[0; 7], &[0; 8], d, 16).is_err());
+        assert!(attention(&[0; 8], &[0; 8], &[0; 8], AttnDims { pos0: 2, ..d }, 16).is_err());
+        assert!(attention(&[0; 8], &[0; 8], &[0; 8], d, 32).is_err());
     }
 
     #[test]
@@ -175,8 +198,8 @@ mod tests {
         let q = rand_vec(&mut rng, d.seq * d.heads * 64, 3 << 16);
         let k = rand_vec(&mut rng, d.ctx * d.kv_heads * 64, 3 << 16);
         let v = rand_vec(&mut rng, d.ctx * d.kv_heads * 64, 2 << 16);
-        let one = pool(1).install(|| attention(&q, &k, &v, d, 16));
-        assert_eq!(one, pool(4).install(|| attention(&q, &k, &v, d, 16)));
+        let one = pool(1).install(|| attention(&q, &k, &v, d, 16).unwrap());
+        assert_eq!(one, pool(4).install(|| attention(&q, &k, &v, d, 16).unwrap()));
         let e = rel_err(&one, &f64_attention(&q, &k, &v, d, 16));
         eprintln!("attention relative error {e:.2e}");
         assert!(e < 1e-3);
@@ -188,11 +211,11 @@ mod tests {
         let d = AttnDims { seq: 3, heads: 2, kv_heads: 1, head_dim: 8, ctx: 6, pos0: 2 };
         let q = rand_vec(&mut rng, 3 * 2 * 8, 1 << 16);
         let (mut k, mut v) = (rand_vec(&mut rng, 6 * 8, 1 << 16), rand_vec(&mut rng, 6 * 8, 1 << 16));
-        let before = attention(&q, &k, &v, d, 16);
+        let before = attention(&q, &k, &v, d, 16).unwrap();
         // Position 5 is past every query (the last sees 0..=4).
         k[5 * 8..].fill(i32::MAX);
         v[5 * 8..].fill(i32::MIN);
-        assert_eq!(attention(&q, &k, &v, d, 16), before);
+        assert_eq!(attention(&q, &k, &v, d, 16).unwrap(), before);
     }
 
     proptest! {
@@ -211,7 +234,7 @@ mod tests {
             let q = rand_vec(&mut rng, seq * d.heads * hd, mag);
             let k = rand_vec(&mut rng, d.ctx * kv * hd, mag);
             let v = rand_vec(&mut rng, d.ctx * kv * hd, mag);
-            let got = attention(&q, &k, &v, d, frac);
+            let got = attention(&q, &k, &v, d, frac).unwrap();
             let want = f64_attention(&q, &k, &v, d, frac);
             let bound = 1.0 + mag as f64 * (2f64.powi(-(frac as i32)) + 4.0 * d.ctx as f64 * 2f64.powi(-30));
             for (&g, &w) in got.iter().zip(&want) {

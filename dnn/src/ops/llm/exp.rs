@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use super::super::check::{bad, want, OpResult};
 use super::super::dims::RowDims;
+use super::{want_frac, want_len};
 use crate::fixed::round_shift_i128;
 use crate::tensor::{DType, TensorSpec};
 
@@ -74,13 +75,15 @@ pub fn softmax_wide_rule(x: &TensorSpec, frac: u32) -> OpResult<TensorSpec> {
 
 /// Softmax over the last axis of i32 fixed-point values (`frac` fraction bits) into Q30
 /// probabilities, rows in parallel.
-pub fn softmax_wide(x: &[i32], rows: RowDims, frac: u32) -> Vec<i32> {
+pub fn softmax_wide(x: &[i32], rows: RowDims, frac: u32) -> OpResult<Vec<i32>> {
+    want_frac(frac)?;
+    want_len("input", x.len(), rows.rows * rows.len)?;
     let mut out = vec![0i32; x.len()];
     if rows.len == 0 {
-        return out;
+        return Ok(out);
     }
     out.par_chunks_mut(rows.len).zip(x.par_chunks(rows.len)).for_each(|(o, r)| softmax_row_q30(r, frac, o));
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -132,7 +135,10 @@ mod tests {
     fn softmax_rows_are_bit_exact_for_any_thread_count() {
         let x: Vec<i32> = (0..40 * 37).map(|i: i32| i.wrapping_mul(2_654_435_761u32 as i32) >> 10).collect();
         let d = RowDims { rows: 40, len: 37 };
-        assert_eq!(pool(1).install(|| softmax_wide(&x, d, 16)), pool(4).install(|| softmax_wide(&x, d, 16)));
+        assert_eq!(
+            pool(1).install(|| softmax_wide(&x, d, 16).unwrap()),
+            pool(4).install(|| softmax_wide(&x, d, 16).unwrap())
+        );
     }
 
     proptest! {

@@ -17,6 +17,26 @@ pub mod rmsnorm;
 pub mod rope;
 pub mod silu;
 
+use super::check::{bad, OpResult};
+
+/// Require a slice of `got` elements where `want` are needed: the native kernels check
+/// their operands against their dims, so a caller that builds dims by hand gets an error,
+/// never an out-of-bounds panic.
+pub(crate) fn want_len(what: &str, got: usize, want: usize) -> OpResult<()> {
+    if got != want {
+        return Err(bad(format!("{what} has {got} elements, want {want}")));
+    }
+    Ok(())
+}
+
+/// Require a fraction-bit count of the stream (`0..=31`).
+pub(crate) fn want_frac(frac: u32) -> OpResult<()> {
+    if frac > 31 {
+        return Err(bad(format!("fraction bits {frac} above 31")));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 pub(crate) mod testutil {
     //! Shared by the tests of this module: thread pools and error measures.

@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use super::super::check::{bad, want, OpResult};
 use super::blockdot::{BlockDot, Isa};
 use super::blockq::{quantize_act, ActBlocks, Q4_1, Q8_0, QK};
+use super::{want_frac, want_len};
 use crate::fixed::{round_shift_i128, sat_i32};
 use crate::tensor::{DType, TensorSpec};
 
@@ -30,6 +31,31 @@ impl BlockDims {
     /// Blocks per weight row.
     pub fn blocks(&self) -> usize {
         self.k / QK
+    }
+
+    /// Check the sizes themselves and an input of `x_len` elements against them.
+    fn check(&self, x_len: usize, exp: u32) -> OpResult<()> {
+        if !self.k.is_multiple_of(QK) || self.k == 0 || self.k > BLOCK_MAX_K || exp > MAX_EXP {
+            return Err(bad(format!("k {} must be a multiple of 32 in 32..=2^20, exponent {exp} <= 62", self.k)));
+        }
+        want_len("input", x_len, self.rows * self.k)
+    }
+}
+
+impl Q4_1<'_> {
+    /// Check the arrays against `[n, k]` weights.
+    fn check(&self, d: BlockDims) -> OpResult<()> {
+        want_len("nibbles", self.qs.len(), d.n * d.k / 2)?;
+        want_len("scales", self.d.len(), d.n * d.blocks())?;
+        want_len("mins", self.m.len(), d.n * d.blocks())
+    }
+}
+
+impl Q8_0<'_> {
+    /// Check the arrays against `[n, k]` weights.
+    fn check(&self, d: BlockDims) -> OpResult<()> {
+        want_len("values", self.qs.len(), d.n * d.k)?;
+        want_len("scales", self.d.len(), d.n * d.blocks())
     }
 }
 
@@ -161,30 +187,34 @@ fn run<T: BlockDot>(x: &[i32], d: BlockDims, exp: u32, out_fn: &OutFn<'_, T>) ->
 
 /// Q4_1 linear of `x` (`[rows, k]`, i32 fixed point): output in the same format, on the
 /// best instruction set of this CPU.
-pub fn linear_q4_1(x: &[i32], w: Q4_1<'_>, d: BlockDims, bits: ActBits) -> Vec<i32> {
+pub fn linear_q4_1(x: &[i32], w: Q4_1<'_>, d: BlockDims, bits: ActBits) -> OpResult<Vec<i32>> {
     linear_q4_1_on(Isa::detect(), x, w, d, bits)
 }
 
 /// [`linear_q4_1`] on a given instruction set (one the CPU has: see [`Isa::available`]).
-pub fn linear_q4_1_on(isa: Isa, x: &[i32], w: Q4_1<'_>, d: BlockDims, bits: ActBits) -> Vec<i32> {
-    match bits {
+pub fn linear_q4_1_on(isa: Isa, x: &[i32], w: Q4_1<'_>, d: BlockDims, bits: ActBits) -> OpResult<Vec<i32>> {
+    d.check(x.len(), w.exp)?;
+    w.check(d)?;
+    Ok(match bits {
         ActBits::I8 => run::<i8>(x, d, w.exp, &|c, q, r, dots| q4_1_out(isa, &w, c, q, r, dots)),
         ActBits::I16 => run::<i16>(x, d, w.exp, &|c, q, r, dots| q4_1_out(isa, &w, c, q, r, dots)),
-    }
+    })
 }
 
 /// Q8_0 linear of `x` (`[rows, k]`, i32 fixed point): output in the same format (the tied
 /// output layer: logits).
-pub fn linear_q8_0(x: &[i32], w: Q8_0<'_>, d: BlockDims, bits: ActBits) -> Vec<i32> {
+pub fn linear_q8_0(x: &[i32], w: Q8_0<'_>, d: BlockDims, bits: ActBits) -> OpResult<Vec<i32>> {
     linear_q8_0_on(Isa::detect(), x, w, d, bits)
 }
 
 /// [`linear_q8_0`] on a given instruction set.
-pub fn linear_q8_0_on(isa: Isa, x: &[i32], w: Q8_0<'_>, d: BlockDims, bits: ActBits) -> Vec<i32> {
-    match bits {
+pub fn linear_q8_0_on(isa: Isa, x: &[i32], w: Q8_0<'_>, d: BlockDims, bits: ActBits) -> OpResult<Vec<i32>> {
+    d.check(x.len(), w.exp)?;
+    w.check(d)?;
+    Ok(match bits {
         ActBits::I8 => run::<i8>(x, d, w.exp, &|c, q, r, dots| q8_0_out(isa, &w, c, q, r, dots)),
         ActBits::I16 => run::<i16>(x, d, w.exp, &|c, q, r, dots| q8_0_out(isa, &w, c, q, r, dots)),
-    }
+    })
 }
 
 /// Embedding lookup from a Q8_0 table `[vocab, k]`: row `t` of the output is
@@ -192,7 +222,10 @@ pub fn linear_q8_0_on(isa: Isa, x: &[i32], w: Q8_0<'_>, d: BlockDims, bits: ActB
 /// stream's fixed-point format with `frac` fraction bits. An id outside the table is an
 /// error (the value the shapes cannot rule out, as for `gather`).
 pub fn embed_q8_0(ids: &[i32], w: Q8_0<'_>, k: usize, frac: u32) -> OpResult<Vec<i32>> {
+    want_frac(frac)?;
     let vocab = w.qs.len().checked_div(k).unwrap_or(0);
+    BlockDims { rows: 0, k, n: vocab }.check(0, w.exp)?;
+    w.check(BlockDims { rows: 0, k, n: vocab })?;
     if let Some(bad_id) = ids.iter().find(|&&i| i < 0 || i as usize >= vocab) {
         return Err(bad(format!("token {bad_id} outside 0..{vocab}")));
     }
@@ -282,22 +315,22 @@ mod tests {
         let w = Q4_1Owned { qs, d: vec![1], m: vec![-8], exp: 0 };
         // x = 1 everywhere: S = 1, a = 1; sum (q - 8) = 2 * (120 - 128) = -16.
         let d = BlockDims { rows: 1, k: 32, n: 1 };
-        assert_eq!(linear_q4_1(&[1; 32], w.view(), d, ActBits::I8), vec![-16]);
+        assert_eq!(linear_q4_1(&[1; 32], w.view(), d, ActBits::I8).unwrap(), vec![-16]);
         // x = 254 at j = 15 only: S = 2, a = 127; w_15 = 7 -> 127 * 2 * 7 = 1778.
         let mut x = [0; 32];
         x[15] = 254;
-        assert_eq!(linear_q4_1(&x, w.view(), d, ActBits::I8), vec![1778]);
+        assert_eq!(linear_q4_1(&x, w.view(), d, ActBits::I8).unwrap(), vec![1778]);
         // 16 bits: 254 <= 32767, so S = 1 and the block is exact: 254 * 7.
-        assert_eq!(linear_q4_1(&x, w.view(), d, ActBits::I16), vec![1778]);
+        assert_eq!(linear_q4_1(&x, w.view(), d, ActBits::I16).unwrap(), vec![1778]);
         // x = 32767 * 3 + 1 at j = 15: i8 gives S = 775, a = 127 (126.8) -> 127 * 775 * 7 = 688975;
         // i16 gives S = 4, a = 24576 (98302 / 4 = 24575.5 rounds away) -> 24576 * 4 * 7 = 688128.
         x[15] = 98_302;
-        assert_eq!(linear_q4_1(&x, w.view(), d, ActBits::I8), vec![688_975]);
-        assert_eq!(linear_q4_1(&x, w.view(), d, ActBits::I16), vec![688_128]);
+        assert_eq!(linear_q4_1(&x, w.view(), d, ActBits::I8).unwrap(), vec![688_975]);
+        assert_eq!(linear_q4_1(&x, w.view(), d, ActBits::I16).unwrap(), vec![688_128]);
         x[15] = 254;
         // With exponent 2 (d = 1/4, m = -2) the same block gives 1778 / 4 = 444.5 -> 445.
         let w2 = Q4_1Owned { exp: 2, ..w };
-        assert_eq!(linear_q4_1(&x, w2.view(), d, ActBits::I8), vec![445]);
+        assert_eq!(linear_q4_1(&x, w2.view(), d, ActBits::I8).unwrap(), vec![445]);
     }
 
     #[test]
@@ -305,8 +338,8 @@ mod tests {
         let w = Q8_0Owned { qs: (0..64).map(|j| (j - 32) as i8).collect(), d: vec![4, 1], exp: 2 };
         // Row 0: weights (j - 32) * 4 / 4 = j - 32 for j < 32; x = 1: sum = -528.
         let d = BlockDims { rows: 1, k: 32, n: 2 };
-        assert_eq!(linear_q8_0(&[1; 32], w.view(), d, ActBits::I8), vec![-528, (0..32).sum::<i32>() / 4]);
-        assert_eq!(linear_q8_0(&[1; 32], w.view(), d, ActBits::I16), vec![-528, (0..32).sum::<i32>() / 4]);
+        assert_eq!(linear_q8_0(&[1; 32], w.view(), d, ActBits::I8).unwrap(), vec![-528, (0..32).sum::<i32>() / 4]);
+        assert_eq!(linear_q8_0(&[1; 32], w.view(), d, ActBits::I16).unwrap(), vec![-528, (0..32).sum::<i32>() / 4]);
         // Embedding row 1 with 3 fraction bits: q * 1 / 4 * 8 = 2q (q = j for row 1).
         let e = embed_q8_0(&[1], w.view(), 32, 3).unwrap();
         assert_eq!(e, (0..32).map(|j| 2 * j).collect::<Vec<_>>());
@@ -331,6 +364,17 @@ mod tests {
         assert!(q4_1_linear_rule(&s(DType::I8, &[2, 64]), &qs, &sc, &sc, 24).is_err());
         assert_eq!(q8_0_linear_rule(&x, &s(DType::I8, &[5, 64]), &sc, 24).unwrap(), s(DType::I32, &[2, 5]));
         assert!(q8_0_linear_rule(&x, &qs, &sc, 24).is_err());
+        // The kernels check their operands against the dims instead of panicking.
+        let w = Q4_1Owned { qs: vec![0; 32], d: vec![1; 2], m: vec![0; 2], exp: 0 };
+        let d = BlockDims { rows: 1, k: 64, n: 1 };
+        assert!(linear_q4_1(&[0; 64], w.view(), d, ActBits::I8).is_ok());
+        assert!(linear_q4_1(&[0; 63], w.view(), d, ActBits::I8).is_err());
+        assert!(linear_q4_1(&[0; 64], w.view(), BlockDims { n: 2, ..d }, ActBits::I8).is_err());
+        assert!(linear_q4_1(&[0; 64], Q4_1 { exp: 63, ..w.view() }, d, ActBits::I8).is_err());
+        let w8 = Q8_0Owned { qs: vec![0; 64], d: vec![1; 1], exp: 0 };
+        assert!(linear_q8_0(&[0; 64], w8.view(), d, ActBits::I16).is_err());
+        assert!(embed_q8_0(&[0], w8.view(), 48, 16).is_err());
+        assert!(embed_q8_0(&[0], w8.view(), 32, 32).is_err());
     }
 
     #[test]
@@ -346,12 +390,12 @@ mod tests {
         };
         for bits in [ActBits::I8, ActBits::I16] {
             let spec = if bits == ActBits::I8 { spec_q4_1::<i8>(&x, &w, d) } else { spec_q4_1::<i16>(&x, &w, d) };
-            let q8_ref = pool(1).install(|| linear_q8_0_on(Isa::Scalar, &x, w8.view(), d, bits));
+            let q8_ref = pool(1).install(|| linear_q8_0_on(Isa::Scalar, &x, w8.view(), d, bits).unwrap());
             for isa in Isa::available() {
                 for threads in [1, 4] {
-                    let got = pool(threads).install(|| linear_q4_1_on(isa, &x, w.view(), d, bits));
+                    let got = pool(threads).install(|| linear_q4_1_on(isa, &x, w.view(), d, bits).unwrap());
                     assert_eq!(got, spec, "{isa:?}, {threads} threads, {bits:?}");
-                    let got8 = pool(threads).install(|| linear_q8_0_on(isa, &x, w8.view(), d, bits));
+                    let got8 = pool(threads).install(|| linear_q8_0_on(isa, &x, w8.view(), d, bits).unwrap());
                     assert_eq!(got8, q8_ref, "{isa:?}, {threads} threads, {bits:?}");
                 }
             }
@@ -378,8 +422,8 @@ mod tests {
         let want8 =
             f64_linear(&x, d, |c, j| w8.d[(c * d.k + j) / QK] as f64 * w8.qs[c * d.k + j] as f64 / 2f64.powi(24));
         for (bits, bound) in [(ActBits::I8, 5e-3), (ActBits::I16, 5e-5)] {
-            let e4 = rel_err(&linear_q4_1(&x, w.view(), d, bits), &want4);
-            let e8 = rel_err(&linear_q8_0(&x, w8.view(), d, bits), &want8);
+            let e4 = rel_err(&linear_q4_1(&x, w.view(), d, bits).unwrap(), &want4);
+            let e8 = rel_err(&linear_q8_0(&x, w8.view(), d, bits).unwrap(), &want8);
             eprintln!("linear relative error ({bits:?} activations): q4_1 {e4:.2e}, q8_0 {e8:.2e}");
             assert!(e4 < bound && e8 < bound, "{bits:?}: q4_1 {e4}, q8_0 {e8}");
         }
@@ -400,7 +444,7 @@ mod tests {
             {
                 let reps = 200;
                 let t = std::time::Instant::now();
-                let step = || drop(std::hint::black_box(linear_q4_1_on(isa, &x, w.view(), d, bits)));
+                let step = || drop(std::hint::black_box(linear_q4_1_on(isa, &x, w.view(), d, bits).unwrap()));
                 pool(1).install(|| (0..reps).for_each(|_| step()));
                 let s = t.elapsed().as_secs_f64() / reps as f64;
                 eprintln!("q4_1 {n}x{k} {bits:?} {isa:?}: {:.1} us, {:.2} GMAC/s", s * 1e6, (n * k) as f64 / s / 1e9);
@@ -423,7 +467,7 @@ mod tests {
             let w = rand_q4_1(&mut rng, n, d.k);
             let x: Vec<i32> = (0..rows * d.k).map(|_| rng.gen_range(-(1 << mag)..=1 << mag)).collect();
             let bits = if wide { ActBits::I16 } else { ActBits::I8 };
-            let got = linear_q4_1(&x, w.view(), d, bits);
+            let got = linear_q4_1(&x, w.view(), d, bits).unwrap();
             let (spec, s) = if wide {
                 (spec_q4_1::<i16>(&x, &w, d), quantize_act::<i16>(&x).s)
             } else {

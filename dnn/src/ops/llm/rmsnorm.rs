@@ -7,6 +7,7 @@ use rayon::prelude::*;
 
 use super::super::check::{bad, want, OpResult};
 use super::super::dims::RowDims;
+use super::want_len;
 use crate::fixed::{isqrt_u128, round_shift_i128, sat_i32};
 use crate::tensor::{DType, TensorSpec};
 
@@ -48,10 +49,19 @@ pub fn rmsnorm_wide_rule(x: &TensorSpec, gamma: &TensorSpec, p: &RmsParams) -> O
     if gamma.shape != [n] {
         return Err(bad(format!("gamma shape {:?}, want [{n}]", gamma.shape)));
     }
-    if p.frac > 31 || p.gamma_exp > 62 || p.eps < 0 || p.out_frac > p.frac + INV_FRAC + p.gamma_exp {
-        return Err(bad("frac <= 31, gamma_exp <= 62, eps >= 0, out_frac <= frac + 30 + gamma_exp"));
-    }
+    p.check()?;
     Ok(x.clone())
+}
+
+impl RmsParams {
+    /// The parameter ranges of the spec.
+    fn check(&self) -> OpResult<()> {
+        let p = self;
+        if p.frac > 31 || p.gamma_exp > 62 || p.eps < 0 || p.out_frac > p.frac + INV_FRAC + p.gamma_exp {
+            return Err(bad("frac <= 31, gamma_exp <= 62, eps >= 0, out_frac <= frac + 30 + gamma_exp"));
+        }
+        Ok(())
+    }
 }
 
 /// `floor(2^(frac + 30) / sqrt(v))` exactly, as `isqrt(floor(2^(2 frac + 60) / v))`
@@ -68,10 +78,16 @@ pub fn inv_rms(v: u128, frac: u32) -> u128 {
 ///
 /// Exact in i128: `|x_i| <= sqrt(Q)` so `|x_i| * INV <= sqrt(2n) * 2^(frac+30) <= 2^72`,
 /// times `|gamma| <= 2^31`.
-pub fn rmsnorm_wide(x: &[i32], gamma: &[i32], rows: RowDims, p: &RmsParams) -> Vec<i32> {
+pub fn rmsnorm_wide(x: &[i32], gamma: &[i32], rows: RowDims, p: &RmsParams) -> OpResult<Vec<i32>> {
+    p.check()?;
+    want_len("input", x.len(), rows.rows * rows.len)?;
+    want_len("gamma", gamma.len(), rows.len)?;
+    if rows.len > RMS_MAX_LEN {
+        return Err(bad(format!("row length {} above 2^20", rows.len)));
+    }
     let mut out = vec![0i32; x.len()];
     if rows.len == 0 {
-        return out;
+        return Ok(out);
     }
     out.par_chunks_mut(rows.len).zip(x.par_chunks(rows.len)).for_each(|(o, row)| {
         let q: u128 = row.iter().map(|&v| (v as i64 * v as i64) as u128).sum();
@@ -80,7 +96,7 @@ pub fn rmsnorm_wide(x: &[i32], gamma: &[i32], rows: RowDims, p: &RmsParams) -> V
             *ov = sat_i32(round_shift_i128(v as i128 * inv * g as i128, p.shift()));
         }
     });
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -112,12 +128,17 @@ mod tests {
         // mean square 12.5, INV = floor(2^30 / sqrt(12.5)) = 303700049.
         let p = RmsParams { frac: 16, out_frac: 16, gamma_exp: 0, eps: 0 };
         assert_eq!(inv_rms(25u128 << 31, 16), 303_700_049);
-        let y = rmsnorm_wide(&[3 << 16, 4 << 16], &[1, 2], RowDims { rows: 1, len: 2 }, &p);
+        let y = rmsnorm_wide(&[3 << 16, 4 << 16], &[1, 2], RowDims { rows: 1, len: 2 }, &p).unwrap();
         // 3 * 2^16 * 303700049 / 2^30 = 55609.07; 8 * 2^16 * 303700049 / 2^30 = 148290.86.
         assert_eq!(y, vec![55609, 148291]);
         // An all-zero row stays zero, with or without epsilon.
-        let z = rmsnorm_wide(&[0, 0], &[1, 1], RowDims { rows: 1, len: 2 }, &p);
+        let z = rmsnorm_wide(&[0, 0], &[1, 1], RowDims { rows: 1, len: 2 }, &p).unwrap();
         assert_eq!(z, vec![0, 0]);
+        // The kernel checks its operands instead of panicking.
+        let d = RowDims { rows: 1, len: 2 };
+        assert!(rmsnorm_wide(&[0, 0], &[1], d, &p).is_err());
+        assert!(rmsnorm_wide(&[0], &[1, 1], d, &p).is_err());
+        assert!(rmsnorm_wide(&[0, 0], &[1, 1], d, &RmsParams { frac: 40, ..p }).is_err());
     }
 
     #[test]
@@ -140,8 +161,8 @@ mod tests {
         let gamma: Vec<i32> = (0..n).map(|_| rng.gen_range(1 << 27..1 << 30)).collect();
         let p = RmsParams { frac: 16, out_frac: 16, gamma_exp: 30, eps: 42950 };
         let d = RowDims { rows, len: n };
-        let one = pool(1).install(|| rmsnorm_wide(&x, &gamma, d, &p));
-        assert_eq!(one, pool(3).install(|| rmsnorm_wide(&x, &gamma, d, &p)));
+        let one = pool(1).install(|| rmsnorm_wide(&x, &gamma, d, &p).unwrap());
+        assert_eq!(one, pool(3).install(|| rmsnorm_wide(&x, &gamma, d, &p).unwrap()));
         let e = rel_err(&one, &f64_rmsnorm(&x, &gamma, n, &p));
         eprintln!("rmsnorm relative error {e:.2e}");
         assert!(e < 1e-4);
@@ -159,7 +180,7 @@ mod tests {
             let x: Vec<i32> = (0..n).map(|_| rng.gen_range(-(1i64 << mag)..1i64 << mag) as i32).collect();
             let gamma: Vec<i32> = (0..n).map(|_| rng.gen_range(-(1 << 30)..=1 << 30)).collect();
             let p = RmsParams { frac, out_frac: 16, gamma_exp: 30, eps };
-            let got = rmsnorm_wide(&x, &gamma, RowDims { rows: 1, len: n }, &p);
+            let got = rmsnorm_wide(&x, &gamma, RowDims { rows: 1, len: n }, &p).unwrap();
             let q: u128 = x.iter().map(|&v| (v as i128 * v as i128) as u128).sum();
             let v = q / n as u128 + eps as u128;
             let rel = if v == 0 { 0.0 } else { 0.5 / v as f64 + 1.0 / inv_rms(v, frac) as f64 + 1e-12 };

@@ -11,6 +11,7 @@
 use rayon::prelude::*;
 
 use super::super::check::{bad, want, OpResult};
+use super::want_len;
 use crate::fixed::{round_shift_i128, sat_i32};
 use crate::tensor::{DType, TensorSpec};
 
@@ -58,11 +59,16 @@ pub fn rope_rule(x: &TensorSpec, cos: &TensorSpec, sin: &TensorSpec, pos0: usize
 
 /// Rotate every pair: with `c, s` the table entries of the row's position and pair `j`,
 /// `y0 = sat32(round((x0 c - x1 s) / 2^30))`, `y1 = sat32(round((x0 s + x1 c) / 2^30))`.
-pub fn rope(x: &[i32], cos: &[i32], sin: &[i32], d: RopeDims) -> Vec<i32> {
+pub fn rope(x: &[i32], cos: &[i32], sin: &[i32], d: RopeDims) -> OpResult<Vec<i32>> {
     let half = d.head_dim / 2;
+    want_len("x", x.len(), d.seq * d.heads * d.head_dim)?;
+    want_len("sin", sin.len(), cos.len())?;
+    if d.head_dim % 2 != 0 || (d.pos0 + d.seq) * half > cos.len() {
+        return Err(bad(format!("positions {}..+{} of head dim {} past the tables", d.pos0, d.seq, d.head_dim)));
+    }
     let mut out = vec![0i32; x.len()];
     if d.head_dim == 0 {
-        return out;
+        return Ok(out);
     }
     out.par_chunks_mut(d.head_dim).zip(x.par_chunks(d.head_dim)).enumerate().for_each(|(i, (o, xh))| {
         let row = (d.pos0 + i / d.heads) * half;
@@ -73,7 +79,7 @@ pub fn rope(x: &[i32], cos: &[i32], sin: &[i32], d: RopeDims) -> Vec<i32> {
             o[2 * j + 1] = sat_i32(round_shift_i128(x0 * s + x1 * c, ROPE_FRAC));
         }
     });
-    out
+    Ok(out)
 }
 
 /// Deterministic f64 functions: basic operations only (see the module comment).
@@ -187,10 +193,10 @@ mod tests {
         let (cos, sin) = rope_tables(4, 4, 10_000.0);
         let d = rope_dims(&[1, 2, 4], &[4, 2], 0).unwrap();
         let x = [5, -7, 1 << 20, i32::MIN, 3, 4, -5, 6];
-        assert_eq!(rope(&x, &cos, &sin, d), x);
+        assert_eq!(rope(&x, &cos, &sin, d).unwrap(), x);
         // Position 1, pair 0: theta = 1 rad; (1, 0) -> (cos 1, sin 1) in 16 fraction bits.
         let d1 = rope_dims(&[1, 1, 4], &[4, 2], 1).unwrap();
-        let y = rope(&[1 << 16, 0, 0, 0], &cos, &sin, d1);
+        let y = rope(&[1 << 16, 0, 0, 0], &cos, &sin, d1).unwrap();
         assert_eq!(&y[..2], &[35409, 55147]); // 65536 cos(1) = 35409.3, 65536 sin(1) = 55146.6
         assert!(rope_dims(&[1, 1, 4], &[4, 2], 4).is_err());
         assert!(rope_dims(&[1, 1, 5], &[4, 2], 0).is_err());
@@ -198,6 +204,12 @@ mod tests {
         let s = |shape: &[usize]| TensorSpec::new(DType::I32, shape.to_vec());
         assert!(rope_rule(&s(&[2, 9, 64]), &s(&[8, 32]), &s(&[8, 32]), 6).is_ok());
         assert!(rope_rule(&s(&[2, 9, 64]), &s(&[8, 32]), &s(&[8, 31]), 6).is_err());
+        // The kernel checks its operands against the dims instead of panicking.
+        let d = RopeDims { seq: 1, heads: 1, head_dim: 4, pos0: 3 };
+        assert!(rope(&[0; 4], &cos, &sin, d).is_ok());
+        assert!(rope(&[0; 4], &cos, &sin, RopeDims { pos0: 4, ..d }).is_err());
+        assert!(rope(&[0; 3], &cos, &sin, d).is_err());
+        assert!(rope(&[0; 4], &cos, &sin[1..], d).is_err());
     }
 
     #[test]
@@ -205,7 +217,10 @@ mod tests {
         let (cos, sin) = rope_tables(64, 64, 100_000.0);
         let x: Vec<i32> = (0..5 * 9 * 64).map(|i: i32| i.wrapping_mul(-1_640_531_535) >> 8).collect();
         let d = rope_dims(&[5, 9, 64], &[64, 32], 40).unwrap();
-        assert_eq!(pool(1).install(|| rope(&x, &cos, &sin, d)), pool(4).install(|| rope(&x, &cos, &sin, d)));
+        assert_eq!(
+            pool(1).install(|| rope(&x, &cos, &sin, d).unwrap()),
+            pool(4).install(|| rope(&x, &cos, &sin, d).unwrap())
+        );
     }
 
     proptest! {
@@ -218,7 +233,7 @@ mod tests {
             let mut x = vec![0i32; 64];
             x[2 * j] = x0;
             x[2 * j + 1] = x1;
-            let y = rope(&x, &cos, &sin, RopeDims { seq: 1, heads: 1, head_dim: 64, pos0: p });
+            let y = rope(&x, &cos, &sin, RopeDims { seq: 1, heads: 1, head_dim: 64, pos0: p }).unwrap();
             let a = p as f64 * 100_000f64.powf(-(2.0 * j as f64) / 64.0);
             let (w0, w1) = (x0 as f64 * a.cos() - x1 as f64 * a.sin(), x0 as f64 * a.sin() + x1 as f64 * a.cos());
             let tol = 1.0 + 2f64.powi(-29) * (x0.abs() as f64 + x1.abs() as f64);

@@ -6,6 +6,7 @@ use rayon::prelude::*;
 
 use super::super::check::{same_shape, want, OpResult};
 use super::exp::{exp_q30, EXP_FRAC};
+use super::{want_frac, want_len};
 use crate::fixed::{round_shift_i128, sat_i32};
 use crate::tensor::{DType, TensorSpec};
 
@@ -41,14 +42,16 @@ pub fn swiglu_rule(gate: &TensorSpec, up: &TensorSpec) -> OpResult<TensorSpec> {
 
 /// SwiGLU of the FFN: `sat32(round(silu(g_i) * u_i / 2^frac))`, both operands and the
 /// result with `frac` fraction bits.
-pub fn swiglu(gate: &[i32], up: &[i32], frac: u32) -> Vec<i32> {
+pub fn swiglu(gate: &[i32], up: &[i32], frac: u32) -> OpResult<Vec<i32>> {
+    want_frac(frac)?;
+    want_len("up", up.len(), gate.len())?;
     let mut out = vec![0i32; gate.len()];
     out.par_chunks_mut(CHUNK).zip(gate.par_chunks(CHUNK).zip(up.par_chunks(CHUNK))).for_each(|(o, (g, u))| {
         for ((ov, &gv), &uv) in o.iter_mut().zip(g).zip(u) {
             *ov = sat_i32(round_shift_i128(silu_fx(gv, frac) as i128 * uv as i128, frac));
         }
     });
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -72,10 +75,12 @@ mod tests {
         assert_eq!(silu_fx(-(100 << 16), 16), 0);
         // silu(1) = 0.7310585786: 65536 * that = 47910.66 -> 47911.
         assert_eq!(silu_fx(1 << 16, 16), 47911);
-        // swiglu(1, 2) multiplies the rounded silu: 47911 * 2.
-        assert_eq!(swiglu(&[1 << 16], &[2 << 16], 16), vec![95822]);
+        // swiglu(1, 2).unwrap() multiplies the rounded silu: 47911 * 2.
+        assert_eq!(swiglu(&[1 << 16], &[2 << 16], 16).unwrap(), vec![95822]);
+        assert!(swiglu(&[1], &[1, 2], 16).is_err());
+        assert!(swiglu(&[1], &[1], 32).is_err());
         // Saturation: a huge gate times a huge up clamps.
-        assert_eq!(swiglu(&[i32::MAX], &[i32::MAX], 0), vec![i32::MAX]);
+        assert_eq!(swiglu(&[i32::MAX], &[i32::MAX], 0).unwrap(), vec![i32::MAX]);
     }
 
     #[test]
@@ -84,8 +89,8 @@ mod tests {
         let n = 3 * 1536 * 4;
         let g: Vec<i32> = (0..n).map(|_| rng.gen_range(-(6 << 16)..6 << 16)).collect();
         let u: Vec<i32> = (0..n).map(|_| rng.gen_range(-(4 << 16)..4 << 16)).collect();
-        let one = pool(1).install(|| swiglu(&g, &u, 16));
-        assert_eq!(one, pool(4).install(|| swiglu(&g, &u, 16)));
+        let one = pool(1).install(|| swiglu(&g, &u, 16).unwrap());
+        assert_eq!(one, pool(4).install(|| swiglu(&g, &u, 16).unwrap()));
         let want: Vec<f64> =
             g.iter().zip(&u).map(|(&g, &u)| silu_f64(g as f64 / 65536.0) * u as f64 / 65536.0 * 65536.0).collect();
         let e = rel_err(&one, &want);
