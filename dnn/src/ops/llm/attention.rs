@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use super::super::check::{bad, want, OpResult};
 use super::exp::{softmax_row_q30, EXP_FRAC};
-use super::{want_frac, want_len};
+use super::{prod, want_frac, want_len};
 use crate::fixed::{isqrt_u128, round_shift_i128, sat_i32};
 use crate::tensor::{DType, TensorSpec};
 
@@ -88,9 +88,9 @@ pub fn score_scale_q30(head_dim: usize) -> i64 {
 pub fn attention(q: &[i32], k: &[i32], v: &[i32], d: AttnDims, frac: u32) -> OpResult<Vec<i32>> {
     d.check()?;
     want_frac(frac)?;
-    want_len("q", q.len(), d.seq * d.heads * d.head_dim)?;
-    want_len("k", k.len(), d.ctx * d.kv_heads * d.head_dim)?;
-    want_len("v", v.len(), d.ctx * d.kv_heads * d.head_dim)?;
+    want_len("q", q.len(), prod(&[d.seq, d.heads, d.head_dim])?)?;
+    want_len("k", k.len(), prod(&[d.ctx, d.kv_heads, d.head_dim])?)?;
+    want_len("v", v.len(), prod(&[d.ctx, d.kv_heads, d.head_dim])?)?;
     let (hd, group) = (d.head_dim, d.heads / d.kv_heads);
     let scale = score_scale_q30(hd) as i128;
     let mut out = vec![0i32; d.seq * d.heads * hd];

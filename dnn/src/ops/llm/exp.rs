@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use super::super::check::{bad, want, OpResult};
 use super::super::dims::RowDims;
-use super::{want_frac, want_len};
+use super::{prod, want_frac, want_len};
 use crate::fixed::round_shift_i128;
 use crate::tensor::{DType, TensorSpec};
 
@@ -77,7 +77,7 @@ pub fn softmax_wide_rule(x: &TensorSpec, frac: u32) -> OpResult<TensorSpec> {
 /// probabilities, rows in parallel.
 pub fn softmax_wide(x: &[i32], rows: RowDims, frac: u32) -> OpResult<Vec<i32>> {
     want_frac(frac)?;
-    want_len("input", x.len(), rows.rows * rows.len)?;
+    want_len("input", x.len(), prod(&[rows.rows, rows.len])?)?;
     let mut out = vec![0i32; x.len()];
     if rows.len == 0 {
         return Ok(out);

@@ -29,6 +29,11 @@ pub(crate) fn want_len(what: &str, got: usize, want: usize) -> OpResult<()> {
     Ok(())
 }
 
+/// The product of sizes, or an error when it overflows (dims built by hand).
+pub(crate) fn prod(sizes: &[usize]) -> OpResult<usize> {
+    sizes.iter().try_fold(1usize, |p, &s| p.checked_mul(s)).ok_or_else(|| bad(format!("sizes {sizes:?} overflow")))
+}
+
 /// Require a fraction-bit count of the stream (`0..=31`).
 pub(crate) fn want_frac(frac: u32) -> OpResult<()> {
     if frac > 31 {

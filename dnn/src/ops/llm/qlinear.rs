@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::super::check::{bad, want, OpResult};
 use super::blockdot::{BlockDot, Isa};
 use super::blockq::{quantize_act, ActBlocks, Q4_1, Q8_0, QK};
-use super::{want_frac, want_len};
+use super::{prod, want_frac, want_len};
 use crate::fixed::{round_shift_i128, sat_i32};
 use crate::tensor::{DType, TensorSpec};
 
@@ -38,24 +38,24 @@ impl BlockDims {
         if !self.k.is_multiple_of(QK) || self.k == 0 || self.k > BLOCK_MAX_K || exp > MAX_EXP {
             return Err(bad(format!("k {} must be a multiple of 32 in 32..=2^20, exponent {exp} <= 62", self.k)));
         }
-        want_len("input", x_len, self.rows * self.k)
+        want_len("input", x_len, prod(&[self.rows, self.k])?)
     }
 }
 
 impl Q4_1<'_> {
     /// Check the arrays against `[n, k]` weights.
     fn check(&self, d: BlockDims) -> OpResult<()> {
-        want_len("nibbles", self.qs.len(), d.n * d.k / 2)?;
-        want_len("scales", self.d.len(), d.n * d.blocks())?;
-        want_len("mins", self.m.len(), d.n * d.blocks())
+        want_len("nibbles", self.qs.len(), prod(&[d.n, d.k / 2])?)?;
+        want_len("scales", self.d.len(), prod(&[d.n, d.blocks()])?)?;
+        want_len("mins", self.m.len(), prod(&[d.n, d.blocks()])?)
     }
 }
 
 impl Q8_0<'_> {
     /// Check the arrays against `[n, k]` weights.
     fn check(&self, d: BlockDims) -> OpResult<()> {
-        want_len("values", self.qs.len(), d.n * d.k)?;
-        want_len("scales", self.d.len(), d.n * d.blocks())
+        want_len("values", self.qs.len(), prod(&[d.n, d.k])?)?;
+        want_len("scales", self.d.len(), prod(&[d.n, d.blocks()])?)
     }
 }
 

@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use super::super::check::{bad, want, OpResult};
 use super::super::dims::RowDims;
-use super::want_len;
+use super::{prod, want_len};
 use crate::fixed::{isqrt_u128, round_shift_i128, sat_i32};
 use crate::tensor::{DType, TensorSpec};
 
@@ -80,7 +80,7 @@ pub fn inv_rms(v: u128, frac: u32) -> u128 {
 /// times `|gamma| <= 2^31`.
 pub fn rmsnorm_wide(x: &[i32], gamma: &[i32], rows: RowDims, p: &RmsParams) -> OpResult<Vec<i32>> {
     p.check()?;
-    want_len("input", x.len(), rows.rows * rows.len)?;
+    want_len("input", x.len(), prod(&[rows.rows, rows.len])?)?;
     want_len("gamma", gamma.len(), rows.len)?;
     if rows.len > RMS_MAX_LEN {
         return Err(bad(format!("row length {} above 2^20", rows.len)));

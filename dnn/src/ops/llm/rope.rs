@@ -11,7 +11,7 @@
 use rayon::prelude::*;
 
 use super::super::check::{bad, want, OpResult};
-use super::want_len;
+use super::{prod, want_len};
 use crate::fixed::{round_shift_i128, sat_i32};
 use crate::tensor::{DType, TensorSpec};
 
@@ -36,7 +36,7 @@ pub struct RopeDims {
 /// `[positions, head_dim / 2]` and the first position.
 pub fn rope_dims(x: &[usize], table: &[usize], pos0: usize) -> OpResult<RopeDims> {
     let [seq, heads, head_dim] = *x else { return Err(bad(format!("x {x:?} must have rank 3"))) };
-    if head_dim % 2 != 0 || table != [table.first().copied().unwrap_or(0), head_dim / 2] {
+    if !head_dim.is_multiple_of(2) || table != [table.first().copied().unwrap_or(0), head_dim / 2] {
         return Err(bad(format!("table {table:?} must be [positions, {}] of an even head dim", head_dim / 2)));
     }
     if pos0.checked_add(seq).is_none_or(|end| end > table[0]) {
@@ -61,9 +61,10 @@ pub fn rope_rule(x: &TensorSpec, cos: &TensorSpec, sin: &TensorSpec, pos0: usize
 /// `y0 = sat32(round((x0 c - x1 s) / 2^30))`, `y1 = sat32(round((x0 s + x1 c) / 2^30))`.
 pub fn rope(x: &[i32], cos: &[i32], sin: &[i32], d: RopeDims) -> OpResult<Vec<i32>> {
     let half = d.head_dim / 2;
-    want_len("x", x.len(), d.seq * d.heads * d.head_dim)?;
+    want_len("x", x.len(), prod(&[d.seq, d.heads, d.head_dim])?)?;
     want_len("sin", sin.len(), cos.len())?;
-    if d.head_dim % 2 != 0 || (d.pos0 + d.seq) * half > cos.len() {
+    let rows = d.pos0.checked_add(d.seq).and_then(|p| p.checked_mul(half));
+    if !d.head_dim.is_multiple_of(2) || rows.is_none_or(|r| r > cos.len()) {
         return Err(bad(format!("positions {}..+{} of head dim {} past the tables", d.pos0, d.seq, d.head_dim)));
     }
     let mut out = vec![0i32; x.len()];
