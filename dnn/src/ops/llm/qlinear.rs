@@ -9,7 +9,7 @@
 use rayon::prelude::*;
 
 use super::super::check::{bad, want, OpResult};
-use super::blockdot::{BlockDot, Isa};
+use super::blockdot::{BlockDot, Isa, RowScales};
 use super::blockq::{quantize_act, ActBlocks, Q4_1, Q8_0, QK};
 use super::{prod, want_frac, want_len};
 use crate::fixed::{round_shift_i128, sat_i32};
@@ -133,38 +133,38 @@ pub enum ActBits {
     I16,
 }
 
-/// One output of the Q4_1 linear: `sum_b (D_b * dot_b + M_b * sum_b(a)) * S_b`, exact
-/// (`|dot_b| < 2^24`, `|P_b| < 2^55`, `|P_b * S_b| < 2^72`). `dots` is scratch of one
-/// row's blocks.
-fn q4_1_out<T: BlockDot>(isa: Isa, w: &Q4_1<'_>, c: usize, x: &ActBlocks<T>, r: usize, dots: &mut [i32]) -> i128 {
-    let blocks = dots.len();
-    let (wb, xb) = (c * blocks..(c + 1) * blocks, r * blocks..(r + 1) * blocks);
-    T::q4_dots(isa, &w.qs[wb.start * QK / 2..wb.end * QK / 2], &x.a[xb.start * QK..xb.end * QK], dots);
-    let terms = dots.iter().zip(&w.d[wb.clone()]).zip(&w.m[wb]).zip(&x.sum[xb.clone()]).zip(&x.s[xb]);
-    terms.fold(0i128, |acc, ((((&dot, &d), &m), &sum), &s)| {
-        let p = d as i64 * dot as i64 + m as i64 * sum as i64;
-        acc + p as i128 * s as i128
-    })
+/// The per-block integers of weight row `c` and activation row `r`.
+fn scales<'a, T>(
+    d: &'a [i32],
+    m: Option<&'a [i32]>,
+    x: &'a ActBlocks<T>,
+    c: usize,
+    r: usize,
+    nb: usize,
+) -> RowScales<'a> {
+    let (wb, xb) = (c * nb..(c + 1) * nb, r * nb..(r + 1) * nb);
+    RowScales { d: &d[wb.clone()], m: m.map(|m| &m[wb]), sum: &x.sum[xb.clone()], s: &x.s[xb] }
+}
+
+/// One output of the Q4_1 linear: `sum_b (D_b * dot_b + M_b * A_b) * S_b`, exact.
+fn q4_1_out<T: BlockDot>(isa: Isa, w: &Q4_1<'_>, c: usize, x: &ActBlocks<T>, r: usize, nb: usize) -> i128 {
+    let sc = scales(w.d, Some(w.m), x, c, r, nb);
+    T::q4_row(isa, &w.qs[c * nb * QK / 2..(c + 1) * nb * QK / 2], &x.a[r * nb * QK..(r + 1) * nb * QK], &sc)
 }
 
 /// One output of the Q8_0 linear: `sum_b D_b * dot_b * S_b`, exact.
-fn q8_0_out<T: BlockDot>(isa: Isa, w: &Q8_0<'_>, c: usize, x: &ActBlocks<T>, r: usize, dots: &mut [i32]) -> i128 {
-    let blocks = dots.len();
-    let (wb, xb) = (c * blocks..(c + 1) * blocks, r * blocks..(r + 1) * blocks);
-    T::q8_dots(isa, &w.qs[wb.start * QK..wb.end * QK], &x.a[xb.start * QK..xb.end * QK], dots);
-    dots.iter()
-        .zip(&w.d[wb])
-        .zip(&x.s[xb])
-        .fold(0i128, |acc, ((&dot, &d), &s)| acc + (d as i64 * dot as i64) as i128 * s as i128)
+fn q8_0_out<T: BlockDot>(isa: Isa, w: &Q8_0<'_>, c: usize, x: &ActBlocks<T>, r: usize, nb: usize) -> i128 {
+    let sc = scales(w.d, None, x, c, r, nb);
+    T::q8_row(isa, &w.qs[c * nb * QK..(c + 1) * nb * QK], &x.a[r * nb * QK..(r + 1) * nb * QK], &sc)
 }
 
 /// Outputs per parallel task: enough work to amortise scheduling, few enough that a
 /// single-row (decode) product still spreads over every core.
 const COLS_PER_TASK: usize = 64;
 
-/// One output's exact sum, given the quantized activations, the output's row and column,
-/// and scratch for the block dots.
-type OutFn<'a, T> = dyn Fn(usize, &ActBlocks<T>, usize, &mut [i32]) -> i128 + Sync + 'a;
+/// One output's exact sum, given the quantized activations, the output's column and row
+/// and the blocks per row.
+type OutFn<'a, T> = dyn Fn(usize, &ActBlocks<T>, usize, usize) -> i128 + Sync + 'a;
 
 /// `out[r][c] = sat32(round(acc(r, c) / 2^exp))` for every row and column, in parallel
 /// over column chunks of every row.
@@ -176,9 +176,8 @@ fn run<T: BlockDot>(x: &[i32], d: BlockDims, exp: u32, out_fn: &OutFn<'_, T>) ->
     }
     out.par_chunks_mut(d.n).enumerate().for_each(|(r, o)| {
         o.par_chunks_mut(COLS_PER_TASK).enumerate().for_each(|(t, oc)| {
-            let mut dots = vec![0i32; d.blocks()];
             for (i, v) in oc.iter_mut().enumerate() {
-                *v = sat_i32(round_shift_i128(out_fn(t * COLS_PER_TASK + i, &q, r, &mut dots), exp));
+                *v = sat_i32(round_shift_i128(out_fn(t * COLS_PER_TASK + i, &q, r, d.blocks()), exp));
             }
         })
     });
@@ -196,8 +195,8 @@ pub fn linear_q4_1_on(isa: Isa, x: &[i32], w: Q4_1<'_>, d: BlockDims, bits: ActB
     d.check(x.len(), w.exp)?;
     w.check(d)?;
     Ok(match bits {
-        ActBits::I8 => run::<i8>(x, d, w.exp, &|c, q, r, dots| q4_1_out(isa, &w, c, q, r, dots)),
-        ActBits::I16 => run::<i16>(x, d, w.exp, &|c, q, r, dots| q4_1_out(isa, &w, c, q, r, dots)),
+        ActBits::I8 => run::<i8>(x, d, w.exp, &|c, q, r, nb| q4_1_out(isa, &w, c, q, r, nb)),
+        ActBits::I16 => run::<i16>(x, d, w.exp, &|c, q, r, nb| q4_1_out(isa, &w, c, q, r, nb)),
     })
 }
 
@@ -212,8 +211,8 @@ pub fn linear_q8_0_on(isa: Isa, x: &[i32], w: Q8_0<'_>, d: BlockDims, bits: ActB
     d.check(x.len(), w.exp)?;
     w.check(d)?;
     Ok(match bits {
-        ActBits::I8 => run::<i8>(x, d, w.exp, &|c, q, r, dots| q8_0_out(isa, &w, c, q, r, dots)),
-        ActBits::I16 => run::<i16>(x, d, w.exp, &|c, q, r, dots| q8_0_out(isa, &w, c, q, r, dots)),
+        ActBits::I8 => run::<i8>(x, d, w.exp, &|c, q, r, nb| q8_0_out(isa, &w, c, q, r, nb)),
+        ActBits::I16 => run::<i16>(x, d, w.exp, &|c, q, r, nb| q8_0_out(isa, &w, c, q, r, nb)),
     })
 }
 
