@@ -110,6 +110,24 @@ pub fn q8_0_linear_rule(x: &TensorSpec, qs: &TensorSpec, d: &TensorSpec, exp: u3
     out_spec(x, n, exp)
 }
 
+/// The rule of the Q8_0 embedding: i32 token ids of any shape with a table of values
+/// i8 `[vocab, k]` and scales i32 `[vocab, k/32]`, exponent <= 62, `frac <= 31` ->
+/// i32 `[ids.shape..., k]`.
+pub fn embed_q8_0_rule(ids: &TensorSpec, qs: &TensorSpec, d: &TensorSpec, exp: u32, frac: u32) -> OpResult<TensorSpec> {
+    want(ids, DType::I32, "ids")?;
+    let [vocab, k] = qs.shape[..] else { return Err(bad("values must be [vocab, k]")) };
+    let dims = block_linear_dims(&[k], vocab, k)?;
+    want_rows(qs, DType::I8, vocab, k, "values")?;
+    want_rows(d, DType::I32, vocab, dims.blocks(), "scales")?;
+    want_frac(frac)?;
+    if exp > MAX_EXP {
+        return Err(bad(format!("exponent {exp} above {MAX_EXP}")));
+    }
+    let mut shape = ids.shape.clone();
+    shape.push(k);
+    Ok(TensorSpec::new(DType::I32, shape))
+}
+
 fn out_spec(x: &TensorSpec, n: usize, exp: u32) -> OpResult<TensorSpec> {
     if exp > MAX_EXP {
         return Err(bad(format!("exponent {exp} above {MAX_EXP}")));
@@ -363,6 +381,11 @@ mod tests {
         assert!(q4_1_linear_rule(&s(DType::I8, &[2, 64]), &qs, &sc, &sc, 24).is_err());
         assert_eq!(q8_0_linear_rule(&x, &s(DType::I8, &[5, 64]), &sc, 24).unwrap(), s(DType::I32, &[2, 5]));
         assert!(q8_0_linear_rule(&x, &qs, &sc, 24).is_err());
+        let ids = s(DType::I32, &[3]);
+        assert_eq!(embed_q8_0_rule(&ids, &s(DType::I8, &[5, 64]), &sc, 24, 16).unwrap(), s(DType::I32, &[3, 64]));
+        assert!(embed_q8_0_rule(&ids, &s(DType::I8, &[5, 64]), &sc, 24, 32).is_err());
+        assert!(embed_q8_0_rule(&ids, &s(DType::I8, &[5, 64]), &bad_sc, 24, 16).is_err());
+        assert!(embed_q8_0_rule(&s(DType::I8, &[3]), &s(DType::I8, &[5, 64]), &sc, 24, 16).is_err());
         // The kernels check their operands against the dims instead of panicking.
         let w = Q4_1Owned { qs: vec![0; 32], d: vec![1; 2], m: vec![0; 2], exp: 0 };
         let d = BlockDims { rows: 1, k: 64, n: 1 };
