@@ -1,5 +1,5 @@
 //! Block-quantized weights (GGUF Q4_1 and Q8_0 with fixed-point block scales) and the
-//! per-block int8 quantization of wide activations (`docs/spec/ops.md` §5.2).
+//! per-block i8 / i16 quantization of wide activations (`docs/spec/ops.md` §5.2).
 //!
 //! Layout: the 4-bit and 8-bit values stay exactly as the GGUF ships them (DESIGN §7: the
 //! committed model is the model its users run), row-major with `k / 32` blocks per row. A

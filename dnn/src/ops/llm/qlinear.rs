@@ -1,10 +1,10 @@
 //! Linear layers over block-quantized weights (`docs/spec/ops.md` §5.2): wide i32
-//! activations in, quantized per block of 32 to int8, and i32 out in the input's
-//! fixed-point format. Per block the integer dot is exact in i32, the block's value
-//! `D * dot + M * sum(a)` is exact in i64, its product with the activation scale is exact
-//! in i128, and the row sums it exactly: the only rounding is the final shift by the
-//! weights' exponent. Every output is computed independently, so any thread count gives
-//! the same bits.
+//! activations in, quantized per block of 32 to i8 or i16 ([`ActBits`]), and i32 out in
+//! the input's fixed-point format. Per block the integer dot is exact in i32, the block's
+//! value `D * dot + M * sum(a)` is exact in i64, its product with the activation scale is
+//! exact in i128, and the row sums it exactly (`blockdot.rs`): the only rounding is the
+//! final shift by the weights' exponent. Every output is computed independently, so any
+//! thread count and any instruction set give the same bits.
 
 use rayon::prelude::*;
 
