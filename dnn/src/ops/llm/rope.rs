@@ -172,6 +172,11 @@ mod tests {
     use crate::ops::llm::testutil::pool;
     use proptest::prelude::*;
 
+    const PIN_COS: i32 = -146_157_272;
+    const PIN_SIN: i32 = -1_063_747_882;
+    const PIN_COS_SUM: u64 = 84_795_869_652_717_675;
+    const PIN_SIN_SUM: u64 = 15_097_272_597_533_823_416;
+
     #[test]
     fn tables_match_libm_to_a_unit() {
         let (cos, sin) = rope_tables(2048, 64, 100_000.0);
@@ -187,6 +192,19 @@ mod tests {
         eprintln!("rope tables: worst {worst:.3} units of 2^-30 against libm");
         assert!(worst <= 1.0);
         assert_eq!((cos[0], sin[0]), (1 << 30, 0));
+    }
+
+    /// The tables are committed model constants: pin SmolLM2's (8192 positions, head dim
+    /// 64, base 100000) by a checksum, so a platform or compiler on which the f64 basic
+    /// operations somehow differ fails here instead of committing another model.
+    #[test]
+    fn smollm2_tables_are_pinned() {
+        let (cos, sin) = rope_tables(8192, 64, 100_000.0);
+        let sum = |v: &[i32]| {
+            v.iter().enumerate().fold(0u64, |h, (i, &x)| h.wrapping_mul(1_000_003) ^ (x as u32 as u64 + i as u64))
+        };
+        assert_eq!((cos[8191 * 32 + 5], sin[8191 * 32 + 5]), (PIN_COS, PIN_SIN));
+        assert_eq!((sum(&cos), sum(&sin)), (PIN_COS_SUM, PIN_SIN_SUM));
     }
 
     #[test]
