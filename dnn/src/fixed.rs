@@ -117,6 +117,31 @@ pub fn isqrt_u128(v: u128) -> u128 {
     res
 }
 
+/// `v / 2^s` rounded to nearest, ties away from zero (`s` in 0..=126): the one rounding of
+/// the wide fixed-point ops (`docs/spec/ops.md` §5).
+#[inline]
+pub fn round_shift_i128(v: i128, s: u32) -> i128 {
+    debug_assert!(s <= 126);
+    if s == 0 {
+        return v;
+    }
+    let half = 1u128 << (s - 1);
+    // Magnitude first, so that the tie goes away from zero for both signs (u128: no
+    // overflow even at i128::MIN).
+    let q = ((v.unsigned_abs() + half) >> s) as i128;
+    if v < 0 {
+        -q
+    } else {
+        q
+    }
+}
+
+/// Saturate to i32.
+#[inline]
+pub fn sat_i32(x: i128) -> i32 {
+    x.clamp(i32::MIN as i128, i32::MAX as i128) as i32
+}
+
 /// Saturate to i8.
 #[inline]
 pub fn sat_i8(x: i64) -> i8 {
@@ -170,6 +195,11 @@ mod tests {
         fn rdbpot_matches_rational(x in any::<i32>(), e in 0u32..=31) {
             let r = round_div_i128(x as i128, 1i128 << e) as i32;
             prop_assert_eq!(rdbpot(x, e), r);
+        }
+
+        #[test]
+        fn round_shift_matches_round_div(v in any::<i64>(), s in 0u32..=62) {
+            prop_assert_eq!(round_shift_i128(v as i128, s), round_div_i128(v as i128, 1i128 << s));
         }
 
         #[test]

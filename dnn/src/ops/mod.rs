@@ -15,6 +15,7 @@ pub mod check;
 pub mod conv;
 pub mod dims;
 pub mod elementwise;
+pub mod llm;
 pub mod matmul;
 pub mod norm;
 pub mod pool;

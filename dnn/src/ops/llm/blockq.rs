@@ -1,0 +1,260 @@
+//! Block-quantized weights (GGUF Q4_1 and Q8_0 with fixed-point block scales) and the
+//! per-block i8 / i16 quantization of wide activations (`docs/spec/ops.md` §5.2).
+//!
+//! Layout: the 4-bit and 8-bit values stay exactly as the GGUF ships them (DESIGN §7: the
+//! committed model is the model its users run), row-major with `k / 32` blocks per row. A
+//! Q4_1 block's 16 bytes hold element `j` in the low nibble of byte `j` and element
+//! `j + 16` in its high nibble — the layout llama.cpp's SIMD kernels read directly (mask
+//! the low nibbles, shift the high ones; no shuffle). Scales and mins are separate `i32`
+//! arrays (one per block) so each stream is contiguous and every array is a plain tensor.
+
+use super::super::check::{bad, OpResult};
+use super::fixed_import::{fixed_from_f16, FixedVec};
+
+/// Elements per block (GGUF `QK4_1` and `QK8_0`).
+pub const QK: usize = 32;
+
+/// Q4_1 weights `[n, k]`: `w[r][32b + j] = (D[r, b] * q + M[r, b]) / 2^exp`, `q` in 0..=15.
+#[derive(Clone, Copy, Debug)]
+pub struct Q4_1<'a> {
+    /// `n * k / 2` bytes, 16 per block (GGUF order).
+    pub qs: &'a [u8],
+    /// Block scales `D` (`n * k / 32`).
+    pub d: &'a [i32],
+    /// Block mins `M` (`n * k / 32`).
+    pub m: &'a [i32],
+    /// Fraction bits of `D` and `M` (one exponent for both: they add inside a block).
+    pub exp: u32,
+}
+
+/// Q8_0 weights `[n, k]`: `w[r][32b + j] = D[r, b] * q / 2^exp`, `q` in -128..=127.
+#[derive(Clone, Copy, Debug)]
+pub struct Q8_0<'a> {
+    /// `n * k` values.
+    pub qs: &'a [i8],
+    /// Block scales `D` (`n * k / 32`).
+    pub d: &'a [i32],
+    /// Fraction bits of `D`.
+    pub exp: u32,
+}
+
+/// Q4_1 weights in owned storage, as the importer builds them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Q4_1Owned {
+    /// Packed nibbles, GGUF order.
+    pub qs: Vec<u8>,
+    /// Block scales.
+    pub d: Vec<i32>,
+    /// Block mins.
+    pub m: Vec<i32>,
+    /// Shared fraction bits.
+    pub exp: u32,
+}
+
+/// Q8_0 weights in owned storage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Q8_0Owned {
+    /// Values.
+    pub qs: Vec<i8>,
+    /// Block scales.
+    pub d: Vec<i32>,
+    /// Fraction bits.
+    pub exp: u32,
+}
+
+/// GGUF block sizes in bytes: Q4_1 is `d: f16, m: f16, qs: [u8; 16]`, Q8_0 is
+/// `d: f16, qs: [i8; 32]`, little-endian.
+pub const Q4_1_BLOCK_BYTES: usize = 20;
+/// See [`Q4_1_BLOCK_BYTES`].
+pub const Q8_0_BLOCK_BYTES: usize = 34;
+
+fn f16_at(b: &[u8], i: usize) -> u16 {
+    u16::from_le_bytes([b[i], b[i + 1]])
+}
+
+fn whole_blocks(len: usize, block: usize) -> OpResult<usize> {
+    if !len.is_multiple_of(block) {
+        return Err(bad(format!("{len} bytes are not whole blocks of {block}")));
+    }
+    Ok(len / block)
+}
+
+impl Q4_1Owned {
+    /// Import GGUF Q4_1 blocks (any number of rows; blocks never straddle rows because
+    /// `k` is a multiple of 32). `d` and `m` share the exponent chosen over both.
+    pub fn from_gguf(bytes: &[u8]) -> OpResult<Self> {
+        let blocks = whole_blocks(bytes.len(), Q4_1_BLOCK_BYTES)?;
+        let mut scales = Vec::with_capacity(2 * blocks);
+        let mut qs = Vec::with_capacity(16 * blocks);
+        for b in bytes.chunks_exact(Q4_1_BLOCK_BYTES) {
+            scales.extend([f16_at(b, 0), f16_at(b, 2)]);
+            qs.extend_from_slice(&b[4..]);
+        }
+        let FixedVec { values, exp } = fixed_from_f16(&scales)?;
+        let (d, m) = values.chunks_exact(2).map(|p| (p[0], p[1])).unzip();
+        Ok(Self { qs, d, m, exp })
+    }
+
+    /// Borrow as the kernel's view.
+    pub fn view(&self) -> Q4_1<'_> {
+        Q4_1 { qs: &self.qs, d: &self.d, m: &self.m, exp: self.exp }
+    }
+}
+
+impl Q8_0Owned {
+    /// Import GGUF Q8_0 blocks.
+    pub fn from_gguf(bytes: &[u8]) -> OpResult<Self> {
+        let blocks = whole_blocks(bytes.len(), Q8_0_BLOCK_BYTES)?;
+        let mut scales = Vec::with_capacity(blocks);
+        let mut qs = Vec::with_capacity(QK * blocks);
+        for b in bytes.chunks_exact(Q8_0_BLOCK_BYTES) {
+            scales.push(f16_at(b, 0));
+            qs.extend(b[2..].iter().map(|&v| v as i8));
+        }
+        let FixedVec { values, exp } = fixed_from_f16(&scales)?;
+        Ok(Self { qs, d: values, exp })
+    }
+
+    /// Borrow as the kernel's view.
+    pub fn view(&self) -> Q8_0<'_> {
+        Q8_0 { qs: &self.qs, d: &self.d, exp: self.exp }
+    }
+}
+
+/// The integer type activations are quantized to, per block of 32: `i8` (llama.cpp's Q8
+/// activation blocks; the `u8 x i8` products of `vpmaddubsw` / VNNI) or `i16` (256 times
+/// finer, for accuracy; the `i16 x i16` products of `vpmaddwd`).
+pub trait ActInt: Copy + Default + Send + Sync + 'static {
+    /// Largest magnitude of a quantized value (127 or 32767).
+    const MAX: i64;
+    /// The value `v`, known to be within `-MAX..=MAX`.
+    fn from_i64(v: i64) -> Self;
+    /// The value as i32.
+    fn widen(self) -> i32;
+}
+
+impl ActInt for i8 {
+    const MAX: i64 = 127;
+    fn from_i64(v: i64) -> Self {
+        v as i8
+    }
+    fn widen(self) -> i32 {
+        self as i32
+    }
+}
+
+impl ActInt for i16 {
+    const MAX: i64 = 32767;
+    fn from_i64(v: i64) -> Self {
+        v as i16
+    }
+    fn widen(self) -> i32 {
+        self as i32
+    }
+}
+
+/// Wide activations quantized per block of 32: `x[32b + j] ~= s[b] * a[32b + j]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActBlocks<T> {
+    /// Values in `-MAX..=MAX`.
+    pub a: Vec<T>,
+    /// Integer block scales in units of the input's last bit: `ceil(max|x| / MAX)`, 0 for
+    /// an all-zero block; below 2^25 (i8) or 2^17 (i16).
+    pub s: Vec<i32>,
+    /// `sum_j a[32b + j]` per block (the Q4_1 min term), |sum| <= 32 * MAX.
+    pub sum: Vec<i32>,
+}
+
+/// Quantize `x` (length a multiple of 32) per block: `S = ceil(max|x| / MAX)`,
+/// `a = round(x / S)` (ties away from zero), so `|a| <= MAX` and the error of each element
+/// is at most `S / 2`. A block with `max|x| <= MAX` has `S <= 1` and is exact.
+pub fn quantize_act<T: ActInt>(x: &[i32]) -> ActBlocks<T> {
+    debug_assert!(x.len().is_multiple_of(QK));
+    let blocks = x.len() / QK;
+    let mut out = ActBlocks { a: vec![T::default(); x.len()], s: vec![0; blocks], sum: vec![0; blocks] };
+    for (b, xb) in x.chunks_exact(QK).enumerate() {
+        let amax = xb.iter().map(|&v| (v as i64).abs()).max().unwrap_or(0);
+        let s = (amax + T::MAX - 1) / T::MAX;
+        out.s[b] = s as i32;
+        if s == 0 {
+            continue;
+        }
+        let mut sum = 0i32;
+        for (a, &v) in out.a[b * QK..(b + 1) * QK].iter_mut().zip(xb) {
+            let q = (2 * (v as i64).abs() + s) / (2 * s);
+            let q = if v < 0 { -q } else { q };
+            *a = T::from_i64(q);
+            sum += q as i32;
+        }
+        out.sum[b] = sum;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_q4_1_block_keeps_its_nibbles_and_converts_its_scales() {
+        // d = 0.5 (0x3800), m = -1.0 (0xbc00), qs = 0x21 0x43 ...
+        let mut blk = vec![0x00, 0x38, 0x00, 0xbc];
+        blk.extend((0..16u8).map(|j| j | (15 - j) << 4));
+        let w = Q4_1Owned::from_gguf(&blk).unwrap();
+        assert_eq!(w.exp, 24);
+        assert_eq!((w.d[0], w.m[0]), (1 << 23, -(1 << 24)));
+        assert_eq!(w.qs, blk[4..]);
+        assert!(Q4_1Owned::from_gguf(&blk[..19]).is_err());
+    }
+
+    #[test]
+    fn a_q8_0_block_keeps_its_values() {
+        let mut blk = vec![0x00, 0x3c];
+        blk.extend((0..32u8).map(|j| j.wrapping_mul(37)));
+        let w = Q8_0Owned::from_gguf(&blk).unwrap();
+        assert_eq!((w.d[0], w.exp), (1 << 24, 24));
+        assert_eq!(w.qs[3], 111);
+        assert_eq!(w.qs[4], (148u8) as i8);
+    }
+
+    #[test]
+    fn small_blocks_quantize_exactly_and_zero_blocks_have_scale_zero() {
+        let mut x: Vec<i32> = (0..32).map(|j| j * 4 - 64).collect();
+        x.extend([0; 32]);
+        let q = quantize_act::<i8>(&x);
+        assert_eq!(q.s, vec![1, 0]);
+        assert_eq!(q.a[..32].iter().map(|&a| a as i32).collect::<Vec<_>>(), x[..32]);
+        assert_eq!(q.sum[0], x[..32].iter().sum::<i32>());
+        // 254 / 127 = 2 exactly: -3 / 2 = -1.5 rounds away to -2.
+        let mut y = vec![0i32; 32];
+        y[0] = 254;
+        y[1] = -3;
+        let q = quantize_act::<i8>(&y);
+        assert_eq!((q.s[0], q.a[0], q.a[1]), (2, 127, -2));
+        // i16: 65534 / 32767 = 2 exactly, the same ties.
+        y[0] = 65534;
+        let q = quantize_act::<i16>(&y);
+        assert_eq!((q.s[0], q.a[0], q.a[1]), (2, 32767, -2));
+    }
+
+    proptest! {
+        #[test]
+        fn each_element_is_within_half_a_block_scale(x in prop::collection::vec(any::<i32>(), 32..=32), shift in 0u32..31) {
+            let x: Vec<i32> = x.iter().map(|v| v >> shift).collect();
+            let q = quantize_act::<i8>(&x);
+            let s = q.s[0] as i64;
+            prop_assert!(s < 1 << 25);
+            for (&a, &v) in q.a.iter().zip(&x) {
+                prop_assert!((a as i64).abs() <= 127);
+                prop_assert!(2 * (a as i64 * s - v as i64).abs() <= s);
+            }
+            let q = quantize_act::<i16>(&x);
+            let s = q.s[0] as i64;
+            prop_assert!(s < 1 << 17);
+            for (&a, &v) in q.a.iter().zip(&x) {
+                prop_assert!(2 * (a as i64 * s - v as i64).abs() <= s);
+            }
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Fixed-point `exp` of non-positive arguments and the integer softmax built on it
+//! (`docs/spec/ops.md` §5.4). `e^d = 2^(d log2 e)`: the power of two splits into an integer
+//! shift and `2^-r` for `|r| <= 1/2`, which is `e^(-r ln 2)` by a degree-8 Taylor
+//! polynomial in Horner form (truncation below `3e-10`), every step rounded as spelled out.
+//! No tables, so the VM kernel needs only a few multiplies per element.
+
+use rayon::prelude::*;
+
+use super::super::check::{bad, want, OpResult};
+use super::super::dims::RowDims;
+use super::{prod, want_frac, want_len};
+use crate::fixed::round_shift_i128;
+use crate::tensor::{DType, TensorSpec};
+
+/// Fraction bits of `exp`'s result and of probabilities.
+pub const EXP_FRAC: u32 = 30;
+
+/// `round(log2(e) * 2^30)`.
+pub const LOG2E_Q30: i64 = 1_549_082_005;
+
+/// `round(ln(2) * 2^30)`.
+pub const LN2_Q30: i64 = 744_261_118;
+
+/// `round(2^30 / k!)` for `k = 0..=8`: the Taylor coefficients of `e^y`.
+pub const EXP_TAYLOR_Q30: [i64; 9] =
+    [1_073_741_824, 1_073_741_824, 536_870_912, 178_956_971, 44_739_243, 8_947_849, 1_491_308, 213_044, 26_631];
+
+/// Beyond this many halvings the result rounds to zero (`2^30.5 / 2^32 < 1/2`).
+const EXP_ZERO_SHIFT: i128 = 32;
+
+/// `e^(d / 2^frac)` in Q30 for `d <= 0` (a positive `d` is treated as 0): with
+/// `u = round(-d * LOG2E / 2^frac)` (Q30, the base-2 exponent), `n = floor((u + 2^29) / 2^30)`,
+/// `r = u - n 2^30` in `[-2^29, 2^29)`, `y = -round(r * LN2 / 2^30)`,
+/// `p = c0 + y(c1 + y(c2 + ... y c8))` with each product rounded by `round(y * acc / 2^30)`,
+/// and the result `round(p / 2^n)` (0 for `n >= 32`). Rounding: ties away from zero.
+/// The result lies in `0..=2^30` (`2^30` exactly at `d = 0`).
+pub fn exp_q30(d: i64, frac: u32) -> i32 {
+    let u = round_shift_i128(-(d.min(0) as i128) * LOG2E_Q30 as i128, frac);
+    let n = (u + (1 << 29)) >> 30;
+    if n >= EXP_ZERO_SHIFT {
+        return 0;
+    }
+    let r = u - (n << 30);
+    let y = -round_shift_i128(r * LN2_Q30 as i128, 30);
+    let mut p = EXP_TAYLOR_Q30[8] as i128;
+    for &c in EXP_TAYLOR_Q30[..8].iter().rev() {
+        p = c as i128 + round_shift_i128(y * p, 30);
+    }
+    round_shift_i128(p, n as u32) as i32
+}
+
+/// Softmax of one row of i32 values with `frac` fraction bits into Q30 probabilities:
+/// `m = max`, `e_i = exp_q30(x_i - m)`, `S = sum e_i` (`>= 2^30`: the maximum's term),
+/// `p_i = floor((2^31 e_i + S) / (2 S))` (round half up).
+pub fn softmax_row_q30(x: &[i32], frac: u32, out: &mut [i32]) {
+    let Some(&m) = x.iter().max() else { return };
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = exp_q30(v as i64 - m as i64, frac);
+    }
+    let s: i64 = out.iter().map(|&e| e as i64).sum();
+    for o in out.iter_mut() {
+        *o = (((*o as i64) << 31) + s).div_euclid(2 * s) as i32;
+    }
+}
+
+/// The rule of the wide softmax: i32 `[.., n]` (rank >= 1) -> i32 Q30 of the same shape;
+/// `frac <= 31`.
+pub fn softmax_wide_rule(x: &TensorSpec, frac: u32) -> OpResult<TensorSpec> {
+    want(x, DType::I32, "input")?;
+    if x.shape.is_empty() || frac > 31 {
+        return Err(bad("input must have rank >= 1 and frac <= 31"));
+    }
+    Ok(x.clone())
+}
+
+/// Softmax over the last axis of i32 fixed-point values (`frac` fraction bits) into Q30
+/// probabilities, rows in parallel.
+pub fn softmax_wide(x: &[i32], rows: RowDims, frac: u32) -> OpResult<Vec<i32>> {
+    want_frac(frac)?;
+    want_len("input", x.len(), prod(&[rows.rows, rows.len])?)?;
+    let mut out = vec![0i32; x.len()];
+    if rows.len == 0 {
+        return Ok(out);
+    }
+    out.par_chunks_mut(rows.len).zip(x.par_chunks(rows.len)).for_each(|(o, r)| softmax_row_q30(r, frac, o));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::llm::testutil::pool;
+    use proptest::prelude::*;
+
+    #[test]
+    fn constants_are_their_definitions() {
+        let q30 = |v: f64| (v * 2f64.powi(30)).round() as i64;
+        assert_eq!(LOG2E_Q30, q30(std::f64::consts::LOG2_E));
+        assert_eq!(LN2_Q30, q30(std::f64::consts::LN_2));
+        let mut fact = 1.0;
+        for (k, &c) in EXP_TAYLOR_Q30.iter().enumerate() {
+            fact *= k.max(1) as f64;
+            assert_eq!(c, q30(1.0 / fact), "k = {k}");
+        }
+    }
+
+    #[test]
+    fn hand_values() {
+        assert_eq!(exp_q30(0, 16), 1 << 30);
+        assert_eq!(exp_q30(5, 16), 1 << 30);
+        // e^-ln2 = 1/2: d = -ln2 in Q30 gives u = round(LN2 * LOG2E / 2^30) = 2^30 (n = 1,
+        // r = 0, p = 2^30) -> 2^29.
+        assert_eq!(exp_q30(-LN2_Q30, 30), 1 << 29);
+        assert_eq!(exp_q30(-(40 << 16), 16), 0);
+        assert_eq!(exp_q30(i64::MIN / 4, 16), 0);
+        // Two equal values share the probability; the order of a row does not matter.
+        let mut o = [0; 3];
+        softmax_row_q30(&[7, 7, i32::MIN], 16, &mut o);
+        assert_eq!(o, [1 << 29, 1 << 29, 0]);
+    }
+
+    #[test]
+    fn exp_error_is_below_two_units_everywhere_on_a_fine_grid() {
+        let mut worst: f64 = 0.0;
+        for d in (0..(24 << 16)).step_by(7) {
+            let got = exp_q30(-d, 16) as f64;
+            let want = (-(d as f64) / 65536.0).exp() * 2f64.powi(30);
+            worst = worst.max((got - want).abs());
+        }
+        eprintln!("exp_q30: worst absolute error {worst:.3} units of 2^-30");
+        assert!(worst <= 2.0);
+    }
+
+    #[test]
+    fn softmax_rows_are_bit_exact_for_any_thread_count() {
+        let x: Vec<i32> = (0..40 * 37).map(|i: i32| i.wrapping_mul(2_654_435_761u32 as i32) >> 10).collect();
+        let d = RowDims { rows: 40, len: 37 };
+        assert_eq!(
+            pool(1).install(|| softmax_wide(&x, d, 16).unwrap()),
+            pool(4).install(|| softmax_wide(&x, d, 16).unwrap())
+        );
+    }
+
+    proptest! {
+        /// Probabilities are within `3 * 2^-30 + 1e-8 p` of the f64 softmax: the exp
+        /// error (below 2 units of 2^-30 absolute, relative 1e-8) carried through the
+        /// division, and the final rounding. Inputs are exact in f64.
+        #[test]
+        fn softmax_is_close_to_f64(x in prop::collection::vec(-(1i32 << 22)..1 << 22, 1..64), frac in 12u32..=20) {
+            let mut got = vec![0; x.len()];
+            softmax_row_q30(&x, frac, &mut got);
+            let m = *x.iter().max().unwrap() as f64;
+            let e: Vec<f64> = x.iter().map(|&v| ((v as f64 - m) / 2f64.powi(frac as i32)).exp()).collect();
+            let s: f64 = e.iter().sum();
+            for (&g, &ei) in got.iter().zip(&e) {
+                let want = ei / s * 2f64.powi(30);
+                prop_assert!((g as f64 - want).abs() <= 3.0 + want * 1e-8 * x.len() as f64, "{} vs {}", g, want);
+            }
+        }
+    }
+}

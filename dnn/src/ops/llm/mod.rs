@@ -1,0 +1,60 @@
+//! The integer op set of a Llama-family language model (`docs/spec/ops.md` §5): linears
+//! over GGUF block-quantized weights, RMSNorm, RoPE, softmax and causal GQA attention,
+//! SiLU / SwiGLU, on a residual stream of i32 fixed-point values.
+//!
+//! These are native kernels with their dims and rules, not yet variants of
+//! [`crate::Op`]: a variant needs its VM kernel in `compiler/` for the build to pass
+//! (`docs/adding-an-op.md`), and those come next. The existing `add` (residual) and
+//! `argmax` (greedy decoding) ops already cover i32 streams.
+
+pub mod attention;
+pub mod blockdot;
+pub mod blockq;
+pub mod exp;
+pub mod fixed_import;
+pub mod qlinear;
+pub mod rmsnorm;
+pub mod rope;
+pub mod silu;
+
+use super::check::{bad, OpResult};
+
+/// Require a slice of `got` elements where `want` are needed: the native kernels check
+/// their operands against their dims, so a caller that builds dims by hand gets an error,
+/// never an out-of-bounds panic.
+pub(crate) fn want_len(what: &str, got: usize, want: usize) -> OpResult<()> {
+    if got != want {
+        return Err(bad(format!("{what} has {got} elements, want {want}")));
+    }
+    Ok(())
+}
+
+/// The product of sizes, or an error when it overflows (dims built by hand).
+pub(crate) fn prod(sizes: &[usize]) -> OpResult<usize> {
+    sizes.iter().try_fold(1usize, |p, &s| p.checked_mul(s)).ok_or_else(|| bad(format!("sizes {sizes:?} overflow")))
+}
+
+/// Require a fraction-bit count of the stream (`0..=31`).
+pub(crate) fn want_frac(frac: u32) -> OpResult<()> {
+    if frac > 31 {
+        return Err(bad(format!("fraction bits {frac} above 31")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    //! Shared by the tests of this module: thread pools and error measures.
+
+    /// A rayon pool with `n` threads (bit-exactness across thread counts).
+    pub(crate) fn pool(n: usize) -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new().num_threads(n).build().expect("thread pool")
+    }
+
+    /// `||got - want|| / ||want||` (Euclidean), with `got` in the same units.
+    pub(crate) fn rel_err(got: &[i32], want: &[f64]) -> f64 {
+        let num: f64 = got.iter().zip(want).map(|(&g, &w)| (g as f64 - w).powi(2)).sum();
+        let den: f64 = want.iter().map(|w| w * w).sum();
+        (num / den.max(f64::MIN_POSITIVE)).sqrt()
+    }
+}

@@ -1,0 +1,511 @@
+//! Linear layers over block-quantized weights (`docs/spec/ops.md` §5.2): wide i32
+//! activations in, quantized per block of 32 to i8 or i16 ([`ActBits`]), and i32 out in
+//! the input's fixed-point format. Per block the integer dot is exact in i32, the block's
+//! value `D * dot + M * sum(a)` is exact in i64, its product with the activation scale is
+//! exact in i128, and the row sums it exactly (`blockdot.rs`): the only rounding is the
+//! final shift by the weights' exponent. Every output is computed independently, so any
+//! thread count and any instruction set give the same bits.
+
+use rayon::prelude::*;
+
+use super::super::check::{bad, want, OpResult};
+use super::blockdot::{BlockDot, Isa, RowScales};
+use super::blockq::{quantize_act, ActBlocks, Q4_1, Q8_0, QK};
+use super::{prod, want_frac, want_len};
+use crate::fixed::{round_shift_i128, sat_i32};
+use crate::tensor::{DType, TensorSpec};
+
+/// Sizes of a block-quantized linear: `out[r][c] = sum_k x[r][k] * w[c][k]` with
+/// `blocks = k / 32` blocks per row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockDims {
+    /// Activation rows (every leading axis of the input folded).
+    pub rows: usize,
+    /// Reduced length, a multiple of 32.
+    pub k: usize,
+    /// Output features (weight rows).
+    pub n: usize,
+}
+
+impl BlockDims {
+    /// Blocks per weight row.
+    pub fn blocks(&self) -> usize {
+        self.k / QK
+    }
+
+    /// Check the sizes themselves and an input of `x_len` elements against them.
+    fn check(&self, x_len: usize, exp: u32) -> OpResult<()> {
+        if !self.k.is_multiple_of(QK) || self.k == 0 || self.k > BLOCK_MAX_K || exp > MAX_EXP {
+            return Err(bad(format!("k {} must be a multiple of 32 in 32..=2^20, exponent {exp} <= 62", self.k)));
+        }
+        want_len("input", x_len, prod(&[self.rows, self.k])?)
+    }
+}
+
+impl Q4_1<'_> {
+    /// Check the arrays against `[n, k]` weights.
+    fn check(&self, d: BlockDims) -> OpResult<()> {
+        want_len("nibbles", self.qs.len(), prod(&[d.n, d.k / 2])?)?;
+        want_len("scales", self.d.len(), prod(&[d.n, d.blocks()])?)?;
+        want_len("mins", self.m.len(), prod(&[d.n, d.blocks()])?)
+    }
+}
+
+impl Q8_0<'_> {
+    /// Check the arrays against `[n, k]` weights.
+    fn check(&self, d: BlockDims) -> OpResult<()> {
+        want_len("values", self.qs.len(), prod(&[d.n, d.k])?)?;
+        want_len("scales", self.d.len(), prod(&[d.n, d.blocks()])?)
+    }
+}
+
+/// Longest reduced axis (keeps the i128 row sums far from overflow: 2^15 blocks of
+/// at most 2^71 each).
+pub const BLOCK_MAX_K: usize = 1 << 20;
+
+/// The dims of a block linear from the input shape `[.., k]` and the weight shape `[n, k]`.
+pub fn block_linear_dims(x: &[usize], n: usize, k: usize) -> OpResult<BlockDims> {
+    let Some(&xk) = x.last() else { return Err(bad("input must have rank >= 1")) };
+    if xk != k || !k.is_multiple_of(QK) || k == 0 || k > BLOCK_MAX_K {
+        return Err(bad(format!("input last dim {xk} and weight k {k} must agree, be a multiple of 32 and <= 2^20")));
+    }
+    Ok(BlockDims { rows: x.iter().product::<usize>() / k, k, n })
+}
+
+/// Require `s` to be `[n, per_row]` of dtype `d` (one of the weight arrays).
+fn want_rows(s: &TensorSpec, d: DType, n: usize, per_row: usize, what: &str) -> OpResult<()> {
+    want(s, d, what)?;
+    if s.shape != [n, per_row] {
+        return Err(bad(format!("{what} shape {:?}, want [{n}, {per_row}]", s.shape)));
+    }
+    Ok(())
+}
+
+/// The rule of the Q4_1 linear: i32 `[.., k]` with nibbles i8 `[n, k/2]` (bytes), scales
+/// and mins i32 `[n, k/32]`, exponent at most 62 -> i32 `[.., n]`.
+pub fn q4_1_linear_rule(
+    x: &TensorSpec,
+    qs: &TensorSpec,
+    d: &TensorSpec,
+    m: &TensorSpec,
+    exp: u32,
+) -> OpResult<TensorSpec> {
+    want(x, DType::I32, "input")?;
+    let [n, half] = qs.shape[..] else { return Err(bad("nibbles must be [n, k/2]")) };
+    let dims = block_linear_dims(&x.shape, n, 2 * half)?;
+    want_rows(qs, DType::I8, n, half, "nibbles")?;
+    want_rows(d, DType::I32, n, dims.blocks(), "scales")?;
+    want_rows(m, DType::I32, n, dims.blocks(), "mins")?;
+    out_spec(x, n, exp)
+}
+
+/// The rule of the Q8_0 linear: i32 `[.., k]` with values i8 `[n, k]` and scales
+/// i32 `[n, k/32]` -> i32 `[.., n]`.
+pub fn q8_0_linear_rule(x: &TensorSpec, qs: &TensorSpec, d: &TensorSpec, exp: u32) -> OpResult<TensorSpec> {
+    want(x, DType::I32, "input")?;
+    let [n, k] = qs.shape[..] else { return Err(bad("values must be [n, k]")) };
+    let dims = block_linear_dims(&x.shape, n, k)?;
+    want_rows(qs, DType::I8, n, k, "values")?;
+    want_rows(d, DType::I32, n, dims.blocks(), "scales")?;
+    out_spec(x, n, exp)
+}
+
+/// The rule of the Q8_0 embedding: i32 token ids of any shape with a table of values
+/// i8 `[vocab, k]` and scales i32 `[vocab, k/32]`, exponent <= 62, `frac <= 31` ->
+/// i32 `[ids.shape..., k]`.
+pub fn embed_q8_0_rule(ids: &TensorSpec, qs: &TensorSpec, d: &TensorSpec, exp: u32, frac: u32) -> OpResult<TensorSpec> {
+    want(ids, DType::I32, "ids")?;
+    let [vocab, k] = qs.shape[..] else { return Err(bad("values must be [vocab, k]")) };
+    let dims = block_linear_dims(&[k], vocab, k)?;
+    want_rows(qs, DType::I8, vocab, k, "values")?;
+    want_rows(d, DType::I32, vocab, dims.blocks(), "scales")?;
+    want_frac(frac)?;
+    if exp > MAX_EXP {
+        return Err(bad(format!("exponent {exp} above {MAX_EXP}")));
+    }
+    let mut shape = ids.shape.clone();
+    shape.push(k);
+    Ok(TensorSpec::new(DType::I32, shape))
+}
+
+fn out_spec(x: &TensorSpec, n: usize, exp: u32) -> OpResult<TensorSpec> {
+    if exp > MAX_EXP {
+        return Err(bad(format!("exponent {exp} above {MAX_EXP}")));
+    }
+    let mut shape = x.shape.clone();
+    *shape.last_mut().expect("rank checked") = n;
+    Ok(TensorSpec::new(DType::I32, shape))
+}
+
+/// Largest weight exponent.
+pub const MAX_EXP: u32 = 62;
+
+/// The width activations are quantized to, per block of 32 (an op parameter): 8 bits is
+/// llama.cpp's own activation quantization and the fastest; 16 bits makes it 256 times
+/// finer (per-element error `S / 2` with `S = max / 32767`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum ActBits {
+    /// `|a| <= 127`.
+    I8,
+    /// `|a| <= 32767`.
+    I16,
+}
+
+/// The per-block integers of weight row `c` and activation row `r`.
+fn scales<'a, T>(
+    d: &'a [i32],
+    m: Option<&'a [i32]>,
+    x: &'a ActBlocks<T>,
+    c: usize,
+    r: usize,
+    nb: usize,
+) -> RowScales<'a> {
+    let (wb, xb) = (c * nb..(c + 1) * nb, r * nb..(r + 1) * nb);
+    RowScales { d: &d[wb.clone()], m: m.map(|m| &m[wb]), sum: &x.sum[xb.clone()], s: &x.s[xb] }
+}
+
+/// One output of the Q4_1 linear: `sum_b (D_b * dot_b + M_b * A_b) * S_b`, exact.
+fn q4_1_out<T: BlockDot>(isa: Isa, w: &Q4_1<'_>, c: usize, x: &ActBlocks<T>, r: usize, nb: usize) -> i128 {
+    let sc = scales(w.d, Some(w.m), x, c, r, nb);
+    T::q4_row(isa, &w.qs[c * nb * QK / 2..(c + 1) * nb * QK / 2], &x.a[r * nb * QK..(r + 1) * nb * QK], &sc)
+}
+
+/// One output of the Q8_0 linear: `sum_b D_b * dot_b * S_b`, exact.
+fn q8_0_out<T: BlockDot>(isa: Isa, w: &Q8_0<'_>, c: usize, x: &ActBlocks<T>, r: usize, nb: usize) -> i128 {
+    let sc = scales(w.d, None, x, c, r, nb);
+    T::q8_row(isa, &w.qs[c * nb * QK..(c + 1) * nb * QK], &x.a[r * nb * QK..(r + 1) * nb * QK], &sc)
+}
+
+/// Outputs per parallel task: enough work to amortise scheduling, few enough that a
+/// single-row (decode) product still spreads over every core.
+const COLS_PER_TASK: usize = 64;
+
+/// One output's exact sum, given the quantized activations, the output's column and row
+/// and the blocks per row.
+type OutFn<'a, T> = dyn Fn(usize, &ActBlocks<T>, usize, usize) -> i128 + Sync + 'a;
+
+/// `out[r][c] = sat32(round(acc(r, c) / 2^exp))` for every row and column, in parallel
+/// over column chunks of every row.
+fn run<T: BlockDot>(x: &[i32], d: BlockDims, exp: u32, out_fn: &OutFn<'_, T>) -> Vec<i32> {
+    let q = quantize_act::<T>(x);
+    let mut out = vec![0i32; d.rows * d.n];
+    if d.n == 0 {
+        return out;
+    }
+    out.par_chunks_mut(d.n).enumerate().for_each(|(r, o)| {
+        o.par_chunks_mut(COLS_PER_TASK).enumerate().for_each(|(t, oc)| {
+            for (i, v) in oc.iter_mut().enumerate() {
+                *v = sat_i32(round_shift_i128(out_fn(t * COLS_PER_TASK + i, &q, r, d.blocks()), exp));
+            }
+        })
+    });
+    out
+}
+
+/// Q4_1 linear of `x` (`[rows, k]`, i32 fixed point): output in the same format, on the
+/// best instruction set of this CPU.
+pub fn linear_q4_1(x: &[i32], w: Q4_1<'_>, d: BlockDims, bits: ActBits) -> OpResult<Vec<i32>> {
+    linear_q4_1_on(Isa::detect(), x, w, d, bits)
+}
+
+/// [`linear_q4_1`] on a given instruction set (one the CPU has: see [`Isa::available`]).
+pub fn linear_q4_1_on(isa: Isa, x: &[i32], w: Q4_1<'_>, d: BlockDims, bits: ActBits) -> OpResult<Vec<i32>> {
+    d.check(x.len(), w.exp)?;
+    w.check(d)?;
+    Ok(match bits {
+        ActBits::I8 => run::<i8>(x, d, w.exp, &|c, q, r, nb| q4_1_out(isa, &w, c, q, r, nb)),
+        ActBits::I16 => run::<i16>(x, d, w.exp, &|c, q, r, nb| q4_1_out(isa, &w, c, q, r, nb)),
+    })
+}
+
+/// Q8_0 linear of `x` (`[rows, k]`, i32 fixed point): output in the same format (the tied
+/// output layer: logits).
+pub fn linear_q8_0(x: &[i32], w: Q8_0<'_>, d: BlockDims, bits: ActBits) -> OpResult<Vec<i32>> {
+    linear_q8_0_on(Isa::detect(), x, w, d, bits)
+}
+
+/// [`linear_q8_0`] on a given instruction set.
+pub fn linear_q8_0_on(isa: Isa, x: &[i32], w: Q8_0<'_>, d: BlockDims, bits: ActBits) -> OpResult<Vec<i32>> {
+    d.check(x.len(), w.exp)?;
+    w.check(d)?;
+    Ok(match bits {
+        ActBits::I8 => run::<i8>(x, d, w.exp, &|c, q, r, nb| q8_0_out(isa, &w, c, q, r, nb)),
+        ActBits::I16 => run::<i16>(x, d, w.exp, &|c, q, r, nb| q8_0_out(isa, &w, c, q, r, nb)),
+    })
+}
+
+/// Embedding lookup from a Q8_0 table `[vocab, k]`: row `t` of the output is
+/// `sat32(round(D_b * q * 2^frac / 2^exp))` for token `ids[t]`, i.e. the weight in the
+/// stream's fixed-point format with `frac` fraction bits. An id outside the table is an
+/// error (the value the shapes cannot rule out, as for `gather`).
+pub fn embed_q8_0(ids: &[i32], w: Q8_0<'_>, k: usize, frac: u32) -> OpResult<Vec<i32>> {
+    want_frac(frac)?;
+    let vocab = w.qs.len().checked_div(k).unwrap_or(0);
+    BlockDims { rows: 0, k, n: vocab }.check(0, w.exp)?;
+    w.check(BlockDims { rows: 0, k, n: vocab })?;
+    if let Some(bad_id) = ids.iter().find(|&&i| i < 0 || i as usize >= vocab) {
+        return Err(bad(format!("token {bad_id} outside 0..{vocab}")));
+    }
+    let mut out = vec![0i32; ids.len() * k];
+    out.par_chunks_mut(k.max(1)).zip(ids).for_each(|(o, &id)| {
+        let base = id as usize * k;
+        for (j, v) in o.iter_mut().enumerate() {
+            let e = w.d[(base + j) / QK] as i128 * w.qs[base + j] as i128;
+            *v = sat_i32(shift_by(e, frac as i64 - w.exp as i64));
+        }
+    });
+    Ok(out)
+}
+
+/// `v * 2^by`: a left shift, or a right shift rounded as in [`round_shift_i128`].
+fn shift_by(v: i128, by: i64) -> i128 {
+    if by >= 0 {
+        v << by.min(64)
+    } else {
+        round_shift_i128(v, (-by).min(126) as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::llm::blockq::{ActInt, Q4_1Owned, Q8_0Owned};
+    use crate::ops::llm::testutil::{pool, rel_err};
+    use proptest::prelude::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// Random Q4_1 weights with scales and mins of realistic magnitude (GGUF: `d` about
+    /// `(max - min) / 15` of weights around 0.02..0.2, `m` their minimum).
+    fn rand_q4_1(rng: &mut ChaCha8Rng, n: usize, k: usize) -> Q4_1Owned {
+        let blocks = n * k / QK;
+        let d: Vec<i32> = (0..blocks).map(|_| rng.gen_range(1 << 14..1 << 19)).collect();
+        let m: Vec<i32> = d.iter().map(|&d| -(d * rng.gen_range(0..16)) / 2).collect();
+        let qs = (0..n * k / 2).map(|_| rng.gen()).collect();
+        Q4_1Owned { qs, d, m, exp: 24 }
+    }
+
+    fn q4_weight(w: &Q4_1Owned, c: usize, k: usize, j: usize) -> f64 {
+        let (blk, jj) = ((c * k + j) / QK, j % QK);
+        let byte = w.qs[blk * 16 + jj % 16];
+        let q = if jj < 16 { byte & 15 } else { byte >> 4 };
+        (w.d[blk] as f64 * q as f64 + w.m[blk] as f64) / 2f64.powi(w.exp as i32)
+    }
+
+    /// The f64 product of the real weights and the real activations: the value the
+    /// integer op approximates (its error is the activation quantization's and the
+    /// final rounding's).
+    fn f64_linear(x: &[i32], d: BlockDims, w: impl Fn(usize, usize) -> f64) -> Vec<f64> {
+        let mut out = vec![0.0; d.rows * d.n];
+        for r in 0..d.rows {
+            for c in 0..d.n {
+                out[r * d.n + c] = (0..d.k).map(|j| x[r * d.k + j] as f64 * w(c, j)).sum();
+            }
+        }
+        out
+    }
+
+    /// The exact integer reference of the spec, as a plain loop over dequantized blocks.
+    fn spec_q4_1<T: ActInt>(x: &[i32], w: &Q4_1Owned, d: BlockDims) -> Vec<i32> {
+        let q = quantize_act::<T>(x);
+        let mut out = vec![0; d.rows * d.n];
+        for r in 0..d.rows {
+            for c in 0..d.n {
+                let mut acc = 0i128;
+                for j in 0..d.k {
+                    let (wb, xb) = ((c * d.k + j) / QK, (r * d.k + j) / QK);
+                    let byte = w.qs[wb * 16 + (j % QK) % 16];
+                    let qv = if j % QK < 16 { byte & 15 } else { byte >> 4 } as i128;
+                    let wv = w.d[wb] as i128 * qv + w.m[wb] as i128;
+                    acc += wv * q.a[r * d.k + j].widen() as i128 * q.s[xb] as i128;
+                }
+                out[r * d.n + c] = sat_i32(round_shift_i128(acc, w.exp));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_hand_derived_q4_1_block() {
+        // One block, d = 1, m = -8 (exp 0): w_j = q_j - 8 with q_j = j % 16.
+        let qs: Vec<u8> = (0..16u8).map(|j| j | j << 4).collect();
+        let w = Q4_1Owned { qs, d: vec![1], m: vec![-8], exp: 0 };
+        // x = 1 everywhere: S = 1, a = 1; sum (q - 8) = 2 * (120 - 128) = -16.
+        let d = BlockDims { rows: 1, k: 32, n: 1 };
+        assert_eq!(linear_q4_1(&[1; 32], w.view(), d, ActBits::I8).unwrap(), vec![-16]);
+        // x = 254 at j = 15 only: S = 2, a = 127; w_15 = 7 -> 127 * 2 * 7 = 1778.
+        let mut x = [0; 32];
+        x[15] = 254;
+        assert_eq!(linear_q4_1(&x, w.view(), d, ActBits::I8).unwrap(), vec![1778]);
+        // 16 bits: 254 <= 32767, so S = 1 and the block is exact: 254 * 7.
+        assert_eq!(linear_q4_1(&x, w.view(), d, ActBits::I16).unwrap(), vec![1778]);
+        // x = 32767 * 3 + 1 at j = 15: i8 gives S = 775, a = 127 (126.8) -> 127 * 775 * 7 = 688975;
+        // i16 gives S = 4, a = 24576 (98302 / 4 = 24575.5 rounds away) -> 24576 * 4 * 7 = 688128.
+        x[15] = 98_302;
+        assert_eq!(linear_q4_1(&x, w.view(), d, ActBits::I8).unwrap(), vec![688_975]);
+        assert_eq!(linear_q4_1(&x, w.view(), d, ActBits::I16).unwrap(), vec![688_128]);
+        x[15] = 254;
+        // With exponent 2 (d = 1/4, m = -2) the same block gives 1778 / 4 = 444.5 -> 445.
+        let w2 = Q4_1Owned { exp: 2, ..w };
+        assert_eq!(linear_q4_1(&x, w2.view(), d, ActBits::I8).unwrap(), vec![445]);
+    }
+
+    #[test]
+    fn a_hand_derived_q8_0_block_and_embedding() {
+        let w = Q8_0Owned { qs: (0..64).map(|j| (j - 32) as i8).collect(), d: vec![4, 1], exp: 2 };
+        // Row 0: weights (j - 32) * 4 / 4 = j - 32 for j < 32; x = 1: sum = -528.
+        let d = BlockDims { rows: 1, k: 32, n: 2 };
+        assert_eq!(linear_q8_0(&[1; 32], w.view(), d, ActBits::I8).unwrap(), vec![-528, (0..32).sum::<i32>() / 4]);
+        assert_eq!(linear_q8_0(&[1; 32], w.view(), d, ActBits::I16).unwrap(), vec![-528, (0..32).sum::<i32>() / 4]);
+        // Embedding row 1 with 3 fraction bits: q * 1 / 4 * 8 = 2q (q = j for row 1).
+        let e = embed_q8_0(&[1], w.view(), 32, 3).unwrap();
+        assert_eq!(e, (0..32).map(|j| 2 * j).collect::<Vec<_>>());
+        // Row 0 with 1 fraction bit: (j - 32) * 4 / 4 * 2.
+        assert_eq!(embed_q8_0(&[0], w.view(), 32, 1).unwrap()[0], -64);
+        assert!(embed_q8_0(&[2], w.view(), 32, 1).is_err());
+        assert!(embed_q8_0(&[-1], w.view(), 32, 1).is_err());
+    }
+
+    #[test]
+    fn dims_and_rules_check_shapes() {
+        assert_eq!(block_linear_dims(&[3, 2, 64], 5, 64).unwrap(), BlockDims { rows: 6, k: 64, n: 5 });
+        assert!(block_linear_dims(&[3, 48], 5, 48).is_err());
+        assert!(block_linear_dims(&[3, 64], 5, 32).is_err());
+        assert!(block_linear_dims(&[], 5, 32).is_err());
+        let s = |d, shape: &[usize]| TensorSpec::new(d, shape.to_vec());
+        let (x, qs) = (s(DType::I32, &[2, 64]), s(DType::I8, &[5, 32]));
+        let (sc, bad_sc) = (s(DType::I32, &[5, 2]), s(DType::I32, &[5, 3]));
+        assert_eq!(q4_1_linear_rule(&x, &qs, &sc, &sc, 24).unwrap(), s(DType::I32, &[2, 5]));
+        assert!(q4_1_linear_rule(&x, &qs, &sc, &bad_sc, 24).is_err());
+        assert!(q4_1_linear_rule(&x, &qs, &sc, &sc, 63).is_err());
+        assert!(q4_1_linear_rule(&s(DType::I8, &[2, 64]), &qs, &sc, &sc, 24).is_err());
+        assert_eq!(q8_0_linear_rule(&x, &s(DType::I8, &[5, 64]), &sc, 24).unwrap(), s(DType::I32, &[2, 5]));
+        assert!(q8_0_linear_rule(&x, &qs, &sc, 24).is_err());
+        let ids = s(DType::I32, &[3]);
+        assert_eq!(embed_q8_0_rule(&ids, &s(DType::I8, &[5, 64]), &sc, 24, 16).unwrap(), s(DType::I32, &[3, 64]));
+        assert!(embed_q8_0_rule(&ids, &s(DType::I8, &[5, 64]), &sc, 24, 32).is_err());
+        assert!(embed_q8_0_rule(&ids, &s(DType::I8, &[5, 64]), &bad_sc, 24, 16).is_err());
+        assert!(embed_q8_0_rule(&s(DType::I8, &[3]), &s(DType::I8, &[5, 64]), &sc, 24, 16).is_err());
+        // The kernels check their operands against the dims instead of panicking.
+        let w = Q4_1Owned { qs: vec![0; 32], d: vec![1; 2], m: vec![0; 2], exp: 0 };
+        let d = BlockDims { rows: 1, k: 64, n: 1 };
+        assert!(linear_q4_1(&[0; 64], w.view(), d, ActBits::I8).is_ok());
+        assert!(linear_q4_1(&[0; 63], w.view(), d, ActBits::I8).is_err());
+        assert!(linear_q4_1(&[0; 64], w.view(), BlockDims { n: 2, ..d }, ActBits::I8).is_err());
+        assert!(linear_q4_1(&[0; 64], Q4_1 { exp: 63, ..w.view() }, d, ActBits::I8).is_err());
+        let w8 = Q8_0Owned { qs: vec![0; 64], d: vec![1; 1], exp: 0 };
+        assert!(linear_q8_0(&[0; 64], w8.view(), d, ActBits::I16).is_err());
+        assert!(embed_q8_0(&[0], w8.view(), 48, 16).is_err());
+        assert!(embed_q8_0(&[0], w8.view(), 32, 32).is_err());
+    }
+
+    #[test]
+    fn both_linears_are_bit_exact_for_any_isa_and_thread_count() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let d = BlockDims { rows: 3, k: 576, n: 300 };
+        let w = rand_q4_1(&mut rng, d.n, d.k);
+        let x: Vec<i32> = (0..d.rows * d.k).map(|_| rng.gen_range(-(1 << 20)..1 << 20)).collect();
+        let w8 = Q8_0Owned {
+            qs: (0..d.n * d.k).map(|_| rng.gen()).collect(),
+            d: (0..d.n * d.k / QK).map(|_| rng.gen_range(1 << 14..1 << 17)).collect(),
+            exp: 24,
+        };
+        for bits in [ActBits::I8, ActBits::I16] {
+            let spec = if bits == ActBits::I8 { spec_q4_1::<i8>(&x, &w, d) } else { spec_q4_1::<i16>(&x, &w, d) };
+            let q8_ref = pool(1).install(|| linear_q8_0_on(Isa::Scalar, &x, w8.view(), d, bits).unwrap());
+            for isa in Isa::available() {
+                for threads in [1, 4] {
+                    let got = pool(threads).install(|| linear_q4_1_on(isa, &x, w.view(), d, bits).unwrap());
+                    assert_eq!(got, spec, "{isa:?}, {threads} threads, {bits:?}");
+                    let got8 = pool(threads).install(|| linear_q8_0_on(isa, &x, w8.view(), d, bits).unwrap());
+                    assert_eq!(got8, q8_ref, "{isa:?}, {threads} threads, {bits:?}");
+                }
+            }
+        }
+    }
+
+    /// Relative error (norm of the error over the norm of the reference) of the Q4_1
+    /// and Q8_0 linears against the f64 product, at SmolLM2 sizes with stream values of
+    /// 16 fraction bits and magnitude about 1. The bound is the activation quantization
+    /// (per element at most `S / 2 = max / (2 MAX)`): a few 1e-3 with 8 bits, 256 times
+    /// less with 16.
+    #[test]
+    fn error_against_f64_at_model_sizes() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let d = BlockDims { rows: 2, k: 576, n: 256 };
+        let w = rand_q4_1(&mut rng, d.n, d.k);
+        let x: Vec<i32> = (0..d.rows * d.k).map(|_| rng.gen_range(-(1 << 16)..1 << 16)).collect();
+        let w8 = Q8_0Owned {
+            qs: (0..d.n * d.k).map(|_| rng.gen()).collect(),
+            d: (0..d.n * d.k / QK).map(|_| rng.gen_range(1 << 14..1 << 17)).collect(),
+            exp: 24,
+        };
+        let want4 = f64_linear(&x, d, |c, j| q4_weight(&w, c, d.k, j));
+        let want8 =
+            f64_linear(&x, d, |c, j| w8.d[(c * d.k + j) / QK] as f64 * w8.qs[c * d.k + j] as f64 / 2f64.powi(24));
+        for (bits, bound) in [(ActBits::I8, 5e-3), (ActBits::I16, 5e-5)] {
+            let e4 = rel_err(&linear_q4_1(&x, w.view(), d, bits).unwrap(), &want4);
+            let e8 = rel_err(&linear_q8_0(&x, w8.view(), d, bits).unwrap(), &want8);
+            eprintln!("linear relative error ({bits:?} activations): q4_1 {e4:.2e}, q8_0 {e8:.2e}");
+            assert!(e4 < bound && e8 < bound, "{bits:?}: q4_1 {e4}, q8_0 {e8}");
+        }
+    }
+
+    /// Throughput of one decode step's shapes on one thread (`cargo test -p opml-dnn
+    /// --lib throughput -- --ignored --nocapture`): a measurement, not a check.
+    #[test]
+    #[ignore]
+    fn throughput() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        for (n, k) in [(1536, 576), (576, 1536), (4096, 576)] {
+            let w = rand_q4_1(&mut rng, n, k);
+            let x: Vec<i32> = (0..k).map(|_| rng.gen_range(-(1 << 16)..1 << 16)).collect();
+            let d = BlockDims { rows: 1, k, n };
+            for (bits, isa) in
+                [ActBits::I8, ActBits::I16].into_iter().flat_map(|b| Isa::available().into_iter().map(move |i| (b, i)))
+            {
+                let reps = 200;
+                let t = std::time::Instant::now();
+                let step = || drop(std::hint::black_box(linear_q4_1_on(isa, &x, w.view(), d, bits).unwrap()));
+                pool(1).install(|| (0..reps).for_each(|_| step()));
+                let s = t.elapsed().as_secs_f64() / reps as f64;
+                eprintln!("q4_1 {n}x{k} {bits:?} {isa:?}: {:.1} us, {:.2} GMAC/s", s * 1e6, (n * k) as f64 / s / 1e9);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// The kernel equals the plain-loop transcription of the spec, and the result is
+        /// within the activation-quantization bound of the f64 product: per output at most
+        /// `sum_b S_b / 2 * sum_j |w_j|` plus half a unit of the final rounding.
+        #[test]
+        fn q4_1_matches_spec_and_f64_bound(
+            seed in any::<u64>(), rows in 1usize..4, blocks in 1usize..6, n in 1usize..9, mag in 0u32..22,
+            wide in any::<bool>(),
+        ) {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let d = BlockDims { rows, k: blocks * QK, n };
+            let w = rand_q4_1(&mut rng, n, d.k);
+            let x: Vec<i32> = (0..rows * d.k).map(|_| rng.gen_range(-(1 << mag)..=1 << mag)).collect();
+            let bits = if wide { ActBits::I16 } else { ActBits::I8 };
+            let got = linear_q4_1(&x, w.view(), d, bits).unwrap();
+            let (spec, s) = if wide {
+                (spec_q4_1::<i16>(&x, &w, d), quantize_act::<i16>(&x).s)
+            } else {
+                (spec_q4_1::<i8>(&x, &w, d), quantize_act::<i8>(&x).s)
+            };
+            prop_assert_eq!(&got, &spec);
+            let want = f64_linear(&x, d, |c, j| q4_weight(&w, c, d.k, j));
+            for r in 0..rows {
+                for c in 0..n {
+                    let bound: f64 = (0..d.k)
+                        .map(|j| s[(r * d.k + j) / QK] as f64 / 2.0 * q4_weight(&w, c, d.k, j).abs())
+                        .sum::<f64>() + 0.5;
+                    let err = (got[r * n + c] as f64 - want[r * n + c]).abs();
+                    prop_assert!(err <= bound * (1.0 + 1e-9), "err {} bound {}", err, bound);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! Rotary position embedding on adjacent pairs (`docs/spec/ops.md` §5.7; the GGUF
+//! converter permutes Q and K so that llama.cpp's "normal" RoPE rotates `(x[2j], x[2j+1])`).
+//!
+//! The op reads Q30 cos/sin tables `[positions, head_dim / 2]`, constants of the model.
+//! [`rope_tables`] builds them at model-build time in f64 using only `+ - * /`, `floor`
+//! and `round` — operations IEEE 754 rounds exactly, on every platform (Rust never fuses a
+//! multiply-add unless asked) — with its own series for `ln`, `exp`, `sin` and `cos`
+//! instead of the platform's libm, whose last bits differ between systems. So every
+//! builder commits the same tables.
+
+use rayon::prelude::*;
+
+use super::super::check::{bad, want, OpResult};
+use super::{prod, want_len};
+use crate::fixed::{round_shift_i128, sat_i32};
+use crate::tensor::{DType, TensorSpec};
+
+/// Fraction bits of the tables.
+pub const ROPE_FRAC: u32 = 30;
+
+/// Sizes of a RoPE node: `x` is `[seq, heads, head_dim]` at positions `pos0..pos0 + seq`,
+/// the tables hold `positions` rows of `head_dim / 2` pairs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RopeDims {
+    /// Positions in `x`.
+    pub seq: usize,
+    /// Heads.
+    pub heads: usize,
+    /// Channels per head (even).
+    pub head_dim: usize,
+    /// Position of the first row.
+    pub pos0: usize,
+}
+
+/// The dims from `x`'s shape `[seq, heads, head_dim]`, the table shape
+/// `[positions, head_dim / 2]` and the first position.
+pub fn rope_dims(x: &[usize], table: &[usize], pos0: usize) -> OpResult<RopeDims> {
+    let [seq, heads, head_dim] = *x else { return Err(bad(format!("x {x:?} must have rank 3"))) };
+    if !head_dim.is_multiple_of(2) || table != [table.first().copied().unwrap_or(0), head_dim / 2] {
+        return Err(bad(format!("table {table:?} must be [positions, {}] of an even head dim", head_dim / 2)));
+    }
+    if pos0.checked_add(seq).is_none_or(|end| end > table[0]) {
+        return Err(bad(format!("positions {pos0}..+{seq} past the table's {}", table[0])));
+    }
+    Ok(RopeDims { seq, heads, head_dim, pos0 })
+}
+
+/// The rule: i32 `x` and i32 `cos`, `sin` tables as in [`rope_dims`] -> i32 of `x`'s shape.
+pub fn rope_rule(x: &TensorSpec, cos: &TensorSpec, sin: &TensorSpec, pos0: usize) -> OpResult<TensorSpec> {
+    for (s, what) in [(x, "x"), (cos, "cos"), (sin, "sin")] {
+        want(s, DType::I32, what)?;
+    }
+    if cos.shape != sin.shape {
+        return Err(bad("cos and sin tables differ in shape"));
+    }
+    rope_dims(&x.shape, &cos.shape, pos0)?;
+    Ok(x.clone())
+}
+
+/// Rotate every pair: with `c, s` the table entries of the row's position and pair `j`,
+/// `y0 = sat32(round((x0 c - x1 s) / 2^30))`, `y1 = sat32(round((x0 s + x1 c) / 2^30))`.
+pub fn rope(x: &[i32], cos: &[i32], sin: &[i32], d: RopeDims) -> OpResult<Vec<i32>> {
+    let half = d.head_dim / 2;
+    want_len("x", x.len(), prod(&[d.seq, d.heads, d.head_dim])?)?;
+    want_len("sin", sin.len(), cos.len())?;
+    let rows = d.pos0.checked_add(d.seq).and_then(|p| p.checked_mul(half));
+    if !d.head_dim.is_multiple_of(2) || rows.is_none_or(|r| r > cos.len()) {
+        return Err(bad(format!("positions {}..+{} of head dim {} past the tables", d.pos0, d.seq, d.head_dim)));
+    }
+    let mut out = vec![0i32; x.len()];
+    if d.head_dim == 0 {
+        return Ok(out);
+    }
+    out.par_chunks_mut(d.head_dim).zip(x.par_chunks(d.head_dim)).enumerate().for_each(|(i, (o, xh))| {
+        let row = (d.pos0 + i / d.heads) * half;
+        for j in 0..half {
+            let (x0, x1) = (xh[2 * j] as i128, xh[2 * j + 1] as i128);
+            let (c, s) = (cos[row + j] as i128, sin[row + j] as i128);
+            o[2 * j] = sat_i32(round_shift_i128(x0 * c - x1 * s, ROPE_FRAC));
+            o[2 * j + 1] = sat_i32(round_shift_i128(x0 * s + x1 * c, ROPE_FRAC));
+        }
+    });
+    Ok(out)
+}
+
+/// Deterministic f64 functions: basic operations only (see the module comment).
+mod det {
+    use std::f64::consts::{LN_2, PI};
+
+    /// `ln(x)` for `x > 0`: `x = m 2^e` with `m` in `[1, 2)` by exact halving or doubling,
+    /// `ln m = 2 atanh((m - 1) / (m + 1))` by its series (`|z| <= 1/3`, 40 terms).
+    pub(super) fn ln(mut x: f64) -> f64 {
+        let mut e = 0.0;
+        while x >= 2.0 {
+            x /= 2.0;
+            e += 1.0;
+        }
+        while x < 1.0 {
+            x *= 2.0;
+            e -= 1.0;
+        }
+        let z = (x - 1.0) / (x + 1.0);
+        let (z2, mut term, mut sum) = (z * z, z, 0.0);
+        for k in 0..40 {
+            sum += term / (2 * k + 1) as f64;
+            term *= z2;
+        }
+        2.0 * sum + e * LN_2
+    }
+
+    /// `e^x` for moderate `|x|`: `x = k ln2 + r` with `|r| <= ln2 / 2`, 30 Taylor terms,
+    /// then `k` exact doublings or halvings.
+    pub(super) fn exp(x: f64) -> f64 {
+        let k = (x / LN_2).round();
+        let r = x - k * LN_2;
+        let (mut term, mut sum) = (1.0, 1.0);
+        for n in 1..30 {
+            term *= r / n as f64;
+            sum += term;
+        }
+        let mut k = k as i64;
+        while k > 0 {
+            sum *= 2.0;
+            k -= 1;
+        }
+        while k < 0 {
+            sum /= 2.0;
+            k += 1;
+        }
+        sum
+    }
+
+    /// `(cos a, sin a)` for `a >= 0`: reduce to `r` in `[-pi, pi]`, then 40 Taylor terms.
+    pub(super) fn cos_sin(a: f64) -> (f64, f64) {
+        let r = a - (a / (2.0 * PI) + 0.5).floor() * (2.0 * PI);
+        let (mut c, mut s, mut term) = (0.0, 0.0, 1.0);
+        for n in 0..40 {
+            match n % 4 {
+                0 => c += term,
+                1 => s += term,
+                2 => c -= term,
+                _ => s -= term,
+            }
+            term *= r / (n + 1) as f64;
+        }
+        (c, s)
+    }
+}
+
+/// Q30 tables `cos[p][j] = round(cos(p theta_j) 2^30)`, likewise `sin`, with
+/// `theta_j = base^(-2j / head_dim)`, for positions `0..positions` (row-major
+/// `[positions, head_dim / 2]`). `base > 0` (SmolLM2: 100000).
+pub fn rope_tables(positions: usize, head_dim: usize, base: f64) -> (Vec<i32>, Vec<i32>) {
+    let half = head_dim / 2;
+    let ln_base = det::ln(base);
+    let theta: Vec<f64> = (0..half).map(|j| det::exp(-((2 * j) as f64 / head_dim as f64) * ln_base)).collect();
+    let q30 = |v: f64| (v * (1u64 << ROPE_FRAC) as f64).round() as i32;
+    let (mut cos, mut sin) = (Vec::with_capacity(positions * half), Vec::with_capacity(positions * half));
+    for p in 0..positions {
+        for &t in &theta {
+            let (c, s) = det::cos_sin(p as f64 * t);
+            cos.push(q30(c));
+            sin.push(q30(s));
+        }
+    }
+    (cos, sin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::llm::testutil::pool;
+    use proptest::prelude::*;
+
+    const PIN_COS: i32 = -146_157_272;
+    const PIN_SIN: i32 = -1_063_747_882;
+    const PIN_COS_SUM: u64 = 84_795_869_652_717_675;
+    const PIN_SIN_SUM: u64 = 15_097_272_597_533_823_416;
+
+    #[test]
+    fn tables_match_libm_to_a_unit() {
+        let (cos, sin) = rope_tables(2048, 64, 100_000.0);
+        let mut worst: f64 = 0.0;
+        for p in 0..2048 {
+            for j in 0..32 {
+                let a = p as f64 * 100_000f64.powf(-(2.0 * j as f64) / 64.0);
+                let q = 2f64.powi(30);
+                worst = worst.max((cos[p * 32 + j] as f64 - a.cos() * q).abs());
+                worst = worst.max((sin[p * 32 + j] as f64 - a.sin() * q).abs());
+            }
+        }
+        eprintln!("rope tables: worst {worst:.3} units of 2^-30 against libm");
+        assert!(worst <= 1.0);
+        assert_eq!((cos[0], sin[0]), (1 << 30, 0));
+    }
+
+    /// The tables are committed model constants: pin SmolLM2's (8192 positions, head dim
+    /// 64, base 100000) by a checksum, so a platform or compiler on which the f64 basic
+    /// operations somehow differ fails here instead of committing another model.
+    #[test]
+    fn smollm2_tables_are_pinned() {
+        let (cos, sin) = rope_tables(8192, 64, 100_000.0);
+        let sum = |v: &[i32]| {
+            v.iter().enumerate().fold(0u64, |h, (i, &x)| h.wrapping_mul(1_000_003) ^ (x as u32 as u64 + i as u64))
+        };
+        assert_eq!((cos[8191 * 32 + 5], sin[8191 * 32 + 5]), (PIN_COS, PIN_SIN));
+        assert_eq!((sum(&cos), sum(&sin)), (PIN_COS_SUM, PIN_SIN_SUM));
+    }
+
+    #[test]
+    fn position_zero_is_the_identity_and_shapes_are_checked() {
+        let (cos, sin) = rope_tables(4, 4, 10_000.0);
+        let d = rope_dims(&[1, 2, 4], &[4, 2], 0).unwrap();
+        let x = [5, -7, 1 << 20, i32::MIN, 3, 4, -5, 6];
+        assert_eq!(rope(&x, &cos, &sin, d).unwrap(), x);
+        // Position 1, pair 0: theta = 1 rad; (1, 0) -> (cos 1, sin 1) in 16 fraction bits.
+        let d1 = rope_dims(&[1, 1, 4], &[4, 2], 1).unwrap();
+        let y = rope(&[1 << 16, 0, 0, 0], &cos, &sin, d1).unwrap();
+        assert_eq!(&y[..2], &[35409, 55147]); // 65536 cos(1) = 35409.3, 65536 sin(1) = 55146.6
+        assert!(rope_dims(&[1, 1, 4], &[4, 2], 4).is_err());
+        assert!(rope_dims(&[1, 1, 5], &[4, 2], 0).is_err());
+        assert!(rope_dims(&[1, 4], &[4, 2], 0).is_err());
+        let s = |shape: &[usize]| TensorSpec::new(DType::I32, shape.to_vec());
+        assert!(rope_rule(&s(&[2, 9, 64]), &s(&[8, 32]), &s(&[8, 32]), 6).is_ok());
+        assert!(rope_rule(&s(&[2, 9, 64]), &s(&[8, 32]), &s(&[8, 31]), 6).is_err());
+        // The kernel checks its operands against the dims instead of panicking.
+        let d = RopeDims { seq: 1, heads: 1, head_dim: 4, pos0: 3 };
+        assert!(rope(&[0; 4], &cos, &sin, d).is_ok());
+        assert!(rope(&[0; 4], &cos, &sin, RopeDims { pos0: 4, ..d }).is_err());
+        assert!(rope(&[0; 3], &cos, &sin, d).is_err());
+        assert!(rope(&[0; 4], &cos, &sin[1..], d).is_err());
+    }
+
+    #[test]
+    fn rotation_is_bit_exact_for_any_thread_count() {
+        let (cos, sin) = rope_tables(64, 64, 100_000.0);
+        let x: Vec<i32> = (0..5 * 9 * 64).map(|i: i32| i.wrapping_mul(-1_640_531_535) >> 8).collect();
+        let d = rope_dims(&[5, 9, 64], &[64, 32], 40).unwrap();
+        assert_eq!(
+            pool(1).install(|| rope(&x, &cos, &sin, d).unwrap()),
+            pool(4).install(|| rope(&x, &cos, &sin, d).unwrap())
+        );
+    }
+
+    proptest! {
+        /// Each rotated value is within one unit plus `2^-29 (|x0| + |x1|)` of the f64
+        /// rotation (table rounding of half a unit of 2^-30 on each factor, and the final
+        /// rounding).
+        #[test]
+        fn close_to_f64(x0 in -(1i32 << 30)..1 << 30, x1 in -(1i32 << 30)..1 << 30, p in 0usize..64, j in 0usize..32) {
+            let (cos, sin) = rope_tables(64, 64, 100_000.0);
+            let mut x = vec![0i32; 64];
+            x[2 * j] = x0;
+            x[2 * j + 1] = x1;
+            let y = rope(&x, &cos, &sin, RopeDims { seq: 1, heads: 1, head_dim: 64, pos0: p }).unwrap();
+            let a = p as f64 * 100_000f64.powf(-(2.0 * j as f64) / 64.0);
+            let (w0, w1) = (x0 as f64 * a.cos() - x1 as f64 * a.sin(), x0 as f64 * a.sin() + x1 as f64 * a.cos());
+            let tol = 1.0 + 2f64.powi(-29) * (x0.abs() as f64 + x1.abs() as f64);
+            prop_assert!((y[2 * j] as f64 - w0).abs() <= tol && (y[2 * j + 1] as f64 - w1).abs() <= tol);
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! SiLU and the SwiGLU product on the wide stream (`docs/spec/ops.md` §5.5), with the
+//! sigmoid built on [`exp_q30`]: `sigma(a) = 1 / (1 + e^-a)` for `a >= 0`, and
+//! `sigma(-a) = 1 - sigma(a)`, so only non-positive exponents are ever taken.
+
+use rayon::prelude::*;
+
+use super::super::check::{same_shape, want, OpResult};
+use super::exp::{exp_q30, EXP_FRAC};
+use super::{want_frac, want_len};
+use crate::fixed::{round_shift_i128, sat_i32};
+use crate::tensor::{DType, TensorSpec};
+
+/// Elements per parallel task.
+const CHUNK: usize = 4096;
+
+/// `sigma(x / 2^frac)` in Q30: `e = exp_q30(-|x|)`, `s = floor((2^61 + 2^30 + e) / (2 (2^30 + e)))`
+/// (`round(2^60 / (2^30 + e))`, half up), and `s` for `x >= 0`, `2^30 - s` otherwise.
+pub fn sigmoid_q30(x: i32, frac: u32) -> i64 {
+    let e = exp_q30(-(x as i64).abs(), frac) as i64;
+    let den = (1i64 << EXP_FRAC) + e;
+    let s = ((1i64 << 61) + den) / (2 * den);
+    if x >= 0 {
+        s
+    } else {
+        (1 << EXP_FRAC) - s
+    }
+}
+
+/// `silu(x) = round(x * sigmoid_q30(x) / 2^30)`, in the input's format (`|silu(x)| <= |x|`,
+/// so it never saturates).
+pub fn silu_fx(x: i32, frac: u32) -> i32 {
+    round_shift_i128(x as i128 * sigmoid_q30(x, frac) as i128, EXP_FRAC) as i32
+}
+
+/// The rule of SwiGLU: two i32 operands of one shape -> i32 of that shape.
+pub fn swiglu_rule(gate: &TensorSpec, up: &TensorSpec) -> OpResult<TensorSpec> {
+    want(gate, DType::I32, "gate")?;
+    want(up, DType::I32, "up")?;
+    same_shape(gate, up)?;
+    Ok(gate.clone())
+}
+
+/// SwiGLU of the FFN: `sat32(round(silu(g_i) * u_i / 2^frac))`, both operands and the
+/// result with `frac` fraction bits.
+pub fn swiglu(gate: &[i32], up: &[i32], frac: u32) -> OpResult<Vec<i32>> {
+    want_frac(frac)?;
+    want_len("up", up.len(), gate.len())?;
+    let mut out = vec![0i32; gate.len()];
+    out.par_chunks_mut(CHUNK).zip(gate.par_chunks(CHUNK).zip(up.par_chunks(CHUNK))).for_each(|(o, (g, u))| {
+        for ((ov, &gv), &uv) in o.iter_mut().zip(g).zip(u) {
+            *ov = sat_i32(round_shift_i128(silu_fx(gv, frac) as i128 * uv as i128, frac));
+        }
+    });
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::llm::testutil::{pool, rel_err};
+    use proptest::prelude::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn silu_f64(x: f64) -> f64 {
+        x / (1.0 + (-x).exp())
+    }
+
+    #[test]
+    fn hand_values() {
+        assert_eq!(sigmoid_q30(0, 16), 1 << 29);
+        assert_eq!(silu_fx(0, 16), 0);
+        // Far out the sigmoid is exactly 1 or 0: silu(x) = x, silu(-x) = 0.
+        assert_eq!(silu_fx(100 << 16, 16), 100 << 16);
+        assert_eq!(silu_fx(-(100 << 16), 16), 0);
+        // silu(1) = 0.7310585786: 65536 * that = 47910.66 -> 47911.
+        assert_eq!(silu_fx(1 << 16, 16), 47911);
+        // swiglu(1, 2).unwrap() multiplies the rounded silu: 47911 * 2.
+        assert_eq!(swiglu(&[1 << 16], &[2 << 16], 16).unwrap(), vec![95822]);
+        assert!(swiglu(&[1], &[1, 2], 16).is_err());
+        assert!(swiglu(&[1], &[1], 32).is_err());
+        // Saturation: a huge gate times a huge up clamps.
+        assert_eq!(swiglu(&[i32::MAX], &[i32::MAX], 0).unwrap(), vec![i32::MAX]);
+    }
+
+    #[test]
+    fn swiglu_is_bit_exact_for_any_thread_count_and_close_to_f64() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let n = 3 * 1536 * 4;
+        let g: Vec<i32> = (0..n).map(|_| rng.gen_range(-(6 << 16)..6 << 16)).collect();
+        let u: Vec<i32> = (0..n).map(|_| rng.gen_range(-(4 << 16)..4 << 16)).collect();
+        let one = pool(1).install(|| swiglu(&g, &u, 16).unwrap());
+        assert_eq!(one, pool(4).install(|| swiglu(&g, &u, 16).unwrap()));
+        let want: Vec<f64> =
+            g.iter().zip(&u).map(|(&g, &u)| silu_f64(g as f64 / 65536.0) * u as f64 / 65536.0 * 65536.0).collect();
+        let e = rel_err(&one, &want);
+        eprintln!("swiglu relative error {e:.2e}");
+        assert!(e < 1e-4);
+    }
+
+    proptest! {
+        /// `silu` is within one unit of the f64 value (half a unit of rounding and the
+        /// sigmoid's error, below 2^-29 relative, times |x|).
+        #[test]
+        fn silu_is_close_to_f64(x in any::<i32>(), frac in 8u32..=24) {
+            let f = 2f64.powi(frac as i32);
+            let want = silu_f64(x as f64 / f) * f;
+            prop_assert!((silu_fx(x, frac) as f64 - want).abs() <= 0.5 + (x as f64).abs() * 2f64.powi(-28));
+        }
+    }
+}
