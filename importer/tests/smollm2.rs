@@ -187,3 +187,17 @@ fn decoding_an_encoding_gives_the_text_back() {
         assert_eq!(m.tokenizer.decode(&ids, false).unwrap(), text, "{ids:?}");
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Byte-level BPE loses nothing: any text (any scalar values, special-token strings
+    /// included) decodes back to itself.
+    #[test]
+    fn any_text_round_trips(text in "(\\PC|\\s|<\\|im_end\\|>|[0-9]){0,40}") {
+        if let Some(m) = loaded() {
+            let ids = m.tokenizer.encode(&text).unwrap();
+            proptest::prop_assert_eq!(m.tokenizer.decode(&ids, false).unwrap(), text);
+        }
+    }
+}
