@@ -44,9 +44,7 @@ struct Spec {
 }
 
 fn strings(v: &[String]) -> V {
-    V::Array(Box::new(
-        MetadataArray::new(GGUFValueType::String, v.iter().cloned().map(V::String).collect()).unwrap(),
-    ))
+    V::Array(Box::new(MetadataArray::new(GGUFValueType::String, v.iter().cloned().map(V::String).collect()).unwrap()))
 }
 
 impl Spec {
@@ -191,61 +189,73 @@ fn refused(spec: Spec, is: impl Fn(&ImportError) -> bool) -> String {
 
 #[test]
 fn a_missing_tensor_is_named() {
-    let msg = refused(Spec::llama().without_tensor("blk.0.ffn_up.weight"), |e| {
-        matches!(e, ImportError::MissingTensor { name } if name == "blk.0.ffn_up.weight")
-    });
+    let msg = refused(
+        Spec::llama().without_tensor("blk.0.ffn_up.weight"),
+        |e| matches!(e, ImportError::MissingTensor { name } if name == "blk.0.ffn_up.weight"),
+    );
     assert_eq!(msg, "tensor blk.0.ffn_up.weight is missing");
 }
 
 #[test]
 fn a_tensor_of_the_wrong_shape_is_named_with_both_shapes() {
-    let msg = refused(Spec::llama().tensor("blk.0.attn_k.weight", vec![HIDDEN, HIDDEN], TensorType::Q4_1), |e| {
-        matches!(e, ImportError::TensorShape { name, .. } if name == "blk.0.attn_k.weight")
-    });
+    let msg = refused(
+        Spec::llama().tensor("blk.0.attn_k.weight", vec![HIDDEN, HIDDEN], TensorType::Q4_1),
+        |e| matches!(e, ImportError::TensorShape { name, .. } if name == "blk.0.attn_k.weight"),
+    );
     assert!(msg.contains("expected shape [64, 32]") && msg.contains("found [64, 64]"), "{msg}");
 }
 
 #[test]
 fn a_tensor_of_the_wrong_type_is_named() {
-    let msg = refused(Spec::llama().tensor("blk.0.attn_norm.weight", vec![HIDDEN], TensorType::F16), |e| {
-        matches!(e, ImportError::TensorType { name, .. } if name == "blk.0.attn_norm.weight")
-    });
+    let msg = refused(
+        Spec::llama().tensor("blk.0.attn_norm.weight", vec![HIDDEN], TensorType::F16),
+        |e| matches!(e, ImportError::TensorType { name, .. } if name == "blk.0.attn_norm.weight"),
+    );
     assert_eq!(msg, "tensor blk.0.attn_norm.weight: expected type F32, found F16");
-    refused(Spec::llama().tensor("blk.0.ffn_down.weight", vec![FFN, HIDDEN], TensorType::F32), |e| {
-        matches!(e, ImportError::TensorType { name, expected, .. } if name == "blk.0.ffn_down.weight" && expected == "Q8_0 or Q4_1")
-    });
+    refused(
+        Spec::llama().tensor("blk.0.ffn_down.weight", vec![FFN, HIDDEN], TensorType::F32),
+        |e| matches!(e, ImportError::TensorType { name, expected, .. } if name == "blk.0.ffn_down.weight" && expected == "Q8_0 or Q4_1"),
+    );
 }
 
 #[test]
 fn a_tensor_outside_the_architecture_is_named() {
-    refused(Spec::llama().tensor("rope_freqs.weight", vec![32], TensorType::F32), |e| {
-        matches!(e, ImportError::UnexpectedTensor { name } if name == "rope_freqs.weight")
-    });
-    refused(Spec::llama().tensor("blk.1.attn_norm.weight", vec![HIDDEN], TensorType::F32), |e| {
-        matches!(e, ImportError::UnexpectedTensor { name } if name == "blk.1.attn_norm.weight")
-    });
+    refused(
+        Spec::llama().tensor("rope_freqs.weight", vec![32], TensorType::F32),
+        |e| matches!(e, ImportError::UnexpectedTensor { name } if name == "rope_freqs.weight"),
+    );
+    refused(
+        Spec::llama().tensor("blk.1.attn_norm.weight", vec![HIDDEN], TensorType::F32),
+        |e| matches!(e, ImportError::UnexpectedTensor { name } if name == "blk.1.attn_norm.weight"),
+    );
 }
 
 #[test]
 fn metadata_errors_name_the_key() {
-    refused(Spec::llama().without_key("llama.context_length"), |e| {
-        matches!(e, ImportError::MissingKey { key } if key == "llama.context_length")
-    });
-    refused(Spec::llama().set("general.architecture", V::String("gpt2".into())), |e| {
-        matches!(e, ImportError::Unsupported { key, .. } if key == "general.architecture")
-    });
-    refused(Spec::llama().set("llama.block_count", V::String("one".into())), |e| {
-        matches!(e, ImportError::KeyType { key, .. } if key == "llama.block_count")
-    });
-    refused(Spec::llama().set("llama.attention.head_count", V::U32(3)), |e| {
-        matches!(e, ImportError::Unsupported { key, .. } if key == "llama.attention.head_count")
-    });
-    refused(Spec::llama().set("llama.vocab_size", V::U32(100)), |e| {
-        matches!(e, ImportError::Unsupported { key, .. } if key == "llama.vocab_size")
-    });
-    refused(Spec::llama().set("llama.rope.dimension_count", V::U32(16)), |e| {
-        matches!(e, ImportError::Unsupported { key, .. } if key == "llama.rope.dimension_count")
-    });
+    refused(
+        Spec::llama().without_key("llama.context_length"),
+        |e| matches!(e, ImportError::MissingKey { key } if key == "llama.context_length"),
+    );
+    refused(
+        Spec::llama().set("general.architecture", V::String("gpt2".into())),
+        |e| matches!(e, ImportError::Unsupported { key, .. } if key == "general.architecture"),
+    );
+    refused(
+        Spec::llama().set("llama.block_count", V::String("one".into())),
+        |e| matches!(e, ImportError::KeyType { key, .. } if key == "llama.block_count"),
+    );
+    refused(
+        Spec::llama().set("llama.attention.head_count", V::U32(3)),
+        |e| matches!(e, ImportError::Unsupported { key, .. } if key == "llama.attention.head_count"),
+    );
+    refused(
+        Spec::llama().set("llama.vocab_size", V::U32(100)),
+        |e| matches!(e, ImportError::Unsupported { key, .. } if key == "llama.vocab_size"),
+    );
+    refused(
+        Spec::llama().set("llama.rope.dimension_count", V::U32(16)),
+        |e| matches!(e, ImportError::Unsupported { key, .. } if key == "llama.rope.dimension_count"),
+    );
 }
 
 #[test]
