@@ -110,7 +110,7 @@ impl LlamaConfig {
             ffn: f.usize("llama.feed_forward_length")?,
             heads,
             kv_heads,
-            head_dim: if heads == 0 { 0 } else { hidden / heads },
+            head_dim: hidden.checked_div(heads).unwrap_or(0),
             rope_base: if f.has("llama.rope.freq_base") { f.f32("llama.rope.freq_base")? } else { DEFAULT_ROPE_BASE },
             rms_eps: f.f32("llama.attention.layer_norm_rms_epsilon")?,
             vocab,
@@ -123,13 +123,13 @@ impl LlamaConfig {
     /// Consistency of the values read: divisibility and agreement of redundant keys.
     fn check<R: Read + Seek>(&self, f: &GgufFile<R>) -> Result<()> {
         let bad = |key: &str, reason: String| Err(ImportError::Unsupported { key: key.into(), reason });
-        if self.heads == 0 || self.hidden % self.heads != 0 {
+        if self.heads == 0 || !self.hidden.is_multiple_of(self.heads) {
             return bad(
                 "llama.attention.head_count",
                 format!("{} heads do not divide the hidden width {}", self.heads, self.hidden),
             );
         }
-        if self.kv_heads == 0 || self.heads % self.kv_heads != 0 {
+        if self.kv_heads == 0 || !self.heads.is_multiple_of(self.kv_heads) {
             return bad(
                 "llama.attention.head_count_kv",
                 format!("{} KV heads do not divide the {} query heads", self.kv_heads, self.heads),

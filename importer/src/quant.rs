@@ -133,7 +133,7 @@ impl<B: Block> BlockMatrix<B> {
     /// Read a matrix from its GGUF payload; `name` is only for the error.
     pub fn from_bytes(name: &str, rows: usize, cols: usize, bytes: &[u8]) -> Result<Self> {
         let blocks = rows * (cols / BLOCK_LEN);
-        if cols % BLOCK_LEN != 0 || bytes.len() != blocks * B::BYTES {
+        if !cols.is_multiple_of(BLOCK_LEN) || bytes.len() != blocks * B::BYTES {
             return Err(ImportError::TensorBytes {
                 name: name.to_string(),
                 len: bytes.len(),
