@@ -118,43 +118,13 @@ pub struct LlamaTokenizer {
 impl LlamaTokenizer {
     /// Build the tokenizer `vocab` describes.
     pub fn new(vocab: &Vocab) -> Result<Self> {
-        let pre = pre_tokenizer(&vocab.pre)?;
-        let bpe_vocab: BpeVocab = vocab.tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
-        if bpe_vocab.len() != vocab.tokens.len() {
-            return Err(ImportError::Tokenizer("tokenizer.ggml.tokens holds the same token twice".into()));
-        }
-        let merges = vocab
-            .merges
-            .iter()
-            .enumerate()
-            .map(|(i, m)| match m.split_once(' ') {
-                Some((l, r)) if !l.is_empty() && !r.is_empty() && !r.contains(' ') => Ok((l.to_owned(), r.to_owned())),
-                _ => Err(ImportError::Tokenizer(format!("tokenizer.ggml.merges[{i}] = {m:?} is not \"left right\""))),
-            })
-            .collect::<Result<Merges>>()?;
-        let bpe = BPE::builder()
-            .vocab_and_merges(bpe_vocab, merges)
-            .build()
-            .map_err(|e| ImportError::Tokenizer(format!("building the BPE model: {e}")))?;
-        let mut added = Vec::new();
-        for (i, (t, &ty)) in vocab.tokens.iter().zip(&vocab.token_types).enumerate() {
-            match ty {
-                TOKEN_NORMAL => {}
-                TOKEN_CONTROL => added.push(AddedToken::from(t.clone(), true)),
-                TOKEN_USER_DEFINED => added.push(AddedToken::from(t.clone(), false)),
-                other => {
-                    return Err(ImportError::Tokenizer(format!(
-                        "token {i} ({t:?}) has type {other}; only normal, control and user-defined tokens are imported"
-                    )))
-                }
-            }
-        }
-        let mut inner = Tokenizer::new(bpe);
-        inner.with_pre_tokenizer(Some(pre)).with_decoder(Some(ByteLevelDecoder::default()));
-        inner.add_special_tokens(&added);
-        for t in &added {
-            if inner.token_to_id(&t.content) != vocab.tokens.iter().position(|x| *x == t.content).map(|p| p as u32) {
-                return Err(ImportError::Tokenizer(format!("special token {:?} did not keep its id", t.content)));
+        let added = added_tokens(vocab)?;
+        let mut inner = Tokenizer::new(bpe_model(vocab)?);
+        inner.with_pre_tokenizer(Some(pre_tokenizer(&vocab.pre)?)).with_decoder(Some(ByteLevelDecoder::default()));
+        inner.add_special_tokens(&added.iter().map(|(_, t)| t.clone()).collect::<Vec<_>>());
+        for (id, t) in &added {
+            if inner.token_to_id(&t.content) != Some(*id) {
+                return Err(ImportError::Tokenizer(format!("special token {:?} did not keep its id {id}", t.content)));
             }
         }
         let mut with_special = inner.clone();
@@ -223,6 +193,46 @@ impl LlamaTokenizer {
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.inner
     }
+}
+
+/// The BPE model: token strings with their ids, merges in priority order.
+fn bpe_model(vocab: &Vocab) -> Result<BPE> {
+    let ids: BpeVocab = vocab.tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+    if ids.len() != vocab.tokens.len() {
+        return Err(ImportError::Tokenizer("tokenizer.ggml.tokens holds the same token twice".into()));
+    }
+    let merges = vocab
+        .merges
+        .iter()
+        .enumerate()
+        .map(|(i, m)| match m.split_once(' ') {
+            Some((l, r)) if !l.is_empty() && !r.is_empty() && !r.contains(' ') => Ok((l.to_owned(), r.to_owned())),
+            _ => Err(ImportError::Tokenizer(format!("tokenizer.ggml.merges[{i}] = {m:?} is not \"left right\""))),
+        })
+        .collect::<Result<Merges>>()?;
+    BPE::builder()
+        .vocab_and_merges(ids, merges)
+        .build()
+        .map_err(|e| ImportError::Tokenizer(format!("building the BPE model: {e}")))
+}
+
+/// The tokens matched before BPE, with their ids: control tokens (special) and user-defined
+/// ones (not special).
+fn added_tokens(vocab: &Vocab) -> Result<Vec<(u32, AddedToken)>> {
+    let mut added = Vec::new();
+    for (i, (t, &ty)) in vocab.tokens.iter().zip(&vocab.token_types).enumerate() {
+        match ty {
+            TOKEN_NORMAL => {}
+            TOKEN_CONTROL => added.push((i as u32, AddedToken::from(t.clone(), true))),
+            TOKEN_USER_DEFINED => added.push((i as u32, AddedToken::from(t.clone(), false))),
+            other => {
+                return Err(ImportError::Tokenizer(format!(
+                    "token {i} ({t:?}) has type {other}; only normal, control and user-defined tokens are imported"
+                )))
+            }
+        }
+    }
+    Ok(added)
 }
 
 fn encode_with(t: &Tokenizer, text: &str) -> Result<Vec<u32>> {
