@@ -1,14 +1,15 @@
 //! Import errors: each names the metadata key or tensor it is about. The file's path is
-//! added by the caller (the CLI), which knows it.
+//! added by the caller (the CLI), which knows it. Wrapped errors are sources, not repeated in
+//! the message (`{:#}` prints the chain once).
 
 /// What went wrong while importing a model file.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     /// The file could not be opened or read.
-    #[error("reading the file: {0}")]
+    #[error("reading the file")]
     Io(#[from] std::io::Error),
     /// The GGUF container itself is malformed (header, metadata, tensor table, ranges).
-    #[error("not a valid GGUF file: {0}")]
+    #[error("not a valid GGUF file")]
     Gguf(#[from] gguf_rs_lib::GGUFError),
     /// A metadata key the import needs is absent.
     #[error("metadata key {key} is missing")]
