@@ -7,7 +7,7 @@
 #   bash scripts/setup.sh            # every step, in order
 #   bash scripts/setup.sh STEP...    # only the named steps, e.g. build_programs
 #
-# Steps: install_apt install_python install_foundry build_programs build_rust run_demo
+# Steps: install_apt install_python install_foundry build_programs fetch_models build_rust run_demo
 # Idempotent: a step whose result is already there is quick. Runs as root, or
 # as a user with passwordless sudo (CI=true has no stdin to ask a password).
 set -euo pipefail
@@ -16,7 +16,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO/.venv"
 PROGRAMS_OUT="$REPO/target/programs"
 APT_PACKAGES=(gcc-riscv64-unknown-elf gcc libc6-dev python3 python3-venv)
-STEPS=(install_apt install_python install_foundry build_programs build_rust run_demo)
+STEPS=(install_apt install_python install_foundry build_programs fetch_models build_rust run_demo)
 
 step() { printf '\n==> %s\n' "$*"; }
 info() { printf '    %s\n' "$*"; }
@@ -101,6 +101,13 @@ install_foundry() {
 build_programs() {
     step "build_programs: fixtures/programs -> target/programs"
     bash "$REPO/fixtures/programs/build.sh" "$PROGRAMS_OUT"
+}
+
+# The language models (weights are never committed): <repo>/.cache/models/, each checked by
+# its sha256 (scripts/fetch_models.sh).
+fetch_models() {
+    step "fetch_models: language models -> .cache/models"
+    bash "$REPO/scripts/fetch_models.sh"
 }
 
 build_rust() {

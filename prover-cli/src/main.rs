@@ -33,7 +33,7 @@ enum Command {
     /// The fraud-proof RISC-V VM: run programs, inspect states, produce step witnesses.
     #[command(subcommand)]
     Vm(vm_cmd::VmCommand),
-    /// Integer models: quantize float weights into bundles, inspect and evaluate them.
+    /// Integer models: quantize float weights into bundles, inspect and evaluate them; read GGUF models.
     #[command(subcommand)]
     Model(model_cmd::ModelCommand),
     /// Run a bundle natively: output, model commitment, final graph state, optional trace.

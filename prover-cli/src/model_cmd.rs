@@ -1,4 +1,5 @@
-//! `opml model ...`: quantize float models into bundles, inspect and evaluate bundles.
+//! `opml model ...`: quantize float models into bundles, inspect and evaluate bundles, read
+//! already-quantized language models (GGUF).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,10 +13,12 @@ use opml_dnn::quant::arch::Arch;
 use opml_dnn::quant::float::{argmax_f32, FloatModel};
 use opml_dnn::quant::lower::{float_reference, predict, quantize};
 use opml_dnn::st::read_f32_all;
+use opml_importer::{LlamaGguf, LlamaTokenizer};
 use rayon::prelude::*;
 use serde_json::json;
 
 use crate::files::{load_bundle, load_data, read};
+use crate::output::output;
 
 /// Model subcommands.
 #[derive(Debug, Subcommand)]
@@ -26,6 +29,9 @@ pub enum ModelCommand {
     Inspect(InspectArgs),
     /// Accuracy of a bundle (and of its float reference, if kept) on labelled data.
     Eval(EvalArgs),
+    /// Read a GGUF language model as the import does (Llama architecture): configuration,
+    /// tensors by type, parameters, tokenizer and chat template, each checked.
+    GgufInfo(GgufInfoArgs),
 }
 
 /// `opml model quantize`.
@@ -77,12 +83,23 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
+/// `opml model gguf-info`.
+#[derive(Debug, Args)]
+pub struct GgufInfoArgs {
+    /// GGUF file (e.g. .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf, from scripts/fetch_models.sh).
+    pub file: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Run a model subcommand.
 pub fn run(cmd: ModelCommand) -> Result<ExitCode> {
     match cmd {
         ModelCommand::Quantize(a) => quantize_cmd(a),
         ModelCommand::Inspect(a) => inspect_cmd(a),
         ModelCommand::Eval(a) => eval_cmd(a),
+        ModelCommand::GgufInfo(a) => gguf_info_cmd(a),
     }
     .map(|()| ExitCode::SUCCESS)
 }
@@ -248,4 +265,91 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
 
 fn hits(pred: &[usize], labels: &[i64]) -> usize {
     pred.iter().zip(labels).filter(|(p, l)| **p as i64 == **l).count()
+}
+
+/// Open, validate and summarise a GGUF model: the configuration, the tensor table checked
+/// against it, and the tokenizer built from it (so a file this prints is one the import takes).
+fn gguf_info_cmd(a: GgufInfoArgs) -> Result<()> {
+    let name = a.file.display();
+    let bytes = std::fs::metadata(&a.file).with_context(|| format!("reading {name}"))?.len();
+    let gguf = LlamaGguf::open(&a.file).with_context(|| format!("importing {name}"))?;
+    let vocab = gguf.vocab().with_context(|| format!("importing the tokenizer of {name}"))?;
+    let tokenizer = LlamaTokenizer::new(&vocab).with_context(|| format!("importing the tokenizer of {name}"))?;
+    let c = gguf.config();
+    let by_type: serde_json::Map<String, serde_json::Value> =
+        gguf.kind_counts().iter().map(|(k, n)| (k.name().to_string(), json!(n))).collect();
+    let control = vocab.control_tokens();
+    let template = tokenizer.chat_template();
+    let model_name = gguf.file().str("general.name").ok().map(str::to_owned);
+    let v = json!({
+        "file": name.to_string(),
+        "bytes": bytes,
+        "gguf_version": gguf.file().version(),
+        "metadata_keys": gguf.file().metadata_len(),
+        "name": model_name,
+        "architecture": opml_importer::llama::ARCH,
+        "config": {
+            "layers": c.layers,
+            "hidden": c.hidden,
+            "ffn": c.ffn,
+            "heads": c.heads,
+            "kv_heads": c.kv_heads,
+            "head_dim": c.head_dim,
+            "rope_base": c.rope_base,
+            "rms_eps": c.rms_eps,
+            "vocab": c.vocab,
+            "context": c.context,
+        },
+        "tensors": gguf.tensors().len(),
+        "tensors_by_type": by_type,
+        "tied_output": gguf.tied_output(),
+        "parameters": gguf.parameter_count(),
+        "tokenizer": {
+            "model": "gpt2",
+            "pre": vocab.pre,
+            "tokens": tokenizer.vocab_size(),
+            "merges": vocab.merges.len(),
+            "bos": vocab.bos,
+            "eos": vocab.eos,
+            "control_tokens": control,
+            "chat_template": "chatml",
+            "default_system_prompt": template.default_system,
+        },
+    });
+    let types = gguf.kind_counts().iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ");
+    let human = [
+        format!("file        {name} ({bytes} bytes)"),
+        format!(
+            "format      GGUF v{}, {} metadata keys, {} tensors",
+            gguf.file().version(),
+            gguf.file().metadata_len(),
+            gguf.tensors().len()
+        ),
+        format!("model       {} ({})", model_name.as_deref().unwrap_or("unnamed"), opml_importer::llama::ARCH),
+        format!(
+            "config      {} layers, hidden {}, FFN {}, {} heads / {} KV heads of {}, RoPE base {}, RMSNorm eps {:e}, context {}",
+            c.layers, c.hidden, c.ffn, c.heads, c.kv_heads, c.head_dim, c.rope_base, c.rms_eps, c.context
+        ),
+        format!(
+            "tensors     {types}; output {}",
+            if gguf.tied_output() { "tied to the embedding" } else { "untied" }
+        ),
+        format!("parameters  {}", gguf.parameter_count()),
+        format!(
+            "tokenizer   byte-level BPE, {} tokens, {} merges, pre-tokenizer {}, bos {}, eos {}, {} control tokens",
+            tokenizer.vocab_size(),
+            vocab.merges.len(),
+            vocab.pre,
+            vocab.bos,
+            vocab.eos,
+            control.len()
+        ),
+        format!(
+            "chat        ChatML{}",
+            template.default_system.map(|s| format!(", default system prompt {s:?}")).unwrap_or_default()
+        ),
+    ]
+    .join("\n");
+    output(a.json, v, human);
+    Ok(())
 }

@@ -184,3 +184,39 @@ fn bundles_bound_to_other_kernels_are_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("rebound.opml") && err.contains("node 2") && err.contains("opml model quantize"), "{err}");
 }
+
+/// `opml model gguf-info` on SmolLM2-135M-Instruct Q4_1, when `scripts/fetch_models.sh` has
+/// fetched it (CI's setup does): the configuration, tensor counts and tokenizer it reports.
+#[test]
+fn gguf_info_reports_smollm2s_config_tensors_and_tokenizer() {
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if !model.is_file() {
+        eprintln!("skipping: {} is absent (run scripts/fetch_models.sh)", model.display());
+        return;
+    }
+    let v = json_ok(&["model", "gguf-info", p(&model), "--json"]);
+    let c = &v["config"];
+    assert_eq!((c["layers"].as_u64(), c["hidden"].as_u64(), c["ffn"].as_u64()), (Some(30), Some(576), Some(1536)));
+    assert_eq!((c["heads"].as_u64(), c["kv_heads"].as_u64(), c["head_dim"].as_u64()), (Some(9), Some(3), Some(64)));
+    assert_eq!((c["vocab"].as_u64(), c["rope_base"].as_f64()), (Some(49152), Some(100_000.0)));
+    assert_eq!(v["tensors_by_type"], serde_json::json!({"Q4_1": 210, "Q8_0": 1, "F32": 61}));
+    assert_eq!((v["tied_output"].as_bool(), v["parameters"].as_u64()), (Some(true), Some(134_515_008)));
+    let t = &v["tokenizer"];
+    assert_eq!(
+        (t["tokens"].as_u64(), t["merges"].as_u64(), t["pre"].as_str()),
+        (Some(49152), Some(48900), Some("smollm"))
+    );
+    assert_eq!((t["bos"].as_u64(), t["eos"].as_u64()), (Some(1), Some(2)));
+    let human = String::from_utf8(opml(&["model", "gguf-info", p(&model)]).stdout).unwrap();
+    assert!(human.contains("30 layers, hidden 576") && human.contains("Q4_1 210"), "{human}");
+}
+
+#[test]
+fn gguf_info_names_the_file_it_cannot_import() {
+    let out = opml(&["model", "gguf-info", p(&fixture("cnn.json"))]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("cnn.json") && err.contains("not a valid GGUF file"), "{err}");
+    let out = opml(&["model", "gguf-info", "no/such/model.gguf"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("no/such/model.gguf"), "{err}");
+}

@@ -1,0 +1,42 @@
+//! opml-importer: reads an already-quantized language model as llama.cpp users run it (GGUF)
+//! into plain data: its configuration ([`LlamaConfig`]), its weights typed as shipped
+//! ([`BlockQ4_1`] and [`BlockQ8_0`] blocks with their f16 scale bits, F32 norm vectors) and
+//! its tokenizer ([`LlamaTokenizer`], a `tokenizers` byte-level BPE with the file's chat
+//! template). The integer graph is built from this elsewhere; floats appear here only in
+//! [`Matrix::dequantize`], for the float reference.
+//!
+//! Specification: `docs/spec/gguf-import.md`.
+//!
+//! # The GGUF reader
+//!
+//! The container is parsed by `gguf-rs-lib` (ThreatFlux; MIT). Of the registry's GGUF readers
+//! it is the one maintained now (releases through 2026, a changelog, declared MSRV 1.87 under
+//! our 1.89) whose parser is defensive rather than trusting: bounded metadata sizes and
+//! nesting, duplicate keys and tensor names rejected, every tensor's offset checked for
+//! alignment and its byte range checked against the file size, with checked arithmetic, before
+//! any payload is read. It reads metadata and the tensor table without loading payloads, and
+//! loads one tensor's bytes by name. Its dependencies (serde, thiserror, hashbrown, libm) were
+//! already in this workspace. Alternatives looked at: `ggus` (zero-copy, but last released in
+//! 2025 and trusts offsets); `gguf` and `gguf-rs` (small, unmaintained, and pull in a CLI's
+//! dependencies); candle-core's `quantized::gguf_file` (maintained, but brings a whole tensor
+//! library for a file reader). Only [`gguf`] touches the crate; the rest of this crate and its
+//! users see [`TensorDesc`], [`TensorKind`] and the typed blocks.
+//!
+//! # The tokenizer
+//!
+//! `tokenizers` (Hugging Face), default features off, `fancy-regex` for its regex (no C
+//! library, no network): the BPE model from `tokenizer.ggml.tokens` and
+//! `tokenizer.ggml.merges`, the pre-tokenizer llama.cpp uses for `tokenizer.ggml.pre`, the
+//! byte-level decoder, control tokens as special tokens. See [`tokenizer`].
+
+pub mod error;
+pub mod gguf;
+pub mod llama;
+pub mod quant;
+pub mod tokenizer;
+
+pub use error::{ImportError, Result};
+pub use gguf::{GgufFile, TensorDesc, TensorKind};
+pub use llama::{LayerWeights, LlamaConfig, LlamaGguf, LlamaWeights, Matrix};
+pub use quant::{BlockMatrix, BlockQ4_1, BlockQ8_0, BLOCK_LEN};
+pub use tokenizer::{ChatTemplate, LlamaTokenizer, Vocab};
