@@ -99,6 +99,27 @@ contract HandoverTest is TestBase {
         assertTrue(h.verifyRegion(root, 0x30000000, 32, keccak256("x"), sib), "at its address");
     }
 
+    /// A region of exactly one tensor window (2^28 bytes, the largest allowed) at the output
+    /// base: its subtree is 23 levels high, the 16th of the 16 window subtrees, so its path
+    /// is four zero subtrees to the left (a gap the mutation run found: no test had a region
+    /// of exactly one window). One byte more is refused.
+    function testRegionOfExactlyOneWindow() public view {
+        bytes32 c = keccak256("a whole window");
+        bytes32 z; // the zero subtree of height 23, then 24, 25, 26
+        for (uint256 l = 0; l < 23; l++) {
+            z = pair(z, z);
+        }
+        bytes32[] memory sib = new bytes32[](4);
+        bytes32 root = c;
+        for (uint256 l = 0; l < 4; l++) {
+            sib[l] = z;
+            root = pair(z, root); // index 15: always the right child
+            z = pair(z, z);
+        }
+        assertTrue(h.verifyRegion(root, 0xF0000000, 1 << 28, c, sib), "one whole window at the output base");
+        assertTrue(!h.verifyRegion(root, 0xF0000000, (1 << 28) + 1, c, sib), "one byte more than a window");
+    }
+
     function testTooManyInputsRevert() public {
         Handover.ImageRoots memory r = emptyImage();
         r.inputRoots = new bytes32[](9);
