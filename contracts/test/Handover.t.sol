@@ -120,6 +120,25 @@ contract HandoverTest is TestBase {
         assertTrue(!h.verifyRegion(root, 0xF0000000, (1 << 28) + 1, c, sib), "one byte more than a window");
     }
 
+    /// Input regions are 0..7: an index of 8 names no input even where memory holds the
+    /// commitment at the address it would have (0xA0000000, weight 0's), and is refused (a survivor of
+    /// the mutation run: `i <= MAX_INPUTS`; the game never asks for input 8, this pins the
+    /// verifier on its own).
+    function testInputIndexPastTheLastIsRefused() public view {
+        bytes32 c = keccak256("x");
+        uint256 index = uint256(0xA0000000) >> 5; // one leaf at input 8's address
+        bytes32[] memory sib = new bytes32[](27);
+        bytes32 z;
+        bytes32 root = c;
+        for (uint256 l = 0; l < 27; l++) {
+            sib[l] = z;
+            root = (index >> l) & 1 == 1 ? pair(z, root) : pair(root, z);
+            z = pair(z, z);
+        }
+        assertTrue(h.verifyRegion(root, 0xA0000000, 32, c, sib), "memory holds it there");
+        assertTrue(!h.verifyInputRegion(root, 8, 32, c, sib), "but input 8 does not exist");
+    }
+
     function testTooManyInputsRevert() public {
         Handover.ImageRoots memory r = emptyImage();
         r.inputRoots = new bytes32[](9);
