@@ -97,11 +97,15 @@ def read_hparams(reader) -> HParams:
     if arch != "llama":
         raise ValueError(f"expected a llama GGUF, got {arch!r}")
 
-    def get(name):
-        return field_value(reader, f"llama.{name}")
+    def get(name, default=None):
+        key = f"llama.{name}"
+        return field_value(reader, key) if key in reader.fields else default
 
     n_embd = int(get("embedding_length"))
     n_head = int(get("attention.head_count"))
+    rope_dim = int(get("rope.dimension_count", n_embd // n_head))
+    if rope_dim != n_embd // n_head:
+        raise ValueError(f"partial RoPE ({rope_dim} of {n_embd // n_head} dims) not supported")
     return HParams(
         n_layer=int(get("block_count")),
         n_embd=n_embd,
@@ -110,9 +114,7 @@ def read_hparams(reader) -> HParams:
         n_head_kv=int(get("attention.head_count_kv")),
         n_vocab=len(reader.fields["tokenizer.ggml.tokens"].data),
         rope_base=float(get("rope.freq_base")),
-        rope_dim=int(reader.fields["llama.rope.dimension_count"].contents())
-        if "llama.rope.dimension_count" in reader.fields
-        else n_embd // n_head,
+        rope_dim=rope_dim,
         eps=float(get("attention.layer_norm_rms_epsilon")),
     )
 
@@ -508,13 +510,15 @@ def cmd_generate(ref: FloatRef, args) -> dict:
 def cmd_dump(ref: FloatRef, args) -> dict:
     """Write an npz the Rust side can compare against without Python:
     tokens (C, chunk) int32; argmax (C, chunk) int32, the argmax next token at every
-    position; nll (C, chunk-1) float64; positions (P,) int32 and logits (C, P, vocab)
-    float32 at those positions; ppl (); and, with --prompts, greedy generations:
-    gen_prompt_tokens (flat int32) split by gen_prompt_offsets (G+1,), gen_tokens (G, n)."""
+    position; nll (C, chunk-1) float64; ppl (); unless --positions is empty, positions (P,)
+    int32 and logits (C, P, vocab) float32 at those positions; with --topk K, topk_ids and
+    topk_logits (C, chunk, K), the K largest logits at every position, largest first; with
+    --prompts, greedy generations: gen_prompt_tokens (flat int32) split by
+    gen_prompt_offsets (G+1,), gen_tokens (G, n)."""
     text = Path(args.text).read_text(encoding="utf-8")
     chunks = split_chunks(ref.tok.encode(text), args.chunk, args.chunks)
-    positions = np.array([int(p) for p in args.positions.split(",")], dtype=np.int32)
-    toks, amax, nll, sel = [], [], [], []
+    positions = np.array([int(p) for p in args.positions.split(",") if p.strip()], dtype=np.int32)
+    toks, amax, nll, sel, top_ids, top_logits = [], [], [], [], [], []
     t0 = time.perf_counter()
     for c in chunks:
         lg = ref.logits(c)
@@ -522,14 +526,22 @@ def cmd_dump(ref: FloatRef, args) -> dict:
         amax.append(lg.argmax(axis=-1))
         nll.append(chunk_nll(lg, c))
         sel.append(lg[positions])
+        if args.topk:
+            ids = np.argsort(-lg, axis=-1, kind="stable")[:, : args.topk]
+            top_ids.append(ids)
+            top_logits.append(np.take_along_axis(lg, ids, axis=-1))
     arrays = {
         "tokens": np.array(toks, dtype=np.int32),
         "argmax": np.array(amax, dtype=np.int32),
         "nll": np.array(nll, dtype=np.float64),
-        "positions": positions,
-        "logits": np.array(sel, dtype=np.float32),
         "ppl": np.float64(np.exp(np.mean(nll))),
     }
+    if len(positions):
+        arrays["positions"] = positions
+        arrays["logits"] = np.array(sel, dtype=np.float32)
+    if args.topk:
+        arrays["topk_ids"] = np.array(top_ids, dtype=np.int32)
+        arrays["topk_logits"] = np.array(top_logits, dtype=np.float32)
     out = {"out": str(args.out), "chunks": len(chunks), "ppl": float(arrays["ppl"])}
     out["ppl_seconds"] = time.perf_counter() - t0
     if args.prompts:
@@ -572,7 +584,8 @@ def parse_args(argv=None):
     p = sub.add_parser("dump", help="npz of tokens, argmax, NLL and some logits per chunk")
     text_args(p)
     p.add_argument("--out", required=True)
-    p.add_argument("--positions", default="0,1,127,255", help="positions whose logits are kept")
+    p.add_argument("--positions", default="0,1,127,255", help="positions whose logits are kept ('' for none)")
+    p.add_argument("--topk", type=int, default=0, help="keep the K largest logits at every position")
     p.add_argument("--prompts", default=None, help="also greedy generations (ChatML) of these prompts")
     p.add_argument("--n", type=int, default=32, help="tokens per generation")
     p.add_argument("--json", action="store_true")

@@ -96,7 +96,8 @@ def eval_chunks(ref: dict, llm) -> dict:
         al = ll.argmax(-1)
         agree.append(ref["argmax"][i] == al)
         hit_l.append(al[:-1] == c[1:])
-        kl.append(kl_divergence(ref["logits"][i], ll[ref["positions"]]))
+        if "logits" in ref:
+            kl.append(kl_divergence(ref["logits"][i], ll[ref["positions"]]))
         print(
             f"chunk {i}: ppl float {np.exp(ref['nll'][i].mean()):.3f} llama.cpp {np.exp(nll_l[-1].mean()):.3f}"
             f" top-1 agreement {agree[-1].mean():.4f}",
@@ -104,7 +105,7 @@ def eval_chunks(ref: dict, llm) -> dict:
         )
     cat = np.concatenate
     hit_f = ref["argmax"][:, :-1] == ref["tokens"][:, 1:]
-    return {
+    out = {
         "chunks": len(ref["tokens"]),
         "chunk_tokens": int(ref["tokens"].shape[1]),
         "ppl_float": float(np.exp(ref["nll"].mean())),
@@ -114,10 +115,12 @@ def eval_chunks(ref: dict, llm) -> dict:
         "positions": int(cat(agree).size),
         "next_token_accuracy_float": float(hit_f.mean()),
         "next_token_accuracy_llama_cpp": float(cat(hit_l).mean()),
-        "kl_positions": [int(p) for p in ref["positions"]],
-        "mean_kl_float_to_llama_cpp": float(cat(kl).mean()),
-        "max_kl_float_to_llama_cpp": float(cat(kl).max()),
     }
+    if kl:
+        out["kl_positions"] = [int(p) for p in ref["positions"]]
+        out["mean_kl_float_to_llama_cpp"] = float(cat(kl).mean())
+        out["max_kl_float_to_llama_cpp"] = float(cat(kl).max())
+    return out
 
 
 def dump_prompts(ref: dict) -> list[list[int]]:
