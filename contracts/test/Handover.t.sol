@@ -147,6 +147,28 @@ contract HandoverTest is TestBase {
         h.preStateHash(r);
     }
 
+    /// Code and arguments of exactly one small window (1 MiB, the largest allowed) fill their
+    /// window subtree (height 15) at 0x0 and 0x00100000: the memory root is their two roots
+    /// over zero subtrees, derived here by hand (a gap the mutation run found: no test had
+    /// code of exactly one window, so `codeLen >= CODE_WINDOW` and a padded size counted
+    /// twice went unnoticed).
+    function testCodeAndArgumentsOfExactlyOneWindow() public view {
+        Handover.ImageRoots memory r = emptyImage();
+        (r.codeRoot, r.codeLen) = (keccak256("code"), 1 << 20);
+        (r.paramRoot, r.paramLen) = (keccak256("args"), 1 << 20);
+        bytes32 z; // the zero subtree of height 15, then 16, ...
+        for (uint256 l = 0; l < 15; l++) {
+            z = pair(z, z);
+        }
+        bytes32 root = pair(r.codeRoot, r.paramRoot); // windows 0 and 1 of height 15
+        z = pair(z, z);
+        for (uint256 l = 16; l < 27; l++) {
+            root = pair(root, z);
+            z = pair(z, z);
+        }
+        assertEq(h.memoryRoot(r), root, "code and arguments of one whole window each");
+    }
+
     function testOversizedCodeReverts() public {
         Handover.ImageRoots memory r = emptyImage();
         r.codeLen = (1 << 20) + 1;
