@@ -169,6 +169,55 @@ contract HandoverTest is TestBase {
         assertEq(h.memoryRoot(r), root, "code and arguments of one whole window each");
     }
 
+    function le32(uint256 v) internal pure returns (bytes memory) {
+        // forge-lint: disable-next-line(unsafe-typecast)
+        return abi.encodePacked(uint8(v), uint8(v >> 8), uint8(v >> 16), uint8(v >> 24));
+    }
+
+    /// Op 7, output slot 5 of 40 bytes, 2 inputs, 2 weights, code 300 bytes, args 44 bytes,
+    /// then the three roots, the weights (root, length) and the inputs (slot, length).
+    function twoByTwoDescriptor() internal pure returns (bytes memory d) {
+        d = bytes.concat(le32(7), le32(5), le32(40), le32(2));
+        d = bytes.concat(d, le32(2), le32(300), le32(44));
+        d = bytes.concat(d, keccak256("code"), keccak256("args"), keccak256("params"));
+        d = bytes.concat(d, keccak256("w0"), le32(640), keccak256("w1"), le32(80));
+        d = bytes.concat(d, le32(1), le32(64), le32(3), le32(16));
+    }
+
+    /// A descriptor with two weights and two inputs, laid out by hand from
+    /// docs/spec/commitments.md (header of 124 bytes, then 36 bytes per weight, 8 per input),
+    /// decodes field by field; a byte short, a byte long or a header cut short is
+    /// BadDescriptor (gaps the mutation run found: every game test's node had one input and
+    /// one weight, so a wrong stride past the first entry went unnoticed).
+    function testDescriptorWithTwoWeightsAndTwoInputsDecodes() public {
+        bytes memory d = twoByTwoDescriptor();
+        assertEqUint(d.length, 124 + 2 * 36 + 2 * 8, "hand layout");
+        Handover.Descriptor memory r = h.decodeDescriptor(d);
+        assertEqUint(r.opTag, 7, "op");
+        assertEqUint(r.outputSlot, 5, "output slot");
+        assertEqUint(r.outputLen, 40, "output length");
+        assertEqUint(r.codeLen, 300, "code length");
+        assertEqUint(r.argsLen, 44, "args length");
+        assertEq(r.codeRoot, keccak256("code"), "code root");
+        assertEq(r.argsRoot, keccak256("args"), "args root");
+        assertEq(r.paramRoot, keccak256("params"), "param root");
+        assertEq(r.weightRoots[1], keccak256("w1"), "weight 1 root");
+        assertEqUint(r.weightLens[1], 80, "weight 1 length");
+        assertEqUint(r.inputSlots[1], 3, "input 1 slot");
+        assertEqUint(r.inputLens[1], 16, "input 1 length");
+        assertEqUint(r.inputSlots[0], 1, "input 0 slot");
+        bytes memory short = new bytes(d.length - 1);
+        for (uint256 i = 0; i < short.length; i++) {
+            short[i] = d[i];
+        }
+        vm.expectRevert(abi.encodeWithSelector(Handover.BadDescriptor.selector, d.length - 1));
+        h.decodeDescriptor(short);
+        vm.expectRevert(abi.encodeWithSelector(Handover.BadDescriptor.selector, d.length + 1));
+        h.decodeDescriptor(bytes.concat(d, bytes1(0)));
+        vm.expectRevert(abi.encodeWithSelector(Handover.BadDescriptor.selector, 20));
+        h.decodeDescriptor(bytes.concat(le32(7), le32(5), le32(40), le32(0), le32(0)));
+    }
+
     function testOversizedCodeReverts() public {
         Handover.ImageRoots memory r = emptyImage();
         r.codeLen = (1 << 20) + 1;
