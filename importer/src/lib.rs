@@ -31,12 +31,14 @@
 
 pub mod error;
 pub mod gguf;
+pub mod int_llama;
 pub mod llama;
 pub mod quant;
 pub mod tokenizer;
 
 pub use error::{ImportError, Result};
 pub use gguf::{GgufFile, TensorDesc, TensorKind};
+pub use int_llama::{ActBits, ForwardError, Generation, IntFormat, IntLlama, KvCache};
 pub use llama::{LayerWeights, LlamaConfig, LlamaGguf, LlamaWeights, Matrix};
 pub use quant::{BlockMatrix, BlockQ4_1, BlockQ8_0, BLOCK_LEN};
 pub use tokenizer::{ChatTemplate, LlamaTokenizer, Vocab};

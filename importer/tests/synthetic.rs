@@ -287,3 +287,40 @@ fn tokenizer_metadata_errors_name_the_key() {
     let e = vocab_err(Spec::llama().set("tokenizer.ggml.merges", strings(&["Ġt he x".to_string()])));
     assert!(e.to_string().contains("tokenizer.ggml.merges[0]"), "{e}");
 }
+
+/// The integer forward on the small file: a prompt then one token at a time over the cache
+/// gives the batched forward's logits, for 1 and 2 threads, and bad input is refused.
+#[test]
+fn the_integer_forward_decodes_over_the_cache_like_one_batch() {
+    use opml_importer::{ActBits, ForwardError, IntFormat, IntLlama, KvCache};
+    let mut m = open(Spec::llama()).unwrap();
+    let model = IntLlama::from_gguf(&mut m, IntFormat { frac_bits: 8, act: ActBits::I16 }).unwrap();
+    let ids = [5u32, 70, 261, 3, 3, 100];
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| model.forward(&ids, &mut KvCache::new()).unwrap())
+    };
+    let batched = run(1);
+    assert_eq!(batched.len(), ids.len() * 262);
+    assert_eq!(batched, run(2));
+    let mut cache = KvCache::new();
+    let mut stepped = model.forward(&ids[..2], &mut cache).unwrap();
+    for &t in &ids[2..] {
+        stepped.extend(model.forward(&[t], &mut cache).unwrap());
+    }
+    assert_eq!(stepped, batched);
+    assert!(matches!(model.forward(&[262], &mut cache), Err(ForwardError::Token { id: 262, vocab: 262 })));
+    assert!(matches!(model.forward(&[1; 123], &mut cache), Err(ForwardError::Context { want: 129, context: 128 })));
+    assert_eq!(cache.len(), ids.len());
+    let g = model.generate_greedy(&ids, 3, &[], |_| {}).unwrap();
+    assert_eq!(g.tokens.len(), 3);
+}
+
+#[test]
+fn the_integer_forward_refuses_a_q4_1_embedding() {
+    use opml_importer::{ForwardError, IntFormat, IntLlama};
+    let mut m = open(Spec::llama().tensor("token_embd.weight", vec![HIDDEN, 262], TensorType::Q4_1)).unwrap();
+    let e = IntLlama::from_gguf(&mut m, IntFormat::default()).unwrap_err();
+    assert!(matches!(e, ForwardError::Unsupported(_)), "{e}");
+    assert!(e.to_string().contains("token_embd.weight"), "{e}");
+}

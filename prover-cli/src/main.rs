@@ -10,6 +10,7 @@ mod demo_cmd;
 mod devnet_cmd;
 mod files;
 mod game_cmd;
+mod generate_cmd;
 mod home;
 mod infer_cmd;
 mod model_cmd;
@@ -38,6 +39,8 @@ enum Command {
     Model(model_cmd::ModelCommand),
     /// Run a bundle natively: output, model commitment, final graph state, optional trace.
     Infer(infer_cmd::InferArgs),
+    /// Greedy text generation from a GGUF language model, integer-only, with its speed.
+    Generate(generate_cmd::GenerateArgs),
     /// Trace files of `opml infer --trace`: compare two runs.
     #[command(subcommand)]
     Trace(trace_cmd::TraceCommand),
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Vm(cmd) => vm_cmd::run(cmd),
         Command::Model(cmd) => model_cmd::run(cmd),
         Command::Infer(args) => infer_cmd::run(args),
+        Command::Generate(args) => generate_cmd::run(args),
         Command::Trace(cmd) => trace_cmd::run(cmd),
         Command::Node(cmd) => node_cmd::run(cmd),
         Command::Game(cmd) => game_cmd::run(cmd),
