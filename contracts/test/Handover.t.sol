@@ -216,6 +216,38 @@ contract HandoverTest is TestBase {
         h.decodeDescriptor(bytes.concat(d, bytes1(0)));
         vm.expectRevert(abi.encodeWithSelector(Handover.BadDescriptor.selector, 20));
         h.decodeDescriptor(bytes.concat(le32(7), le32(5), le32(40), le32(0), le32(0)));
+        // the header alone (no input, no weight) is a whole descriptor
+        bytes memory header = new bytes(124);
+        for (uint256 i = 0; i < 12; i++) {
+            header[i] = d[i];
+        }
+        r = h.decodeDescriptor(header);
+        assertEqUint(r.weightRoots.length + r.inputSlots.length, 0, "no weight, no input");
+        assertEqUint(r.outputLen, 40, "header fields");
+    }
+
+    /// Every region longer than its window is refused with RegionTooLarge naming it: an
+    /// input (2), a weight (3), the output (4) (the weight rule was a survivor of the
+    /// mutation run).
+    function testOversizedTensorRegionsRevert() public {
+        Handover.ImageRoots memory r = emptyImage();
+        r.weightRoots = new bytes32[](1);
+        r.weightLens = new uint256[](1);
+        r.weightLens[0] = (1 << 28) + 1;
+        vm.expectRevert(abi.encodeWithSelector(Handover.RegionTooLarge.selector, 3, 0, (1 << 28) + 1));
+        h.preStateHash(r);
+        r.weightLens[0] = 1 << 28;
+        h.preStateHash(r); // one whole window is fine
+        r = emptyImage();
+        r.inputRoots = new bytes32[](2);
+        r.inputLens = new uint256[](2);
+        r.inputLens[1] = (1 << 28) + 1;
+        vm.expectRevert(abi.encodeWithSelector(Handover.RegionTooLarge.selector, 2, 1, (1 << 28) + 1));
+        h.preStateHash(r);
+        r = emptyImage();
+        r.outputLen = (1 << 28) + 1;
+        vm.expectRevert(abi.encodeWithSelector(Handover.RegionTooLarge.selector, 4, 0, (1 << 28) + 1));
+        h.preStateHash(r);
     }
 
     function testOversizedCodeReverts() public {
