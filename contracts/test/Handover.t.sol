@@ -139,6 +139,26 @@ contract HandoverTest is TestBase {
         assertTrue(!h.verifyInputRegion(root, 8, 32, c, sib), "but input 8 does not exist");
     }
 
+    /// Weight 1 (a bias) sits one window above weight 0, at 0xB0000000 (the weight-address
+    /// rule was a survivor of the forge-only mutation run).
+    function testWeightRegionOfOneLeaf() public view {
+        Handover.ImageRoots memory r = emptyImage();
+        r.weightRoots = new bytes32[](2);
+        r.weightLens = new uint256[](2);
+        r.weightRoots[1] = keccak256("bias");
+        r.weightLens[1] = 32;
+        bytes32 root = h.memoryRoot(r);
+        bytes32[] memory sib = new bytes32[](27);
+        bytes32 z;
+        for (uint256 l = 0; l < 27; l++) {
+            sib[l] = z;
+            z = pair(z, z);
+        }
+        assertTrue(h.verifyWeightRegion(root, 1, 32, keccak256("bias"), sib), "weight 1");
+        assertTrue(!h.verifyWeightRegion(root, 0, 32, keccak256("bias"), sib), "weight 0");
+        assertTrue(h.verifyRegion(root, 0xB0000000, 32, keccak256("bias"), sib), "at its address");
+    }
+
     function testTooManyInputsRevert() public {
         Handover.ImageRoots memory r = emptyImage();
         r.inputRoots = new bytes32[](9);
