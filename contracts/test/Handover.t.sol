@@ -17,6 +17,17 @@ contract HandoverTest is TestBase {
         return keccak256(abi.encodePacked(a, b));
     }
 
+    /// The path of a one-leaf region in an otherwise empty memory: the zero subtrees of
+    /// heights 0..26.
+    function zeroSiblings() internal pure returns (bytes32[] memory sib) {
+        sib = new bytes32[](27);
+        bytes32 z;
+        for (uint256 l = 0; l < 27; l++) {
+            sib[l] = z;
+            z = pair(z, z);
+        }
+    }
+
     /// A four-slot graph state built by hand: slot 2 holds c.
     function testSlotAndUpdateProofOnFourSlots() public view {
         bytes32 a = keccak256("a");
@@ -88,12 +99,7 @@ contract HandoverTest is TestBase {
         r.inputRoots[1] = keccak256("x");
         r.inputLens[1] = 32;
         bytes32 root = h.memoryRoot(r);
-        bytes32[] memory sib = new bytes32[](27);
-        bytes32 z;
-        for (uint256 l = 0; l < 27; l++) {
-            sib[l] = z;
-            z = pair(z, z);
-        }
+        bytes32[] memory sib = zeroSiblings();
         assertTrue(h.verifyInputRegion(root, 1, 32, keccak256("x"), sib), "input 1");
         assertTrue(!h.verifyInputRegion(root, 0, 32, keccak256("x"), sib), "input 0");
         assertTrue(h.verifyRegion(root, 0x30000000, 32, keccak256("x"), sib), "at its address");
@@ -148,12 +154,7 @@ contract HandoverTest is TestBase {
         r.weightRoots[1] = keccak256("bias");
         r.weightLens[1] = 32;
         bytes32 root = h.memoryRoot(r);
-        bytes32[] memory sib = new bytes32[](27);
-        bytes32 z;
-        for (uint256 l = 0; l < 27; l++) {
-            sib[l] = z;
-            z = pair(z, z);
-        }
+        bytes32[] memory sib = zeroSiblings();
         assertTrue(h.verifyWeightRegion(root, 1, 32, keccak256("bias"), sib), "weight 1");
         assertTrue(!h.verifyWeightRegion(root, 0, 32, keccak256("bias"), sib), "weight 0");
         assertTrue(h.verifyRegion(root, 0xB0000000, 32, keccak256("bias"), sib), "at its address");

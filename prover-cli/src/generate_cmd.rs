@@ -37,15 +37,7 @@ pub struct GenerateArgs {
 
 /// Run `opml generate`.
 pub fn run(a: GenerateArgs) -> Result<ExitCode> {
-    let mut pb = rayon::ThreadPoolBuilder::new();
-    if let Some(t) = a.threads {
-        if t == 0 {
-            bail!("--threads must be at least 1");
-        }
-        pb = pb.num_threads(t);
-    }
-    let pool = pb.build().context("building the thread pool")?;
-    pool.install(|| generate(&a)).map(|()| ExitCode::SUCCESS)
+    crate::threads::pool(a.threads)?.install(|| generate(&a)).map(|()| ExitCode::SUCCESS)
 }
 
 /// The text of `ids` not yet printed, holding back an incomplete UTF-8 character.

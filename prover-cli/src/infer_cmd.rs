@@ -39,15 +39,7 @@ pub struct InferArgs {
 
 /// Run inference.
 pub fn run(a: InferArgs) -> Result<ExitCode> {
-    let mut pb = rayon::ThreadPoolBuilder::new();
-    if let Some(t) = a.threads {
-        if t == 0 {
-            bail!("--threads must be at least 1");
-        }
-        pb = pb.num_threads(t);
-    }
-    let pool = pb.build().context("building the thread pool")?;
-    pool.install(|| infer(&a)).map(|()| ExitCode::SUCCESS)
+    crate::threads::pool(a.threads)?.install(|| infer(&a)).map(|()| ExitCode::SUCCESS)
 }
 
 fn ms(t: Instant) -> f64 {

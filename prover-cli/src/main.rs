@@ -17,6 +17,7 @@ mod model_cmd;
 mod node_cmd;
 mod output;
 mod sample;
+mod threads;
 mod trace_cmd;
 mod vm_cmd;
 mod watch;
