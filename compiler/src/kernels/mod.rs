@@ -25,6 +25,7 @@ macro_rules! arg_words {
     };
 }
 
+pub mod attention;
 pub mod copy;
 pub mod elementwise;
 pub mod gemm;
@@ -71,11 +72,13 @@ pub enum KernelId {
     Softmax,
     /// `layernorm` (op 13) and `rmsnorm` (op 14).
     Norm,
+    /// `attention` (op 27).
+    Attention,
 }
 
 impl KernelId {
     /// Every kernel.
-    pub const ALL: [KernelId; 17] = [
+    pub const ALL: [KernelId; 18] = [
         KernelId::Linear,
         KernelId::MatMul,
         KernelId::Conv2d,
@@ -93,6 +96,7 @@ impl KernelId {
         KernelId::Gather,
         KernelId::Softmax,
         KernelId::Norm,
+        KernelId::Attention,
     ];
 
     /// Short name.
@@ -115,6 +119,7 @@ impl KernelId {
             KernelId::Gather => "gather",
             KernelId::Softmax => "softmax",
             KernelId::Norm => "norm",
+            KernelId::Attention => "attention",
         }
     }
 
@@ -145,6 +150,7 @@ impl KernelId {
             KernelId::Gather => copy::gather(&mut a),
             KernelId::Softmax => softmax::softmax(&mut a),
             KernelId::Norm => norm::norm(&mut a),
+            KernelId::Attention => attention::attention(&mut a),
         }
         a.finish()
     }
