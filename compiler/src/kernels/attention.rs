@@ -59,7 +59,7 @@ arg_words! {
         ROW,
         COUNT;
         /// Scratch bytes of the derived constants.
-        pub const CONST_BYTES: usize = 64;
+        pub const CONST_BYTES: usize = 32;
     }
 }
 
@@ -74,9 +74,6 @@ const C_HALF_HI: i32 = 12;
 const C_BITS: i32 = 16;
 const C_BITS_REST: i32 = 20;
 const C_WORDS: i32 = 24;
-/// `2^F >> 1` (0 for `F = 0`) and `31 - F`: the rounding and shift of `exp_q30`'s `u`.
-const C_F_HALF: i32 = 28;
-const C_F_REST: i32 = 32;
 
 /// `2^29`, the half of a shift by 30.
 const HALF30: i32 = 1 << 29;
@@ -170,13 +167,6 @@ fn constants(a: &mut Asm) {
     a.bind(low);
     a.sw(T3, GP, C_HALF_LO);
     a.bind(done);
-    a.li(T3, 1);
-    a.sll(T3, T3, T0);
-    a.srli(T3, T3, 1);
-    a.sw(T3, GP, C_F_HALF);
-    a.li(T3, 31);
-    a.sub(T3, T3, T0);
-    a.sw(T3, GP, C_F_REST);
 }
 
 /// Phase 1: the row's scores into the row buffer, their maximum into s9.
@@ -188,6 +178,9 @@ fn scores(a: &mut Asm) {
     a.slli(S10, S4, 2);
     a.add(S10, S10, TP);
     a.add(A4, S0, S8);
+    // ra = the end of the query's whole groups of four channels.
+    a.andi(RA, S8, -16);
+    a.add(RA, RA, S0);
     a.lui(A5, 0x80000); // the offset of the high words
     arg(a, A6, w::SCALE);
     let top = a.label();
@@ -199,22 +192,26 @@ fn scores(a: &mut Asm) {
     a.lw(T3, GP, C_HIGH_HI);
     a.mv(A2, S0);
     a.mv(A3, A1);
-    let inner = a.label();
-    a.bind(inner);
-    a.lw(T4, A2, 0);
-    a.lw(T5, A3, 0);
-    a.mul(T6, T4, T5);
-    a.mulh(T4, T4, T5);
-    a.add(T0, T0, T6);
-    a.sltu(T6, T0, T6);
-    a.add(T1, T1, T6);
-    a.xor(T4, T4, A5);
-    a.add(T2, T2, T4);
-    a.sltu(T6, T2, T4);
-    a.add(T3, T3, T6);
+    let quad = a.label();
+    let tail = a.label();
+    let one = a.label();
+    let summed = a.label();
+    a.beq(A2, RA, tail);
+    a.bind(quad);
+    for j in 0..4 {
+        product_into_sums(a, 4 * j);
+    }
+    a.addi(A2, A2, 16);
+    a.addi(A3, A3, 16);
+    a.bne(A2, RA, quad);
+    a.bind(tail);
+    a.beq(A2, A4, summed);
+    a.bind(one);
+    product_into_sums(a, 0);
     a.addi(A2, A2, 4);
     a.addi(A3, A3, 4);
-    a.bne(A2, A4, inner);
+    a.bne(A2, A4, one);
+    a.bind(summed);
     score_of_dot(a);
     a.sw(T2, A7, 0);
     let keep = a.label();
@@ -224,6 +221,22 @@ fn scores(a: &mut Asm) {
     a.addi(A7, A7, 4);
     a.add(A1, A1, S7);
     a.bne(A7, S10, top);
+}
+
+/// Add `q_c k_tc` (the words at `off` from a2 and a3) into the sums t1:t0 (low words) and
+/// t3:t2 (high words + 2^31, a5 = 2^31). Clobbers t4-t6.
+fn product_into_sums(a: &mut Asm, off: i32) {
+    a.lw(T4, A2, off);
+    a.lw(T5, A3, off);
+    a.mul(T6, T4, T5);
+    a.mulh(T4, T4, T5);
+    a.add(T0, T0, T6);
+    a.sltu(T6, T0, T6);
+    a.add(T1, T1, T6);
+    a.xor(T4, T4, A5);
+    a.add(T2, T2, T4);
+    a.sltu(T6, T2, T4);
+    a.add(T3, T3, T6);
 }
 
 /// `t2 = sat32(rshift(dot * scale, s))` for `dot = (t3:t2) * 2^32 + (t1:t0)` and the scale
@@ -322,24 +335,45 @@ fn rshift30(a: &mut Asm, lo: Reg, hi: Reg) {
 
 /// Phase 2: `e_t = exp_q30(score_t - max, F)` in place, `S = sum e_t` into s10:s11.
 fn exps(a: &mut Asm) {
-    a.lw(A2, GP, C_F_HALF);
     arg(a, A3, attention_args::FRAC);
-    a.lw(A4, GP, C_F_REST);
-    a.li(A5, LOG2E_Q30 as i32);
-    a.li(A6, HALF30);
-    a.li(A7, LN2_Q30 as i32);
+    exp_constants(a);
     a.li(S10, 0);
     a.li(S11, 0);
     a.mv(A1, TP);
     a.slli(RA, S4, 2);
     a.add(RA, RA, TP);
     let top = a.label();
-    let zero = a.label();
-    let store = a.label();
     a.bind(top);
-    // t2:t1 = u = rshift((max - x) * LOG2E, F), a non-negative 64-bit value.
     a.lw(T0, A1, 0);
     a.sub(T0, S9, T0);
+    exp_q30(a);
+    a.sw(T1, A1, 0);
+    a.add(S10, S10, T1);
+    a.sltu(T6, S10, T1);
+    a.add(S11, S11, T6);
+    a.addi(A1, A1, 4);
+    a.bne(A1, RA, top);
+}
+
+/// The registers [`exp_q30`] reads, for `F` in a3: a2 = `2^F >> 1`, a4 = `31 - F`,
+/// a5 = `LOG2E`, a6 = 2^29, a7 = `LN2`. Clobbers t0.
+fn exp_constants(a: &mut Asm) {
+    a.li(T0, 1);
+    a.sll(A2, T0, A3);
+    a.srli(A2, A2, 1);
+    a.li(A4, 31);
+    a.sub(A4, A4, A3);
+    a.li(A5, LOG2E_Q30 as i32);
+    a.li(A6, HALF30);
+    a.li(A7, LN2_Q30 as i32);
+}
+
+/// `t1 = exp_q30(-t0, F)` for `t0` in `0..2^32` (unsigned), following §5.4 step by step;
+/// the constants as [`exp_constants`] leaves them. Clobbers t0-t6.
+pub(crate) fn exp_q30(a: &mut Asm) {
+    let zero = a.label();
+    let done = a.label();
+    // t2:t1 = u = rshift(t0 * LOG2E, F), a non-negative 64-bit value.
     a.mul(T1, T0, A5);
     a.mulhu(T2, T0, A5);
     a.add(T1, T1, A2);
@@ -381,16 +415,10 @@ fn exps(a: &mut Asm) {
     a.srli(T5, T5, 1);
     a.add(T1, T1, T5);
     a.srl(T1, T1, T4);
-    a.j(store);
+    a.j(done);
     a.bind(zero);
     a.li(T1, 0);
-    a.bind(store);
-    a.sw(T1, A1, 0);
-    a.add(S10, S10, T1);
-    a.sltu(T6, S10, T1);
-    a.add(S11, S11, T6);
-    a.addi(A1, A1, 4);
-    a.bne(A1, RA, top);
+    a.bind(done);
 }
 
 /// Phase 3: `p_t = floor((2^31 e_t + S) / 2S)` in place.
@@ -474,35 +502,74 @@ fn probabilities(a: &mut Asm) {
     a.bne(A1, RA, top);
 }
 
-/// Phase 4: `out_c = sat32(rshift(sum_t p_t v_tc, 30))` for each channel.
+/// Phase 4: `out_c = sat32(rshift(sum_t p_t v_tc, 30))`, two channels at a time (sums in
+/// t1:t0 and s11:s10), then the last one of an odd head dim.
 fn values(a: &mut Asm) {
     a.li(A6, HALF30);
     a.mv(A3, S6);
     a.mv(A4, S1);
     a.add(A7, S1, S8);
+    a.andi(RA, S8, -8);
+    a.add(RA, RA, S1);
     a.slli(A5, S4, 2);
     a.add(A5, A5, TP);
-    let channel = a.label();
-    a.bind(channel);
+    let pair = a.label();
+    let single = a.label();
+    let done = a.label();
+    a.beq(A4, RA, single);
+    a.bind(pair);
+    a.li(T0, 0);
+    a.li(T1, 0);
+    a.li(S10, 0);
+    a.li(S11, 0);
+    a.mv(A1, TP);
+    a.mv(A2, A3);
+    let top = a.label();
+    a.bind(top);
+    a.lw(T4, A1, 0);
+    weighted_into_sum(a, 0, (T0, T1));
+    weighted_into_sum(a, 4, (S10, S11));
+    a.addi(A1, A1, 4);
+    a.add(A2, A2, S7);
+    a.bne(A1, A5, top);
+    store_rounded(a, 0);
+    a.mv(T0, S10);
+    a.mv(T1, S11);
+    store_rounded(a, 4);
+    a.addi(A3, A3, 8);
+    a.addi(A4, A4, 8);
+    a.bne(A4, RA, pair);
+    a.bind(single);
+    a.beq(A4, A7, done);
     a.li(T0, 0);
     a.li(T1, 0);
     a.mv(A1, TP);
     a.mv(A2, A3);
     let top = a.label();
     a.bind(top);
-    a.lw(T2, A1, 0);
-    a.lw(T3, A2, 0);
-    a.mul(T4, T2, T3);
-    a.mulh(T5, T2, T3);
-    a.add(T0, T0, T4);
-    a.sltu(T6, T0, T4);
-    a.add(T1, T1, T5);
-    a.add(T1, T1, T6);
+    a.lw(T4, A1, 0);
+    weighted_into_sum(a, 0, (T0, T1));
     a.addi(A1, A1, 4);
     a.add(A2, A2, S7);
     a.bne(A1, A5, top);
-    // t0 = sat32(rshift(t1:t0, 30)): the shifted value's high word t2 must be the low
-    // word's sign.
+    store_rounded(a, 0);
+    a.bind(done);
+}
+
+/// `hi:lo += t4 * (the word at off from a2)` (64-bit). Clobbers t5, t6.
+fn weighted_into_sum(a: &mut Asm, off: i32, (lo, hi): (Reg, Reg)) {
+    a.lw(T5, A2, off);
+    a.mul(T6, T4, T5);
+    a.mulh(T5, T4, T5);
+    a.add(lo, lo, T6);
+    a.sltu(T6, lo, T6);
+    a.add(hi, hi, T5);
+    a.add(hi, hi, T6);
+}
+
+/// Store `sat32(rshift(t1:t0, 30))` at `off` from a4: the shifted value's high word t2
+/// must be the low word's sign. Clobbers t0-t3, t6.
+fn store_rounded(a: &mut Asm, off: i32) {
     rshift30_wide(a);
     let fits = a.label();
     a.srai(T3, T0, 31);
@@ -511,10 +578,7 @@ fn values(a: &mut Asm) {
     a.bge(T2, ZERO, fits);
     a.lui(T0, 0x80000);
     a.bind(fits);
-    a.sw(T0, A4, 0);
-    a.addi(A3, A3, 4);
-    a.addi(A4, A4, 4);
-    a.bne(A4, A7, channel);
+    a.sw(T0, A4, off);
 }
 
 /// `t2:t0 = rshift(t1:t0, 30)` as a 64-bit signed value (`t2` its high word) for any
@@ -529,4 +593,134 @@ fn rshift30_wide(a: &mut Asm) {
     a.srli(T0, T0, 30);
     a.slli(T1, T1, 2);
     a.or(T0, T0, T1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::repeat;
+    use opml_dnn::ops::llm::exp::exp_q30 as native_exp;
+    use opml_vm::{Machine, Status};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    const IN: u32 = 0x1000_0000;
+    const OUT: u32 = 0x2000_0000;
+
+    /// The kernel's exp routine run in the VM on each `m`: `exp_q30(-m, frac)`.
+    fn vm_exp(ms: &[u32], frac: u32) -> Vec<i32> {
+        let mut a = Asm::new();
+        a.li(A3, frac as i32);
+        exp_constants(&mut a);
+        a.li(A1, IN as i32);
+        a.li(S0, OUT as i32);
+        a.li(S1, ms.len() as i32);
+        repeat(&mut a, S2, S1, |a| {
+            a.lw(T0, A1, 0);
+            exp_q30(a);
+            a.sw(T1, S0, 0);
+            a.addi(A1, A1, 4);
+            a.addi(S0, S0, 4);
+        });
+        a.exit(0);
+        let mut m = Machine::new();
+        m.memory_mut().write_bytes(0, &a.finish().unwrap());
+        m.memory_mut().write_bytes(IN, &ms.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
+        m.run(200 * ms.len() as u64 + 100);
+        assert_eq!((m.status, m.exit_code), (Status::Exited, 0));
+        m.memory()
+            .read_bytes(OUT, 4 * ms.len())
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    }
+
+    /// `rshift(v, s)` of the spec (ties away from zero), to find inputs with ties.
+    fn rshift(v: i128, s: u32) -> i128 {
+        let q = ((v.unsigned_abs() + (1u128 << s >> 1)) >> s) as i128;
+        if v < 0 {
+            -q
+        } else {
+            q
+        }
+    }
+
+    /// Whether `exp_q30(-m, frac)` rounds an exact half of a negative product (`r * LN2` or
+    /// a Horner step `y * p`): the inputs where rounding toward +infinity would differ.
+    fn negative_tie(m: u64, frac: u32) -> bool {
+        let half = 1i128 << 29;
+        let is_tie = |v: i128| v < 0 && v.rem_euclid(2 * half) == half;
+        let u = rshift(m as i128 * LOG2E_Q30 as i128, frac);
+        let n = (u + half) >> 30;
+        if n >= 32 {
+            return false;
+        }
+        let v = (u - (n << 30)) * LN2_Q30 as i128;
+        let y = -rshift(v, 30);
+        let mut p = EXP_TAYLOR_Q30[8] as i128;
+        let mut tie = is_tie(v);
+        for &c in EXP_TAYLOR_Q30[..8].iter().rev() {
+            tie |= is_tie(y * p);
+            p = c as i128 + rshift(y * p, 30);
+        }
+        tie
+    }
+
+    /// Inputs whose `u` has the residue `r` (mod 2^30) for some `n < 4`.
+    fn inputs_with_residue(r: i128, frac: u32, out: &mut Vec<u32>) {
+        for n in 0..4i128 {
+            let u = (n << 30) + r;
+            let m = (u << frac) / LOG2E_Q30 as i128;
+            for m in (m - 2).max(0)..=m + 2 {
+                if let Ok(m) = u32::try_from(m) {
+                    if rshift(m as i128 * LOG2E_Q30 as i128, frac) == u {
+                        out.push(m);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Candidates for ties: `r = -2^28` (then `r * LN2` is an odd multiple of 2^29), and
+    /// `y = ±odd * 2^k` for large `k` (a Horner product `y p` is an odd multiple of 2^29
+    /// when `p` has exactly `29 - k` trailing zeros).
+    fn tie_candidates(frac: u32) -> Vec<u32> {
+        let mut out = Vec::new();
+        inputs_with_residue(-(1 << 28), frac, &mut out);
+        for k in 20..=28 {
+            for odd in (1i128..1 << (29 - k)).step_by(2) {
+                for y in [odd << k, -(odd << k)] {
+                    // rshift(r LN2, 30) = -y.
+                    let r0 = (-y << 30) / LN2_Q30 as i128;
+                    for r in r0 - 2..=r0 + 2 {
+                        if (-(1 << 29)..1 << 29).contains(&r) && -rshift(r * LN2_Q30 as i128, 30) == y {
+                            inputs_with_residue(r, frac, &mut out);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn exp_routine_is_bit_exact_with_native_including_ties_and_underflow() {
+        let mut rng = ChaCha8Rng::seed_from_u64(13);
+        let mut ties = 0;
+        for frac in [0, 1, 2, 15, 16, 29, 30, 31] {
+            let mut ms: Vec<u32> = (0..4096).chain([u32::MAX, u32::MAX - 1, 1 << 31, (1 << 31) - 1]).collect();
+            ms.extend((0..8192u32).map(|i| i.wrapping_mul(524_309)));
+            ms.extend((0..8192).map(|_| rng.gen::<u32>() >> rng.gen_range(0..32)));
+            let cand = tie_candidates(frac);
+            ties += cand.iter().filter(|&&m| negative_tie(m as u64, frac)).count();
+            ms.extend(cand);
+            let want: Vec<i32> = ms.iter().map(|&m| native_exp(-(m as i64), frac)).collect();
+            let got = vm_exp(&ms, frac);
+            for ((m, g), w) in ms.iter().zip(&got).zip(&want) {
+                assert_eq!(g, w, "exp_q30(-{m}, {frac})");
+            }
+        }
+        eprintln!("{ties} inputs round an exact negative half");
+        assert!(ties >= 8, "only {ties} tie inputs found");
+    }
 }
