@@ -446,3 +446,24 @@ fn attention_weights_summing_past_one_saturate_at_both_limits() {
         }
     }
 }
+
+/// Degenerate sizes run (no queries, no heads), and a cache too long for the scratch row
+/// is refused by the compiler instead of building an image.
+#[test]
+fn attention_edge_sizes() {
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    for (dims, pos0) in [((0, 3, 1, 4, 2), 2), ((2, 0, 1, 4, 3), 1), ((1, 3, 3, 1, 1), 0)] {
+        let (m, xs) = attention_case(&mut rng, dims, pos0, 16, [0, 0, 0]);
+        check(&m, &xs).unwrap();
+    }
+    let ctx = 1 << 27;
+    let op = Op::Attention { pos0: ctx - 1, frac: 16 };
+    let graph = Graph {
+        inputs: vec![i32s(vec![1, 1, 1]), i32s(vec![ctx, 1, 1]), i32s(vec![ctx, 1, 1])],
+        consts: vec![],
+        nodes: vec![Node { name: "n".into(), op, inputs: vec![0, 1, 2] }],
+        output: 3,
+    };
+    let err = compile_node(&Model::new(graph, vec![]).unwrap(), 0).unwrap_err();
+    assert!(err.to_string().contains("do not fit"), "{err}");
+}

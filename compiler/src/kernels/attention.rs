@@ -5,8 +5,9 @@
 //!    `dot_t = sum_c q_c k_tc` exact: each product's low words are summed unsigned and its
 //!    high words (offset by `2^31` to make them unsigned) in a second 64-bit sum that starts
 //!    at `-head_dim * 2^31`, so that `dot = high * 2^32 + low` (at most 2^79 in magnitude,
-//!    three words). `|dot| * scale` (four words) is rounded and shifted in sign-magnitude
-//!    form (ties away from zero) and saturated. The row maximum is kept on the way.
+//!    three words); the loop takes four channels per step, then the rest one by one.
+//!    `|dot| * scale` (four words) is rounded and shifted in sign-magnitude form (ties away
+//!    from zero) and saturated. The row maximum is kept on the way.
 //! 2. **exp**: `e_t = exp_q30(score_t - max, F)` (§5.4, every rounding as spelled out there;
 //!    all intermediates fit one or two words), summed into the 64-bit `S`.
 //! 3. **probabilities**: `p_t = floor(N / D)` with `N = 2^31 e_t + S < 2^62` and
@@ -16,7 +17,8 @@
 //!    `N - q D` with `D` fixes it.
 //! 4. **values**: `out_c = sat32(rshift(sum_t p_t v_tc, 30))`, the sum in 64 bits: `p_t >= 0`
 //!    and `sum_t p_t <= 2^30 + T / 2` (each `p_t <= 2^30 e_t / S + 1/2`), and a cache of
-//!    `T < 2^26` positions fits its 256 MiB window, so `|sum| < 2^62`.
+//!    `T < 2^26` positions fits its 256 MiB window, so `|sum| < 2^62`. Two channels share
+//!    each load of `p_t`; an odd head dim ends with one channel alone.
 //!
 //! Registers for the whole kernel: a0 the blob, gp the constants (below), tp the row
 //! buffer (scores, then `e_t`, then `p_t`), s0 / s1 the query / output row, s2 the query
