@@ -5,12 +5,11 @@
 //! exponent `u` is below `2^35` whenever the result is not 0, `r` and `y` are below
 //! `2^29` in magnitude, and the Horner values stay in `(0, 2^31)` (about
 //! `2^30 e^y` with `|y| <= ln2 / 2`), so each rounding is a 64-bit product shifted by 30.
-//! The sigmoid's quotient `floor((2^61 + 2^30 + e) / (2 (2^30 + e)))` is
-//! `floor((2^60 + floor(den / 2)) / den)` with `den = 2^30 + e` in `[2^30, 2^31]`, found
-//! by a 31-bit restoring division whose remainder stays below `den`, so in one register.
+//! The sigmoid's quotient `floor((2^61 + 2^30 + e) / (2 (2^30 + e)))` is a 64-by-32
+//! division by a normalised divisor, two `divu` digit estimates (Knuth's algorithm D).
 //!
 //! Both routines are called with `jal ra` and clobber t0-t6 only (the sigmoid also uses
-//! 8 bytes of stack below `sp`); they never touch the `a`, `s`, `gp` or `tp` registers.
+//! 16 bytes of stack below `sp`); they never touch the `a`, `s`, `gp` or `tp` registers.
 
 use crate::asm::reg::{RA, SP, T0, T1, T2, T3, T4, T5, T6, ZERO};
 use crate::asm::{Asm, Label, Reg};
@@ -179,10 +178,70 @@ fn exp(a: &mut Asm, entry: Label) {
     a.ret();
 }
 
-/// `sigmoid_q30` as spelled out in `docs/spec/ops.md` §5.5.
+/// `t5 = floor((t0 2^32 + t1) / t2)` for a normalised divisor (`t2 >= 2^31`) and
+/// `t0 < t2`, so that the quotient fits 32 bits: Knuth's algorithm D with two 16-bit
+/// quotient digits (Hacker's Delight `divlu`), each estimated by `divu` from the divisor's
+/// top digit and corrected at most twice. Clobbers t0-t6 and the word at `8(sp)`.
+fn div_64_32(a: &mut Asm) {
+    // t3 = vn1 (the divisor's top digit); un0 to 8(sp), t1 = un1 (the dividend's low digits).
+    a.srli(T3, T2, 16);
+    a.slli(T6, T1, 16);
+    a.srli(T6, T6, 16);
+    a.sw(T6, SP, 8);
+    a.srli(T1, T1, 16);
+    // First digit q1 (t4) from u1 / vn1, remainder estimate rhat (t5); t0 = u1 b + un1 (mod 2^32).
+    a.divu(T4, T0, T3);
+    a.mul(T5, T4, T3);
+    a.sub(T5, T0, T5);
+    a.slli(T0, T0, 16);
+    a.add(T0, T0, T1);
+    correct_digit(a, T4, T1);
+    // un21 = u1 b + un1 - q1 v (mod 2^32), the second digit q0 (t1) from un21 / vn1.
+    a.mul(T6, T4, T2);
+    a.sub(T0, T0, T6);
+    a.slli(T4, T4, 16);
+    a.divu(T1, T0, T3);
+    a.mul(T5, T1, T3);
+    a.sub(T5, T0, T5);
+    a.lw(T0, SP, 8);
+    correct_digit(a, T1, T0);
+    a.add(T5, T4, T1);
+}
+
+/// While `q >= 2^16` or `q vn0 > rhat 2^16 + un` (vn0 the divisor's low digit): `q -= 1`,
+/// `rhat += vn1`, stopping once `rhat >= 2^16`. The second test runs as
+/// `q vn0 > un` and `(q vn0 - un - 1) >> 16 >= rhat`, so nothing overflows. The digit `q`
+/// and `un` are registers, rhat is t5, vn1 t3, the divisor t2; clobbers t6.
+fn correct_digit(a: &mut Asm, q: Reg, un: Reg) {
+    let again = a.label();
+    let lower = a.label();
+    let done = a.label();
+    a.bind(again);
+    a.srli(T6, q, 16);
+    a.bne(T6, ZERO, lower);
+    a.slli(T6, T2, 16);
+    a.srli(T6, T6, 16);
+    a.mul(T6, q, T6);
+    a.bgeu(un, T6, done);
+    a.sub(T6, T6, un);
+    a.addi(T6, T6, -1);
+    a.srli(T6, T6, 16);
+    a.bltu(T6, T5, done);
+    a.bind(lower);
+    a.addi(q, q, -1);
+    a.add(T5, T5, T3);
+    a.srli(T6, T5, 16);
+    a.beq(T6, ZERO, again);
+    a.bind(done);
+}
+
+/// `sigmoid_q30` as spelled out in `docs/spec/ops.md` §5.5. The quotient
+/// `floor((2^61 + 2^30 + e) / (2 den))`, `den = 2^30 + e`, is `floor((2^60 + h) / den)` with
+/// `h = floor(den / 2)`, and that is `floor((2^61 + 2h) / 2 den)`: a 64-by-32 division by
+/// the normalised `2 den` (below 2^32 unless `e = 2^30`, whose quotient is `2^29`).
 fn sigmoid(a: &mut Asm, f: &FixExp) {
     a.bind(f.sigmoid);
-    a.addi(SP, SP, -8);
+    a.addi(SP, SP, -16);
     a.sw(RA, SP, 0);
     a.sw(T0, SP, 4);
     // t0 = |x| (i32::MIN gives 2^31 as a u32), then e = exp_q30(-|x|).
@@ -191,30 +250,22 @@ fn sigmoid(a: &mut Asm, f: &FixExp) {
     a.sub(T0, T0, T2);
     a.jal(RA, f.exp);
     a.lw(RA, SP, 0);
-    // den = 2^30 + e (t2); the dividend 2^60 + floor(den / 2) enters as the remainder
-    // 2^29 (its bits from 31 up) and the 31 bits of floor(den / 2) (t3, shifted to the top).
+    let divided = a.label();
     a.lui(T2, LUI_2_30);
+    a.lui(T5, LUI_2_29);
+    a.beq(T0, T2, divided);
+    // t2 = den, t1 = 2h, t2 = 2 den, t0 = 2^29 (the dividend's high word).
     a.add(T2, T2, T0);
-    a.srli(T3, T2, 1);
-    a.slli(T3, T3, 1);
-    a.lui(T4, LUI_2_29);
-    a.li(T5, 0);
-    for _ in 0..31 {
-        let skip = a.label();
-        a.srli(T6, T3, 31);
-        a.slli(T3, T3, 1);
-        a.slli(T4, T4, 1);
-        a.or(T4, T4, T6);
-        a.slli(T5, T5, 1);
-        a.bltu(T4, T2, skip);
-        a.sub(T4, T4, T2);
-        a.ori(T5, T5, 1);
-        a.bind(skip);
-    }
+    a.srli(T1, T2, 1);
+    a.slli(T1, T1, 1);
+    a.slli(T2, T2, 1);
+    a.mv(T0, T5);
+    div_64_32(a);
+    a.bind(divided);
     // s for x >= 0, 2^30 - s otherwise.
     let positive = a.label();
     a.lw(T1, SP, 4);
-    a.addi(SP, SP, 8);
+    a.addi(SP, SP, 16);
     a.mv(T0, T5);
     a.bge(T1, ZERO, positive);
     a.lui(T0, LUI_2_30);
@@ -248,19 +299,44 @@ mod tests {
         });
         a.exit(0);
         emit(&mut a, &f);
-        let code = a.finish().unwrap();
+        let words: Vec<u32> = pairs.iter().flat_map(|&(x, y)| [x, y]).collect();
+        run_program(a.finish().unwrap(), &words, pairs.len())
+    }
+
+    /// Run `code` with the input words at a1, the output at a2 and a6 = `count`; return
+    /// `count` output words.
+    fn run_program(code: Vec<u8>, words: &[u32], count: usize) -> Vec<u32> {
         let mut m = Machine::new();
         m.memory_mut().write_bytes(0, &code);
-        let ins: Vec<u8> = pairs.iter().flat_map(|&(x, y)| [x.to_le_bytes(), y.to_le_bytes()]).flatten().collect();
+        let ins: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
         m.memory_mut().write_bytes(INPUT_BASE, &ins);
         m.set_reg(A1 as usize, INPUT_BASE);
         m.set_reg(A2 as usize, OUTPUT_BASE);
-        m.set_reg(A6 as usize, pairs.len() as u32);
+        m.set_reg(A6 as usize, count as u32);
         m.set_reg(SP as usize, STACK_TOP);
         m.cache_code(0, code.len() as u32);
         assert_eq!(m.run(1 << 30), RunEnd::Halted);
         assert_eq!((m.status, m.exit_code), (Status::Exited, 0));
-        (0..pairs.len()).map(|i| m.memory().read_u32(OUTPUT_BASE + 4 * i as u32)).collect()
+        (0..count).map(|i| m.memory().read_u32(OUTPUT_BASE + 4 * i as u32)).collect()
+    }
+
+    /// `div_64_32` on `(u1, u0, v)` triples in the VM.
+    fn run_div(triples: &[(u32, u32, u32)]) -> Vec<u32> {
+        let mut a = Asm::new();
+        repeat(&mut a, A6, A6, |a| {
+            a.lw(T0, A1, 0);
+            a.lw(T1, A1, 4);
+            a.lw(T2, A1, 8);
+            a.addi(SP, SP, -16);
+            div_64_32(a);
+            a.addi(SP, SP, 16);
+            a.sw(T5, A2, 0);
+            a.addi(A1, A1, 12);
+            a.addi(A2, A2, 4);
+        });
+        a.exit(0);
+        let words: Vec<u32> = triples.iter().flat_map(|&(h, l, v)| [h, l, v]).collect();
+        run_program(a.finish().unwrap(), &words, triples.len())
     }
 
     fn exp_native(m: u32, frac: u32) -> u32 {
@@ -307,6 +383,40 @@ mod tests {
         let got = run(|f| f.sigmoid, &pairs);
         for (&(x, f), g) in pairs.iter().zip(got) {
             assert_eq!(g, sigmoid_native(x, f), "sigmoid_q30({}, {f})", x as i32);
+        }
+    }
+
+    /// Quotients of normalised divisions against u64 division: the largest and smallest
+    /// divisors and dividends, the sigmoid's divisions on a grid, and random ones (each
+    /// digit's correction runs 0, 1 or 2 times among them).
+    #[test]
+    fn the_64_by_32_division_is_exact() {
+        let mut triples = vec![];
+        for v in [1u32 << 31, (1 << 31) + 1, u32::MAX, u32::MAX - 1, 0xffff_0000, 0x8000_ffff] {
+            for u1 in [0, 1, v / 2, v - 1] {
+                for u0 in [0, 1, 0xffff, 0x1_0000, u32::MAX] {
+                    triples.push((u1, u0, v));
+                }
+            }
+        }
+        // The sigmoid's own divisions, (2^61 + 2h) / 2 den, across den = 2^30 + e.
+        for e in (0..1u32 << 30).step_by(4099).chain([1, 2, (1 << 30) - 1]) {
+            let den = (1u32 << 30) + e;
+            triples.push((1 << 29, den & !1, 2 * den));
+        }
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = (x as u32) | 1 << 31;
+            let u1 = ((x >> 32) as u32) % v;
+            triples.push((u1, (x >> 16) as u32, v));
+        }
+        let got = run_div(&triples);
+        for (&(u1, u0, v), q) in triples.iter().zip(got) {
+            let want = ((u1 as u64) << 32 | u0 as u64) / v as u64;
+            assert_eq!(q as u64, want, "({u1} 2^32 + {u0}) / {v}");
         }
     }
 
