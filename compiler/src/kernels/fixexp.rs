@@ -11,16 +11,10 @@
 //! Both routines are called with `jal ra` and clobber t0-t6 only (the sigmoid also uses
 //! 16 bytes of stack below `sp`); they never touch the `a`, `s`, `gp` or `tp` registers.
 
+use opml_dnn::ops::llm::exp::{EXP_TAYLOR_Q30, LN2_Q30, LOG2E_Q30};
+
 use crate::asm::reg::{RA, SP, T0, T1, T2, T3, T4, T5, T6, ZERO};
 use crate::asm::{Asm, Label, Reg};
-
-/// `round(log2(e) * 2^30)` (`opml_dnn::ops::llm::exp::LOG2E_Q30`).
-const LOG2E_Q30: i32 = 1_549_082_005;
-/// `round(ln(2) * 2^30)`.
-const LN2_Q30: i32 = 744_261_118;
-/// `round(2^30 / k!)`, `k = 0..=8`.
-const EXP_TAYLOR_Q30: [i32; 9] =
-    [1_073_741_824, 1_073_741_824, 536_870_912, 178_956_971, 44_739_243, 8_947_849, 1_491_308, 213_044, 26_631];
 
 /// The upper 20 bits of `2^29` and `2^30` for `lui`.
 const LUI_2_29: u32 = 0x20000;
@@ -119,7 +113,7 @@ fn exp(a: &mut Asm, entry: Label) {
     let unshifted = a.label();
     let done = a.label();
     // t3:t2 = m * LOG2E (exact, below 2^63), then u = rshift(., frac) (non-negative).
-    a.li(T2, LOG2E_Q30);
+    a.li(T2, LOG2E_Q30 as i32);
     a.mulhu(T3, T0, T2);
     a.mul(T2, T0, T2);
     a.beq(T1, ZERO, unshifted);
@@ -150,18 +144,18 @@ fn exp(a: &mut Asm, entry: Label) {
     a.srli(T2, T2, 2);
     a.sub(T2, T2, T4);
     // t1 = y = -rshift(r * LN2, 30).
-    a.li(T3, LN2_Q30);
+    a.li(T3, LN2_Q30 as i32);
     a.mulh(T5, T2, T3);
     a.mul(T2, T2, T3);
     round_shift64(a, T2, T5, Shift::Const(30), [T3, T4]);
     a.sub(T1, ZERO, T2);
     // Horner: p = c8, then p = c_k + rshift(y * p, 30) for k = 7..=0.
-    a.li(T0, EXP_TAYLOR_Q30[8]);
+    a.li(T0, EXP_TAYLOR_Q30[8] as i32);
     for &c in EXP_TAYLOR_Q30[..8].iter().rev() {
         a.mul(T2, T1, T0);
         a.mulh(T3, T1, T0);
         round_shift64(a, T2, T3, Shift::Const(30), [T4, T5]);
-        a.li(T4, c);
+        a.li(T4, c as i32);
         a.add(T0, T2, T4);
     }
     // rshift(p, n) for 0 < p < 2^31: (p + 2^(n-1)) >> n stays below 2^32.

@@ -11,6 +11,8 @@
 //! (`floor((W + 2^(s-1)) / 2^s) = floor(W / 2^s) + bit_(s-1)(W)`), and the sign is
 //! applied last, so ties go away from zero as in the native i128 arithmetic.
 
+use opml_dnn::ops::llm::rmsnorm::INV_FRAC;
+
 use super::wide::{self, At, Wide, SLOT};
 use super::{arg, repeat};
 use crate::asm::reg::{
@@ -71,7 +73,7 @@ fn constants(a: &mut Asm) {
     // 2^e, e = 2F + 60 (60..=122): bit e mod 32 of word e / 32.
     arg(a, T0, w::FRAC);
     a.slli(T0, T0, 1);
-    a.addi(T0, T0, 60);
+    a.addi(T0, T0, 2 * INV_FRAC as i32);
     a.srli(T1, T0, 5);
     a.slli(T1, T1, 2);
     a.add(T1, T1, GP);
