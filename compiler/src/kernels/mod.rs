@@ -28,10 +28,14 @@ macro_rules! arg_words {
 pub mod attention;
 pub mod copy;
 pub mod elementwise;
+pub mod fixexp;
 pub mod gemm;
 pub mod norm;
 pub mod pool;
+pub mod rmsnorm_wide;
+pub mod rope;
 pub mod softmax;
+pub mod swiglu;
 pub mod wide;
 
 /// The kernels. A kernel's code depends only on its id (and, for measurements, on whether
@@ -72,13 +76,19 @@ pub enum KernelId {
     Softmax,
     /// `layernorm` (op 13) and `rmsnorm` (op 14).
     Norm,
+    /// `rmsnorm_wide` (op 24).
+    RmsNormWide,
+    /// `rope` (op 25).
+    Rope,
+    /// `swiglu` (op 26).
+    SwiGlu,
     /// `attention` (op 27).
     Attention,
 }
 
 impl KernelId {
     /// Every kernel.
-    pub const ALL: [KernelId; 18] = [
+    pub const ALL: [KernelId; 21] = [
         KernelId::Linear,
         KernelId::MatMul,
         KernelId::Conv2d,
@@ -96,6 +106,9 @@ impl KernelId {
         KernelId::Gather,
         KernelId::Softmax,
         KernelId::Norm,
+        KernelId::RmsNormWide,
+        KernelId::Rope,
+        KernelId::SwiGlu,
         KernelId::Attention,
     ];
 
@@ -119,6 +132,9 @@ impl KernelId {
             KernelId::Gather => "gather",
             KernelId::Softmax => "softmax",
             KernelId::Norm => "norm",
+            KernelId::RmsNormWide => "rmsnorm_wide",
+            KernelId::Rope => "rope",
+            KernelId::SwiGlu => "swiglu",
             KernelId::Attention => "attention",
         }
     }
@@ -150,6 +166,9 @@ impl KernelId {
             KernelId::Gather => copy::gather(&mut a),
             KernelId::Softmax => softmax::softmax(&mut a),
             KernelId::Norm => norm::norm(&mut a),
+            KernelId::RmsNormWide => rmsnorm_wide::rmsnorm_wide(&mut a),
+            KernelId::Rope => rope::rope(&mut a),
+            KernelId::SwiGlu => swiglu::swiglu(&mut a),
             KernelId::Attention => attention::attention(&mut a),
         }
         a.finish()
