@@ -8,8 +8,8 @@
 //!    three words); the loop takes four channels per step, then the rest one by one.
 //!    `|dot| * scale` (four words) is rounded and shifted in sign-magnitude form (ties away
 //!    from zero) and saturated. The row maximum is kept on the way.
-//! 2. **exp**: `e_t = exp_q30(score_t - max, F)` (§5.4, every rounding as spelled out there;
-//!    all intermediates fit one or two words), summed into the 64-bit `S`.
+//! 2. **exp**: `e_t = exp_q30(score_t - max, F)` (§5.4) by the subroutine of `fixexp`
+//!    (shared with `swiglu`), summed into the 64-bit `S`.
 //! 3. **probabilities**: `p_t = floor(N / D)` with `N = 2^31 e_t + S < 2^62` and
 //!    `D = 2S >= 2^31`. One restoring division per row gives `R = floor(2^62 / D) <= 2^31`;
 //!    then per element `q = floor(N R / 2^62)` is `p_t` or `p_t - 1` (the error of `R`
@@ -24,15 +24,16 @@
 //! buffer (scores, then `e_t`, then `p_t`), s0 / s1 the query / output row, s2 the query
 //! index, s3 the head, s4 the visible length, s5 / s6 the key / value cache head, s7 the
 //! cache row bytes, s8 `head_dim * 4`, s9 the row maximum, s10:s11 `S`. Each phase uses
-//! t0-t6, a1-a7 and ra (no calls) for its own loop.
+//! t0-t6 and a1-a7 for its own loop, and ra: the return address of the exp calls in phase
+//! 2, a loop bound in the others.
 
 use super::arg;
+use super::fixexp::{self, FixExp};
 use crate::asm::reg::{
     A1, A2, A3, A4, A5, A6, A7, GP, RA, S0, S1, S10, S11, S2, S3, S4, S5, S6, S7, S8, S9, T0, T1, T2, T3, T4, T5, T6,
     TP, ZERO,
 };
 use crate::asm::{Asm, Reg};
-use opml_dnn::ops::llm::exp::{EXP_TAYLOR_Q30, LN2_Q30, LOG2E_Q30};
 
 arg_words! {
     /// Argument words of `attention`.
@@ -83,6 +84,7 @@ const HALF30: i32 = 1 << 29;
 /// The attention kernel.
 pub fn attention(a: &mut Asm) {
     use attention_args as w;
+    let fx = FixExp::labels(a);
     arg(a, GP, w::CONSTS);
     arg(a, TP, w::ROW);
     constants(a);
@@ -105,7 +107,7 @@ pub fn attention(a: &mut Asm) {
             arg(a, S6, w::V);
             a.add(S6, S6, T0);
             scores(a);
-            exps(a);
+            exps(a, &fx);
             probabilities(a);
             values(a);
             a.add(S0, S0, S8);
@@ -113,6 +115,7 @@ pub fn attention(a: &mut Asm) {
         });
     });
     a.exit(0);
+    fixexp::emit(a, &fx);
 }
 
 /// `for idx in 0..(argument word) { body }`; the body may clobber t0.
@@ -321,106 +324,27 @@ fn score_of_dot(a: &mut Asm) {
     a.bind(done);
 }
 
-/// `(hi:lo) = rshift((hi:lo), 30)` for a signed 64-bit value whose result fits one word,
-/// into `lo`: `(v + 2^29 - [v < 0]) >> 30` (ties away from zero). Needs a6 = 2^29;
-/// clobbers t6 and `hi`.
-fn rshift30(a: &mut Asm, lo: Reg, hi: Reg) {
-    a.srai(T6, hi, 31);
-    a.add(T6, T6, A6);
-    a.add(lo, lo, T6);
-    a.sltu(T6, lo, T6);
-    a.add(hi, hi, T6);
-    a.srli(lo, lo, 30);
-    a.slli(hi, hi, 2);
-    a.or(lo, lo, hi);
-}
-
-/// Phase 2: `e_t = exp_q30(score_t - max, F)` in place, `S = sum e_t` into s10:s11.
-fn exps(a: &mut Asm) {
+/// Phase 2: `e_t = exp_q30(score_t - max, F)` in place (the shared routine of
+/// `fixexp`), `S = sum e_t` into s10:s11.
+fn exps(a: &mut Asm, fx: &FixExp) {
     arg(a, A3, attention_args::FRAC);
-    exp_constants(a);
     a.li(S10, 0);
     a.li(S11, 0);
     a.mv(A1, TP);
-    a.slli(RA, S4, 2);
-    a.add(RA, RA, TP);
+    a.slli(A2, S4, 2);
+    a.add(A2, A2, TP);
     let top = a.label();
     a.bind(top);
     a.lw(T0, A1, 0);
     a.sub(T0, S9, T0);
-    exp_q30(a);
-    a.sw(T1, A1, 0);
-    a.add(S10, S10, T1);
-    a.sltu(T6, S10, T1);
+    a.mv(T1, A3);
+    a.jal(RA, fx.exp);
+    a.sw(T0, A1, 0);
+    a.add(S10, S10, T0);
+    a.sltu(T6, S10, T0);
     a.add(S11, S11, T6);
     a.addi(A1, A1, 4);
-    a.bne(A1, RA, top);
-}
-
-/// The registers [`exp_q30`] reads, for `F` in a3: a2 = `2^F >> 1`, a4 = `31 - F`,
-/// a5 = `LOG2E`, a6 = 2^29, a7 = `LN2`. Clobbers t0.
-fn exp_constants(a: &mut Asm) {
-    a.li(T0, 1);
-    a.sll(A2, T0, A3);
-    a.srli(A2, A2, 1);
-    a.li(A4, 31);
-    a.sub(A4, A4, A3);
-    a.li(A5, LOG2E_Q30 as i32);
-    a.li(A6, HALF30);
-    a.li(A7, LN2_Q30 as i32);
-}
-
-/// `t1 = exp_q30(-t0, F)` for `t0` in `0..2^32` (unsigned), following §5.4 step by step;
-/// the constants as [`exp_constants`] leaves them. Clobbers t0-t6.
-pub(crate) fn exp_q30(a: &mut Asm) {
-    let zero = a.label();
-    let done = a.label();
-    // t2:t1 = u = rshift(t0 * LOG2E, F), a non-negative 64-bit value.
-    a.mul(T1, T0, A5);
-    a.mulhu(T2, T0, A5);
-    a.add(T1, T1, A2);
-    a.sltu(T3, T1, A2);
-    a.add(T2, T2, T3);
-    a.srl(T1, T1, A3);
-    a.slli(T3, T2, 1);
-    a.sll(T3, T3, A4);
-    a.or(T1, T1, T3);
-    a.srl(T2, T2, A3);
-    // t4 = n = (u + 2^29) >> 30; e = 0 from n = 32 on.
-    a.add(T3, T1, A6);
-    a.sltu(T4, T3, A6);
-    a.add(T4, T2, T4);
-    a.li(T5, 8);
-    a.bgeu(T4, T5, zero);
-    a.slli(T4, T4, 2);
-    a.srli(T5, T3, 30);
-    a.or(T4, T4, T5);
-    // t1 = r = u - n 2^30 (one word), t2 = y = -rshift(r * LN2, 30).
-    a.slli(T5, T4, 30);
-    a.sub(T1, T1, T5);
-    a.mul(T2, T1, A7);
-    a.mulh(T3, T1, A7);
-    rshift30(a, T2, T3);
-    a.sub(T2, ZERO, T2);
-    // Horner: t1 = c8, then t1 = c_k + rshift(y * t1, 30) for k = 7..=0.
-    a.li(T1, EXP_TAYLOR_Q30[8] as i32);
-    for &c in EXP_TAYLOR_Q30[..8].iter().rev() {
-        a.mul(T3, T2, T1);
-        a.mulh(T5, T2, T1);
-        rshift30(a, T3, T5);
-        a.li(T1, c as i32);
-        a.add(T1, T1, T3);
-    }
-    // e = rshift(p, n) = (p + (2^n >> 1)) >> n (p + half < 2^32).
-    a.li(T5, 1);
-    a.sll(T5, T5, T4);
-    a.srli(T5, T5, 1);
-    a.add(T1, T1, T5);
-    a.srl(T1, T1, T4);
-    a.j(done);
-    a.bind(zero);
-    a.li(T1, 0);
-    a.bind(done);
+    a.bne(A1, A2, top);
 }
 
 /// Phase 3: `p_t = floor((2^31 e_t + S) / 2S)` in place.
@@ -601,7 +525,7 @@ fn rshift30_wide(a: &mut Asm) {
 mod tests {
     use super::*;
     use crate::kernels::repeat;
-    use opml_dnn::ops::llm::exp::exp_q30 as native_exp;
+    use opml_dnn::ops::llm::exp::{exp_q30 as native_exp, EXP_TAYLOR_Q30, LN2_Q30, LOG2E_Q30};
     use opml_vm::{Machine, Status};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -609,22 +533,23 @@ mod tests {
     const IN: u32 = 0x1000_0000;
     const OUT: u32 = 0x2000_0000;
 
-    /// The kernel's exp routine run in the VM on each `m`: `exp_q30(-m, frac)`.
+    /// The exp routine the kernel calls, run in the VM on each `m`: `exp_q30(-m, frac)`.
     fn vm_exp(ms: &[u32], frac: u32) -> Vec<i32> {
         let mut a = Asm::new();
-        a.li(A3, frac as i32);
-        exp_constants(&mut a);
+        let fx = FixExp::labels(&mut a);
         a.li(A1, IN as i32);
         a.li(S0, OUT as i32);
         a.li(S1, ms.len() as i32);
         repeat(&mut a, S2, S1, |a| {
             a.lw(T0, A1, 0);
-            exp_q30(a);
-            a.sw(T1, S0, 0);
+            a.li(T1, frac as i32);
+            a.jal(RA, fx.exp);
+            a.sw(T0, S0, 0);
             a.addi(A1, A1, 4);
             a.addi(S0, S0, 4);
         });
         a.exit(0);
+        fixexp::emit(&mut a, &fx);
         let mut m = Machine::new();
         m.memory_mut().write_bytes(0, &a.finish().unwrap());
         m.memory_mut().write_bytes(IN, &ms.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
@@ -706,7 +631,7 @@ mod tests {
     }
 
     #[test]
-    fn exp_routine_is_bit_exact_with_native_including_ties_and_underflow() {
+    fn the_exp_routine_is_bit_exact_with_native_including_exact_negative_halves() {
         let mut rng = ChaCha8Rng::seed_from_u64(13);
         let mut ties = 0;
         for frac in [0, 1, 2, 15, 16, 29, 30, 31] {
