@@ -16,9 +16,9 @@
 //!    moves `N R / 2^62` by less than `N / 2^62 < 1`), and one compare of the remainder
 //!    `N - q D` with `D` fixes it.
 //! 4. **values**: `out_c = sat32(rshift(sum_t p_t v_tc, 30))`, the sum in 64 bits: `p_t >= 0`
-//!    and `sum_t p_t <= 2^30 + T / 2` (each `p_t <= 2^30 e_t / S + 1/2`), and a cache of
-//!    `T < 2^26` positions fits its 256 MiB window, so `|sum| < 2^62`. Two channels share
-//!    each load of `p_t`; an odd head dim ends with one channel alone.
+//!    and `sum_t p_t <= 2^30 + T / 2` (each `p_t <= 2^30 e_t / S + 1/2`), and only a cache
+//!    of `T <= 2^26` positions fits its 256 MiB window, so `|sum| < 2^62`. Two channels
+//!    share each load of `p_t`; an odd head dim ends with one channel alone.
 //!
 //! Registers for the whole kernel: a0 the blob, gp the constants (below), tp the row
 //! buffer (scores, then `e_t`, then `p_t`), s0 / s1 the query / output row, s2 the query
