@@ -481,6 +481,29 @@ fn smollm2_sized_rows_match_the_native() {
     check(&m, &[wide_tensor(&mut rng, vec![1, 1536], 3), wide_tensor(&mut rng, vec![1, 1536], 3)]).unwrap();
 }
 
+/// The longest row the rule accepts (2^20): all `-2^31` (the largest sum of squares,
+/// 2^82) with epsilon `i64::MAX`, and a lone `-2^31` among zeros (the largest product
+/// `|x| INV |gamma|`, near 2^102) with `F = 31`; shifts chosen so that the outputs are
+/// neither all zero nor all saturated.
+#[test]
+fn rmsnorm_wide_at_the_longest_row() {
+    let n = 1 << 20;
+    let cases = [
+        (vec![i32::MIN; n], i64::MAX, 31, 62, 123 - 80),
+        ((0..n).map(|i| if i == 7 { i32::MIN } else { 0 }).collect::<Vec<_>>(), 0, 31, 62, 123 - 75),
+    ];
+    for (x, eps, frac, gamma_exp, out_frac) in cases {
+        let gamma =
+            Tensor::from_i32(vec![n], (0..n).map(|i| if i % 2 == 0 { i32::MIN } else { i32::MAX }).collect()).unwrap();
+        let op = Op::RmsNormWide { gamma: 0, gamma_exp, eps, frac, out_frac };
+        let m = node_with(vec![i32s(vec![1, n])], vec![gamma], op);
+        let x = Tensor::from_i32(vec![1, n], x).unwrap();
+        let native = run_all(&m, std::slice::from_ref(&x)).unwrap()[1].to_i32_vec();
+        assert!(native.iter().any(|&v| v != 0 && v != i32::MIN && v != i32::MAX), "{:?}", &native[..8]);
+        check(&m, &[x]).unwrap();
+    }
+}
+
 /// Attention operands of one family: 0 fixed-point values of a few units (`±4 << frac`,
 /// capped at i32), 1 any i32 (scores saturate, most weights underflow to 0), 2 only the
 /// extremes and their neighbours, 3 tiny values (equal scores, exact halves in every
