@@ -620,3 +620,17 @@ fn attention_edge_sizes() {
     let err = compile_node(&Model::new(graph, vec![]).unwrap(), 0).unwrap_err();
     assert!(err.to_string().contains("do not fit"), "{err}");
 }
+
+/// A long cache of equal scores (`S = 3000 * 2^30`, about 2^41.6): every weight comes from
+/// the row's reciprocal at a large divisor, and the value sums reach 2^61 in magnitude
+/// (all values `i32::MIN`) or mix full-range and extreme values.
+#[test]
+fn attention_long_cache_of_equal_scores() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3000);
+    for fam in [1, 2] {
+        let (m, mut xs) = attention_case(&mut rng, (1, 2, 1, 3, 3000), 2999, 16, [4, 1, fam]);
+        check(&m, &xs).unwrap();
+        xs[2] = Tensor::from_i32(vec![3000, 1, 3], vec![i32::MIN; 9000]).unwrap();
+        check(&m, &xs).unwrap();
+    }
+}
