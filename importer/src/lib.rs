@@ -31,6 +31,7 @@
 
 pub mod error;
 pub mod gguf;
+pub mod graph;
 pub mod int_llama;
 pub mod llama;
 pub mod quant;
@@ -38,6 +39,7 @@ pub mod tokenizer;
 
 pub use error::{ImportError, Result};
 pub use gguf::{GgufFile, TensorDesc, TensorKind};
+pub use graph::{LayerSlots, StepGraph, StepSlots};
 pub use int_llama::{ActBits, ForwardError, Generation, IntFormat, IntLlama, KvCache};
 pub use llama::{LayerWeights, LlamaConfig, LlamaGguf, LlamaWeights, Matrix};
 pub use quant::{BlockMatrix, BlockQ4_1, BlockQ8_0, BLOCK_LEN};
