@@ -437,6 +437,15 @@ pub fn lower(model: &Model, j: usize) -> Result<Lowered, CompileError> {
             let _ = gamma;
             (KernelId::Norm, a.0)
         }
+        Op::LinearQ4_1 { .. }
+        | Op::LinearQ8_0 { .. }
+        | Op::EmbedQ8_0 { .. }
+        | Op::RmsNormWide { .. }
+        | Op::Rope { .. }
+        | Op::SwiGlu { .. }
+        | Op::Attention { .. } => {
+            return Err(layout_err(format!("no VM kernel yet for op {op}")));
+        }
     };
     Ok(Lowered { kernel, args })
 }

@@ -30,6 +30,15 @@ use elementwise::{
     add_i32, add_rule, lut, lut_rule, qadd, qadd_rule, qmul, qmul_rule, relu_i32, relu_i8, relu_rule, requantize,
     requantize_dims, requantize_rule, QAddParams, QMulParams,
 };
+use llm::attention::{attention, attention_dims, attention_rule};
+use llm::blockq::{i8_as_bytes, Q4_1, Q8_0};
+use llm::qlinear::{
+    embed_q8_0, embed_q8_0_dims, embed_q8_0_rule, linear_q4_1, linear_q8_0, q4_1_dims, q4_1_linear_rule, q8_0_dims,
+    q8_0_linear_rule, ActBits,
+};
+use llm::rmsnorm::{rmsnorm_wide, rmsnorm_wide_rule, RmsParams};
+use llm::rope::{rope, rope_dims, rope_rule};
+use llm::silu::{swiglu, swiglu_rule};
 use matmul::{linear, linear_dims, linear_rule, matmul, matmul_dims, matmul_rule};
 use norm::{layernorm, norm_rule, rmsnorm, NormOut};
 use pool::{avgpool2d, avgpool_window, maxpool2d, maxpool_window, pool_rule};
@@ -178,6 +187,78 @@ pub enum Op {
     },
     /// i8/i32 -> i32 index of the maximum along the last axis (first on ties).
     ArgMax,
+    /// i32 `[.., k]` x Q4_1 weights `[n, k]` -> i32 `[.., n]`, same fixed-point format
+    /// (`docs/spec/ops.md` §5.2).
+    LinearQ4_1 {
+        /// Nibbles, i8 `[n, k / 2]` (bytes, GGUF order).
+        qs: ConstId,
+        /// Block scales, i32 `[n, k / 32]`.
+        d: ConstId,
+        /// Block mins, i32 `[n, k / 32]`.
+        m: ConstId,
+        /// Fraction bits of the scales and mins (0..=62).
+        exp: u32,
+        /// Width the activations are quantized to per block.
+        act: ActBits,
+    },
+    /// i32 `[.., k]` x Q8_0 weights `[n, k]` -> i32 `[.., n]` (§5.2).
+    LinearQ8_0 {
+        /// Values, i8 `[n, k]`.
+        qs: ConstId,
+        /// Block scales, i32 `[n, k / 32]`.
+        d: ConstId,
+        /// Fraction bits of the scales (0..=62).
+        exp: u32,
+        /// Width the activations are quantized to per block.
+        act: ActBits,
+    },
+    /// i32 token ids -> i32 rows of a Q8_0 table `[vocab, k]` in the stream format (§5.2).
+    EmbedQ8_0 {
+        /// Values, i8 `[vocab, k]`.
+        qs: ConstId,
+        /// Block scales, i32 `[vocab, k / 32]`.
+        d: ConstId,
+        /// Fraction bits of the scales (0..=62).
+        exp: u32,
+        /// Fraction bits of the output (0..=31).
+        frac: u32,
+    },
+    /// i32 -> i32 RMS normalisation over the last axis, output stays wide (§5.3).
+    RmsNormWide {
+        /// i32 per-channel gain `[n]`.
+        gamma: ConstId,
+        /// Fraction bits of the gain (0..=62).
+        gamma_exp: u32,
+        /// Epsilon in units of `2^-2frac` (`>= 0`).
+        eps: i64,
+        /// Fraction bits of the input (0..=31).
+        frac: u32,
+        /// Fraction bits of the output (at most `frac + 30 + gamma_exp`).
+        out_frac: u32,
+    },
+    /// Rotary position embedding of i32 `[seq, heads, head_dim]` at positions
+    /// `pos0..pos0 + seq`, adjacent pairs (§5.7).
+    Rope {
+        /// Q30 cosines, i32 `[positions, head_dim / 2]`.
+        cos: ConstId,
+        /// Q30 sines, same shape.
+        sin: ConstId,
+        /// Position of the first row.
+        pos0: usize,
+    },
+    /// `silu(gate) * up` of two i32 operands of one shape (§5.5).
+    SwiGlu {
+        /// Fraction bits of both operands and the output (0..=31).
+        frac: u32,
+    },
+    /// Causal GQA attention: q `[seq, heads, hd]` at positions `pos0..pos0 + seq`, k and v
+    /// `[ctx, kv_heads, hd]` (the cache, positions `0..ctx`) -> i32 of q's shape (§5.6).
+    Attention {
+        /// Position of the first query.
+        pos0: usize,
+        /// Fraction bits of q, k, v and the output (0..=31).
+        frac: u32,
+    },
 }
 
 impl Op {
@@ -204,6 +285,13 @@ impl Op {
             Op::Slice { .. } => 18,
             Op::Gather { .. } => 19,
             Op::ArgMax => 20,
+            Op::LinearQ4_1 { .. } => 21,
+            Op::LinearQ8_0 { .. } => 22,
+            Op::EmbedQ8_0 { .. } => 23,
+            Op::RmsNormWide { .. } => 24,
+            Op::Rope { .. } => 25,
+            Op::SwiGlu { .. } => 26,
+            Op::Attention { .. } => 27,
         }
     }
 
@@ -230,6 +318,13 @@ impl Op {
             Op::Slice { .. } => "slice",
             Op::Gather { .. } => "gather",
             Op::ArgMax => "argmax",
+            Op::LinearQ4_1 { .. } => "linear_q4_1",
+            Op::LinearQ8_0 { .. } => "linear_q8_0",
+            Op::EmbedQ8_0 { .. } => "embed_q8_0",
+            Op::RmsNormWide { .. } => "rmsnorm_wide",
+            Op::Rope { .. } => "rope",
+            Op::SwiGlu { .. } => "swiglu",
+            Op::Attention { .. } => "attention",
         }
     }
 
@@ -243,6 +338,10 @@ impl Op {
                 std::iter::once(*gamma).chain(*beta).collect()
             }
             Op::Gather { table } => vec![*table],
+            Op::LinearQ4_1 { qs, d, m, .. } => vec![*qs, *d, *m],
+            Op::LinearQ8_0 { qs, d, .. } | Op::EmbedQ8_0 { qs, d, .. } => vec![*qs, *d],
+            Op::RmsNormWide { gamma, .. } => vec![*gamma],
+            Op::Rope { cos, sin, .. } => vec![*cos, *sin],
             Op::MatMul { .. }
             | Op::MaxPool2d { .. }
             | Op::AvgPool2d { .. }
@@ -257,14 +356,17 @@ impl Op {
             | Op::Transpose { .. }
             | Op::Concat { .. }
             | Op::Slice { .. }
-            | Op::ArgMax => Vec::new(),
+            | Op::ArgMax
+            | Op::SwiGlu { .. }
+            | Op::Attention { .. } => Vec::new(),
         }
     }
 
     /// Number of activation inputs the op takes (`None`: one or more).
     pub(crate) fn arity(&self) -> Option<usize> {
         match self {
-            Op::MatMul { .. } | Op::Add | Op::QAdd(_) | Op::QMul(_) => Some(2),
+            Op::MatMul { .. } | Op::Add | Op::QAdd(_) | Op::QMul(_) | Op::SwiGlu { .. } => Some(2),
+            Op::Attention { .. } => Some(3),
             Op::Concat { .. } => None,
             Op::Linear { .. }
             | Op::Conv2d { .. }
@@ -280,7 +382,12 @@ impl Op {
             | Op::Transpose { .. }
             | Op::Slice { .. }
             | Op::Gather { .. }
-            | Op::ArgMax => Some(1),
+            | Op::ArgMax
+            | Op::LinearQ4_1 { .. }
+            | Op::LinearQ8_0 { .. }
+            | Op::EmbedQ8_0 { .. }
+            | Op::RmsNormWide { .. }
+            | Op::Rope { .. } => Some(1),
         }
     }
 }
@@ -325,12 +432,25 @@ impl Op {
             Op::Slice { starts, ends } => slice_rule(x, starts, ends),
             Op::Gather { table } => gather_rule(x, c(*table)),
             Op::ArgMax => argmax_rule(x),
+            Op::LinearQ4_1 { qs, d, m, exp, act: _ } => q4_1_linear_rule(x, c(*qs), c(*d), c(*m), *exp),
+            Op::LinearQ8_0 { qs, d, exp, act: _ } => q8_0_linear_rule(x, c(*qs), c(*d), *exp),
+            Op::EmbedQ8_0 { qs, d, exp, frac } => embed_q8_0_rule(x, c(*qs), c(*d), *exp, *frac),
+            Op::RmsNormWide { gamma, gamma_exp, eps, frac, out_frac } => {
+                let p = RmsParams { frac: *frac, out_frac: *out_frac, gamma_exp: *gamma_exp, eps: *eps };
+                rmsnorm_wide_rule(x, c(*gamma), &p)
+            }
+            Op::Rope { cos, sin, pos0 } => rope_rule(x, c(*cos), c(*sin), *pos0),
+            Op::SwiGlu { frac } => {
+                llm::want_frac(*frac)?;
+                swiglu_rule(x, ins[1])
+            }
+            Op::Attention { pos0, frac } => attention_rule(x, ins[1], ins[2], *pos0, *frac),
         }
     }
 
     /// Run the op natively on inputs and constants that passed [`Op::infer`]; the data of
     /// its output (shape: the inferred spec's). The only error left at run time is a value
-    /// the shapes cannot rule out (a `gather` index outside the table).
+    /// the shapes cannot rule out (a `gather` or `embed_q8_0` index outside the table).
     pub(crate) fn eval(&self, ins: &[&Tensor], weights: &[Tensor]) -> OpResult<Data> {
         let x = ins[0];
         Ok(match self {
@@ -421,6 +541,39 @@ impl Op {
                     Data::I8(v) => Data::I32(argmax(v, len)),
                     Data::I32(v) => Data::I32(argmax(v, len)),
                 }
+            }
+            Op::LinearQ4_1 { qs, d, m, exp, act } => {
+                let q = &weights[*qs];
+                let dims = q4_1_dims(x.shape(), q.shape())?;
+                let w = Q4_1 { qs: i8_as_bytes(i8s(q)), d: i32s(&weights[*d]), m: i32s(&weights[*m]), exp: *exp };
+                Data::I32(linear_q4_1(i32s(x), w, dims, *act)?)
+            }
+            Op::LinearQ8_0 { qs, d, exp, act } => {
+                let q = &weights[*qs];
+                let dims = q8_0_dims(x.shape(), q.shape())?;
+                let w = Q8_0 { qs: i8s(q), d: i32s(&weights[*d]), exp: *exp };
+                Data::I32(linear_q8_0(i32s(x), w, dims, *act)?)
+            }
+            Op::EmbedQ8_0 { qs, d, exp, frac } => {
+                let q = &weights[*qs];
+                let dims = embed_q8_0_dims(x.shape(), q.shape())?;
+                let w = Q8_0 { qs: i8s(q), d: i32s(&weights[*d]), exp: *exp };
+                Data::I32(embed_q8_0(i32s(x), w, dims.k, *frac)?)
+            }
+            Op::RmsNormWide { gamma, gamma_exp, eps, frac, out_frac } => {
+                let p = RmsParams { frac: *frac, out_frac: *out_frac, gamma_exp: *gamma_exp, eps: *eps };
+                Data::I32(rmsnorm_wide(i32s(x), i32s(&weights[*gamma]), rows(x)?, &p)?)
+            }
+            Op::Rope { cos, sin, pos0 } => {
+                let (c, s) = (&weights[*cos], &weights[*sin]);
+                let d = rope_dims(x.shape(), c.shape(), *pos0)?;
+                Data::I32(rope(i32s(x), i32s(c), i32s(s), d)?)
+            }
+            Op::SwiGlu { frac } => Data::I32(swiglu(i32s(x), i32s(ins[1]), *frac)?),
+            Op::Attention { pos0, frac } => {
+                let (k, v) = (ins[1], ins[2]);
+                let d = attention_dims(x.shape(), k.shape(), v.shape(), *pos0)?;
+                Data::I32(attention(i32s(x), i32s(k), i32s(v), d, *frac)?)
             }
         })
     }

@@ -38,6 +38,20 @@ pub struct Q8_0<'a> {
     pub exp: u32,
 }
 
+/// The bytes of an `i8` tensor: the Q4_1 nibbles are stored in the graph as an i8
+/// constant `[n, k / 2]` (tensors are i8 or i32) and read by the kernels as bytes.
+pub fn i8_as_bytes(v: &[i8]) -> &[u8] {
+    // SAFETY: i8 and u8 have the same size and alignment and every bit pattern is valid
+    // for both; the returned slice borrows `v` for its whole lifetime.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), v.len()) }
+}
+
+/// The inverse of [`i8_as_bytes`] (the importer stores nibbles as an i8 constant).
+pub fn bytes_as_i8(v: &[u8]) -> &[i8] {
+    // SAFETY: as in `i8_as_bytes`.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<i8>(), v.len()) }
+}
+
 /// Q4_1 weights in owned storage, as the importer builds them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Q4_1Owned {

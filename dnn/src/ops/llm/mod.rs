@@ -2,10 +2,11 @@
 //! over GGUF block-quantized weights, RMSNorm, RoPE, softmax and causal GQA attention,
 //! SiLU / SwiGLU, on a residual stream of i32 fixed-point values.
 //!
-//! These are native kernels with their dims and rules, not yet variants of
-//! [`crate::Op`]: a variant needs its VM kernel in `compiler/` for the build to pass
-//! (`docs/adding-an-op.md`), and those come next. The existing `add` (residual) and
-//! `argmax` (greedy decoding) ops already cover i32 streams.
+//! Each module is an op's home (its rule, dims and native kernel); [`crate::Op`] routes
+//! the variants `LinearQ4_1`, `LinearQ8_0`, `EmbedQ8_0` (tags 21-23, `qlinear`),
+//! `RmsNormWide` (24, `rmsnorm`), `Rope` (25, `rope`), `SwiGlu` (26, `silu`) and
+//! `Attention` (27, `attention`) to them. The existing `add` (residual), `concat` (the KV
+//! cache) and `argmax` (greedy decoding) ops already cover i32 streams.
 
 pub mod attention;
 pub mod blockdot;

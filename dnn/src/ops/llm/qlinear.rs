@@ -72,6 +72,29 @@ pub fn block_linear_dims(x: &[usize], n: usize, k: usize) -> OpResult<BlockDims>
     Ok(BlockDims { rows: x.iter().product::<usize>() / k, k, n })
 }
 
+/// The dims of a Q4_1 linear from the input shape `[.., k]` and the nibbles' shape
+/// `[n, k / 2]` (the `linear_q4_1` op's executors call this).
+pub fn q4_1_dims(x: &[usize], qs: &[usize]) -> OpResult<BlockDims> {
+    let [n, half] = *qs else { return Err(bad(format!("nibbles {qs:?} must be [n, k/2]"))) };
+    let k = half.checked_mul(2).ok_or_else(|| bad(format!("nibbles {qs:?} overflow")))?;
+    block_linear_dims(x, n, k)
+}
+
+/// The dims of a Q8_0 linear from the input shape `[.., k]` and the values' shape `[n, k]`
+/// (the `linear_q8_0` op's executors call this).
+pub fn q8_0_dims(x: &[usize], qs: &[usize]) -> OpResult<BlockDims> {
+    let [n, k] = *qs else { return Err(bad(format!("values {qs:?} must be [n, k]"))) };
+    block_linear_dims(x, n, k)
+}
+
+/// The dims of a Q8_0 embedding from the ids' shape and the table's shape `[vocab, k]`:
+/// one output row of `k` per id (`rows` ids, `n = vocab` table rows).
+pub fn embed_q8_0_dims(ids: &[usize], qs: &[usize]) -> OpResult<BlockDims> {
+    let [vocab, k] = *qs else { return Err(bad(format!("table {qs:?} must be [vocab, k]"))) };
+    block_linear_dims(&[k], vocab, k)?;
+    Ok(BlockDims { rows: prod(ids)?, k, n: vocab })
+}
+
 /// Require `s` to be `[n, per_row]` of dtype `d` (one of the weight arrays).
 fn want_rows(s: &TensorSpec, d: DType, n: usize, per_row: usize, what: &str) -> OpResult<()> {
     want(s, d, what)?;
