@@ -28,10 +28,14 @@ macro_rules! arg_words {
 pub mod blockq;
 pub mod copy;
 pub mod elementwise;
+pub mod fixexp;
 pub mod gemm;
 pub mod norm;
 pub mod pool;
+pub mod rmsnorm_wide;
+pub mod rope;
 pub mod softmax;
+pub mod swiglu;
 pub mod wide;
 
 /// The kernels. A kernel's code depends only on its id (and, for measurements, on whether
@@ -78,6 +82,12 @@ pub enum KernelId {
     LinearQ8_0,
     /// `embed_q8_0` (op 23).
     EmbedQ8_0,
+    /// `rmsnorm_wide` (op 24).
+    RmsNormWide,
+    /// `rope` (op 25).
+    Rope,
+    /// `swiglu` (op 26).
+    SwiGlu,
 }
 
 impl KernelId {
@@ -103,6 +113,9 @@ impl KernelId {
         KernelId::LinearQ4_1,
         KernelId::LinearQ8_0,
         KernelId::EmbedQ8_0,
+        KernelId::RmsNormWide,
+        KernelId::Rope,
+        KernelId::SwiGlu,
     ];
 
     /// Short name.
@@ -128,6 +141,9 @@ impl KernelId {
             KernelId::LinearQ4_1 => "linear_q4_1",
             KernelId::LinearQ8_0 => "linear_q8_0",
             KernelId::EmbedQ8_0 => "embed_q8_0",
+            KernelId::RmsNormWide => "rmsnorm_wide",
+            KernelId::Rope => "rope",
+            KernelId::SwiGlu => "swiglu",
         }
     }
 
@@ -162,6 +178,9 @@ impl KernelId {
             KernelId::LinearQ4_1 => blockq::linear(&mut a, blockq::Format::Q4_1, dot4),
             KernelId::LinearQ8_0 => blockq::linear(&mut a, blockq::Format::Q8_0, dot4),
             KernelId::EmbedQ8_0 => blockq::embed(&mut a),
+            KernelId::RmsNormWide => rmsnorm_wide::rmsnorm_wide(&mut a),
+            KernelId::Rope => rope::rope(&mut a),
+            KernelId::SwiGlu => swiglu::swiglu(&mut a),
         }
         a.finish()
     }
