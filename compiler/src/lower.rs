@@ -10,6 +10,7 @@
 use opml_dnn::ops::conv::{conv_dims, plane_dims};
 use opml_dnn::ops::dims::{ChannelDims, ConvDims, MatDims, PlaneDims, RowDims};
 use opml_dnn::ops::elementwise::requantize_dims;
+use opml_dnn::ops::llm::attention::{attention_dims, score_scale_q30, AttnDims};
 use opml_dnn::ops::llm::qlinear::{embed_q8_0_dims, q4_1_dims, q8_0_dims, ActBits, BlockDims};
 use opml_dnn::ops::llm::rmsnorm::INV_FRAC;
 use opml_dnn::ops::llm::rope::{rope_dims, RopeDims};
@@ -20,6 +21,7 @@ use opml_dnn::ops::OpError;
 use opml_dnn::{DType, Model, Op, TensorSpec};
 
 use crate::error::CompileError;
+use crate::kernels::attention::attention_args;
 use crate::kernels::blockq::{embed_q_args, linear_q_args, QK};
 use crate::kernels::copy::{gather_args, strided_args};
 use crate::kernels::elementwise::{add_args, argmax_args, qbin_args, requantize_args, unary_args};
@@ -521,8 +523,34 @@ pub fn lower(model: &Model, j: usize) -> Result<Lowered, CompileError> {
             a.set(FRAC, *frac).map_err(e)?;
             (KernelId::SwiGlu, a.0)
         }
-        Op::Attention { .. } => {
-            return Err(layout_err(format!("no VM kernel yet for op {op}")));
+        Op::Attention { pos0, frac } => {
+            use attention_args::*;
+            let d = attention_dims(&x.shape, &ins[1].shape, &ins[2].shape, *pos0).map_err(dims_err)?;
+            let AttnDims { seq, heads, kv_heads, head_dim, .. } = d;
+            let e = layout_err;
+            let too_big = || e(format!("attention sizes {d:?} overflow"));
+            let row_bytes = kv_heads.checked_mul(head_dim).and_then(|n| n.checked_mul(4)).ok_or_else(too_big)?;
+            let buffer_bytes = (pos0 + seq).checked_mul(4).ok_or_else(too_big)?;
+            let mut a = Args::new(COUNT);
+            a.set(Q, input_addr(0)).map_err(e)?;
+            a.set(K, input_addr(1)).map_err(e)?;
+            a.set(V, input_addr(2)).map_err(e)?;
+            a.set(OUT, OUTPUT_BASE).map_err(e)?;
+            for (i, v) in [
+                (SEQ, seq),
+                (HEADS, heads),
+                (GROUP, heads / kv_heads),
+                (HEAD_DIM, head_dim),
+                (POS0, *pos0),
+                (FRAC, *frac as usize),
+                (SCALE, score_scale_q30(head_dim) as usize),
+                (ROW_BYTES, row_bytes),
+            ] {
+                a.set(i, v).map_err(e)?;
+            }
+            a.set(CONSTS, alloc(CONST_BYTES)?).map_err(e)?;
+            a.set(ROW, alloc(buffer_bytes)?).map_err(e)?;
+            (KernelId::Attention, a.0)
         }
     };
     Ok(Lowered { kernel, args })

@@ -25,6 +25,7 @@ macro_rules! arg_words {
     };
 }
 
+pub mod attention;
 pub mod blockq;
 pub mod copy;
 pub mod elementwise;
@@ -88,11 +89,13 @@ pub enum KernelId {
     Rope,
     /// `swiglu` (op 26).
     SwiGlu,
+    /// `attention` (op 27).
+    Attention,
 }
 
 impl KernelId {
     /// Every kernel.
-    pub const ALL: [KernelId; 20] = [
+    pub const ALL: [KernelId; 24] = [
         KernelId::Linear,
         KernelId::MatMul,
         KernelId::Conv2d,
@@ -116,6 +119,7 @@ impl KernelId {
         KernelId::RmsNormWide,
         KernelId::Rope,
         KernelId::SwiGlu,
+        KernelId::Attention,
     ];
 
     /// Short name.
@@ -144,6 +148,7 @@ impl KernelId {
             KernelId::RmsNormWide => "rmsnorm_wide",
             KernelId::Rope => "rope",
             KernelId::SwiGlu => "swiglu",
+            KernelId::Attention => "attention",
         }
     }
 
@@ -181,6 +186,7 @@ impl KernelId {
             KernelId::RmsNormWide => rmsnorm_wide::rmsnorm_wide(&mut a),
             KernelId::Rope => rope::rope(&mut a),
             KernelId::SwiGlu => swiglu::swiglu(&mut a),
+            KernelId::Attention => attention::attention(&mut a),
         }
         a.finish()
     }
