@@ -35,6 +35,7 @@ pub mod graph;
 pub mod int_llama;
 pub mod llama;
 pub mod quant;
+pub mod synthetic;
 pub mod tokenizer;
 
 pub use error::{ImportError, Result};

@@ -1,105 +1,26 @@
 //! The step graph (`docs/spec/llm-graph.md`) run by `dnn::exec` against
 //! `IntLlama::forward` on the same cache: the same logits, the same new keys and values,
 //! for a prompt (`pos0 = 0`, several tokens) and a decode step (one token over the cache),
-//! on 1 and 2 threads. The model is small and random (two layers, grouped-query heads,
-//! Q4_1 and Q8_0 linears, tied and untied outputs), built in memory; with the real SmolLM2
-//! file present, one decode step after a short prompt is checked too.
+//! on 1 and 2 threads. The model is `opml_importer::synthetic`'s small random one (two
+//! layers, grouped-query heads, Q4_1 and Q8_0 linears, tied and untied outputs); with the
+//! real SmolLM2 file present, one decode step after a short prompt is checked too.
 
 use std::path::PathBuf;
 
 use opml_dnn::exec::run_all;
 use opml_dnn::{Op, Tensor};
+use opml_importer::synthetic::{random_weights, small_config};
 use opml_importer::{
-    ActBits, BlockMatrix, BlockQ4_1, BlockQ8_0, ForwardError, IntFormat, IntLlama, KvCache, LayerWeights, LlamaConfig,
-    LlamaGguf, LlamaTokenizer, LlamaWeights, Matrix, StepGraph,
+    ActBits, ForwardError, IntFormat, IntLlama, KvCache, LlamaConfig, LlamaGguf, LlamaTokenizer, LlamaWeights,
+    StepGraph,
 };
 
-/// SplitMix64: a small deterministic generator (no dependency).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[lo, hi)`.
-    fn f32(&mut self, lo: f32, hi: f32) -> f32 {
-        lo + (hi - lo) * (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
-
-    fn f16(&mut self, lo: f32, hi: f32) -> u16 {
-        half::f16::from_f32(self.f32(lo, hi)).to_bits()
-    }
-}
-
-/// Q4_1 `[rows, cols]`: weights about `d * (q - 8)` with `d` in `[0.02, 0.06)`.
-fn q4_1(rng: &mut Rng, rows: usize, cols: usize) -> Matrix {
-    let blocks = (0..rows * cols / 32)
-        .map(|_| {
-            let d = rng.f32(0.02, 0.06);
-            let qs = std::array::from_fn(|_| rng.next() as u8);
-            BlockQ4_1 { d: half::f16::from_f32(d).to_bits(), m: half::f16::from_f32(-8.0 * d).to_bits(), qs }
-        })
-        .collect();
-    Matrix::Q4_1(BlockMatrix { rows, cols, blocks })
-}
-
-/// Q8_0 `[rows, cols]` with `d` in `[lo, hi)`.
-fn q8_0(rng: &mut Rng, rows: usize, cols: usize, lo: f32, hi: f32) -> Matrix {
-    let blocks = (0..rows * cols / 32)
-        .map(|_| BlockQ8_0 { d: rng.f16(lo, hi), qs: std::array::from_fn(|_| rng.next() as i8) })
-        .collect();
-    Matrix::Q8_0(BlockMatrix { rows, cols, blocks })
-}
-
-fn norm(rng: &mut Rng, n: usize) -> Vec<f32> {
-    (0..n).map(|_| rng.f32(0.5, 1.5)).collect()
-}
-
-/// Two layers, hidden 64, 4 query heads over 2 KV heads of 16, FFN 96, vocabulary 80.
 fn config() -> LlamaConfig {
-    LlamaConfig {
-        layers: 2,
-        hidden: 64,
-        ffn: 96,
-        heads: 4,
-        kv_heads: 2,
-        head_dim: 16,
-        rope_base: 10_000.0,
-        rms_eps: 1e-5,
-        vocab: 80,
-        context: 24,
-    }
+    small_config()
 }
 
-/// Random weights; layer 1's value projection is Q8_0 (both linears appear inside layers),
-/// and with `untied` the output projection is its own Q4_1 matrix.
 fn weights(c: &LlamaConfig, seed: u64, untied: bool) -> LlamaWeights {
-    let mut r = Rng(seed);
-    let (d, f, kv) = (c.hidden, c.ffn, c.kv_heads * c.head_dim);
-    let layers = (0..c.layers)
-        .map(|i| LayerWeights {
-            attn_norm: norm(&mut r, d),
-            attn_q: q4_1(&mut r, d, d),
-            attn_k: q4_1(&mut r, kv, d),
-            attn_v: if i == 1 { q8_0(&mut r, kv, d, 0.002, 0.01) } else { q4_1(&mut r, kv, d) },
-            attn_output: q4_1(&mut r, d, d),
-            ffn_norm: norm(&mut r, d),
-            ffn_gate: q4_1(&mut r, f, d),
-            ffn_up: q4_1(&mut r, f, d),
-            ffn_down: q4_1(&mut r, d, f),
-        })
-        .collect();
-    LlamaWeights {
-        token_embd: q8_0(&mut r, c.vocab, d, 0.005, 0.02),
-        layers,
-        output_norm: norm(&mut r, d),
-        output: untied.then(|| q4_1(&mut r, c.vocab, d)),
-    }
+    random_weights(c, seed, untied).unwrap()
 }
 
 fn pool(threads: usize) -> rayon::ThreadPool {
