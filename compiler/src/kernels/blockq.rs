@@ -20,7 +20,7 @@
 //! * `a` itself, when the block's largest `a` is at most 32639 (flag 0);
 //! * `-a`, when its smallest is at least -32639 (flag 0; the record's `S` and `A` are
 //!   negated too, so `(-P)(-S) = P S`);
-//! * `a - 128`, when the block holds both (flag 128): phase 2 adds `128 sum(q)` to the
+//! * `a - 128`, when the block holds both (flag 128): phase 1 adds `128 sum(q)` to the
 //!   dot, `sum(q)` by `dot4` against `0x01010101` per weight word.
 //!
 //! and the block dot is `256 dot(q, h) + dot(q, l)` (exact: below 2^27 in magnitude).
@@ -143,11 +143,9 @@ mod r {
     pub const L: [Reg; 2] = [T2, T3];
     pub const Q: Reg = T4;
     pub const LO: Reg = RA;
-    /// Phase 2: the row's dots (stride 4 * group), its values (for `sum(q)`), the chunk
-    /// accumulator `C0`, `V`, `H` (low, high), blocks left in the row and in the chunk,
-    /// rows left in the group.
+    /// Phase 2: the row's dots (stride 4 * group), the chunk accumulator `C0`, `V`, `H`
+    /// (low, high), blocks left in the row and in the chunk, rows left in the group.
     pub const DOTS: Reg = S3;
-    pub const QP2: Reg = S4;
     pub const C0: Reg = S5;
     pub const V: Reg = S6;
     pub const HL: Reg = S8;
@@ -235,7 +233,7 @@ fn linear_width(a: &mut Asm, fmt: Format, wide: bool, use_dot4: bool, round: Lab
             a.j(done);
             a.bind(go);
             dots(a, fmt, wide, use_dot4, rows);
-            terms(a, fmt, wide, use_dot4, rows, round);
+            terms(a, fmt, wide, rows, round);
             a.addi(r::COLS, r::COLS, -(rows as i32));
             a.j(top);
             a.bind(done);
@@ -248,7 +246,7 @@ fn linear_width(a: &mut Asm, fmt: Format, wide: bool, use_dot4: bool, round: Lab
 
 /// Phase 1: the dots of `rows` weight rows from WQ against the activation row at ROW,
 /// into the dots buffer, block-major (`dots[b * rows + i]`). A 16-bit dot is
-/// `256 dot(q, h) + dot(q, l)` (the `128 sum(q)` of an offset block is phase 2's).
+/// `256 dot(q, h) + dot(q, l)`, plus `128 sum(q)` for an offset record.
 fn dots(a: &mut Asm, fmt: Format, wide: bool, use_dot4: bool, rows: usize) {
     use linear_q_args as w;
     let d = |a: &mut Asm, acc, x, y| dot4(a, use_dot4, acc, x, y);
@@ -263,7 +261,9 @@ fn dots(a: &mut Asm, fmt: Format, wide: bool, use_dot4: bool, rows: usize) {
     a.mv(r::AP, r::ROW);
     arg(a, r::DOTP, w::DOTS);
     arg(a, r::CNT, w::NB);
-    repeat(a, r::CNT, r::CNT, |a| {
+    // Without `dot4` the body outgrows a branch's reach.
+    let block_loop = if use_dot4 { repeat } else { far_repeat };
+    block_loop(a, r::CNT, r::CNT, &mut |a: &mut Asm| {
         for i in 0..rows {
             a.li(r::DH[i], 0);
             if wide {
@@ -310,11 +310,23 @@ fn dots(a: &mut Asm, fmt: Format, wide: bool, use_dot4: bool, rows: usize) {
                 }
             }
         }
-        for i in 0..rows {
-            if wide {
+        if wide {
+            for i in 0..rows {
                 a.slli(r::DH[i], r::DH[i], 8);
                 a.add(r::DH[i], r::DH[i], r::DL[i]);
             }
+            // An offset record (flag 128) adds `128 sum(q)` to each row's dot.
+            let plain = a.label();
+            a.lw(T0, r::AP, 8);
+            a.beq(T0, ZERO, plain);
+            for i in 0..rows {
+                block_qsum(a, fmt, use_dot4, r::QP[i]);
+                a.slli(T1, T1, 7);
+                a.add(r::DH[i], r::DH[i], T1);
+            }
+            a.bind(plain);
+        }
+        for i in 0..rows {
             a.sw(r::DH[i], r::DOTP, 4 * i as i32);
             a.addi(r::QP[i], r::QP[i], bb);
         }
@@ -326,10 +338,9 @@ fn dots(a: &mut Asm, fmt: Format, wide: bool, use_dot4: bool, rows: usize) {
 /// Phase 2: for each of the `rows` weight rows of the group, its block terms in chunks of
 /// [`CHUNK`], each folded into the 128-bit slot `TOTAL`, then the output. Moves WQ, DP,
 /// MP past the group.
-fn terms(a: &mut Asm, fmt: Format, wide: bool, use_dot4: bool, rows: usize, round: Label) {
+fn terms(a: &mut Asm, fmt: Format, wide: bool, rows: usize, round: Label) {
     use linear_q_args as w;
     arg(a, r::DOTS, w::DOTS);
-    a.mv(r::QP2, r::WQ);
     a.li(r::GROUP_LEFT, rows as i32);
     far_repeat(a, r::GROUP_LEFT, r::GROUP_LEFT, |a| {
         arg(a, T0, w::TOTAL);
@@ -338,7 +349,7 @@ fn terms(a: &mut Asm, fmt: Format, wide: bool, use_dot4: bool, rows: usize, roun
         }
         a.mv(r::AP, r::ROW);
         arg(a, r::LEFT, w::NB);
-        row_chunks(a, fmt, wide, use_dot4, rows);
+        row_chunks(a, fmt, wide, rows);
         arg(a, T0, w::TOTAL);
         for (i, reg) in [A1, A2, A3, A4].into_iter().enumerate() {
             a.lw(reg, T0, 4 * i as i32);
@@ -359,7 +370,7 @@ fn terms(a: &mut Asm, fmt: Format, wide: bool, use_dot4: bool, rows: usize, roun
 }
 
 /// The blocks of one (activation row, weight row) pair in chunks of [`CHUNK`].
-fn row_chunks(a: &mut Asm, fmt: Format, wide: bool, use_dot4: bool, rows: usize) {
+fn row_chunks(a: &mut Asm, fmt: Format, wide: bool, rows: usize) {
     let top = a.label();
     let done = a.label();
     let whole = a.label();
@@ -374,28 +385,28 @@ fn row_chunks(a: &mut Asm, fmt: Format, wide: bool, use_dot4: bool, rows: usize)
     for reg in [r::C0, r::V, r::HL, r::HH] {
         a.li(reg, 0);
     }
-    repeat(a, r::IN_CHUNK, r::IN_CHUNK, |a| block_term(a, fmt, wide, use_dot4, rows));
+    repeat(a, r::IN_CHUNK, r::IN_CHUNK, |a| block_term(a, fmt, wide, rows));
     fold_chunk(a);
     a.j(top);
     a.bind(done);
 }
 
-/// `t1 = sum(q)` of the weight block at QP2 (t2 = `0x01010101`). Clobbers t2-t4 (and t5,
-/// t6 without `dot4`).
-fn block_qsum(a: &mut Asm, fmt: Format, use_dot4: bool) {
+/// `t1 = sum(q)` of the weight block at `qp` (t2 = `0x01010101`). Clobbers t2-t4 (and
+/// t5, t6 without `dot4`).
+fn block_qsum(a: &mut Asm, fmt: Format, use_dot4: bool, qp: Reg) {
     a.li(T1, 0);
     a.li(T2, 0x0101_0101);
     match fmt {
         Format::Q8_0 => {
             for wd in 0..8 {
-                a.lw(T3, r::QP2, 4 * wd);
+                a.lw(T3, qp, 4 * wd);
                 dot4(a, use_dot4, T1, T3, T2);
             }
         }
         Format::Q4_1 => {
             for wd in 0..4 {
                 // Low plus high nibbles: at most 30 a byte.
-                a.lw(T3, r::QP2, 4 * wd);
+                a.lw(T3, qp, 4 * wd);
                 a.and(T4, T3, r::MASK);
                 a.srli(T3, T3, 4);
                 a.and(T3, T3, r::MASK);
@@ -408,19 +419,9 @@ fn block_qsum(a: &mut Asm, fmt: Format, use_dot4: bool) {
 
 /// Add the block's `P S` to the chunk accumulator and step to the next block. Clobbers
 /// t0-t4, a1-a5.
-fn block_term(a: &mut Asm, fmt: Format, wide: bool, use_dot4: bool, rows: usize) {
+fn block_term(a: &mut Asm, fmt: Format, wide: bool, rows: usize) {
     let (_, rec) = record(wide);
     a.lw(A1, r::DOTS, 0);
-    if wide {
-        // An offset record (flag 128) adds `128 sum(q)`.
-        let plain = a.label();
-        a.lw(T0, r::AP, 8);
-        a.beq(T0, ZERO, plain);
-        block_qsum(a, fmt, use_dot4);
-        a.slli(T1, T1, 7);
-        a.add(A1, A1, T1);
-        a.bind(plain);
-    }
     // P = D dot (+ M A) in a3:a2.
     a.lw(A4, r::DP, 0);
     a.mul(A2, A4, A1);
@@ -452,9 +453,6 @@ fn block_term(a: &mut Asm, fmt: Format, wide: bool, use_dot4: bool, rows: usize)
     a.add(r::HH, r::HH, T1);
     a.add(r::HH, r::HH, T0);
     a.addi(r::DOTS, r::DOTS, 4 * rows as i32);
-    if wide {
-        a.addi(r::QP2, r::QP2, fmt.block_bytes());
-    }
     a.addi(r::DP, r::DP, 4);
     if fmt == Format::Q4_1 {
         a.addi(r::MP, r::MP, 4);
