@@ -10,7 +10,10 @@
 use opml_dnn::ops::conv::{conv_dims, plane_dims};
 use opml_dnn::ops::dims::{ChannelDims, ConvDims, MatDims, PlaneDims, RowDims};
 use opml_dnn::ops::elementwise::requantize_dims;
+use opml_dnn::ops::llm::attention::{attention_dims, score_scale_q30, AttnDims};
 use opml_dnn::ops::llm::qlinear::{embed_q8_0_dims, q4_1_dims, q8_0_dims, ActBits, BlockDims};
+use opml_dnn::ops::llm::rmsnorm::INV_FRAC;
+use opml_dnn::ops::llm::rope::{rope_dims, RopeDims};
 use opml_dnn::ops::matmul::{linear_dims, matmul_dims};
 use opml_dnn::ops::pool::{avgpool_window, maxpool_window};
 use opml_dnn::ops::shape::{gather_dims, strides};
@@ -18,13 +21,17 @@ use opml_dnn::ops::OpError;
 use opml_dnn::{DType, Model, Op, TensorSpec};
 
 use crate::error::CompileError;
+use crate::kernels::attention::attention_args;
 use crate::kernels::blockq::{embed_q_args, linear_q_args, QK};
 use crate::kernels::copy::{gather_args, strided_args};
 use crate::kernels::elementwise::{add_args, argmax_args, qbin_args, requantize_args, unary_args};
 use crate::kernels::gemm::{conv_args, linear_args, matmul_args, BLOCK};
 use crate::kernels::norm::norm_args;
 use crate::kernels::pool::pool_args;
+use crate::kernels::rmsnorm_wide::rmsnorm_wide_args;
+use crate::kernels::rope::rope_args;
 use crate::kernels::softmax::softmax_args;
+use crate::kernels::swiglu::swiglu_args;
 use crate::kernels::KernelId;
 use crate::layout::{input_addr, weight_addr, OUTPUT_BASE, SCRATCH_BASE, STACK_BYTES, TENSOR_WINDOW};
 
@@ -464,8 +471,86 @@ pub fn lower(model: &Model, j: usize) -> Result<Lowered, CompileError> {
             a.set(RIGHT, exp.saturating_sub(*frac)).map_err(e)?;
             (KernelId::EmbedQ8_0, a.0)
         }
-        Op::RmsNormWide { .. } | Op::Rope { .. } | Op::SwiGlu { .. } | Op::Attention { .. } => {
-            return Err(layout_err(format!("no VM kernel yet for op {op}")));
+        Op::RmsNormWide { gamma: _, gamma_exp, eps, frac, out_frac } => {
+            use rmsnorm_wide_args::*;
+            let RowDims { rows, len: n } = last_axis_rows(x)?;
+            // The rule bounds out_frac by frac + 30 + gamma_exp.
+            let shift = (frac + INV_FRAC + gamma_exp)
+                .checked_sub(*out_frac)
+                .ok_or_else(|| layout_err(format!("out_frac {out_frac} above frac + 30 + gamma_exp")))?;
+            let mut a = Args::new(COUNT);
+            let e = layout_err;
+            a.set(X, input_addr(0)).map_err(e)?;
+            a.set(GAMMA, weight_addr(0)).map_err(e)?;
+            a.set(OUT, OUTPUT_BASE).map_err(e)?;
+            a.set(ROWS, rows).map_err(e)?;
+            a.set(N, n).map_err(e)?;
+            a.set(EPS_LO, *eps as u64 as u32).map_err(e)?;
+            a.set(EPS_HI, (*eps as u64 >> 32) as u32).map_err(e)?;
+            a.set(FRAC, *frac).map_err(e)?;
+            a.set(SHIFT, shift).map_err(e)?;
+            a.set(SLOTS, alloc(SLOT_BYTES)?).map_err(e)?;
+            (KernelId::RmsNormWide, a.0)
+        }
+        Op::Rope { cos, sin: _, pos0 } => {
+            use rope_args::*;
+            let RopeDims { seq, heads, head_dim, pos0 } =
+                rope_dims(&x.shape, &wspec(*cos).shape, *pos0).map_err(dims_err)?;
+            let half = head_dim / 2;
+            let row0 = pos0
+                .checked_mul(4 * half)
+                .ok_or_else(|| layout_err(format!("position {pos0} of {half} pairs overflows")))?;
+            let mut a = Args::new(ROW0 + 1);
+            let e = layout_err;
+            a.set(X, input_addr(0)).map_err(e)?;
+            a.set(COS, weight_addr(0)).map_err(e)?;
+            a.set(SIN, weight_addr(1)).map_err(e)?;
+            a.set(OUT, OUTPUT_BASE).map_err(e)?;
+            a.set(SEQ, seq).map_err(e)?;
+            a.set(HEADS, heads).map_err(e)?;
+            a.set(HALF, half).map_err(e)?;
+            a.set(ROW0, row0).map_err(e)?;
+            (KernelId::Rope, a.0)
+        }
+        Op::SwiGlu { frac } => {
+            use swiglu_args::*;
+            let mut a = Args::new(FRAC + 1);
+            let e = layout_err;
+            a.set(GATE, input_addr(0)).map_err(e)?;
+            a.set(UP, input_addr(1)).map_err(e)?;
+            a.set(OUT, OUTPUT_BASE).map_err(e)?;
+            a.set(COUNT, x.numel()).map_err(e)?;
+            a.set(FRAC, *frac).map_err(e)?;
+            (KernelId::SwiGlu, a.0)
+        }
+        Op::Attention { pos0, frac } => {
+            use attention_args::*;
+            let d = attention_dims(&x.shape, &ins[1].shape, &ins[2].shape, *pos0).map_err(dims_err)?;
+            let AttnDims { seq, heads, kv_heads, head_dim, .. } = d;
+            let e = layout_err;
+            let too_big = || e(format!("attention sizes {d:?} overflow"));
+            let row_bytes = kv_heads.checked_mul(head_dim).and_then(|n| n.checked_mul(4)).ok_or_else(too_big)?;
+            let buffer_bytes = (pos0 + seq).checked_mul(4).ok_or_else(too_big)?;
+            let mut a = Args::new(COUNT);
+            a.set(Q, input_addr(0)).map_err(e)?;
+            a.set(K, input_addr(1)).map_err(e)?;
+            a.set(V, input_addr(2)).map_err(e)?;
+            a.set(OUT, OUTPUT_BASE).map_err(e)?;
+            for (i, v) in [
+                (SEQ, seq),
+                (HEADS, heads),
+                (GROUP, heads / kv_heads),
+                (HEAD_DIM, head_dim),
+                (POS0, *pos0),
+                (FRAC, *frac as usize),
+                (SCALE, score_scale_q30(head_dim) as usize),
+                (ROW_BYTES, row_bytes),
+            ] {
+                a.set(i, v).map_err(e)?;
+            }
+            a.set(CONSTS, alloc(CONST_BYTES)?).map_err(e)?;
+            a.set(ROW, alloc(buffer_bytes)?).map_err(e)?;
+            (KernelId::Attention, a.0)
         }
     };
     Ok(Lowered { kernel, args })

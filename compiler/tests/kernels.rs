@@ -457,6 +457,18 @@ fn model_with(x: TensorSpec, weights: Vec<Tensor>, op: Op) -> Model {
     Model::new(graph, weights).unwrap()
 }
 
+/// A one-node model over `inputs` with the given constants.
+fn node_with(inputs: Vec<TensorSpec>, weights: Vec<Tensor>, op: Op) -> Model {
+    let n_in = inputs.len();
+    let graph = Graph {
+        inputs,
+        consts: weights.iter().enumerate().map(|(i, w)| ConstSpec { name: format!("c{i}"), spec: w.spec() }).collect(),
+        nodes: vec![Node { name: "n".into(), op, inputs: (0..n_in).collect() }],
+        output: n_in,
+    };
+    Model::new(graph, weights).unwrap()
+}
+
 /// Real SmolLM2-135M weights (when `.cache/models/` has the file): 48 rows of the Q4_1
 /// `blk.0.ffn_down` (576 x 1536) and of `blk.0.attn_q` (576 x 576), and 64 rows of the
 /// Q8_0 token embedding as the tied output layer and as an embedding table, with
@@ -502,4 +514,239 @@ fn real_smollm2_weights_match_native() {
     }
     let m = model_with(i32s(vec![5]), weights, Op::EmbedQ8_0 { qs: 0, d: 1, exp: e.exp, frac: 14 });
     check(&m, &[Tensor::from_i32(vec![5], vec![0, 63, 7, 7, 31]).unwrap()]).unwrap();
+}
+
+/// Wide-stream values: a mix of full-range words, the i32 extremes, and small or
+/// medium magnitudes (`mode` picks the mix: 0 everything, 1 small, 2 extremes only,
+/// 3 medium, as a transformer's residual stream, 4 tiny: -2..=2).
+fn wide_values(rng: &mut ChaCha8Rng, n: usize, mode: u8) -> Vec<i32> {
+    const EDGES: [i32; 6] = [i32::MIN, i32::MIN + 1, -1, 0, 1, i32::MAX];
+    (0..n)
+        .map(|_| match (mode, rng.gen_range(0..4)) {
+            (0, 0) | (0, 1) => rng.gen(),
+            (0, 2) | (2, _) => EDGES[rng.gen_range(0..EDGES.len())],
+            (1, _) => rng.gen_range(-300..300),
+            (4, _) => rng.gen_range(-2..=2),
+            _ => rng.gen_range(-(1 << 22)..1 << 22),
+        })
+        .collect()
+}
+
+fn wide_tensor(rng: &mut ChaCha8Rng, shape: Vec<usize>, mode: u8) -> Tensor {
+    let n = shape.iter().product();
+    Tensor::from_i32(shape, wide_values(rng, n, mode)).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Every parameter across its whole range (`out_frac` anywhere in `0..=frac + 30 +
+    /// gamma_exp`, so output shifts 0..=123), epsilon 0, small and up to `i64::MAX`, rows
+    /// of random, extreme, small, tiny (mean squares 0, 1, 2: the largest inverses, up to
+    /// 2^61) or all-zero values, gains with the i32 extremes.
+    #[test]
+    fn rmsnorm_wide(seed in any::<u64>(), lead in proptest::collection::vec(0usize..3, 0..2), n in prop_oneof![1usize..40, 570usize..580],
+                    frac in 0u32..=31, gamma_exp in 0u32..=62, out_pick in any::<u32>(), eps_pick in 0u8..5, mode in 0u8..6, gmode in 0u8..4) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let out_frac = out_pick % (frac + 30 + gamma_exp + 1);
+        let eps = match eps_pick { 0 | 4 => 0, 1 => rng.gen_range(0..100_000), 2 => rng.gen_range(0..=i64::MAX), _ => i64::MAX };
+        let mut shape = lead;
+        shape.push(n);
+        let gamma = wide_tensor(&mut rng, vec![n], gmode);
+        let op = Op::RmsNormWide { gamma: 0, gamma_exp, eps, frac, out_frac };
+        let m = node_with(vec![i32s(shape.clone())], vec![gamma], op);
+        // Mode 5: all-zero rows.
+        let x = if mode == 5 { Tensor::from_i32(shape.clone(), vec![0; shape.iter().product()]).unwrap() } else { wide_tensor(&mut rng, shape, mode) };
+        check(&m, &[x])?;
+    }
+
+    /// Random shapes, positions and tables (random words, extremes, or all `-2^31` with
+    /// inputs all `-2^31`: the one sum that leaves i64).
+    #[test]
+    fn rope(seed in any::<u64>(), seq in 0usize..4, heads in 0usize..4, half in 0usize..6, extra in 0usize..4, mode in 0u8..4, tmode in 0u8..4) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let positions = seq + extra;
+        let pos0 = if positions > seq { rng.gen_range(0..=positions - seq) } else { 0 };
+        let table = |rng: &mut ChaCha8Rng| match tmode {
+            3 => Tensor::from_i32(vec![positions, half], vec![i32::MIN; positions * half]).unwrap(),
+            _ => wide_tensor(rng, vec![positions, half], tmode),
+        };
+        let (cos, sin) = (table(&mut rng), table(&mut rng));
+        let m = node_with(vec![i32s(vec![seq, heads, 2 * half])], vec![cos, sin], Op::Rope { cos: 0, sin: 1, pos0 });
+        let x = if tmode == 3 && mode == 3 {
+            Tensor::from_i32(vec![seq, heads, 2 * half], vec![i32::MIN; seq * heads * 2 * half]).unwrap()
+        } else {
+            wide_tensor(&mut rng, vec![seq, heads, 2 * half], mode)
+        };
+        check(&m, &[x])?;
+    }
+
+    /// Every fraction-bit count, shapes with zero elements, gates and ups from every mix.
+    #[test]
+    fn swiglu(seed in any::<u64>(), shape in proptest::collection::vec(0usize..9, 1..4), frac in 0u32..=31, gmode in 0u8..4, umode in 0u8..4) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let m = node_with(vec![i32s(shape.clone()), i32s(shape.clone())], vec![], Op::SwiGlu { frac });
+        let (g, u) = (wide_tensor(&mut rng, shape.clone(), gmode), wide_tensor(&mut rng, shape, umode));
+        check(&m, &[g, u])?;
+    }
+}
+
+/// SmolLM2's RoPE tables (8192 positions, head dim 64, base 100000), built once.
+static SMOLLM2_TABLES: std::sync::LazyLock<(Tensor, Tensor)> = std::sync::LazyLock::new(|| {
+    let (cos, sin) = opml_dnn::ops::llm::rope::rope_tables(8192, 64, 100_000.0);
+    let table = |v: Vec<i32>| Tensor::from_i32(vec![8192, 32], v).unwrap();
+    (table(cos), table(sin))
+});
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    /// The model's real tables at random positions anywhere in 0..8192, q- and k-like
+    /// head counts, stream values of every mix.
+    #[test]
+    fn rope_with_smollm2_tables(seed in any::<u64>(), seq in 1usize..4, heads in prop_oneof![Just(3usize), Just(9usize), 1usize..4], pos_pick in any::<usize>(), mode in 0u8..5) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let pos0 = pos_pick % (8192 - seq + 1);
+        let (cos, sin) = SMOLLM2_TABLES.clone();
+        let m = node_with(vec![i32s(vec![seq, heads, 64])], vec![cos, sin], Op::Rope { cos: 0, sin: 1, pos0 });
+        check(&m, &[wide_tensor(&mut rng, vec![seq, heads, 64], mode)])?;
+    }
+}
+
+/// SmolLM2-135M's sizes and formats (`F = 14`, gains with exponent 30, `eps = fix(1e-5,
+/// 28)`): RMSNorm over rows of 576, RoPE of the 9 query heads and 3 key heads at positions
+/// up to 8191 with the model's real tables, SwiGLU over the 1536 FFN channels.
+#[test]
+fn smollm2_sized_rows_match_the_native() {
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    let frac = 14;
+    let gamma = Tensor::from_i32(vec![576], (0..576).map(|_| rng.gen_range(1 << 27..=1 << 30)).collect()).unwrap();
+    let op = Op::RmsNormWide { gamma: 0, gamma_exp: 30, eps: 2684, frac, out_frac: frac };
+    let m = node_with(vec![i32s(vec![3, 576])], vec![gamma], op);
+    check(&m, &[wide_tensor(&mut rng, vec![3, 576], 3)]).unwrap();
+    let (cos, sin) = &*SMOLLM2_TABLES;
+    for (seq, heads, pos0) in [(1, 9, 8191), (1, 3, 8191), (2, 3, 8190), (4, 9, 8188)] {
+        let op = Op::Rope { cos: 0, sin: 1, pos0 };
+        let m = node_with(vec![i32s(vec![seq, heads, 64])], vec![cos.clone(), sin.clone()], op);
+        check(&m, &[wide_tensor(&mut rng, vec![seq, heads, 64], 3)]).unwrap();
+    }
+    let m = node_with(vec![i32s(vec![1, 1536]), i32s(vec![1, 1536])], vec![], Op::SwiGlu { frac });
+    check(&m, &[wide_tensor(&mut rng, vec![1, 1536], 3), wide_tensor(&mut rng, vec![1, 1536], 3)]).unwrap();
+}
+
+/// Attention operands of one family: 0 fixed-point values of a few units (`±4 << frac`,
+/// capped at i32), 1 any i32 (scores saturate, most weights underflow to 0), 2 only the
+/// extremes and their neighbours, 3 tiny values (equal scores, exact halves in every
+/// rounding), 4 zeros (uniform weights).
+fn attention_values(rng: &mut ChaCha8Rng, n: usize, family: u32, frac: u32) -> Vec<i32> {
+    let mag = (4i64 << frac).min(i32::MAX as i64) as i32;
+    let extremes = [i32::MIN, i32::MIN + 1, i32::MAX, i32::MAX - 1, 0, 1, -1];
+    (0..n)
+        .map(|_| match family {
+            0 => rng.gen_range(-mag..=mag),
+            1 => rng.gen(),
+            2 => extremes[rng.gen_range(0..extremes.len())],
+            3 => rng.gen_range(-3..=3),
+            _ => 0,
+        })
+        .collect()
+}
+
+/// A one-node attention model with q `[seq, heads, hd]`, k, v `[ctx, kv_heads, hd]`, and
+/// its operands drawn from the families `fam` (q, k, v).
+fn attention_case(
+    rng: &mut ChaCha8Rng,
+    (seq, heads, kv_heads, hd, ctx): (usize, usize, usize, usize, usize),
+    pos0: usize,
+    frac: u32,
+    fam: [u32; 3],
+) -> (Model, Vec<Tensor>) {
+    let (qs, ks) = (vec![seq, heads, hd], vec![ctx, kv_heads, hd]);
+    let (m, _) =
+        one_node(rng, vec![i32s(qs.clone()), i32s(ks.clone()), i32s(ks.clone())], vec![], Op::Attention { pos0, frac });
+    let xs = [(qs, fam[0]), (ks.clone(), fam[1]), (ks, fam[2])]
+        .into_iter()
+        .map(|(shape, f)| {
+            let n = shape.iter().product();
+            Tensor::from_i32(shape, attention_values(rng, n, f, frac)).unwrap()
+        })
+        .collect();
+    (m, xs)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Causal GQA attention: the prompt case (`pos0 = 0`), the decode case (one query at the
+    /// last cache position) and queries anywhere in a longer cache, group sizes 1 and 3
+    /// among others, head dims with and without a whole number of unrolled steps, every
+    /// fraction width, and operand families from realistic to the i32 limits.
+    #[test]
+    fn attention(seed in any::<u64>(), case in 0u32..3, seq in 1usize..5, kv in 1usize..3, group in prop_oneof![Just(1usize), Just(3), 2usize..5],
+                 hd in prop_oneof![1usize..10, Just(16), Just(64)], extra in 0usize..6, spare in 0usize..2,
+                 frac in prop_oneof![Just(16u32), 0u32..=31], fam in (0u32..5, 0u32..5, 0u32..5)) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (seq, pos0, ctx) = match case {
+            0 => (seq + 1, 0, seq + 1 + spare),
+            1 => (1, extra, extra + 1),
+            _ => (seq, extra, extra + seq + spare),
+        };
+        let dims = (seq, kv * group, kv, hd, ctx);
+        let (m, xs) = attention_case(&mut rng, dims, pos0, frac, [fam.0, fam.1, fam.2]);
+        check(&m, &xs)?;
+    }
+}
+
+/// One decode step of SmolLM2-135M's attention (9 query heads over 3 cache heads of 64
+/// channels) at position 199 of a 200-long cache, with activations of a few units in
+/// 16 fraction bits.
+#[test]
+fn attention_smollm2_decode_at_ctx_200() {
+    let mut rng = ChaCha8Rng::seed_from_u64(135);
+    let (m, xs) = attention_case(&mut rng, (1, 9, 3, 64, 200), 199, 16, [0, 0, 0]);
+    let steps = check(&m, &xs).unwrap();
+    eprintln!("SmolLM2 attention, decode at ctx 200: {steps} VM steps");
+}
+
+/// Equal scores over `T` positions give weights `floor(2^30 / T + 1/2)`, whose sum passes
+/// 2^30 for `T = 5` among others: values all at an i32 limit then round past it and the
+/// output saturates (both signs), while an exact half (`T = 2`, odd values) rounds away
+/// from zero.
+#[test]
+fn attention_weights_summing_past_one_saturate_at_both_limits() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    for ctx in 1..=8 {
+        for fill in [i32::MIN, i32::MAX, -3, 3] {
+            let (m, mut xs) = attention_case(&mut rng, (1, 2, 1, 4, ctx), ctx - 1, 16, [4, 0, 0]);
+            xs[2] = Tensor::from_i32(vec![ctx, 1, 4], vec![fill; ctx * 4]).unwrap();
+            check(&m, &xs).unwrap();
+            xs[2] = Tensor::from_i32(
+                vec![ctx, 1, 4],
+                (0..ctx * 4).map(|i| fill - (i as i32 % 2) * fill.signum()).collect(),
+            )
+            .unwrap();
+            check(&m, &xs).unwrap();
+        }
+    }
+}
+
+/// Degenerate sizes run (no queries, no heads), and a cache too long for the scratch row
+/// is refused by the compiler instead of building an image.
+#[test]
+fn attention_edge_sizes() {
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    for (dims, pos0) in [((0, 3, 1, 4, 2), 2), ((2, 0, 1, 4, 3), 1), ((1, 3, 3, 1, 1), 0)] {
+        let (m, xs) = attention_case(&mut rng, dims, pos0, 16, [0, 0, 0]);
+        check(&m, &xs).unwrap();
+    }
+    let ctx = 1 << 27;
+    let op = Op::Attention { pos0: ctx - 1, frac: 16 };
+    let graph = Graph {
+        inputs: vec![i32s(vec![1, 1, 1]), i32s(vec![ctx, 1, 1]), i32s(vec![ctx, 1, 1])],
+        consts: vec![],
+        nodes: vec![Node { name: "n".into(), op, inputs: vec![0, 1, 2] }],
+        output: 3,
+    };
+    let err = compile_node(&Model::new(graph, vec![]).unwrap(), 0).unwrap_err();
+    assert!(err.to_string().contains("do not fit"), "{err}");
 }

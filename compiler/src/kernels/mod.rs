@@ -25,13 +25,18 @@ macro_rules! arg_words {
     };
 }
 
+pub mod attention;
 pub mod blockq;
 pub mod copy;
 pub mod elementwise;
+pub mod fixexp;
 pub mod gemm;
 pub mod norm;
 pub mod pool;
+pub mod rmsnorm_wide;
+pub mod rope;
 pub mod softmax;
+pub mod swiglu;
 pub mod wide;
 
 /// The kernels. A kernel's code depends only on its id (and, for measurements, on whether
@@ -78,11 +83,19 @@ pub enum KernelId {
     LinearQ8_0,
     /// `embed_q8_0` (op 23).
     EmbedQ8_0,
+    /// `rmsnorm_wide` (op 24).
+    RmsNormWide,
+    /// `rope` (op 25).
+    Rope,
+    /// `swiglu` (op 26).
+    SwiGlu,
+    /// `attention` (op 27).
+    Attention,
 }
 
 impl KernelId {
     /// Every kernel.
-    pub const ALL: [KernelId; 20] = [
+    pub const ALL: [KernelId; 24] = [
         KernelId::Linear,
         KernelId::MatMul,
         KernelId::Conv2d,
@@ -103,6 +116,10 @@ impl KernelId {
         KernelId::LinearQ4_1,
         KernelId::LinearQ8_0,
         KernelId::EmbedQ8_0,
+        KernelId::RmsNormWide,
+        KernelId::Rope,
+        KernelId::SwiGlu,
+        KernelId::Attention,
     ];
 
     /// Short name.
@@ -128,6 +145,10 @@ impl KernelId {
             KernelId::LinearQ4_1 => "linear_q4_1",
             KernelId::LinearQ8_0 => "linear_q8_0",
             KernelId::EmbedQ8_0 => "embed_q8_0",
+            KernelId::RmsNormWide => "rmsnorm_wide",
+            KernelId::Rope => "rope",
+            KernelId::SwiGlu => "swiglu",
+            KernelId::Attention => "attention",
         }
     }
 
@@ -162,6 +183,10 @@ impl KernelId {
             KernelId::LinearQ4_1 => blockq::linear(&mut a, blockq::Format::Q4_1, dot4),
             KernelId::LinearQ8_0 => blockq::linear(&mut a, blockq::Format::Q8_0, dot4),
             KernelId::EmbedQ8_0 => blockq::embed(&mut a),
+            KernelId::RmsNormWide => rmsnorm_wide::rmsnorm_wide(&mut a),
+            KernelId::Rope => rope::rope(&mut a),
+            KernelId::SwiGlu => swiglu::swiglu(&mut a),
+            KernelId::Attention => attention::attention(&mut a),
         }
         a.finish()
     }
