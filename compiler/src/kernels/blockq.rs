@@ -51,7 +51,7 @@ use crate::asm::{Asm, Label, Reg};
 /// Elements per block.
 pub const QK: usize = 32;
 
-/// Blocks per chunk of the fused loop (see the module comment for why 64 is safe).
+/// Blocks per chunk of phase 2 (see the module comment for why 64 is safe).
 pub const CHUNK: i32 = 64;
 
 arg_words! {
