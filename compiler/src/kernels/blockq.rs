@@ -144,7 +144,8 @@ mod r {
     pub const Q: Reg = T4;
     pub const LO: Reg = RA;
     /// Phase 2: the row's dots (stride 4 * group), the chunk accumulator `C0`, `V`, `H`
-    /// (low, high), blocks left in the row and in the chunk, rows left in the group.
+    /// (low, high), blocks left in the row, block pairs left in the chunk and whether one
+    /// more follows, rows left in the group.
     pub const DOTS: Reg = S3;
     pub const C0: Reg = S5;
     pub const V: Reg = S6;
@@ -152,6 +153,7 @@ mod r {
     pub const HH: Reg = S9;
     pub const LEFT: Reg = A7;
     pub const IN_CHUNK: Reg = RA;
+    pub const ODD: Reg = T5;
     pub const GROUP_LEFT: Reg = SP;
 }
 
@@ -385,7 +387,19 @@ fn row_chunks(a: &mut Asm, fmt: Format, wide: bool, rows: usize) {
     for reg in [r::C0, r::V, r::HL, r::HH] {
         a.li(reg, 0);
     }
-    repeat(a, r::IN_CHUNK, r::IN_CHUNK, |a| block_term(a, fmt, wide, rows));
+    // Two blocks a step, then the odd one.
+    let even = a.label();
+    a.andi(r::ODD, r::IN_CHUNK, 1);
+    a.srli(r::IN_CHUNK, r::IN_CHUNK, 1);
+    repeat(a, r::IN_CHUNK, r::IN_CHUNK, |a| {
+        block_term(a, fmt, wide, rows, 0);
+        block_term(a, fmt, wide, rows, 1);
+        next_blocks(a, fmt, wide, rows, 2);
+    });
+    a.beq(r::ODD, ZERO, even);
+    block_term(a, fmt, wide, rows, 0);
+    next_blocks(a, fmt, wide, rows, 1);
+    a.bind(even);
     fold_chunk(a);
     a.j(top);
     a.bind(done);
@@ -417,18 +431,19 @@ fn block_qsum(a: &mut Asm, fmt: Format, use_dot4: bool, qp: Reg) {
     }
 }
 
-/// Add the block's `P S` to the chunk accumulator and step to the next block. Clobbers
-/// t0-t4, a1-a5.
-fn block_term(a: &mut Asm, fmt: Format, wide: bool, rows: usize) {
+/// Add the `P S` of block `at` (0 or 1) past the pointers to the chunk accumulator.
+/// Clobbers t0-t2, a1-a5.
+fn block_term(a: &mut Asm, fmt: Format, wide: bool, rows: usize, at: i32) {
     let (_, rec) = record(wide);
-    a.lw(A1, r::DOTS, 0);
+    let (ap, word) = (at * rec, 4 * at);
+    a.lw(A1, r::DOTS, word * rows as i32);
     // P = D dot (+ M A) in a3:a2.
-    a.lw(A4, r::DP, 0);
+    a.lw(A4, r::DP, word);
     a.mul(A2, A4, A1);
     a.mulh(A3, A4, A1);
     if fmt == Format::Q4_1 {
-        a.lw(A4, r::MP, 0);
-        a.lw(T0, r::AP, 4);
+        a.lw(A4, r::MP, word);
+        a.lw(T0, r::AP, ap + 4);
         a.mul(T1, A4, T0);
         a.mulh(T2, A4, T0);
         a.add(A2, A2, T1);
@@ -437,7 +452,7 @@ fn block_term(a: &mut Asm, fmt: Format, wide: bool, rows: usize) {
         a.add(A3, A3, T1);
     }
     // S (signed: a negated record has -S).
-    a.lw(A5, r::AP, 0);
+    a.lw(A5, r::AP, ap);
     // S Pl: low word into C0, its carry and (signed) high word into V.
     a.mul(T0, A5, A2);
     a.mulhsu(T1, A5, A2);
@@ -452,12 +467,17 @@ fn block_term(a: &mut Asm, fmt: Format, wide: bool, rows: usize) {
     a.sltu(T0, r::HL, T0);
     a.add(r::HH, r::HH, T1);
     a.add(r::HH, r::HH, T0);
-    a.addi(r::DOTS, r::DOTS, 4 * rows as i32);
-    a.addi(r::DP, r::DP, 4);
+}
+
+/// Step the phase-2 pointers over `n` blocks.
+fn next_blocks(a: &mut Asm, fmt: Format, wide: bool, rows: usize, n: i32) {
+    let (_, rec) = record(wide);
+    a.addi(r::DOTS, r::DOTS, 4 * rows as i32 * n);
+    a.addi(r::DP, r::DP, 4 * n);
     if fmt == Format::Q4_1 {
-        a.addi(r::MP, r::MP, 4);
+        a.addi(r::MP, r::MP, 4 * n);
     }
-    a.addi(r::AP, r::AP, rec);
+    a.addi(r::AP, r::AP, rec * n);
 }
 
 /// `TOTAL += C0 + 2^32 (V + H)` (128-bit; `V` signed). Clobbers t0-t4.
