@@ -145,7 +145,7 @@ mod r {
     pub const LO: Reg = RA;
     /// Phase 2: the row's dots (stride 4 * group), the chunk accumulator `C0`, `V`, `H`
     /// (low, high), blocks left in the row, block pairs left in the chunk and whether one
-    /// more follows, rows left in the group.
+    /// more follows, whether the chunk is the row's first, rows left in the group.
     pub const DOTS: Reg = S3;
     pub const C0: Reg = S5;
     pub const V: Reg = S6;
@@ -154,6 +154,7 @@ mod r {
     pub const LEFT: Reg = A7;
     pub const IN_CHUNK: Reg = RA;
     pub const ODD: Reg = T5;
+    pub const FIRST: Reg = T6;
     pub const GROUP_LEFT: Reg = SP;
 }
 
@@ -338,24 +339,15 @@ fn dots(a: &mut Asm, fmt: Format, wide: bool, use_dot4: bool, rows: usize) {
 }
 
 /// Phase 2: for each of the `rows` weight rows of the group, its block terms in chunks of
-/// [`CHUNK`], each folded into the 128-bit slot `TOTAL`, then the output. Moves WQ, DP,
-/// MP past the group.
+/// [`CHUNK`] summed in 128 bits, then the output. Moves WQ, DP, MP past the group.
 fn terms(a: &mut Asm, fmt: Format, wide: bool, rows: usize, round: Label) {
     use linear_q_args as w;
     arg(a, r::DOTS, w::DOTS);
     a.li(r::GROUP_LEFT, rows as i32);
     far_repeat(a, r::GROUP_LEFT, r::GROUP_LEFT, |a| {
-        arg(a, T0, w::TOTAL);
-        for off in [0, 4, 8, 12] {
-            a.sw(ZERO, T0, off);
-        }
         a.mv(r::AP, r::ROW);
         arg(a, r::LEFT, w::NB);
         row_chunks(a, fmt, wide, rows);
-        arg(a, T0, w::TOTAL);
-        for (i, reg) in [A1, A2, A3, A4].into_iter().enumerate() {
-            a.lw(reg, T0, 4 * i as i32);
-        }
         arg(a, A5, w::EXP);
         a.jal(A7, round);
         a.sw(A1, r::OUT, 0);
@@ -371,13 +363,18 @@ fn terms(a: &mut Asm, fmt: Format, wide: bool, rows: usize, round: Label) {
     a.add(r::WQ, r::WQ, T0);
 }
 
-/// The blocks of one (activation row, weight row) pair in chunks of [`CHUNK`].
+/// The blocks of one (activation row, weight row) pair in chunks of [`CHUNK`] (`NB >= 1`):
+/// the row sum ends in a1..a4 (least significant limb first). A sum of several chunks
+/// waits in the slot `TOTAL` while the next chunk runs.
 fn row_chunks(a: &mut Asm, fmt: Format, wide: bool, rows: usize) {
+    use linear_q_args as w;
     let top = a.label();
-    let done = a.label();
     let whole = a.label();
+    let first = a.label();
+    let summed = a.label();
+    let done = a.label();
+    a.li(r::FIRST, 1);
     a.bind(top);
-    a.beq(r::LEFT, ZERO, done);
     // IN_CHUNK = min(LEFT, CHUNK); LEFT -= IN_CHUNK.
     a.li(r::IN_CHUNK, CHUNK);
     a.bgeu(r::LEFT, r::IN_CHUNK, whole);
@@ -400,9 +397,48 @@ fn row_chunks(a: &mut Asm, fmt: Format, wide: bool, rows: usize) {
     block_term(a, fmt, wide, rows, 0);
     next_blocks(a, fmt, wide, rows, 1);
     a.bind(even);
-    fold_chunk(a);
+    // The chunk C0 + 2^32 (V + H) as four limbs in a1..a4 (W = H + V, V signed).
+    a.add(r::HL, r::HL, r::V);
+    a.sltu(T0, r::HL, r::V);
+    a.srai(T1, r::V, 31);
+    a.add(r::HH, r::HH, T0);
+    a.add(r::HH, r::HH, T1);
+    a.mv(A1, r::C0);
+    a.mv(A2, r::HL);
+    a.mv(A3, r::HH);
+    a.srai(A4, r::HH, 31);
+    a.bne(r::FIRST, ZERO, first);
+    add_total(a);
+    a.j(summed);
+    a.bind(first);
+    a.li(r::FIRST, 0);
+    a.bind(summed);
+    a.beq(r::LEFT, ZERO, done);
+    arg(a, T0, w::TOTAL);
+    for (i, reg) in [A1, A2, A3, A4].into_iter().enumerate() {
+        a.sw(reg, T0, 4 * i as i32);
+    }
     a.j(top);
     a.bind(done);
+}
+
+/// `a1..a4 += TOTAL` (128-bit). Clobbers t0-t4.
+fn add_total(a: &mut Asm) {
+    arg(a, T4, linear_q_args::TOTAL);
+    // The carry into each limb in t3.
+    a.li(T3, 0);
+    for (i, limb) in [A1, A2, A3, A4].into_iter().enumerate() {
+        a.lw(T0, T4, 4 * i as i32);
+        a.add(limb, limb, T0);
+        if i < 3 {
+            a.sltu(T1, limb, T0);
+            a.add(limb, limb, T3);
+            a.sltu(T2, limb, T3);
+            a.or(T3, T1, T2);
+        } else {
+            a.add(limb, limb, T3);
+        }
+    }
 }
 
 /// `t1 = sum(q)` of the weight block at `qp` (t2 = `0x01010101`). Clobbers t2-t4 (and
@@ -478,38 +514,6 @@ fn next_blocks(a: &mut Asm, fmt: Format, wide: bool, rows: usize, n: i32) {
         a.addi(r::MP, r::MP, 4 * n);
     }
     a.addi(r::AP, r::AP, rec * n);
-}
-
-/// `TOTAL += C0 + 2^32 (V + H)` (128-bit; `V` signed). Clobbers t0-t4.
-fn fold_chunk(a: &mut Asm) {
-    // W = H + V.
-    a.add(r::HL, r::HL, r::V);
-    a.sltu(T0, r::HL, r::V);
-    a.srai(T1, r::V, 31);
-    a.add(r::HH, r::HH, T0);
-    a.add(r::HH, r::HH, T1);
-    arg(a, T4, linear_q_args::TOTAL);
-    // Limb 0 += C0, carry in t3.
-    a.lw(T0, T4, 0);
-    a.add(T0, T0, r::C0);
-    a.sltu(T3, T0, r::C0);
-    a.sw(T0, T4, 0);
-    // Limbs 1, 2 += W's words and the carry.
-    for (off, w) in [(4, r::HL), (8, r::HH)] {
-        a.lw(T0, T4, off);
-        a.add(T0, T0, w);
-        a.sltu(T1, T0, w);
-        a.add(T0, T0, T3);
-        a.sltu(T2, T0, T3);
-        a.or(T3, T1, T2);
-        a.sw(T0, T4, off);
-    }
-    // Limb 3 += sign extension of W and the carry.
-    a.lw(T0, T4, 12);
-    a.srai(T1, r::HH, 31);
-    a.add(T0, T0, T1);
-    a.add(T0, T0, T3);
-    a.sw(T0, T4, 12);
 }
 
 /// `t2 = a` for the element at a4, as `quantize_act` (a6 = S > 0): `|x| = q S + r`,
