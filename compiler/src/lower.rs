@@ -577,9 +577,10 @@ fn block_linear_lowered(
     let too_big = || layout_err(format!("activation records of {rows} rows x {k} overflow"));
     let row_rec = nb.checked_mul(rec).ok_or_else(too_big)?;
     let act_bytes = rows.checked_mul(row_rec).ok_or_else(too_big)?;
-    let total = alloc(TOTAL_BYTES)?;
     let records = alloc(act_bytes)?;
-    let words: [(usize, usize); 14] = [
+    let total = alloc(TOTAL_BYTES)?;
+    let dots = alloc(nb * 4 * GROUP)?;
+    let words: [(usize, usize); 15] = [
         (X, input_addr(0) as usize),
         (QS, weight_addr(0) as usize),
         (D, weight_addr(1) as usize),
@@ -594,6 +595,7 @@ fn block_linear_lowered(
         (ROW_REC, row_rec),
         (QBLOCKS, rows.checked_mul(nb).ok_or_else(too_big)?),
         (TOTAL, total as usize),
+        (DOTS, dots as usize),
     ];
     let mut a = Args::new(COUNT);
     for (i, v) in words {

@@ -472,7 +472,8 @@ fn node_with(inputs: Vec<TensorSpec>, weights: Vec<Tensor>, op: Op) -> Model {
 /// Real SmolLM2-135M weights (when `.cache/models/` has the file): 48 rows of the Q4_1
 /// `blk.0.ffn_down` (576 x 1536) and of `blk.0.attn_q` (576 x 576), and 64 rows of the
 /// Q8_0 token embedding as the tied output layer and as an embedding table, with
-/// stream-format activations (`F = 14`) at both widths.
+/// stream-format activations (`F = 14`) at both widths; then the whole tied output layer
+/// (49152 x 576, 16-bit activations), the largest node a dispute runs in the VM.
 #[test]
 fn real_smollm2_weights_match_native() {
     let path =
@@ -514,6 +515,14 @@ fn real_smollm2_weights_match_native() {
     }
     let m = model_with(i32s(vec![5]), weights, Op::EmbedQ8_0 { qs: 0, d: 1, exp: e.exp, frac: 14 });
     check(&m, &[Tensor::from_i32(vec![5], vec![0, 63, 7, 7, 31]).unwrap()]).unwrap();
+    let e = Q8_0Owned::from_gguf(&bytes).unwrap();
+    let vocab = e.qs.len() / k;
+    let weights =
+        vec![Tensor::from_i8(vec![vocab, k], e.qs).unwrap(), Tensor::from_i32(vec![vocab, k / 32], e.d).unwrap()];
+    let m = model_with(i32s(vec![1, k]), weights, Op::LinearQ8_0 { qs: 0, d: 1, exp: e.exp, act: ActBits::I16 });
+    let x = Tensor::from_i32(vec![1, k], (0..k).map(|_| rng.gen_range(-(1 << 17)..1 << 17)).collect()).unwrap();
+    let steps = check(&m, &[x]).unwrap();
+    eprintln!("tied output layer {vocab} x {k} (16-bit activations): {steps} VM steps");
 }
 
 /// Wide-stream values: a mix of full-range words, the i32 extremes, and small or

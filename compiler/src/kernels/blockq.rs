@@ -3,28 +3,36 @@
 //!
 //! **Linears.** First every activation block of 32 is quantized into a scratch record
 //! (`S`, `A = sum a`, then the values as bytes), exactly as `quantize_act`: `S = ceil(max
-//! |x| / MAX)` by `divu`, `a = q + (2r >= S)` from `|x| = qS + r`, signed. Then for each
-//! activation row and each weight row the blocks run through one fused loop: the block dot
-//! by `dot4` straight from the GGUF bytes (Q8_0 values are signed bytes; a Q4_1 word holds
-//! four low nibbles, elements `j..j+4`, and four high ones, `j+16..j+20`, split by one mask
-//! and one shift), then the block's term `P * S` with `P = D dot + M A` into a chunk
-//! accumulator, and every [`CHUNK`] blocks the chunk into an exact 128-bit row sum. The row
-//! sum becomes the output by [`round_sat`] (`sat32(rshift(sum, E))`).
+//! |x| / MAX)` by `divu`, `a = q + (2r >= S)` from `|x| = qS + r`, signed. Then, per
+//! activation row, the weight rows go in groups of [`linear_q_args::GROUP`] (the rest one
+//! by one) through two phases:
+//! 1. the block dots of the group's rows, by `dot4` straight from the GGUF bytes (Q8_0
+//!    values are signed bytes; a Q4_1 word holds four low nibbles, elements `j..j+4`, and
+//!    four high ones, `j+16..j+20`, split by one mask and one shift), each activation word
+//!    loaded once for the whole group, into a dots buffer;
+//! 2. per row, each block's term `P S` with `P = D dot + M A` into a chunk accumulator,
+//!    every [`CHUNK`] blocks the chunk into an exact 128-bit row sum, and the output
+//!    `sat32(rshift(sum, E))` by [`round_sat`].
 //!
 //! 16-bit activations do not fit `dot4`'s signed bytes, and two signed bytes `h`, `l` with
-//! `256 h + l` cover `-32896..=32639`, not `-32767..=32767`. So a record holds
-//! `a - 128 = 256 h + l` (within that range for every `|a| <= 32767`) and the block dot is
-//! `256 dot(q, h) + dot(q, l) + 128 sum(q)`, `sum(q)` by one more `dot4` against
-//! `0x01010101` per weight word.
+//! `256 h + l` cover `-32896..=32639`, not `-32767..=32767`. So a 16-bit record holds,
+//! besides `S` and `A`, a flag word and the bytes `h`, `l` of one of:
+//! * `a` itself, when the block's largest `a` is at most 32639 (flag 0);
+//! * `-a`, when its smallest is at least -32639 (flag 0; the record's `S` and `A` are
+//!   negated too, so `(-P)(-S) = P S`);
+//! * `a - 128`, when the block holds both (flag 128): phase 1 adds `128 sum(q)` to the
+//!   dot, `sum(q)` by `dot4` against `0x01010101` per weight word.
+//!
+//! and the block dot is `256 dot(q, h) + dot(q, l)` (exact: below 2^27 in magnitude).
 //!
 //! **Bounds of the chunk accumulator** (every `D`, `M` in i32, as the rule accepts): a
 //! block's dot is below 2^27 (Q8_0: `32 * 128 * 32767`; Q4_1: `32 * 15 * 32767` < 2^24),
 //! `|A| <= 32 * 32767 < 2^20`, so `|P| < 2^31 * 2^27 = 2^58` (Q4_1: below 2^56) is exact
-//! in 64 bits (`mul` / `mulh`, then a 64-bit add); `S < 2^25` (`ceil(2^31 / 127)`). With
-//! `P = Ph 2^32 + Pl` (`Pl` unsigned), `P S = Pl S + 2^32 Ph S`:
-//! * `Pl S = hi 2^32 + lo` with `hi < S < 2^25`: `lo` adds into `C0` with its carry into
-//!   `V`, and `hi` into `V`, so `V` grows by at most `2^25` per block: below 2^31 after
-//!   [`CHUNK`] = 64 blocks;
+//! in 64 bits (`mul` / `mulh`, then a 64-bit add); `|S| < 2^25` (`ceil(2^31 / 127)`).
+//! With `P = Ph 2^32 + Pl` (`Pl` unsigned), `P S = Pl S + 2^32 Ph S`:
+//! * `S Pl = hi 2^32 + lo` (`lo` unsigned, `hi` signed by `mulhsu`, `|hi| <= 2^25`): `lo`
+//!   adds into `C0` with its carry into `V`, and `hi` into `V`, so `|V|` grows by at most
+//!   `2^25 + 1` per block: below 2^31 after [`CHUNK`] = 64 blocks;
 //! * `|Ph| <= 2^26` and `|Ph S| < 2^51` add into the 64-bit `H`: below 2^57 after 64 blocks.
 //!
 //! The chunk is `C0 + 2^32 (V + H)`, exact, folded into the 128-bit row sum (at most 2^15
@@ -36,24 +44,28 @@
 
 use super::{arg, repeat};
 use crate::asm::reg::{
-    A1, A2, A3, A4, A5, A6, A7, RA, S0, S1, S10, S2, S3, S4, S5, S6, S7, S8, S9, T0, T1, T2, T3, T4, T5, T6, ZERO,
+    A1, A2, A3, A4, A5, A6, A7, S0, S1, S10, S2, S3, S4, S5, S6, S7, S8, S9, T0, T1, T2, T3, T4, T5, T6, ZERO,
 };
 use crate::asm::{Asm, Label, Reg};
 
 /// Elements per block.
 pub const QK: usize = 32;
 
-/// Blocks per chunk of the fused loop (see the module comment for why 64 is safe).
+/// Blocks per chunk of phase 2 (see the module comment for why 64 is safe).
 pub const CHUNK: i32 = 64;
 
 arg_words! {
     /// Argument words of the block linears (`linear_q4_1`, `linear_q8_0`).
     pub mod linear_q_args {
-        X, QS, D, M, OUT, ROWS, N, NB, EXP, WIDE, ACT, ROW_REC, QBLOCKS, TOTAL, COUNT;
+        X, QS, D, M, OUT, ROWS, N, NB, EXP, WIDE, ACT, ROW_REC, QBLOCKS, TOTAL, DOTS, COUNT;
         /// Bytes of an activation record: `S`, `A`, 32 bytes (8-bit activations).
         pub const REC_I8: usize = 8 + 32;
-        /// Bytes of an activation record: `S`, `A`, 32 bytes `h`, 32 bytes `l` (16 bits).
-        pub const REC_I16: usize = 8 + 64;
+        /// Bytes of an activation record: `S`, `A`, the offset flag, 32 bytes `h`, 32
+        /// bytes `l` (16 bits).
+        pub const REC_I16: usize = 12 + 64;
+        /// Weight rows whose dots phase 1 computes together (the dots buffer holds
+        /// `NB * GROUP` words).
+        pub const GROUP: usize = 4;
         /// Bytes of the row-sum slot.
         pub const TOTAL_BYTES: usize = 16;
     }
@@ -101,31 +113,88 @@ fn dot4(a: &mut Asm, use_dot4: bool, acc: Reg, x: Reg, y: Reg) {
     }
 }
 
-/// The registers of the fused loop.
+/// The registers of the block linear. Phase 1 (the block dots of a group of weight rows)
+/// and phase 2 (each row's terms and output) share the outer-loop registers and reuse the
+/// others; `ra` and `sp` are plain registers here (no calls but `round_sat`, linked
+/// through a7; no stack).
 mod r {
     use crate::asm::reg::*;
     use crate::asm::Reg;
-    /// Weight values, scales, mins, activation record (walking).
-    pub const QP: Reg = S0;
-    pub const DP: Reg = S1;
-    pub const MP: Reg = S2;
-    pub const AP: Reg = S3;
-    /// Chunk accumulator: `C0`, `V`, `H` (low, high).
-    pub const C0: Reg = S4;
-    pub const V: Reg = S5;
-    pub const HL: Reg = S6;
-    pub const HH: Reg = S7;
-    /// Blocks left in the row, blocks left in the chunk.
-    pub const LEFT: Reg = S8;
-    pub const IN_CHUNK: Reg = S9;
-    /// Weight rows left, output pointer, the activation row's first record, rows left.
-    pub const COLS: Reg = S10;
-    pub const OUT: Reg = S11;
+    /// Outer loops: the activation row's first record, rows left, output pointer, weight
+    /// rows left, the group's first weight value, scales and mins (walking), nibble mask.
     pub const ROW: Reg = GP;
     pub const ROWS: Reg = TP;
-    /// `0x0f0f0f0f` and `0x01010101`.
+    pub const OUT: Reg = S11;
+    pub const COLS: Reg = S10;
+    pub const WQ: Reg = S0;
+    pub const DP: Reg = S1;
+    pub const MP: Reg = S2;
     pub const MASK: Reg = A6;
-    pub const ONES: Reg = A7;
+    /// Phase 1: one value pointer per row of the group, the activation record, the dots
+    /// buffer, blocks left; per row the dot accumulators `dot(q, h)` and `dot(q, l)`;
+    /// activation words `h0, h1, l0, l1`, the weight word and its low nibbles.
+    pub const QP: [Reg; 4] = [S3, S4, S5, S6];
+    pub const AP: Reg = S7;
+    pub const DOTP: Reg = S8;
+    pub const CNT: Reg = S9;
+    pub const DH: [Reg; 4] = [A1, A2, A3, A4];
+    pub const DL: [Reg; 4] = [A5, A7, T5, T6];
+    pub const H: [Reg; 2] = [T0, T1];
+    pub const L: [Reg; 2] = [T2, T3];
+    pub const Q: Reg = T4;
+    pub const LO: Reg = RA;
+    /// Phase 2: the row's dots (stride 4 * group), the chunk accumulator `C0`, `V`, `H`
+    /// (low, high), blocks left in the row, block pairs left in the chunk and whether one
+    /// more follows, whether the chunk is the row's first, rows left in the group.
+    pub const DOTS: Reg = S3;
+    pub const C0: Reg = S5;
+    pub const V: Reg = S6;
+    pub const HL: Reg = S8;
+    pub const HH: Reg = S9;
+    pub const LEFT: Reg = A7;
+    pub const IN_CHUNK: Reg = RA;
+    pub const ODD: Reg = T5;
+    pub const FIRST: Reg = T6;
+    pub const GROUP_LEFT: Reg = SP;
+}
+
+/// Byte offset of the activation bytes in a record (after `S`, `A` and, for 16 bits, the
+/// offset flag), and the record's size.
+fn record(wide: bool) -> (i32, i32) {
+    use linear_q_args as w;
+    if wide {
+        (12, w::REC_I16 as i32)
+    } else {
+        (8, w::REC_I8 as i32)
+    }
+}
+
+/// Weight rows per phase-1 pass: 4 with `dot4`; 2 without (the emulation needs t5, t6).
+fn group(use_dot4: bool) -> usize {
+    if use_dot4 {
+        linear_q_args::GROUP
+    } else {
+        2
+    }
+}
+
+/// Run `body` `n` times (the value of register `n`), counting down in `cnt`, for bodies
+/// longer than a branch reaches (the loop jumps with `j`).
+fn far_repeat(a: &mut Asm, cnt: Reg, n: Reg, body: impl FnOnce(&mut Asm)) {
+    let top = a.label();
+    let go = a.label();
+    let end = a.label();
+    if cnt != n {
+        a.mv(cnt, n);
+    }
+    a.bind(top);
+    a.bne(cnt, ZERO, go);
+    a.j(end);
+    a.bind(go);
+    body(a);
+    a.addi(cnt, cnt, -1);
+    a.j(top);
+    a.bind(end);
 }
 
 /// The block linear kernel of `fmt`: both activation widths, picked by the `WIDE` word.
@@ -143,51 +212,169 @@ pub fn linear(a: &mut Asm, fmt: Format, use_dot4: bool) {
     round_sat(a, round);
 }
 
-/// One activation width of the block linear, ending in `exit(0)`.
+/// One activation width of the block linear, ending in `exit(0)`: quantize, then per
+/// activation row the weight rows in groups (then one by one for the rest).
 fn linear_width(a: &mut Asm, fmt: Format, wide: bool, use_dot4: bool, round: Label) {
     use linear_q_args as w;
     quantize(a, wide);
     a.li(r::MASK, 0x0f0f_0f0f);
-    a.li(r::ONES, 0x0101_0101);
     arg(a, r::ROW, w::ACT);
     arg(a, r::OUT, w::OUT);
     arg(a, r::ROWS, w::ROWS);
-    repeat(a, r::ROWS, r::ROWS, |a| {
-        arg(a, r::QP, w::QS);
+    far_repeat(a, r::ROWS, r::ROWS, |a| {
+        arg(a, r::WQ, w::QS);
         arg(a, r::DP, w::D);
         arg(a, r::MP, w::M);
         arg(a, r::COLS, w::N);
-        repeat(a, r::COLS, r::COLS, |a| {
-            arg(a, T0, w::TOTAL);
-            for off in [0, 4, 8, 12] {
-                a.sw(ZERO, T0, off);
-            }
-            a.mv(r::AP, r::ROW);
-            arg(a, r::LEFT, w::NB);
-            row_chunks(a, fmt, wide, use_dot4);
-            arg(a, T0, w::TOTAL);
-            for (i, reg) in [A1, A2, A3, A4].into_iter().enumerate() {
-                a.lw(reg, T0, 4 * i as i32);
-            }
-            arg(a, A5, w::EXP);
-            a.jal(RA, round);
-            a.sw(A1, r::OUT, 0);
-            a.addi(r::OUT, r::OUT, 4);
-        });
+        for rows in [group(use_dot4), 1] {
+            let top = a.label();
+            let go = a.label();
+            let done = a.label();
+            a.bind(top);
+            a.li(T0, rows as i32);
+            a.bgeu(r::COLS, T0, go);
+            a.j(done);
+            a.bind(go);
+            dots(a, fmt, wide, use_dot4, rows);
+            terms(a, fmt, wide, rows, round);
+            a.addi(r::COLS, r::COLS, -(rows as i32));
+            a.j(top);
+            a.bind(done);
+        }
         arg(a, T0, w::ROW_REC);
         a.add(r::ROW, r::ROW, T0);
     });
     a.exit(0);
 }
 
-/// The blocks of one (activation row, weight row) pair in chunks of [`CHUNK`], each folded
-/// into the 128-bit slot `TOTAL`.
-fn row_chunks(a: &mut Asm, fmt: Format, wide: bool, use_dot4: bool) {
+/// Phase 1: the dots of `rows` weight rows from WQ against the activation row at ROW,
+/// into the dots buffer, block-major (`dots[b * rows + i]`). A 16-bit dot is
+/// `256 dot(q, h) + dot(q, l)`, plus `128 sum(q)` for an offset record.
+fn dots(a: &mut Asm, fmt: Format, wide: bool, use_dot4: bool, rows: usize) {
+    use linear_q_args as w;
+    let d = |a: &mut Asm, acc, x, y| dot4(a, use_dot4, acc, x, y);
+    let (off, rec) = record(wide);
+    let bb = fmt.block_bytes();
+    arg(a, T0, w::NB);
+    a.slli(T0, T0, bb.trailing_zeros() as i32);
+    a.mv(r::QP[0], r::WQ);
+    for i in 1..rows {
+        a.add(r::QP[i], r::QP[i - 1], T0);
+    }
+    a.mv(r::AP, r::ROW);
+    arg(a, r::DOTP, w::DOTS);
+    arg(a, r::CNT, w::NB);
+    // Without `dot4` the body outgrows a branch's reach.
+    let block_loop = if use_dot4 { repeat } else { far_repeat };
+    block_loop(a, r::CNT, r::CNT, &mut |a: &mut Asm| {
+        for i in 0..rows {
+            a.li(r::DH[i], 0);
+            if wide {
+                a.li(r::DL[i], 0);
+            }
+        }
+        match fmt {
+            Format::Q8_0 => {
+                for wd in 0..8 {
+                    a.lw(r::H[0], r::AP, off + 4 * wd);
+                    if wide {
+                        a.lw(r::L[0], r::AP, off + 32 + 4 * wd);
+                    }
+                    for i in 0..rows {
+                        a.lw(r::Q, r::QP[i], 4 * wd);
+                        d(a, r::DH[i], r::Q, r::H[0]);
+                        if wide {
+                            d(a, r::DL[i], r::Q, r::L[0]);
+                        }
+                    }
+                }
+            }
+            Format::Q4_1 => {
+                for wd in 0..4 {
+                    // Elements 4wd.. (low nibbles) and 16 + 4wd.. (high nibbles).
+                    for (half, j) in [(0, 4 * wd), (1, 16 + 4 * wd)] {
+                        a.lw(r::H[half], r::AP, off + j);
+                        if wide {
+                            a.lw(r::L[half], r::AP, off + 32 + j);
+                        }
+                    }
+                    for i in 0..rows {
+                        a.lw(r::Q, r::QP[i], 4 * wd);
+                        a.and(r::LO, r::Q, r::MASK);
+                        a.srli(r::Q, r::Q, 4);
+                        a.and(r::Q, r::Q, r::MASK);
+                        for (half, nib) in [(0, r::LO), (1, r::Q)] {
+                            d(a, r::DH[i], nib, r::H[half]);
+                            if wide {
+                                d(a, r::DL[i], nib, r::L[half]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if wide {
+            for i in 0..rows {
+                a.slli(r::DH[i], r::DH[i], 8);
+                a.add(r::DH[i], r::DH[i], r::DL[i]);
+            }
+            // An offset record (flag 128) adds `128 sum(q)` to each row's dot.
+            let plain = a.label();
+            a.lw(T0, r::AP, 8);
+            a.beq(T0, ZERO, plain);
+            for i in 0..rows {
+                block_qsum(a, fmt, use_dot4, r::QP[i]);
+                a.slli(T1, T1, 7);
+                a.add(r::DH[i], r::DH[i], T1);
+            }
+            a.bind(plain);
+        }
+        for i in 0..rows {
+            a.sw(r::DH[i], r::DOTP, 4 * i as i32);
+            a.addi(r::QP[i], r::QP[i], bb);
+        }
+        a.addi(r::DOTP, r::DOTP, 4 * rows as i32);
+        a.addi(r::AP, r::AP, rec);
+    });
+}
+
+/// Phase 2: for each of the `rows` weight rows of the group, its block terms in chunks of
+/// [`CHUNK`] summed in 128 bits, then the output. Moves WQ, DP, MP past the group.
+fn terms(a: &mut Asm, fmt: Format, wide: bool, rows: usize, round: Label) {
+    use linear_q_args as w;
+    arg(a, r::DOTS, w::DOTS);
+    a.li(r::GROUP_LEFT, rows as i32);
+    far_repeat(a, r::GROUP_LEFT, r::GROUP_LEFT, |a| {
+        a.mv(r::AP, r::ROW);
+        arg(a, r::LEFT, w::NB);
+        row_chunks(a, fmt, wide, rows);
+        arg(a, A5, w::EXP);
+        a.jal(A7, round);
+        a.sw(A1, r::OUT, 0);
+        a.addi(r::OUT, r::OUT, 4);
+        // The next row's dots: back over this row's `NB * 4 * rows` bytes, one word on.
+        arg(a, T0, w::NB);
+        a.slli(T0, T0, (4 * rows).trailing_zeros() as i32);
+        a.sub(r::DOTS, r::DOTS, T0);
+        a.addi(r::DOTS, r::DOTS, 4);
+    });
+    arg(a, T0, w::NB);
+    a.slli(T0, T0, (fmt.block_bytes() as usize * rows).trailing_zeros() as i32);
+    a.add(r::WQ, r::WQ, T0);
+}
+
+/// The blocks of one (activation row, weight row) pair in chunks of [`CHUNK`] (`NB >= 1`):
+/// the row sum ends in a1..a4 (least significant limb first). A sum of several chunks
+/// waits in the slot `TOTAL` while the next chunk runs.
+fn row_chunks(a: &mut Asm, fmt: Format, wide: bool, rows: usize) {
+    use linear_q_args as w;
     let top = a.label();
-    let done = a.label();
     let whole = a.label();
+    let first = a.label();
+    let summed = a.label();
+    let done = a.label();
+    a.li(r::FIRST, 1);
     a.bind(top);
-    a.beq(r::LEFT, ZERO, done);
     // IN_CHUNK = min(LEFT, CHUNK); LEFT -= IN_CHUNK.
     a.li(r::IN_CHUNK, CHUNK);
     a.bgeu(r::LEFT, r::IN_CHUNK, whole);
@@ -197,79 +384,102 @@ fn row_chunks(a: &mut Asm, fmt: Format, wide: bool, use_dot4: bool) {
     for reg in [r::C0, r::V, r::HL, r::HH] {
         a.li(reg, 0);
     }
+    // Two blocks a step, then the odd one.
+    let even = a.label();
+    a.andi(r::ODD, r::IN_CHUNK, 1);
+    a.srli(r::IN_CHUNK, r::IN_CHUNK, 1);
     repeat(a, r::IN_CHUNK, r::IN_CHUNK, |a| {
-        block_dot(a, fmt, wide, use_dot4);
-        block_term(a, fmt, wide);
+        block_term(a, fmt, wide, rows, 0);
+        block_term(a, fmt, wide, rows, 1);
+        next_blocks(a, fmt, wide, rows, 2);
     });
-    fold_chunk(a);
+    a.beq(r::ODD, ZERO, even);
+    block_term(a, fmt, wide, rows, 0);
+    next_blocks(a, fmt, wide, rows, 1);
+    a.bind(even);
+    // The chunk C0 + 2^32 (V + H) as four limbs in a1..a4 (W = H + V, V signed).
+    a.add(r::HL, r::HL, r::V);
+    a.sltu(T0, r::HL, r::V);
+    a.srai(T1, r::V, 31);
+    a.add(r::HH, r::HH, T0);
+    a.add(r::HH, r::HH, T1);
+    a.mv(A1, r::C0);
+    a.mv(A2, r::HL);
+    a.mv(A3, r::HH);
+    a.srai(A4, r::HH, 31);
+    a.bne(r::FIRST, ZERO, first);
+    add_total(a);
+    a.j(summed);
+    a.bind(first);
+    a.li(r::FIRST, 0);
+    a.bind(summed);
+    a.beq(r::LEFT, ZERO, done);
+    arg(a, T0, w::TOTAL);
+    for (i, reg) in [A1, A2, A3, A4].into_iter().enumerate() {
+        a.sw(reg, T0, 4 * i as i32);
+    }
     a.j(top);
     a.bind(done);
 }
 
-/// `a1 = dot_b` of the block at QP (weights) and AP (activation record). Clobbers t0-t4,
-/// a2, a3 (and t5, t6 without `dot4`).
-fn block_dot(a: &mut Asm, fmt: Format, wide: bool, use_dot4: bool) {
-    let d = |a: &mut Asm, acc, x, y| dot4(a, use_dot4, acc, x, y);
-    // Activation bytes of element j: 8 + j (8 bits; 16 bits: h), 40 + j (16 bits: l).
-    let (h, l) = (8, 40);
-    a.li(A1, 0);
-    if wide {
-        a.li(A2, 0);
-        a.li(A3, 0);
+/// `a1..a4 += TOTAL` (128-bit). Clobbers t0-t4.
+fn add_total(a: &mut Asm) {
+    arg(a, T4, linear_q_args::TOTAL);
+    // The carry into each limb in t3.
+    a.li(T3, 0);
+    for (i, limb) in [A1, A2, A3, A4].into_iter().enumerate() {
+        a.lw(T0, T4, 4 * i as i32);
+        a.add(limb, limb, T0);
+        if i < 3 {
+            a.sltu(T1, limb, T0);
+            a.add(limb, limb, T3);
+            a.sltu(T2, limb, T3);
+            a.or(T3, T1, T2);
+        } else {
+            a.add(limb, limb, T3);
+        }
     }
+}
+
+/// `t1 = sum(q)` of the weight block at `qp` (t2 = `0x01010101`). Clobbers t2-t4 (and
+/// t5, t6 without `dot4`).
+fn block_qsum(a: &mut Asm, fmt: Format, use_dot4: bool, qp: Reg) {
+    a.li(T1, 0);
+    a.li(T2, 0x0101_0101);
     match fmt {
         Format::Q8_0 => {
             for wd in 0..8 {
-                a.lw(T0, r::QP, 4 * wd);
-                a.lw(T3, r::AP, h + 4 * wd);
-                d(a, A1, T0, T3);
-                if wide {
-                    a.lw(T4, r::AP, l + 4 * wd);
-                    d(a, A2, T0, T4);
-                    d(a, A3, T0, r::ONES);
-                }
+                a.lw(T3, qp, 4 * wd);
+                dot4(a, use_dot4, T1, T3, T2);
             }
         }
         Format::Q4_1 => {
             for wd in 0..4 {
-                a.lw(T0, r::QP, 4 * wd);
-                a.and(T1, T0, r::MASK);
-                a.srli(T2, T0, 4);
-                a.and(T2, T2, r::MASK);
-                for (nib, j) in [(T1, 4 * wd), (T2, 16 + 4 * wd)] {
-                    a.lw(T3, r::AP, h + j);
-                    d(a, A1, nib, T3);
-                    if wide {
-                        a.lw(T4, r::AP, l + j);
-                        d(a, A2, nib, T4);
-                    }
-                }
-                if wide {
-                    a.add(T0, T1, T2);
-                    d(a, A3, T0, r::ONES);
-                }
+                // Low plus high nibbles: at most 30 a byte.
+                a.lw(T3, qp, 4 * wd);
+                a.and(T4, T3, r::MASK);
+                a.srli(T3, T3, 4);
+                a.and(T3, T3, r::MASK);
+                a.add(T3, T3, T4);
+                dot4(a, use_dot4, T1, T3, T2);
             }
         }
     }
-    if wide {
-        // dot = 256 dot(q, h) + dot(q, l) + 128 sum(q).
-        a.slli(A1, A1, 8);
-        a.add(A1, A1, A2);
-        a.slli(A3, A3, 7);
-        a.add(A1, A1, A3);
-    }
 }
 
-/// Add the block's `P S` to the chunk accumulator and step to the next block. In: a1 = dot.
-/// Clobbers t0-t2, a2-a5.
-fn block_term(a: &mut Asm, fmt: Format, wide: bool) {
+/// Add the `P S` of block `at` (0 or 1) past the pointers to the chunk accumulator.
+/// Clobbers t0-t2, a1-a5.
+fn block_term(a: &mut Asm, fmt: Format, wide: bool, rows: usize, at: i32) {
+    let (_, rec) = record(wide);
+    let (ap, word) = (at * rec, 4 * at);
+    a.lw(A1, r::DOTS, word * rows as i32);
     // P = D dot (+ M A) in a3:a2.
-    a.lw(A4, r::DP, 0);
+    a.lw(A4, r::DP, word);
     a.mul(A2, A4, A1);
     a.mulh(A3, A4, A1);
     if fmt == Format::Q4_1 {
-        a.lw(A4, r::MP, 0);
-        a.lw(T0, r::AP, 4);
+        a.lw(A4, r::MP, word);
+        a.lw(T0, r::AP, ap + 4);
         a.mul(T1, A4, T0);
         a.mulh(T2, A4, T0);
         a.add(A2, A2, T1);
@@ -277,66 +487,56 @@ fn block_term(a: &mut Asm, fmt: Format, wide: bool) {
         a.add(A3, A3, T2);
         a.add(A3, A3, T1);
     }
-    a.lw(A5, r::AP, 0);
-    // Pl S: low word into C0, its carry and high word into V.
-    a.mul(T0, A2, A5);
-    a.mulhu(T1, A2, A5);
+    // S (signed: a negated record has -S).
+    a.lw(A5, r::AP, ap);
+    // S Pl: low word into C0, its carry and (signed) high word into V.
+    a.mul(T0, A5, A2);
+    a.mulhsu(T1, A5, A2);
     a.add(r::C0, r::C0, T0);
     a.sltu(T0, r::C0, T0);
     a.add(T1, T1, T0);
     a.add(r::V, r::V, T1);
-    // Ph S into H.
-    a.mul(T0, A3, A5);
-    a.mulh(T1, A3, A5);
+    // S Ph into H.
+    a.mul(T0, A5, A3);
+    a.mulh(T1, A5, A3);
     a.add(r::HL, r::HL, T0);
     a.sltu(T0, r::HL, T0);
     a.add(r::HH, r::HH, T1);
     a.add(r::HH, r::HH, T0);
-    a.addi(r::QP, r::QP, fmt.block_bytes());
-    a.addi(r::DP, r::DP, 4);
+}
+
+/// Step the phase-2 pointers over `n` blocks.
+fn next_blocks(a: &mut Asm, fmt: Format, wide: bool, rows: usize, n: i32) {
+    let (_, rec) = record(wide);
+    a.addi(r::DOTS, r::DOTS, 4 * rows as i32 * n);
+    a.addi(r::DP, r::DP, 4 * n);
     if fmt == Format::Q4_1 {
-        a.addi(r::MP, r::MP, 4);
+        a.addi(r::MP, r::MP, 4 * n);
     }
-    let rec = if wide { linear_q_args::REC_I16 } else { linear_q_args::REC_I8 };
-    a.addi(r::AP, r::AP, rec as i32);
+    a.addi(r::AP, r::AP, rec * n);
 }
 
-/// `TOTAL += C0 + 2^32 (V + H)` (128-bit). Clobbers t0-t4.
-fn fold_chunk(a: &mut Asm) {
-    // W = H + V (V < 2^31 as unsigned).
-    a.add(r::HL, r::HL, r::V);
-    a.sltu(T0, r::HL, r::V);
-    a.add(r::HH, r::HH, T0);
-    arg(a, T4, linear_q_args::TOTAL);
-    // Limb 0 += C0, carry in t3.
-    a.lw(T0, T4, 0);
-    a.add(T0, T0, r::C0);
-    a.sltu(T3, T0, r::C0);
-    a.sw(T0, T4, 0);
-    // Limbs 1, 2 += W's words and the carry.
-    for (off, w) in [(4, r::HL), (8, r::HH)] {
-        a.lw(T0, T4, off);
-        a.add(T0, T0, w);
-        a.sltu(T1, T0, w);
-        a.add(T0, T0, T3);
-        a.sltu(T2, T0, T3);
-        a.or(T3, T1, T2);
-        a.sw(T0, T4, off);
-    }
-    // Limb 3 += sign extension of W and the carry.
-    a.lw(T0, T4, 12);
-    a.srai(T1, r::HH, 31);
-    a.add(T0, T0, T1);
-    a.add(T0, T0, T3);
-    a.sw(T0, T4, 12);
+/// `t2 = a` for the element at a4, as `quantize_act` (a6 = S > 0): `|x| = q S + r`,
+/// `|a| = q + (2r >= S)`, with the sign of `x`. Clobbers t0, t1, t4.
+fn quantize_element(a: &mut Asm) {
+    a.lw(T0, A4, 0);
+    abs(a, T0, T1);
+    a.divu(T2, T0, A6);
+    a.remu(T4, T0, A6);
+    a.slli(T4, T4, 1);
+    a.sltu(T4, T4, A6);
+    a.sub(T2, T2, T4);
+    a.addi(T2, T2, 1);
+    a.xor(T2, T2, T1);
+    a.sub(T2, T2, T1);
 }
 
-/// Quantize every activation block into its record (`docs`: the module comment). Uses
-/// a1-a7, t0-t6.
+/// Quantize every activation block into its record (the module comment). Uses a1-a7,
+/// t0-t6.
 fn quantize(a: &mut Asm, wide: bool) {
     use linear_q_args as w;
     let max: i32 = if wide { 32767 } else { 127 };
-    let rec = if wide { w::REC_I16 } else { w::REC_I8 } as i32;
+    let (off, rec) = record(wide);
     arg(a, A1, w::X);
     arg(a, A2, w::ACT);
     arg(a, A3, w::QBLOCKS);
@@ -362,27 +562,24 @@ fn quantize(a: &mut Asm, wide: bool) {
         a.divu(A6, T0, T1);
         a.sw(A6, A2, 0);
         a.beq(A6, ZERO, next);
+        // t5 = negation mask, t6 = offset (both 0 for 8 bits).
+        a.li(T5, 0);
+        a.li(T6, 0);
+        if wide {
+            mode16(a);
+        }
         a.li(A7, 0);
         a.mv(A4, A1);
-        a.addi(T3, A2, 8);
+        a.addi(T3, A2, off);
         a.li(A5, QK as i32);
         repeat(a, A5, A5, |a| {
-            a.lw(T0, A4, 0);
-            abs(a, T0, T1);
-            // |x| = q S + r; |a| = q + (2r >= S).
-            a.divu(T2, T0, A6);
-            a.remu(T4, T0, A6);
-            a.slli(T4, T4, 1);
-            a.sltu(T4, T4, A6);
-            a.sub(T2, T2, T4);
-            a.addi(T2, T2, 1);
-            // Restore the sign (t1 = 0 or -1) and add to A.
-            a.xor(T2, T2, T1);
-            a.sub(T2, T2, T1);
+            quantize_element(a);
             a.add(A7, A7, T2);
             if wide {
-                // a - 128 = 256 h + l, l = sext8(a - 128).
-                a.addi(T2, T2, -128);
+                // v = (+-a) - offset = 256 h + l, l = sext8(v).
+                a.xor(T2, T2, T5);
+                a.sub(T2, T2, T5);
+                a.sub(T2, T2, T6);
                 a.slli(T4, T2, 24);
                 a.srai(T4, T4, 24);
                 a.sub(T2, T2, T4);
@@ -393,11 +590,54 @@ fn quantize(a: &mut Asm, wide: bool) {
             a.addi(A4, A4, 4);
             a.addi(T3, T3, 1);
         });
+        if wide {
+            // A and S carry the negation; the flag word is the offset.
+            a.xor(A7, A7, T5);
+            a.sub(A7, A7, T5);
+            a.xor(A6, A6, T5);
+            a.sub(A6, A6, T5);
+            a.sw(A6, A2, 0);
+            a.sw(T6, A2, 8);
+        }
         a.sw(A7, A2, 4);
         a.bind(next);
         a.addi(A1, A1, 4 * QK as i32);
         a.addi(A2, A2, rec);
     });
+}
+
+/// The 16-bit record mode of the block at a1 (a6 = S > 0): two signed bytes hold
+/// `-32896..=32639`, so with `max a <= 32639` the values go as they are; else with
+/// `min a >= -32639` negated (t5 = -1); else offset by 128 (t6 = 128). Clobbers t0-t4,
+/// a4, a5, a7.
+fn mode16(a: &mut Asm) {
+    const TOP: i32 = 32639;
+    let done = a.label();
+    // t3 = max a, a7 = min a.
+    a.li(T3, i32::MIN);
+    a.li(A7, i32::MAX);
+    a.mv(A4, A1);
+    a.li(A5, QK as i32);
+    repeat(a, A5, A5, |a| {
+        let not_max = a.label();
+        let not_min = a.label();
+        quantize_element(a);
+        a.bge(T3, T2, not_max);
+        a.mv(T3, T2);
+        a.bind(not_max);
+        a.bge(T2, A7, not_min);
+        a.mv(A7, T2);
+        a.bind(not_min);
+        a.addi(A4, A4, 4);
+    });
+    a.li(T0, TOP);
+    a.bge(T0, T3, done);
+    a.li(T5, -1);
+    a.li(T0, -TOP);
+    a.bge(A7, T0, done);
+    a.li(T5, 0);
+    a.li(T6, 128);
+    a.bind(done);
 }
 
 /// `v = |v|` as unsigned (`|i32::MIN| = 2^31`), leaving the sign mask `v >> 31` in `sign`.
@@ -410,7 +650,7 @@ fn abs(a: &mut Asm, v: Reg, sign: Reg) {
 /// The subroutine `a1 = sat32(rshift(v, a5))` for the i128 `v` in a1..a4 (least
 /// significant limb first) and `0 <= a5 <= 62`: magnitude, plus `2^(a5-1)`, shifted right
 /// by `a5` (ties away from zero, as `round_shift_i128`), then signed and saturated.
-/// Called with `jal ra`; clobbers t0-t6, a2-a5.
+/// Called with `jal a7`; clobbers t0-t6, a2-a5.
 fn round_sat(a: &mut Asm, entry: Label) {
     let limbs = [A1, A2, A3, A4];
     a.bind(entry);
@@ -472,11 +712,11 @@ fn round_sat(a: &mut Asm, entry: Label) {
     a.beq(T0, ZERO, fits);
     a.li(A1, i32::MAX);
     a.xor(A1, A1, T6);
-    a.ret();
+    a.jalr(ZERO, A7, 0);
     a.bind(fits);
     a.xor(A1, A1, T6);
     a.sub(A1, A1, T6);
-    a.ret();
+    a.jalr(ZERO, A7, 0);
 }
 
 /// The Q8_0 embedding kernel.
@@ -560,7 +800,7 @@ fn embed_element(a: &mut Asm, round: Label) {
     a.srai(A3, A2, 31);
     a.mv(A4, A3);
     a.mv(A5, S5);
-    a.jal(RA, round);
+    a.jal(A7, round);
     a.bind(done);
 }
 
@@ -651,6 +891,7 @@ mod tests {
         args[w::ACT] = SCRATCH_BASE + 32;
         args[w::ROW_REC] = (nb * rec) as u32;
         args[w::QBLOCKS] = (dims.rows * nb) as u32;
+        args[w::DOTS] = SCRATCH_BASE + 32 + (dims.rows * nb * rec).div_ceil(32) as u32 * 32;
         let mut a = Asm::new();
         linear(&mut a, fmt, use_dot4);
         let code = a.finish().unwrap();
