@@ -1,8 +1,10 @@
 //! Measurements for `docs/benchmarks.md` (section Compiler): VM steps per multiply-accumulate
-//! of the int8 product kernels with and without `dot4`, a transformer-size node, and every
-//! node of the digits models. Each VM output is checked against the native executor.
+//! of the int8 product kernels with and without `dot4`, a transformer-size node, the
+//! block-quantized linears at SmolLM2-135M sizes, and every node of the digits models. Each
+//! VM output is checked against the native executor.
 //!
-//! `cargo run --release -p opml-compiler --example kernel_steps`
+//! `cargo run --release -p opml-compiler --example kernel_steps` (`-- block` for the
+//! block-quantized linears only)
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -11,6 +13,7 @@ use opml_compiler::{compile_node, compile_node_with, matches_native};
 use opml_dnn::bundle::Bundle;
 use opml_dnn::exec::run_all;
 use opml_dnn::graph::{ConstSpec, Graph, Model, Node, Op};
+use opml_dnn::ops::llm::qlinear::ActBits;
 use opml_dnn::st::read_dataset;
 use opml_dnn::{DType, Tensor, TensorSpec};
 use rand::{Rng, SeedableRng};
@@ -103,8 +106,67 @@ fn measure(model: &Model, xs: &[Tensor], dot4: bool) -> (u64, f64) {
     (run.steps, run.time.as_secs_f64())
 }
 
+/// A block linear `[1, k] -> [1, n]` (Q4_1 or Q8_0) with weights of GGUF-like magnitude
+/// (scales about 2^14..2^19 at exponent 24) and stream activations with 14 fraction bits.
+fn block_linear_model(rng: &mut ChaCha8Rng, q4: bool, n: usize, k: usize, act: ActBits) -> (Model, Vec<Tensor>) {
+    let nb = k / 32;
+    let scales = |rng: &mut ChaCha8Rng| {
+        Tensor::from_i32(vec![n, nb], (0..n * nb).map(|_| rng.gen_range(1 << 14..1 << 19)).collect()).unwrap()
+    };
+    let (op, weights) = if q4 {
+        let mins = Tensor::from_i32(vec![n, nb], (0..n * nb).map(|_| -rng.gen_range(0..1 << 22)).collect()).unwrap();
+        (Op::LinearQ4_1 { qs: 0, d: 1, m: 2, exp: 24, act }, vec![i8_tensor(rng, vec![n, k / 2]), scales(rng), mins])
+    } else {
+        (Op::LinearQ8_0 { qs: 0, d: 1, exp: 24, act }, vec![i8_tensor(rng, vec![n, k]), scales(rng)])
+    };
+    let graph = Graph {
+        inputs: vec![TensorSpec::new(DType::I32, vec![1, k])],
+        consts: weights.iter().enumerate().map(|(i, t)| ConstSpec { name: format!("w{i}"), spec: t.spec() }).collect(),
+        nodes: vec![Node { name: "fc".into(), op, inputs: vec![0] }],
+        output: 1,
+    };
+    let x = Tensor::from_i32(vec![1, k], (0..k).map(|_| rng.gen_range(-(1 << 15)..1 << 15)).collect()).unwrap();
+    (Model::new(graph, weights).unwrap(), vec![x])
+}
+
+/// The block-quantized linears of SmolLM2-135M, one row of activations (a decode step).
+fn block_linears(rng: &mut ChaCha8Rng) {
+    println!("\n## block-quantized linears (SmolLM2-135M sizes, one row)\n");
+    println!(
+        "| node | activations | MACs | steps | steps/MAC | VM time (s) | steps without dot4 | ratio | native time (ms) |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    let nodes = [
+        ("Q8_0 tied output layer 576 -> 49152", false, 49152, 576),
+        ("Q4_1 576 -> 576 (attn_q, attn_output)", true, 576, 576),
+        ("Q4_1 576 -> 1536 (ffn_gate, ffn_up)", true, 1536, 576),
+        ("Q4_1 1536 -> 576 (ffn_down)", true, 576, 1536),
+    ];
+    for (name, q4, n, k) in nodes {
+        for act in [ActBits::I16, ActBits::I8] {
+            let (model, xs) = block_linear_model(rng, q4, n, k, act);
+            let t = Instant::now();
+            run_all(&model, &xs).unwrap();
+            let native = t.elapsed().as_secs_f64();
+            let (steps, secs) = measure(&model, &xs, true);
+            let (plain, _) = measure(&model, &xs, false);
+            let macs = n * k;
+            println!(
+                "| {name} | {act:?} | {macs} | {steps} | {:.3} | {secs:.2} | {plain} | {:.2}x | {:.2} |",
+                steps as f64 / macs as f64,
+                plain as f64 / steps as f64,
+                native * 1e3
+            );
+        }
+    }
+}
+
 fn main() {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
+    if std::env::args().nth(1).as_deref() == Some("block") {
+        block_linears(&mut rng);
+        return;
+    }
     println!("## steps per MAC (int8 products)\n");
     println!("| node | MACs | steps with dot4 | steps/MAC | steps without dot4 | steps/MAC | ratio |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
@@ -192,6 +254,8 @@ fn main() {
         let n = spec.numel();
         println!("| {name} | {n} | {steps} | {:.1} | {secs:.2} |", steps as f64 / n as f64);
     }
+
+    block_linears(&mut rng);
 
     println!("\n## digits models, every node (sample 0)\n");
     println!("| model | node | op | steps | VM time (ms) |");

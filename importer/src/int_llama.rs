@@ -74,6 +74,12 @@ pub enum ForwardError {
         /// The vocabulary size.
         vocab: usize,
     },
+    /// The step graph could not be built or fed (`crate::graph`).
+    #[error("step graph: {0}")]
+    Graph(#[source] opml_dnn::DnnError),
+    /// The step graph was given inputs or slots that do not fit it.
+    #[error("step graph: {0}")]
+    Step(String),
     /// The tokens would run past the context length.
     #[error("{want} positions exceed the context length {context}")]
     Context {
@@ -90,7 +96,7 @@ fn op<T>(what: impl FnOnce() -> String, r: Result<T, OpError>) -> Result<T, Forw
 
 /// A weight matrix `[n, k]` in fixed point, as the kernels take it.
 #[derive(Debug)]
-enum IntMatrix {
+pub(crate) enum IntMatrix {
     Q4_1 { w: Q4_1Owned, n: usize, k: usize },
     Q8_0 { w: Q8_0Owned, n: usize, k: usize },
 }
@@ -130,9 +136,9 @@ impl IntMatrix {
 
 /// A norm weight in fixed point.
 #[derive(Debug)]
-struct IntNorm {
-    gamma: Vec<i32>,
-    exp: u32,
+pub(crate) struct IntNorm {
+    pub(crate) gamma: Vec<i32>,
+    pub(crate) exp: u32,
 }
 
 impl IntNorm {
@@ -144,25 +150,25 @@ impl IntNorm {
 }
 
 #[derive(Debug)]
-struct IntLayer {
-    attn_norm: IntNorm,
-    q: IntMatrix,
-    k: IntMatrix,
-    v: IntMatrix,
-    o: IntMatrix,
-    ffn_norm: IntNorm,
-    gate: IntMatrix,
-    up: IntMatrix,
-    down: IntMatrix,
+pub(crate) struct IntLayer {
+    pub(crate) attn_norm: IntNorm,
+    pub(crate) q: IntMatrix,
+    pub(crate) k: IntMatrix,
+    pub(crate) v: IntMatrix,
+    pub(crate) o: IntMatrix,
+    pub(crate) ffn_norm: IntNorm,
+    pub(crate) gate: IntMatrix,
+    pub(crate) up: IntMatrix,
+    pub(crate) down: IntMatrix,
 }
 
 /// Keys (after RoPE) and values of every past position, per layer: `[ctx, kv_heads,
 /// head_dim]` each, grown by appending the new positions of every forward call.
 #[derive(Debug, Clone, Default)]
 pub struct KvCache {
-    k: Vec<Vec<i32>>,
-    v: Vec<Vec<i32>>,
-    len: usize,
+    pub(crate) k: Vec<Vec<i32>>,
+    pub(crate) v: Vec<Vec<i32>>,
+    pub(crate) len: usize,
 }
 
 impl KvCache {
@@ -180,6 +186,17 @@ impl KvCache {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// Keys of layer `layer`, `[len, kv_heads, head_dim]` row-major (empty when the layer
+    /// holds none).
+    pub fn keys(&self, layer: usize) -> &[i32] {
+        self.k.get(layer).map_or(&[], Vec::as_slice)
+    }
+
+    /// Values of layer `layer`, as [`Self::keys`].
+    pub fn values(&self, layer: usize) -> &[i32] {
+        self.v.get(layer).map_or(&[], Vec::as_slice)
+    }
 }
 
 /// SmolLM2-style Llama in integers, ready to run.
@@ -187,13 +204,14 @@ impl KvCache {
 pub struct IntLlama {
     config: LlamaConfig,
     format: IntFormat,
-    embd: Q8_0Owned,
-    layers: Vec<IntLayer>,
-    output_norm: IntNorm,
-    output: Option<IntMatrix>,
-    eps: i64,
-    cos: Vec<i32>,
-    sin: Vec<i32>,
+    pub(crate) embd: Q8_0Owned,
+    pub(crate) layers: Vec<IntLayer>,
+    pub(crate) output_norm: IntNorm,
+    pub(crate) output: Option<IntMatrix>,
+    pub(crate) eps: i64,
+    /// RoPE tables `[context, head_dim / 2]`, Q30.
+    pub(crate) cos: Vec<i32>,
+    pub(crate) sin: Vec<i32>,
 }
 
 /// Prompt and generation timing of [`IntLlama::generate_greedy`].

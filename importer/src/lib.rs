@@ -31,13 +31,16 @@
 
 pub mod error;
 pub mod gguf;
+pub mod graph;
 pub mod int_llama;
 pub mod llama;
 pub mod quant;
+pub mod synthetic;
 pub mod tokenizer;
 
 pub use error::{ImportError, Result};
 pub use gguf::{GgufFile, TensorDesc, TensorKind};
+pub use graph::{LayerSlots, StepGraph, StepSlots};
 pub use int_llama::{ActBits, ForwardError, Generation, IntFormat, IntLlama, KvCache};
 pub use llama::{LayerWeights, LlamaConfig, LlamaGguf, LlamaWeights, Matrix};
 pub use quant::{BlockMatrix, BlockQ4_1, BlockQ8_0, BLOCK_LEN};

@@ -26,6 +26,7 @@ macro_rules! arg_words {
 }
 
 pub mod attention;
+pub mod blockq;
 pub mod copy;
 pub mod elementwise;
 pub mod fixexp;
@@ -76,6 +77,12 @@ pub enum KernelId {
     Softmax,
     /// `layernorm` (op 13) and `rmsnorm` (op 14).
     Norm,
+    /// `linear_q4_1` (op 21), 8- and 16-bit activations.
+    LinearQ4_1,
+    /// `linear_q8_0` (op 22), 8- and 16-bit activations.
+    LinearQ8_0,
+    /// `embed_q8_0` (op 23).
+    EmbedQ8_0,
     /// `rmsnorm_wide` (op 24).
     RmsNormWide,
     /// `rope` (op 25).
@@ -88,7 +95,7 @@ pub enum KernelId {
 
 impl KernelId {
     /// Every kernel.
-    pub const ALL: [KernelId; 21] = [
+    pub const ALL: [KernelId; 24] = [
         KernelId::Linear,
         KernelId::MatMul,
         KernelId::Conv2d,
@@ -106,6 +113,9 @@ impl KernelId {
         KernelId::Gather,
         KernelId::Softmax,
         KernelId::Norm,
+        KernelId::LinearQ4_1,
+        KernelId::LinearQ8_0,
+        KernelId::EmbedQ8_0,
         KernelId::RmsNormWide,
         KernelId::Rope,
         KernelId::SwiGlu,
@@ -132,6 +142,9 @@ impl KernelId {
             KernelId::Gather => "gather",
             KernelId::Softmax => "softmax",
             KernelId::Norm => "norm",
+            KernelId::LinearQ4_1 => "linear_q4_1",
+            KernelId::LinearQ8_0 => "linear_q8_0",
+            KernelId::EmbedQ8_0 => "embed_q8_0",
             KernelId::RmsNormWide => "rmsnorm_wide",
             KernelId::Rope => "rope",
             KernelId::SwiGlu => "swiglu",
@@ -145,7 +158,8 @@ impl KernelId {
     }
 
     /// The kernel's machine code; `dot4 = false` replaces the custom instruction in the
-    /// int8 dot products by plain `lb`/`mul`/`add` (for measurements only).
+    /// int8 dot products by plain `lb`/`mul`/`add` (block linears: shifts and `mul`), for
+    /// measurements only.
     pub fn code_with(self, dot4: bool) -> Result<Vec<u8>, CompileError> {
         let mut a = Asm::new();
         match self {
@@ -166,6 +180,9 @@ impl KernelId {
             KernelId::Gather => copy::gather(&mut a),
             KernelId::Softmax => softmax::softmax(&mut a),
             KernelId::Norm => norm::norm(&mut a),
+            KernelId::LinearQ4_1 => blockq::linear(&mut a, blockq::Format::Q4_1, dot4),
+            KernelId::LinearQ8_0 => blockq::linear(&mut a, blockq::Format::Q8_0, dot4),
+            KernelId::EmbedQ8_0 => blockq::embed(&mut a),
             KernelId::RmsNormWide => rmsnorm_wide::rmsnorm_wide(&mut a),
             KernelId::Rope => rope::rope(&mut a),
             KernelId::SwiGlu => swiglu::swiglu(&mut a),
@@ -340,7 +357,14 @@ mod tests {
                 let ks = kinds(&code);
                 assert!(!ks.contains(&Kind::Invalid), "{} has an invalid word", k.name());
                 assert!(ks.contains(&Kind::Ecall), "{} never exits", k.name());
-                let products = matches!(k, KernelId::Linear | KernelId::MatMul | KernelId::Conv2d);
+                let products = matches!(
+                    k,
+                    KernelId::Linear
+                        | KernelId::MatMul
+                        | KernelId::Conv2d
+                        | KernelId::LinearQ4_1
+                        | KernelId::LinearQ8_0
+                );
                 assert_eq!(ks.contains(&Kind::Dot4), dot4 && products, "{} dot4 use", k.name());
             }
         }
