@@ -353,12 +353,16 @@ fn gather_rejects_out_of_range_indices() {
     }
 }
 
-/// Activations of `n` values for the block linears: full-range i32 (the limits included), or
-/// magnitudes below `2^mag`, with whole blocks of zeros now and then.
+/// Activations of `n` values for the block linears: the edges of the 16-bit record forms
+/// (`mag` 33: scale 1, values at +-32639, +-32640, +-32767), full-range i32 (the limits
+/// included), or magnitudes below `2^mag`, with whole blocks of zeros now and then.
 fn stream(rng: &mut ChaCha8Rng, n: usize, mag: u32) -> Vec<i32> {
+    const EDGES: [i32; 7] = [32639, -32639, 32640, -32640, 32767, -32767, 0];
     let mut v: Vec<i32> = (0..n)
         .map(|_| match mag {
-            32.. => [i32::MIN, i32::MAX, rng.gen()][rng.gen_range(0..3)],
+            33.. if rng.gen_bool(0.2) => EDGES[rng.gen_range(0..EDGES.len())],
+            33.. => rng.gen_range(-300..300),
+            32 => [i32::MIN, i32::MAX, rng.gen()][rng.gen_range(0..3)],
             31 => rng.gen(),
             _ => rng.gen_range(-(1 << mag)..=1 << mag),
         })
@@ -377,10 +381,10 @@ proptest! {
     /// Both block linears, both activation widths: random leading shapes, rows of one to
     /// five blocks (or 66, past one 64-block chunk), exponents 0..=62, scales and mins
     /// over the whole i32 range (the one_node constants), activations from a few bits to
-    /// the i32 limits.
+    /// the i32 limits and at the edges of the 16-bit record forms.
     #[test]
     fn block_linears(seed in any::<u64>(), lead in proptest::collection::vec(1usize..3, 0..3), blocks in prop_oneof![4 => 1usize..6, 1 => Just(66usize)],
-                     n in 1usize..6, exp in prop_oneof![0u32..=62, Just(62u32), Just(24u32)], wide in any::<bool>(), q4 in any::<bool>(), mag in 0u32..=32) {
+                     n in 1usize..6, exp in prop_oneof![0u32..=62, Just(62u32), Just(24u32)], wide in any::<bool>(), q4 in any::<bool>(), mag in prop_oneof![3 => 0u32..=32, 1 => Just(33u32)]) {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let k = 32 * blocks;
         let mut shape = lead.clone();

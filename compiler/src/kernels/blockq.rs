@@ -984,8 +984,9 @@ mod tests {
             x,
             q4: (0..dims.n * dims.k / 2).map(|_| rng.gen()).collect(),
             q8: (0..dims.n * dims.k).map(|_| rng.gen()).collect(),
-            d: (0..dims.n * nb).map(|_| rng.gen()).collect(),
-            m: (0..dims.n * nb).map(|_| rng.gen()).collect(),
+            // Small scales and mins, so that no output saturates and every value counts.
+            d: (0..dims.n * nb).map(|_| rng.gen_range(-1024..=1024)).collect(),
+            m: (0..dims.n * nb).map(|_| rng.gen_range(-1024..=1024)).collect(),
             exp: 20,
             dims,
         };
