@@ -392,7 +392,7 @@ proptest! {
         let mut shape = lead.clone();
         shape.push(k);
         let act = if wide { ActBits::I16 } else { ActBits::I8 };
-        let mut scales = |rng: &mut ChaCha8Rng| {
+        let scales = |rng: &mut ChaCha8Rng| {
             let v = (0..n * blocks)
                 .map(|_| match dmag {
                     31.. => [i32::MIN, i32::MAX, rng.gen()][rng.gen_range(0..3)],
