@@ -353,12 +353,16 @@ fn gather_rejects_out_of_range_indices() {
     }
 }
 
-/// Activations of `n` values for the block linears: full-range i32 (the limits included), or
-/// magnitudes below `2^mag`, with whole blocks of zeros now and then.
+/// Activations of `n` values for the block linears: the edges of the 16-bit record forms
+/// (`mag` 33: scale 1, values at +-32639, +-32640, +-32767), full-range i32 (the limits
+/// included), or magnitudes below `2^mag`, with whole blocks of zeros now and then.
 fn stream(rng: &mut ChaCha8Rng, n: usize, mag: u32) -> Vec<i32> {
+    const EDGES: [i32; 7] = [32639, -32639, 32640, -32640, 32767, -32767, 0];
     let mut v: Vec<i32> = (0..n)
         .map(|_| match mag {
-            32.. => [i32::MIN, i32::MAX, rng.gen()][rng.gen_range(0..3)],
+            33.. if rng.gen_bool(0.2) => EDGES[rng.gen_range(0..EDGES.len())],
+            33.. => rng.gen_range(-300..300),
+            32 => [i32::MIN, i32::MAX, rng.gen()][rng.gen_range(0..3)],
             31 => rng.gen(),
             _ => rng.gen_range(-(1 << mag)..=1 << mag),
         })
@@ -375,26 +379,38 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 
     /// Both block linears, both activation widths: random leading shapes, rows of one to
-    /// five blocks (or 66, past one 64-block chunk), exponents 0..=62, scales and mins
-    /// over the whole i32 range (the one_node constants), activations from a few bits to
-    /// the i32 limits.
+    /// five blocks (or 66, past one 64-block chunk), exponents 0..=62 (1 often: rounding
+    /// ties), scales and mins below `2^dmag` or over the whole i32 range with its limits,
+    /// activations from a few bits to the i32 limits and at the edges of the 16-bit record
+    /// forms.
     #[test]
     fn block_linears(seed in any::<u64>(), lead in proptest::collection::vec(1usize..3, 0..3), blocks in prop_oneof![4 => 1usize..6, 1 => Just(66usize)],
-                     n in 1usize..6, exp in prop_oneof![0u32..=62, Just(62u32), Just(24u32)], wide in any::<bool>(), q4 in any::<bool>(), mag in 0u32..=32) {
+                     n in 1usize..6, exp in prop_oneof![0u32..=62, Just(62u32), Just(24u32), Just(1u32)], wide in any::<bool>(), q4 in any::<bool>(),
+                     mag in prop_oneof![3 => 0u32..=32, 1 => Just(33u32)], dmag in prop_oneof![0u32..=20, Just(31u32)]) {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let k = 32 * blocks;
         let mut shape = lead.clone();
         shape.push(k);
         let act = if wide { ActBits::I16 } else { ActBits::I8 };
-        let (op, consts) = if q4 {
-            (Op::LinearQ4_1 { qs: 0, d: 1, m: 2, exp, act }, vec![i8s(vec![n, k / 2]), i32s(vec![n, blocks]), i32s(vec![n, blocks])])
-        } else {
-            (Op::LinearQ8_0 { qs: 0, d: 1, exp, act }, vec![i8s(vec![n, k]), i32s(vec![n, blocks])])
+        let scales = |rng: &mut ChaCha8Rng| {
+            let v = (0..n * blocks)
+                .map(|_| match dmag {
+                    31.. => [i32::MIN, i32::MAX, rng.gen()][rng.gen_range(0..3)],
+                    _ => rng.gen_range(-(1 << dmag)..=1 << dmag),
+                })
+                .collect();
+            Tensor::from_i32(vec![n, blocks], v).unwrap()
         };
-        let (m, mut xs) = one_node(&mut rng, vec![i32s(shape.clone())], consts, op);
+        let (op, weights) = if q4 {
+            let qs = Tensor::from_i8(vec![n, k / 2], (0..n * k / 2).map(|_| rng.gen()).collect()).unwrap();
+            (Op::LinearQ4_1 { qs: 0, d: 1, m: 2, exp, act }, vec![qs, scales(&mut rng), scales(&mut rng)])
+        } else {
+            let qs = Tensor::from_i8(vec![n, k], (0..n * k).map(|_| rng.gen()).collect()).unwrap();
+            (Op::LinearQ8_0 { qs: 0, d: 1, exp, act }, vec![qs, scales(&mut rng)])
+        };
+        let m = model_with(i32s(shape.clone()), weights, op);
         let numel = shape.iter().product();
-        xs[0] = Tensor::from_i32(shape, stream(&mut rng, numel, mag)).unwrap();
-        check(&m, &xs)?;
+        check(&m, &[Tensor::from_i32(shape, stream(&mut rng, numel, mag)).unwrap()])?;
     }
 
     /// The Q8_0 embedding: ids of any shape, every exponent and fraction-bit count (left

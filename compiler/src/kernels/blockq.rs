@@ -965,6 +965,34 @@ mod tests {
         }
     }
 
+    /// The three 16-bit record forms at their edges (scale 1, so `a = x`): plain (largest
+    /// 32639, smallest -32767), negated (largest 32640 or 32767, smallest -32639) and
+    /// offset (both 32767 and -32767, or 32640 and -32640), next to random blocks.
+    #[test]
+    fn every_16_bit_record_form_matches_native() {
+        let forms: [&[i32]; 6] =
+            [&[32639, -32767], &[32640, -32639], &[32767, -32639, 0], &[32767, -32767], &[32640, -32640], &[-32767, 1]];
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let nb = forms.len() + 1;
+        let dims = BlockDims { rows: 1, k: nb * QK, n: 5 };
+        let mut x: Vec<i32> = Vec::new();
+        for f in forms {
+            x.extend((0..QK).map(|j| if j < f.len() { f[j] } else { rng.gen_range(-32639..=32639) }));
+        }
+        x.extend((0..QK).map(|_| rng.gen::<i32>()));
+        let c = Case {
+            x,
+            q4: (0..dims.n * dims.k / 2).map(|_| rng.gen()).collect(),
+            q8: (0..dims.n * dims.k).map(|_| rng.gen()).collect(),
+            // Small scales and mins, so that no output saturates and every value counts.
+            d: (0..dims.n * nb).map(|_| rng.gen_range(-1024..=1024)).collect(),
+            m: (0..dims.n * nb).map(|_| rng.gen_range(-1024..=1024)).collect(),
+            exp: 20,
+            dims,
+        };
+        check_case(&c, true);
+    }
+
     fn vm_embed(ids: &[i32], q8: &[u8], d: &[i32], v: usize, k: usize, exp: u32, frac: u32) -> Result<Vec<i32>, u32> {
         use embed_q_args as w;
         let mut args = vec![0u32; w::COUNT];
