@@ -10,6 +10,7 @@
 use opml_dnn::ops::conv::{conv_dims, plane_dims};
 use opml_dnn::ops::dims::{ChannelDims, ConvDims, MatDims, PlaneDims, RowDims};
 use opml_dnn::ops::elementwise::requantize_dims;
+use opml_dnn::ops::llm::qlinear::{embed_q8_0_dims, q4_1_dims, q8_0_dims, ActBits, BlockDims};
 use opml_dnn::ops::llm::rmsnorm::INV_FRAC;
 use opml_dnn::ops::llm::rope::{rope_dims, RopeDims};
 use opml_dnn::ops::matmul::{linear_dims, matmul_dims};
@@ -19,6 +20,7 @@ use opml_dnn::ops::OpError;
 use opml_dnn::{DType, Model, Op, TensorSpec};
 
 use crate::error::CompileError;
+use crate::kernels::blockq::{embed_q_args, linear_q_args, QK};
 use crate::kernels::copy::{gather_args, strided_args};
 use crate::kernels::elementwise::{add_args, argmax_args, qbin_args, requantize_args, unary_args};
 use crate::kernels::gemm::{conv_args, linear_args, matmul_args, BLOCK};
@@ -494,11 +496,82 @@ pub fn lower(model: &Model, j: usize) -> Result<Lowered, CompileError> {
             a.set(FRAC, *frac).map_err(e)?;
             (KernelId::SwiGlu, a.0)
         }
-        Op::LinearQ4_1 { .. } | Op::LinearQ8_0 { .. } | Op::EmbedQ8_0 { .. } | Op::Attention { .. } => {
+        Op::LinearQ4_1 { qs, exp, act, .. } => {
+            let dims = q4_1_dims(&x.shape, &wspec(*qs).shape).map_err(dims_err)?;
+            block_linear_lowered(KernelId::LinearQ4_1, dims, *exp, *act, true, &mut alloc, &layout_err)?
+        }
+        Op::LinearQ8_0 { qs, exp, act, .. } => {
+            let dims = q8_0_dims(&x.shape, &wspec(*qs).shape).map_err(dims_err)?;
+            block_linear_lowered(KernelId::LinearQ8_0, dims, *exp, *act, false, &mut alloc, &layout_err)?
+        }
+        Op::EmbedQ8_0 { qs, exp, frac, .. } => {
+            use embed_q_args::*;
+            let BlockDims { rows, k, n } = embed_q8_0_dims(&x.shape, &wspec(*qs).shape).map_err(dims_err)?;
+            let mut a = Args::new(COUNT);
+            let e = layout_err;
+            a.set(IDS, input_addr(0)).map_err(e)?;
+            a.set(QS, weight_addr(0)).map_err(e)?;
+            a.set(D, weight_addr(1)).map_err(e)?;
+            a.set(OUT, OUTPUT_BASE).map_err(e)?;
+            a.set(COUNT_IDS, rows).map_err(e)?;
+            a.set(V, n).map_err(e)?;
+            a.set(K, k).map_err(e)?;
+            a.set(NB, k / QK).map_err(e)?;
+            a.set(LEFT, frac.saturating_sub(*exp)).map_err(e)?;
+            a.set(RIGHT, exp.saturating_sub(*frac)).map_err(e)?;
+            (KernelId::EmbedQ8_0, a.0)
+        }
+        Op::Attention { .. } => {
             return Err(layout_err(format!("no VM kernel yet for op {op}")));
         }
     };
     Ok(Lowered { kernel, args })
+}
+
+/// The argument blob of a block linear (`linear_q4_1`, `linear_q8_0`; `mins` when the
+/// format has them): weights in descriptor order `qs, D (, M)`.
+fn block_linear_lowered(
+    kernel: KernelId,
+    dims: BlockDims,
+    exp: u32,
+    act: ActBits,
+    mins: bool,
+    alloc: &mut impl FnMut(usize) -> Result<u32, CompileError>,
+    layout_err: &dyn Fn(String) -> CompileError,
+) -> Result<(KernelId, Vec<u32>), CompileError> {
+    use linear_q_args::*;
+    let BlockDims { rows, k, n } = dims;
+    let nb = k / QK;
+    let rec = match act {
+        ActBits::I8 => REC_I8,
+        ActBits::I16 => REC_I16,
+    };
+    let too_big = || layout_err(format!("activation records of {rows} rows x {k} overflow"));
+    let row_rec = nb.checked_mul(rec).ok_or_else(too_big)?;
+    let act_bytes = rows.checked_mul(row_rec).ok_or_else(too_big)?;
+    let total = alloc(TOTAL_BYTES)?;
+    let records = alloc(act_bytes)?;
+    let words: [(usize, usize); 14] = [
+        (X, input_addr(0) as usize),
+        (QS, weight_addr(0) as usize),
+        (D, weight_addr(1) as usize),
+        (M, if mins { weight_addr(2) as usize } else { 0 }),
+        (OUT, OUTPUT_BASE as usize),
+        (ROWS, rows),
+        (N, n),
+        (NB, nb),
+        (EXP, exp as usize),
+        (WIDE, usize::from(act == ActBits::I16)),
+        (ACT, records as usize),
+        (ROW_REC, row_rec),
+        (QBLOCKS, rows.checked_mul(nb).ok_or_else(too_big)?),
+        (TOTAL, total as usize),
+    ];
+    let mut a = Args::new(COUNT);
+    for (i, v) in words {
+        a.set(i, v).map_err(layout_err)?;
+    }
+    Ok((kernel, a.0))
 }
 
 fn pool_lowered(kernel: KernelId, d: &PlaneDims) -> Result<(KernelId, Vec<u32>), String> {

@@ -6,6 +6,8 @@ use opml_compiler::{compile_node, compile_node_with, matches_native};
 use opml_dnn::exec::run_all;
 use opml_dnn::graph::{ConstSpec, Graph, Model, Node, Op};
 use opml_dnn::ops::elementwise::{QAddParams, QMulParams};
+use opml_dnn::ops::llm::blockq::{bytes_as_i8, Q4_1Owned, Q8_0Owned};
+use opml_dnn::ops::llm::qlinear::ActBits;
 use opml_dnn::{DType, Tensor, TensorSpec};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
@@ -502,4 +504,155 @@ fn rmsnorm_wide_at_the_longest_row() {
         assert!(native.iter().any(|&v| v != 0 && v != i32::MIN && v != i32::MAX), "{:?}", &native[..8]);
         check(&m, &[x]).unwrap();
     }
+}
+
+/// Activations of `n` values for the block linears: full-range i32 (the limits included), or
+/// magnitudes below `2^mag`, with whole blocks of zeros now and then.
+fn stream(rng: &mut ChaCha8Rng, n: usize, mag: u32) -> Vec<i32> {
+    let mut v: Vec<i32> = (0..n)
+        .map(|_| match mag {
+            32.. => [i32::MIN, i32::MAX, rng.gen()][rng.gen_range(0..3)],
+            31 => rng.gen(),
+            _ => rng.gen_range(-(1 << mag)..=1 << mag),
+        })
+        .collect();
+    for b in v.chunks_mut(32) {
+        if rng.gen_bool(0.15) {
+            b.fill(0);
+        }
+    }
+    v
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Both block linears, both activation widths: random leading shapes, rows of one to
+    /// five blocks (or 66, past one 64-block chunk), exponents 0..=62, scales and mins
+    /// over the whole i32 range (the one_node constants), activations from a few bits to
+    /// the i32 limits.
+    #[test]
+    fn block_linears(seed in any::<u64>(), lead in proptest::collection::vec(1usize..3, 0..3), blocks in prop_oneof![4 => 1usize..6, 1 => Just(66usize)],
+                     n in 1usize..6, exp in prop_oneof![0u32..=62, Just(62u32), Just(24u32)], wide in any::<bool>(), q4 in any::<bool>(), mag in 0u32..=32) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let k = 32 * blocks;
+        let mut shape = lead.clone();
+        shape.push(k);
+        let act = if wide { ActBits::I16 } else { ActBits::I8 };
+        let (op, consts) = if q4 {
+            (Op::LinearQ4_1 { qs: 0, d: 1, m: 2, exp, act }, vec![i8s(vec![n, k / 2]), i32s(vec![n, blocks]), i32s(vec![n, blocks])])
+        } else {
+            (Op::LinearQ8_0 { qs: 0, d: 1, exp, act }, vec![i8s(vec![n, k]), i32s(vec![n, blocks])])
+        };
+        let (m, mut xs) = one_node(&mut rng, vec![i32s(shape.clone())], consts, op);
+        let numel = shape.iter().product();
+        xs[0] = Tensor::from_i32(shape, stream(&mut rng, numel, mag)).unwrap();
+        check(&m, &xs)?;
+    }
+
+    /// The Q8_0 embedding: ids of any shape, every exponent and fraction-bit count (left
+    /// shifts, right shifts up to 62), scales over the whole i32 range.
+    #[test]
+    fn embed_q8_0(seed in any::<u64>(), ids_shape in proptest::collection::vec(0usize..4, 1..3), v in 1usize..6, blocks in 1usize..4,
+                  exp in 0u32..=62, frac in 0u32..=31) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let k = 32 * blocks;
+        let op = Op::EmbedQ8_0 { qs: 0, d: 1, exp, frac };
+        let (m, mut xs) = one_node(&mut rng, vec![i32s(ids_shape.clone())], vec![i8s(vec![v, k]), i32s(vec![v, blocks])], op);
+        let count = ids_shape.iter().product();
+        xs[0] = Tensor::from_i32(ids_shape, (0..count).map(|_| rng.gen_range(0..v as i32)).collect()).unwrap();
+        check(&m, &xs)?;
+    }
+}
+
+/// The block linears without `dot4` (measurements only) give the same bits.
+#[test]
+fn block_linears_without_dot4_give_the_same_bits() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    for (q4, act) in [(true, ActBits::I8), (true, ActBits::I16), (false, ActBits::I8), (false, ActBits::I16)] {
+        let (op, consts) = if q4 {
+            (
+                Op::LinearQ4_1 { qs: 0, d: 1, m: 2, exp: 30, act },
+                vec![i8s(vec![3, 32]), i32s(vec![3, 2]), i32s(vec![3, 2])],
+            )
+        } else {
+            (Op::LinearQ8_0 { qs: 0, d: 1, exp: 30, act }, vec![i8s(vec![3, 64]), i32s(vec![3, 2])])
+        };
+        let (m, mut xs) = one_node(&mut rng, vec![i32s(vec![2, 64])], consts, op);
+        xs[0] = Tensor::from_i32(vec![2, 64], stream(&mut rng, 128, 31)).unwrap();
+        let without = compile_node_with(&m, 0, false).unwrap().run(&[&xs[0]], MAX_STEPS).unwrap();
+        assert!(matches_native(&without, &run_all(&m, &xs).unwrap()[1]), "{q4} {act:?}");
+    }
+}
+
+/// An id outside the table makes the native executor fail; the kernel exits with 1.
+#[test]
+fn embed_q8_0_rejects_out_of_range_ids() {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let op = Op::EmbedQ8_0 { qs: 0, d: 1, exp: 24, frac: 14 };
+    let (m, _) = one_node(&mut rng, vec![i32s(vec![3])], vec![i8s(vec![4, 32]), i32s(vec![4, 1])], op);
+    for bad in [4, -1, i32::MIN] {
+        let xs = vec![Tensor::from_i32(vec![3], vec![0, bad, 1]).unwrap()];
+        assert!(run_all(&m, &xs).is_err());
+        let err = compile_node(&m, 0).unwrap().run(&[&xs[0]], MAX_STEPS).unwrap_err();
+        assert!(err.to_string().contains("code 1"), "{err}");
+    }
+}
+
+/// A one-node model over `x` with the given weights (built, not random).
+fn model_with(x: TensorSpec, weights: Vec<Tensor>, op: Op) -> Model {
+    let graph = Graph {
+        inputs: vec![x],
+        consts: weights.iter().enumerate().map(|(i, t)| ConstSpec { name: format!("w{i}"), spec: t.spec() }).collect(),
+        nodes: vec![Node { name: "n".into(), op, inputs: vec![0] }],
+        output: 1,
+    };
+    Model::new(graph, weights).unwrap()
+}
+
+/// Real SmolLM2-135M weights (when `.cache/models/` has the file): 48 rows of the Q4_1
+/// `blk.0.ffn_down` (576 x 1536) and of `blk.0.attn_q` (576 x 576), and 64 rows of the
+/// Q8_0 token embedding as the tied output layer and as an embedding table, with
+/// stream-format activations (`F = 14`) at both widths.
+#[test]
+fn real_smollm2_weights_match_native() {
+    let path =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if !path.is_file() {
+        eprintln!("skipping: {} is absent (run scripts/fetch_models.sh)", path.display());
+        return;
+    }
+    let mut gguf = opml_importer::GgufFile::open(&path).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    for (name, k) in [("blk.0.ffn_down.weight", 1536), ("blk.0.attn_q.weight", 576)] {
+        let rows = 48;
+        let bytes = gguf.tensor_bytes(name).unwrap();
+        let w = Q4_1Owned::from_gguf(&bytes[..rows * k / 32 * 20]).unwrap();
+        let weights = vec![
+            Tensor::from_i8(vec![rows, k / 2], bytes_as_i8(&w.qs).to_vec()).unwrap(),
+            Tensor::from_i32(vec![rows, k / 32], w.d.clone()).unwrap(),
+            Tensor::from_i32(vec![rows, k / 32], w.m.clone()).unwrap(),
+        ];
+        for act in [ActBits::I8, ActBits::I16] {
+            let op = Op::LinearQ4_1 { qs: 0, d: 1, m: 2, exp: w.exp, act };
+            let m = model_with(i32s(vec![2, k]), weights.clone(), op);
+            let x =
+                Tensor::from_i32(vec![2, k], (0..2 * k).map(|_| rng.gen_range(-(1 << 16)..1 << 16)).collect()).unwrap();
+            check(&m, &[x]).unwrap();
+        }
+    }
+    let (rows, k) = (64, 576);
+    let bytes = gguf.tensor_bytes("token_embd.weight").unwrap();
+    let e = Q8_0Owned::from_gguf(&bytes[..rows * k / 32 * 34]).unwrap();
+    let weights = vec![
+        Tensor::from_i8(vec![rows, k], e.qs.clone()).unwrap(),
+        Tensor::from_i32(vec![rows, k / 32], e.d.clone()).unwrap(),
+    ];
+    for act in [ActBits::I8, ActBits::I16] {
+        let m = model_with(i32s(vec![1, k]), weights.clone(), Op::LinearQ8_0 { qs: 0, d: 1, exp: e.exp, act });
+        let x = Tensor::from_i32(vec![1, k], (0..k).map(|_| rng.gen_range(-(1 << 16)..1 << 16)).collect()).unwrap();
+        check(&m, &[x]).unwrap();
+    }
+    let m = model_with(i32s(vec![5]), weights, Op::EmbedQ8_0 { qs: 0, d: 1, exp: e.exp, frac: 14 });
+    check(&m, &[Tensor::from_i32(vec![5], vec![0, 63, 7, 7, 31]).unwrap()]).unwrap();
 }

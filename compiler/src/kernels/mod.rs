@@ -25,6 +25,7 @@ macro_rules! arg_words {
     };
 }
 
+pub mod blockq;
 pub mod copy;
 pub mod elementwise;
 pub mod fixexp;
@@ -81,11 +82,17 @@ pub enum KernelId {
     Rope,
     /// `swiglu` (op 26).
     SwiGlu,
+    /// `linear_q4_1` (op 21), 8- and 16-bit activations.
+    LinearQ4_1,
+    /// `linear_q8_0` (op 22), 8- and 16-bit activations.
+    LinearQ8_0,
+    /// `embed_q8_0` (op 23).
+    EmbedQ8_0,
 }
 
 impl KernelId {
     /// Every kernel.
-    pub const ALL: [KernelId; 20] = [
+    pub const ALL: [KernelId; 23] = [
         KernelId::Linear,
         KernelId::MatMul,
         KernelId::Conv2d,
@@ -106,6 +113,9 @@ impl KernelId {
         KernelId::RmsNormWide,
         KernelId::Rope,
         KernelId::SwiGlu,
+        KernelId::LinearQ4_1,
+        KernelId::LinearQ8_0,
+        KernelId::EmbedQ8_0,
     ];
 
     /// Short name.
@@ -131,6 +141,9 @@ impl KernelId {
             KernelId::RmsNormWide => "rmsnorm_wide",
             KernelId::Rope => "rope",
             KernelId::SwiGlu => "swiglu",
+            KernelId::LinearQ4_1 => "linear_q4_1",
+            KernelId::LinearQ8_0 => "linear_q8_0",
+            KernelId::EmbedQ8_0 => "embed_q8_0",
         }
     }
 
@@ -140,7 +153,8 @@ impl KernelId {
     }
 
     /// The kernel's machine code; `dot4 = false` replaces the custom instruction in the
-    /// int8 dot products by plain `lb`/`mul`/`add` (for measurements only).
+    /// int8 dot products by plain `lb`/`mul`/`add` (block linears: shifts and `mul`), for
+    /// measurements only.
     pub fn code_with(self, dot4: bool) -> Result<Vec<u8>, CompileError> {
         let mut a = Asm::new();
         match self {
@@ -164,6 +178,9 @@ impl KernelId {
             KernelId::RmsNormWide => rmsnorm_wide::rmsnorm_wide(&mut a),
             KernelId::Rope => rope::rope(&mut a),
             KernelId::SwiGlu => swiglu::swiglu(&mut a),
+            KernelId::LinearQ4_1 => blockq::linear(&mut a, blockq::Format::Q4_1, dot4),
+            KernelId::LinearQ8_0 => blockq::linear(&mut a, blockq::Format::Q8_0, dot4),
+            KernelId::EmbedQ8_0 => blockq::embed(&mut a),
         }
         a.finish()
     }
@@ -334,7 +351,14 @@ mod tests {
                 let ks = kinds(&code);
                 assert!(!ks.contains(&Kind::Invalid), "{} has an invalid word", k.name());
                 assert!(ks.contains(&Kind::Ecall), "{} never exits", k.name());
-                let products = matches!(k, KernelId::Linear | KernelId::MatMul | KernelId::Conv2d);
+                let products = matches!(
+                    k,
+                    KernelId::Linear
+                        | KernelId::MatMul
+                        | KernelId::Conv2d
+                        | KernelId::LinearQ4_1
+                        | KernelId::LinearQ8_0
+                );
                 assert_eq!(ks.contains(&Kind::Dot4), dot4 && products, "{} dot4 use", k.name());
             }
         }
