@@ -34,6 +34,7 @@ pub mod gguf;
 pub mod int_llama;
 pub mod llama;
 pub mod quant;
+pub mod synthetic;
 pub mod tokenizer;
 
 pub use error::{ImportError, Result};
@@ -41,4 +42,5 @@ pub use gguf::{GgufFile, TensorDesc, TensorKind};
 pub use int_llama::{ActBits, ForwardError, Generation, IntFormat, IntLlama, KvCache};
 pub use llama::{LayerWeights, LlamaConfig, LlamaGguf, LlamaWeights, Matrix};
 pub use quant::{BlockMatrix, BlockQ4_1, BlockQ8_0, BLOCK_LEN};
+pub use synthetic::SyntheticLlama;
 pub use tokenizer::{ChatTemplate, LlamaTokenizer, Vocab};
