@@ -5,6 +5,9 @@
 //! template). The integer graph is built from this elsewhere; floats appear here only in
 //! [`Matrix::dequantize`], for the float reference.
 //!
+//! [`synthetic`] generates a Llama's weights from a seed instead (LLaMA-2-7B's shapes for
+//! scale measurements, a tiny model for tests).
+//!
 //! Specification: `docs/spec/gguf-import.md`.
 //!
 //! # The GGUF reader

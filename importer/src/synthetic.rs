@@ -125,8 +125,8 @@ impl SyntheticLlama {
             .map(|b| {
                 let w0 = mix(key, 3 * b);
                 let d = sigma / Q4_STD * jitter(w0);
-                // Centre 7.5 (mean 0) moved by up to half a step either way.
-                let centre = 7.5 + (unit(w0 << 24) - 0.5);
+                // The zero point: 7.5 (mean 0) moved by up to half a step either way.
+                let centre = 7.0 + unit(w0 << 24);
                 let nibbles = [mix(key, 3 * b + 1), mix(key, 3 * b + 2)];
                 let q: [u8; BLOCK_LEN] = std::array::from_fn(|i| ((nibbles[i / 16] >> (4 * (i % 16))) & 15) as u8);
                 BlockQ4_1::from_values(f16::from_f32(d).to_bits(), f16::from_f32(-centre * d).to_bits(), &q)

@@ -252,3 +252,39 @@ fn decoding_over_the_cache_equals_one_batched_forward_and_streaming_conversion_e
     let distinct: std::collections::BTreeSet<i32> = batched.iter().copied().collect();
     assert!(distinct.len() > batched.len() / 2, "logits are mostly distinct: {}", distinct.len());
 }
+
+/// splitmix64's finaliser of `x + gamma`, written from `docs/spec/gguf-import.md`.
+fn s(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[test]
+fn blocks_follow_the_specified_derivation() {
+    let seed = 0x1234_5678_9abc_def0u64;
+    let c = LlamaConfig::tiny();
+    let w = SyntheticLlama::new(c.clone(), seed).weights();
+    let word = |t: u64, ctr: u64| s(s(seed ^ s(t.wrapping_mul(0xd6e8_feb8_6659_fd93))) ^ s(ctr));
+    let u = |w: u64| (w >> 40) as f32 / 16_777_216.0;
+    let j = |w: u64| 0.75 + 0.5 * u(w);
+    // Tensor 11 = blk.1.attn_q (Q4_1, 64 x 64), block 5.
+    let Matrix::Q4_1(q) = &w.layers[1].attn_q else { panic!("attn_q is Q4_1") };
+    let (t, b) = (11, 5u64);
+    let d = (1.0 / 64f32.sqrt()) / 4.609_772 * j(word(t, 3 * b));
+    let m = -(7.0 + u(word(t, 3 * b) << 24)) * d;
+    let blk = q.blocks[b as usize];
+    assert_eq!((blk.d, blk.m), (f16::from_f32(d).to_bits(), f16::from_f32(m).to_bits()));
+    let want: [u8; 32] = std::array::from_fn(|i| ((word(t, 3 * b + 1 + i as u64 / 16) >> (4 * (i % 16))) & 15) as u8);
+    assert_eq!(blk.values(), want);
+    // Tensor 19 = output_norm (after 1 + 9 * 2 tensors), element 3; tensor 20 = output (Q8_0), block 2.
+    assert_eq!(w.output_norm[3], 0.8 + 0.4 * u(word(19, 3)));
+    let Some(Matrix::Q8_0(o)) = &w.output else { panic!("output is Q8_0") };
+    let d = (1.0 / 64f32.sqrt()) / 73.610_46 * j(word(20, 10));
+    let want: [i8; 32] = std::array::from_fn(|i| {
+        let byte = (word(20, 11 + i as u64 / 8) >> (8 * (i % 8))) as u8;
+        (i16::from(byte % 255) - 127) as i8
+    });
+    assert_eq!((o.blocks[2].d, o.blocks[2].qs), (f16::from_f32(d).to_bits(), want));
+}
