@@ -23,9 +23,10 @@ use opml_dnn::ops::OpError;
 
 pub use opml_dnn::ops::llm::qlinear::ActBits;
 
+use std::borrow::Borrow;
 use std::io::{Read, Seek};
 
-use crate::llama::{LlamaConfig, LlamaGguf, LlamaWeights, Matrix};
+use crate::llama::{LayerWeights, LlamaConfig, LlamaGguf, LlamaWeights, Matrix};
 use crate::quant::{BlockMatrix, BlockQ4_1, BlockQ8_0};
 
 /// Largest exponent of a norm weight (a gain near 1 keeps 30 fraction bits).
@@ -235,6 +236,19 @@ impl IntLlama {
     /// Convert the weights once. The embedding must be Q8_0 (the integer embedding op
     /// reads Q8_0 rows); the linears may be Q4_1 or Q8_0.
     pub fn from_weights(config: &LlamaConfig, w: &LlamaWeights, format: IntFormat) -> Result<Self, ForwardError> {
+        Self::from_layers(config, w, w.layers.iter().map(Ok), format)
+    }
+
+    /// [`Self::from_weights`] with the transformer blocks taken from `layers` instead of
+    /// `w.layers` (which is not read): each block is converted and dropped before the next
+    /// is taken, so a model generated or read block by block never holds more than one
+    /// block of typed weights beside the converted ones (`crate::synthetic`).
+    pub fn from_layers<L: Borrow<LayerWeights>>(
+        config: &LlamaConfig,
+        w: &LlamaWeights,
+        layers: impl IntoIterator<Item = Result<L, ForwardError>>,
+        format: IntFormat,
+    ) -> Result<Self, ForwardError> {
         let c = config;
         if c.heads * c.head_dim != c.hidden {
             return Err(ForwardError::Unsupported(format!(
@@ -248,11 +262,12 @@ impl IntLlama {
                 w.token_embd.kind().name()
             )));
         };
-        let layers = w
-            .layers
-            .iter()
+        let layers = layers
+            .into_iter()
             .enumerate()
             .map(|(i, l)| {
+                let l = l?;
+                let l = l.borrow();
                 let n = |s: &str| format!("blk.{i}.{s}.weight");
                 Ok(IntLayer {
                     attn_norm: IntNorm::new(&n("attn_norm"), &l.attn_norm)?,

@@ -5,6 +5,9 @@
 //! template). The integer graph is built from this elsewhere; floats appear here only in
 //! [`Matrix::dequantize`], for the float reference.
 //!
+//! [`synthetic`] generates a Llama's weights from a seed instead (LLaMA-2-7B's shapes for
+//! scale measurements, a tiny model for tests).
+//!
 //! Specification: `docs/spec/gguf-import.md`.
 //!
 //! # The GGUF reader
@@ -44,4 +47,5 @@ pub use graph::{LayerSlots, StepGraph, StepSlots};
 pub use int_llama::{ActBits, ForwardError, Generation, IntFormat, IntLlama, KvCache};
 pub use llama::{LayerWeights, LlamaConfig, LlamaGguf, LlamaWeights, Matrix};
 pub use quant::{BlockMatrix, BlockQ4_1, BlockQ8_0, BLOCK_LEN};
+pub use synthetic::SyntheticLlama;
 pub use tokenizer::{ChatTemplate, LlamaTokenizer, Vocab};

@@ -9,14 +9,14 @@ use std::path::PathBuf;
 
 use opml_dnn::exec::run_all;
 use opml_dnn::{Op, Tensor};
-use opml_importer::synthetic::{random_weights, small_config};
+use opml_importer::synthetic::random_weights;
 use opml_importer::{
     ActBits, ForwardError, IntFormat, IntLlama, KvCache, LlamaConfig, LlamaGguf, LlamaTokenizer, LlamaWeights,
     StepGraph,
 };
 
 fn config() -> LlamaConfig {
-    small_config()
+    LlamaConfig::tiny()
 }
 
 fn weights(c: &LlamaConfig, seed: u64, untied: bool) -> LlamaWeights {
@@ -117,7 +117,7 @@ fn the_graph_names_its_nodes_and_shares_tied_constants() {
 fn a_step_past_the_context_or_fed_the_wrong_inputs_is_refused() {
     let c = config();
     let m = IntLlama::from_weights(&c, &weights(&c, 2, false), IntFormat::default()).unwrap();
-    assert!(matches!(StepGraph::new(&m, 5, 20), Err(ForwardError::Context { want: 25, context: 24 })));
+    assert!(matches!(StepGraph::new(&m, 5, 124), Err(ForwardError::Context { want: 129, context: 128 })));
     assert!(matches!(StepGraph::new(&m, 0, 3), Err(ForwardError::Context { .. })));
     let g = StepGraph::new(&m, 1, 2).unwrap();
     let mut cache = KvCache::new();
@@ -125,7 +125,7 @@ fn a_step_past_the_context_or_fed_the_wrong_inputs_is_refused() {
     assert!(g.inputs(&[1], &cache).is_ok());
     assert!(matches!(g.inputs(&[1, 2], &cache), Err(ForwardError::Step(_))));
     assert!(matches!(g.inputs(&[1], &KvCache::new()), Err(ForwardError::Step(_))));
-    assert!(matches!(g.inputs(&[80], &cache), Err(ForwardError::Token { id: 80, vocab: 80 })));
+    assert!(matches!(g.inputs(&[256], &cache), Err(ForwardError::Token { id: 256, vocab: 256 })));
     assert!(matches!(g.cache_after(&[Tensor::from_i32(vec![1], vec![0]).unwrap()]), Err(ForwardError::Step(_))));
 }
 
