@@ -6,7 +6,6 @@ use opml_compiler::{compile_node, compile_node_with, matches_native};
 use opml_dnn::exec::run_all;
 use opml_dnn::graph::{ConstSpec, Graph, Model, Node, Op};
 use opml_dnn::ops::elementwise::{QAddParams, QMulParams};
-use opml_dnn::ops::llm::blockq::{bytes_as_i8, Q4_1Owned, Q8_0Owned};
 use opml_dnn::ops::llm::qlinear::ActBits;
 use opml_dnn::{DType, Tensor, TensorSpec};
 use proptest::prelude::*;
@@ -483,62 +482,6 @@ fn node_with(inputs: Vec<TensorSpec>, weights: Vec<Tensor>, op: Op) -> Model {
         output: n_in,
     };
     Model::new(graph, weights).unwrap()
-}
-
-/// Real SmolLM2-135M weights (when `.cache/models/` has the file): 48 rows of the Q4_1
-/// `blk.0.ffn_down` (576 x 1536) and of `blk.0.attn_q` (576 x 576), and 64 rows of the
-/// Q8_0 token embedding as the tied output layer and as an embedding table, with
-/// stream-format activations (`F = 14`) at both widths; then the whole tied output layer
-/// (49152 x 576, 16-bit activations), the largest node a dispute runs in the VM.
-#[test]
-fn real_smollm2_weights_match_native() {
-    let path =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if !path.is_file() {
-        eprintln!("skipping: {} is absent (run scripts/fetch_models.sh)", path.display());
-        return;
-    }
-    let mut gguf = opml_importer::GgufFile::open(&path).unwrap();
-    let mut rng = ChaCha8Rng::seed_from_u64(13);
-    for (name, k) in [("blk.0.ffn_down.weight", 1536), ("blk.0.attn_q.weight", 576)] {
-        let rows = 48;
-        let bytes = gguf.tensor_bytes(name).unwrap();
-        let w = Q4_1Owned::from_gguf(&bytes[..rows * k / 32 * 20]).unwrap();
-        let weights = vec![
-            Tensor::from_i8(vec![rows, k / 2], bytes_as_i8(&w.qs).to_vec()).unwrap(),
-            Tensor::from_i32(vec![rows, k / 32], w.d.clone()).unwrap(),
-            Tensor::from_i32(vec![rows, k / 32], w.m.clone()).unwrap(),
-        ];
-        for act in [ActBits::I8, ActBits::I16] {
-            let op = Op::LinearQ4_1 { qs: 0, d: 1, m: 2, exp: w.exp, act };
-            let m = model_with(i32s(vec![2, k]), weights.clone(), op);
-            let x =
-                Tensor::from_i32(vec![2, k], (0..2 * k).map(|_| rng.gen_range(-(1 << 16)..1 << 16)).collect()).unwrap();
-            check(&m, &[x]).unwrap();
-        }
-    }
-    let (rows, k) = (64, 576);
-    let bytes = gguf.tensor_bytes("token_embd.weight").unwrap();
-    let e = Q8_0Owned::from_gguf(&bytes[..rows * k / 32 * 34]).unwrap();
-    let weights = vec![
-        Tensor::from_i8(vec![rows, k], e.qs.clone()).unwrap(),
-        Tensor::from_i32(vec![rows, k / 32], e.d.clone()).unwrap(),
-    ];
-    for act in [ActBits::I8, ActBits::I16] {
-        let m = model_with(i32s(vec![1, k]), weights.clone(), Op::LinearQ8_0 { qs: 0, d: 1, exp: e.exp, act });
-        let x = Tensor::from_i32(vec![1, k], (0..k).map(|_| rng.gen_range(-(1 << 16)..1 << 16)).collect()).unwrap();
-        check(&m, &[x]).unwrap();
-    }
-    let m = model_with(i32s(vec![5]), weights, Op::EmbedQ8_0 { qs: 0, d: 1, exp: e.exp, frac: 14 });
-    check(&m, &[Tensor::from_i32(vec![5], vec![0, 63, 7, 7, 31]).unwrap()]).unwrap();
-    let e = Q8_0Owned::from_gguf(&bytes).unwrap();
-    let vocab = e.qs.len() / k;
-    let weights =
-        vec![Tensor::from_i8(vec![vocab, k], e.qs).unwrap(), Tensor::from_i32(vec![vocab, k / 32], e.d).unwrap()];
-    let m = model_with(i32s(vec![1, k]), weights, Op::LinearQ8_0 { qs: 0, d: 1, exp: e.exp, act: ActBits::I16 });
-    let x = Tensor::from_i32(vec![1, k], (0..k).map(|_| rng.gen_range(-(1 << 17)..1 << 17)).collect()).unwrap();
-    let steps = check(&m, &[x]).unwrap();
-    eprintln!("tied output layer {vocab} x {k} (16-bit activations): {steps} VM steps");
 }
 
 /// Wide-stream values: a mix of full-range words, the i32 extremes, and small or

@@ -7,7 +7,7 @@
 //! the protocol's dissection rule (`docs/spec/protocol.md`) and the step graph's node
 //! count (`docs/spec/llm-graph.md`), not played on chain.
 //!
-//! `cargo run --release -p opml-compiler --example llm7b_node_steps [-- --skip-vm | --skip-prompt]`
+//! `cargo run --release -p opml-benches --example llm7b_node_steps [-- --skip-vm | --skip-prompt]`
 
 use opml_compiler::{compile_node, matches_native};
 use opml_dnn::exec::run_all;
