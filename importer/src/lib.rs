@@ -29,16 +29,21 @@
 //! `tokenizer.ggml.merges`, the pre-tokenizer llama.cpp uses for `tokenizer.ggml.pre`, the
 //! byte-level decoder, control tokens as special tokens. See [`tokenizer`].
 
+pub mod bundle;
 pub mod error;
+pub mod float_llama;
 pub mod gguf;
 pub mod int_llama;
 pub mod llama;
 pub mod quant;
 pub mod tokenizer;
 
+pub use bundle::{tokens_commitment, BundleError, Limits, LlmBundle, Source};
 pub use error::{ImportError, Result};
 pub use gguf::{GgufFile, TensorDesc, TensorKind};
-pub use int_llama::{ActBits, ForwardError, Generation, IntFormat, IntLlama, KvCache};
+pub use int_llama::{
+    ActBits, FixedWeights, ForwardError, Generation, IntFormat, IntLayer, IntLlama, IntMatrix, IntNorm, KvCache,
+};
 pub use llama::{LayerWeights, LlamaConfig, LlamaGguf, LlamaWeights, Matrix};
 pub use quant::{BlockMatrix, BlockQ4_1, BlockQ8_0, BLOCK_LEN};
 pub use tokenizer::{ChatTemplate, LlamaTokenizer, Vocab};
