@@ -141,3 +141,29 @@ fn out_of_vocabulary_ids_and_context_overflow_are_errors_that_leave_the_cache() 
     assert!(err.contains("context length"), "{err}");
     assert_eq!(cache.len(), 2);
 }
+
+#[test]
+fn the_bundle_of_the_real_model_gives_the_gguf_logits_and_tokens() {
+    use opml_importer::bundle::{Limits, LlmBundle, Source};
+    let Some(m) = loaded() else { return };
+    let mut gguf = LlamaGguf::open(&model().expect("present")).expect("the model opens");
+    let source = Source { file: MODEL.into(), sha256: String::new() };
+    let bytes = LlmBundle::from_gguf(&mut gguf, source, Limits::default(), IntFormat::default())
+        .expect("imports")
+        .to_bytes()
+        .expect("encodes");
+    let bundle = LlmBundle::from_bytes(&bytes).expect("reads back");
+    let tok = bundle.tokenizer().expect("the tokenizer builds");
+    for text in [PROMPT, "It's 3.14159 — naïve café 東京 🙂\n\n  def f(x):\treturn x**2", "<|im_end|> literal"]
+    {
+        assert_eq!(tok.encode(text).unwrap(), m.tokenizer.encode(text).unwrap(), "{text:?}");
+    }
+    assert_eq!(tok.chat_prompt("Hi there").unwrap(), m.tokenizer.chat_prompt("Hi there").unwrap());
+    let ids = m.tokenizer.encode(PROMPT).expect("encodes");
+    let from_bundle = bundle.into_model().expect("builds");
+    let got = from_bundle.forward(&ids, &mut KvCache::new()).expect("runs");
+    assert!(
+        got == m.int14.forward(&ids, &mut KvCache::new()).expect("runs"),
+        "the bundle's logits differ from the GGUF's"
+    );
+}
