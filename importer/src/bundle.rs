@@ -226,9 +226,13 @@ impl BundleConfig {
         if !(c.rope_base.is_finite() && c.rope_base > 1.0) {
             return Err(f("rope_base", format!("{} is not above 1", c.rope_base)));
         }
-        // The largest tensor must be addressable: vocab x hidden elements.
+        // Every tensor's byte length is committed as a u32: the embedding's values are
+        // vocab x hidden bytes, the RoPE tables context x head_dim x 2.
         if c.vocab.checked_mul(c.hidden).is_none_or(|n| n > u32::MAX as usize) {
             return Err(f("vocab", format!("{} x hidden {} is too large", c.vocab, c.hidden)));
+        }
+        if c.context.checked_mul(c.head_dim * 2).is_none_or(|n| n > u32::MAX as usize) {
+            return Err(f("context", format!("{} positions make RoPE tables over 2^32 bytes", c.context)));
         }
         Ok(LlamaConfig {
             layers: c.layers,
@@ -616,6 +620,7 @@ impl LlmBundle {
         format: IntFormat,
     ) -> Result<Self, BundleError> {
         let config = gguf.config().clone();
+        BundleConfig::from(&config).checked()?;
         limits.check(config.context)?;
         let vocab = gguf.vocab().map_err(BundleError::Tokenizer)?;
         let tok = LlamaTokenizer::new(&vocab).map_err(BundleError::Tokenizer)?;

@@ -500,6 +500,9 @@ mod bundles {
         h2.config.heads = 3;
         assert_eq!(field_of(&h2), "config.heads");
         let mut h2 = h.clone();
+        h2.config.context = 1 << 31;
+        assert_eq!(field_of(&h2), "config.context");
+        let mut h2 = h.clone();
         h2.architecture = "gpt2".into();
         assert_eq!(field_of(&h2), "architecture");
         // A table entry that disagrees with the configuration names the tensor.
