@@ -5,6 +5,11 @@
 //! template). The integer graph is built from this elsewhere; floats appear here only in
 //! [`Matrix::dequantize`], for the float reference.
 //!
+//! [`IntLlama`] runs the model in integers; [`LlmBundle`] stores its converted weights with the
+//! tokenizer, claim limits and commitments in one checked file (`docs/spec/llm-bundle.md`),
+//! so no GGUF is needed after the import; [`float_llama::FloatLlama`] is the f32 float
+//! reference for evaluation.
+//!
 //! Specification: `docs/spec/gguf-import.md`.
 //!
 //! # The GGUF reader
