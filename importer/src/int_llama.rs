@@ -95,11 +95,27 @@ fn op<T>(what: impl FnOnce() -> String, r: Result<T, OpError>) -> Result<T, Forw
     r.map_err(|source| ForwardError::Op { what: what(), source })
 }
 
-/// A weight matrix `[n, k]` in fixed point, as the kernels take it.
-#[derive(Debug)]
-pub(crate) enum IntMatrix {
-    Q4_1 { w: Q4_1Owned, n: usize, k: usize },
-    Q8_0 { w: Q8_0Owned, n: usize, k: usize },
+/// A weight matrix `[n, k]` (`n` outputs of `k` inputs) in fixed point, as the kernels take it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IntMatrix {
+    /// Q4_1 blocks: the nibbles as shipped, scales and mins in fixed point.
+    Q4_1 {
+        /// The blocks.
+        w: Q4_1Owned,
+        /// Rows (outputs).
+        n: usize,
+        /// Columns (inputs).
+        k: usize,
+    },
+    /// Q8_0 blocks: the values as shipped, scales in fixed point.
+    Q8_0 {
+        /// The blocks.
+        w: Q8_0Owned,
+        /// Rows (outputs).
+        n: usize,
+        /// Columns (inputs).
+        k: usize,
+    },
 }
 
 fn q4_1(name: &str, m: &BlockMatrix<BlockQ4_1>) -> Result<Q4_1Owned, ForwardError> {
@@ -135,11 +151,13 @@ impl IntMatrix {
     }
 }
 
-/// A norm weight in fixed point.
-#[derive(Debug)]
-pub(crate) struct IntNorm {
-    pub(crate) gamma: Vec<i32>,
-    pub(crate) exp: u32,
+/// A norm weight in fixed point: `gamma[i] ~= g_i * 2^exp`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntNorm {
+    /// The gains.
+    pub gamma: Vec<i32>,
+    /// Their fraction bits.
+    pub exp: u32,
 }
 
 impl IntNorm {
@@ -150,17 +168,106 @@ impl IntNorm {
     }
 }
 
-#[derive(Debug)]
-pub(crate) struct IntLayer {
-    pub(crate) attn_norm: IntNorm,
-    pub(crate) q: IntMatrix,
-    pub(crate) k: IntMatrix,
-    pub(crate) v: IntMatrix,
-    pub(crate) o: IntMatrix,
-    pub(crate) ffn_norm: IntNorm,
-    pub(crate) gate: IntMatrix,
-    pub(crate) up: IntMatrix,
-    pub(crate) down: IntMatrix,
+/// One transformer block's weights in fixed point (GGUF `blk.N.*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntLayer {
+    /// `attn_norm`.
+    pub attn_norm: IntNorm,
+    /// `attn_q`.
+    pub q: IntMatrix,
+    /// `attn_k`.
+    pub k: IntMatrix,
+    /// `attn_v`.
+    pub v: IntMatrix,
+    /// `attn_output`.
+    pub o: IntMatrix,
+    /// `ffn_norm`.
+    pub ffn_norm: IntNorm,
+    /// `ffn_gate`.
+    pub gate: IntMatrix,
+    /// `ffn_up`.
+    pub up: IntMatrix,
+    /// `ffn_down`.
+    pub down: IntMatrix,
+}
+
+/// Every integer an [`IntLlama`] runs on: the weights converted once from the GGUF's
+/// floats ([`FixedWeights::convert`]), or read back from an LLM bundle
+/// (`crate::bundle`), which stores exactly these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixedWeights {
+    /// `token_embd.weight` (also the output projection when `output` is `None`).
+    pub token_embd: Q8_0Owned,
+    /// The blocks.
+    pub layers: Vec<IntLayer>,
+    /// `output_norm.weight`.
+    pub output_norm: IntNorm,
+    /// `output.weight`, if the output is not tied to the embedding.
+    pub output: Option<IntMatrix>,
+    /// RMSNorm's epsilon with `2 * frac_bits` fraction bits.
+    pub eps: i64,
+    /// RoPE cosines `[context, head_dim / 2]`, Q30 (`rope_tables`).
+    pub cos: Vec<i32>,
+    /// RoPE sines, likewise.
+    pub sin: Vec<i32>,
+}
+
+impl FixedWeights {
+    /// Convert the weights once. The embedding must be Q8_0 (the integer embedding op
+    /// reads Q8_0 rows); the linears may be Q4_1 or Q8_0.
+    pub fn convert(config: &LlamaConfig, w: &LlamaWeights, format: IntFormat) -> Result<Self, ForwardError> {
+        Self::convert_layers(config, w, w.layers.iter().map(Ok), format)
+    }
+
+    /// [`Self::convert`] with the transformer blocks taken from `layers` instead of
+    /// `w.layers` (which is not read), each converted and dropped before the next is taken.
+    pub fn convert_layers<L: Borrow<LayerWeights>>(
+        config: &LlamaConfig,
+        w: &LlamaWeights,
+        layers: impl IntoIterator<Item = Result<L, ForwardError>>,
+        format: IntFormat,
+    ) -> Result<Self, ForwardError> {
+        let c = config;
+        let Matrix::Q8_0(embd) = &w.token_embd else {
+            return Err(ForwardError::Unsupported(format!(
+                "token_embd.weight is {}; the integer embedding reads Q8_0",
+                w.token_embd.kind().name()
+            )));
+        };
+        let layers = layers
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let l = l?;
+                let l = l.borrow();
+                let n = |s: &str| format!("blk.{i}.{s}.weight");
+                Ok(IntLayer {
+                    attn_norm: IntNorm::new(&n("attn_norm"), &l.attn_norm)?,
+                    q: IntMatrix::new(&n("attn_q"), &l.attn_q)?,
+                    k: IntMatrix::new(&n("attn_k"), &l.attn_k)?,
+                    v: IntMatrix::new(&n("attn_v"), &l.attn_v)?,
+                    o: IntMatrix::new(&n("attn_output"), &l.attn_output)?,
+                    ffn_norm: IntNorm::new(&n("ffn_norm"), &l.ffn_norm)?,
+                    gate: IntMatrix::new(&n("ffn_gate"), &l.ffn_gate)?,
+                    up: IntMatrix::new(&n("ffn_up"), &l.ffn_up)?,
+                    down: IntMatrix::new(&n("ffn_down"), &l.ffn_down)?,
+                })
+            })
+            .collect::<Result<Vec<_>, ForwardError>>()?;
+        let output = w.output.as_ref().map(|m| IntMatrix::new("output.weight", m)).transpose()?;
+        let eps = f32_to_fixed(c.rms_eps.to_bits(), 2 * format.frac_bits)
+            .ok_or_else(|| ForwardError::Unsupported(format!("RMSNorm epsilon {}", c.rms_eps)))?;
+        let (cos, sin) = rope_tables(c.context, c.head_dim, c.rope_base as f64);
+        Ok(Self {
+            token_embd: q8_0("token_embd.weight", embd)?,
+            layers,
+            output_norm: IntNorm::new("output_norm.weight", &w.output_norm)?,
+            output,
+            eps,
+            cos,
+            sin,
+        })
+    }
 }
 
 /// Keys (after RoPE) and values of every past position, per layer: `[ctx, kv_heads,
@@ -233,22 +340,29 @@ impl IntLlama {
         Self::from_weights(gguf.config(), &weights, format)
     }
 
-    /// Convert the weights once. The embedding must be Q8_0 (the integer embedding op
-    /// reads Q8_0 rows); the linears may be Q4_1 or Q8_0.
+    /// Convert the weights once ([`FixedWeights::convert`]) and build the model.
     pub fn from_weights(config: &LlamaConfig, w: &LlamaWeights, format: IntFormat) -> Result<Self, ForwardError> {
-        Self::from_layers(config, w, w.layers.iter().map(Ok), format)
+        Self::from_fixed(config, format, FixedWeights::convert(config, w, format)?)
     }
 
     /// [`Self::from_weights`] with the transformer blocks taken from `layers` instead of
     /// `w.layers` (which is not read): each block is converted and dropped before the next
-    /// is taken, so a model generated or read block by block never holds more than one
-    /// block of typed weights beside the converted ones (`crate::synthetic`).
+    /// is taken ([`FixedWeights::convert_layers`]), so a model generated or read block by
+    /// block never holds more than one block of typed weights beside the converted ones
+    /// (`crate::synthetic`).
     pub fn from_layers<L: Borrow<LayerWeights>>(
         config: &LlamaConfig,
         w: &LlamaWeights,
         layers: impl IntoIterator<Item = Result<L, ForwardError>>,
         format: IntFormat,
     ) -> Result<Self, ForwardError> {
+        Self::from_fixed(config, format, FixedWeights::convert_layers(config, w, layers, format)?)
+    }
+
+    /// The model over weights already in fixed point (from [`FixedWeights::convert`] or
+    /// an LLM bundle). The shapes must be the configuration's (the bundle reader checks
+    /// them against it).
+    pub fn from_fixed(config: &LlamaConfig, format: IntFormat, w: FixedWeights) -> Result<Self, ForwardError> {
         let c = config;
         if c.heads * c.head_dim != c.hidden {
             return Err(ForwardError::Unsupported(format!(
@@ -256,46 +370,16 @@ impl IntLlama {
                 c.heads, c.head_dim, c.hidden
             )));
         }
-        let Matrix::Q8_0(embd) = &w.token_embd else {
-            return Err(ForwardError::Unsupported(format!(
-                "token_embd.weight is {}; the integer embedding reads Q8_0",
-                w.token_embd.kind().name()
-            )));
-        };
-        let layers = layers
-            .into_iter()
-            .enumerate()
-            .map(|(i, l)| {
-                let l = l?;
-                let l = l.borrow();
-                let n = |s: &str| format!("blk.{i}.{s}.weight");
-                Ok(IntLayer {
-                    attn_norm: IntNorm::new(&n("attn_norm"), &l.attn_norm)?,
-                    q: IntMatrix::new(&n("attn_q"), &l.attn_q)?,
-                    k: IntMatrix::new(&n("attn_k"), &l.attn_k)?,
-                    v: IntMatrix::new(&n("attn_v"), &l.attn_v)?,
-                    o: IntMatrix::new(&n("attn_output"), &l.attn_output)?,
-                    ffn_norm: IntNorm::new(&n("ffn_norm"), &l.ffn_norm)?,
-                    gate: IntMatrix::new(&n("ffn_gate"), &l.ffn_gate)?,
-                    up: IntMatrix::new(&n("ffn_up"), &l.ffn_up)?,
-                    down: IntMatrix::new(&n("ffn_down"), &l.ffn_down)?,
-                })
-            })
-            .collect::<Result<Vec<_>, ForwardError>>()?;
-        let output = w.output.as_ref().map(|m| IntMatrix::new("output.weight", m)).transpose()?;
-        let eps = f32_to_fixed(c.rms_eps.to_bits(), 2 * format.frac_bits)
-            .ok_or_else(|| ForwardError::Unsupported(format!("RMSNorm epsilon {}", c.rms_eps)))?;
-        let (cos, sin) = rope_tables(c.context, c.head_dim, c.rope_base as f64);
         Ok(Self {
             config: c.clone(),
             format,
-            embd: q8_0("token_embd.weight", embd)?,
-            layers,
-            output_norm: IntNorm::new("output_norm.weight", &w.output_norm)?,
-            output,
-            eps,
-            cos,
-            sin,
+            embd: w.token_embd,
+            layers: w.layers,
+            output_norm: w.output_norm,
+            output: w.output,
+            eps: w.eps,
+            cos: w.cos,
+            sin: w.sin,
         })
     }
 

@@ -5,6 +5,11 @@
 //! template). The integer graph is built from this elsewhere; floats appear here only in
 //! [`Matrix::dequantize`], for the float reference.
 //!
+//! [`IntLlama`] runs the model in integers; [`LlmBundle`] stores its converted weights with the
+//! tokenizer, claim limits and commitments in one checked file (`docs/spec/llm-bundle.md`),
+//! so no GGUF is needed after the import; [`float_llama::FloatLlama`] is the f32 float
+//! reference for evaluation.
+//!
 //! [`synthetic`] generates a Llama's weights from a seed instead (LLaMA-2-7B's shapes for
 //! scale measurements, a tiny model for tests).
 //!
@@ -32,7 +37,9 @@
 //! `tokenizer.ggml.merges`, the pre-tokenizer llama.cpp uses for `tokenizer.ggml.pre`, the
 //! byte-level decoder, control tokens as special tokens. See [`tokenizer`].
 
+pub mod bundle;
 pub mod error;
+pub mod float_llama;
 pub mod gguf;
 pub mod graph;
 pub mod int_llama;
@@ -41,10 +48,13 @@ pub mod quant;
 pub mod synthetic;
 pub mod tokenizer;
 
+pub use bundle::{tokens_commitment, BundleError, Limits, LlmBundle, Source};
 pub use error::{ImportError, Result};
 pub use gguf::{GgufFile, TensorDesc, TensorKind};
 pub use graph::{LayerSlots, StepGraph, StepSlots};
-pub use int_llama::{ActBits, ForwardError, Generation, IntFormat, IntLlama, KvCache};
+pub use int_llama::{
+    ActBits, FixedWeights, ForwardError, Generation, IntFormat, IntLayer, IntLlama, IntMatrix, IntNorm, KvCache,
+};
 pub use llama::{LayerWeights, LlamaConfig, LlamaGguf, LlamaWeights, Matrix};
 pub use quant::{BlockMatrix, BlockQ4_1, BlockQ8_0, BLOCK_LEN};
 pub use synthetic::SyntheticLlama;

@@ -139,6 +139,43 @@ impl LlamaTokenizer {
         Ok(Self { inner, with_special, template, eos: vocab.eos })
     }
 
+    /// Rebuild a tokenizer from its `tokenizers` JSON ([`Self::to_json`], as an LLM bundle
+    /// stores it), the chat template's text (recognised as in [`ChatTemplate::from_gguf`])
+    /// and the end-of-sequence id.
+    pub fn from_json(json: &[u8], chat_template: &str, eos: u32) -> Result<Self> {
+        let mut inner =
+            Tokenizer::from_bytes(json).map_err(|e| ImportError::Tokenizer(format!("reading its JSON: {e}")))?;
+        let mut with_special = inner.clone();
+        with_special.set_encode_special_tokens(false);
+        inner.set_encode_special_tokens(true);
+        let template = ChatTemplate::from_gguf(Some(chat_template))?;
+        let specials = inner.get_added_tokens_decoder();
+        for s in [template.im_start, template.im_end] {
+            if !specials.values().any(|t| t.special && t.content == s) {
+                return Err(ImportError::Tokenizer(format!("the chat template's {s} is not a special token")));
+            }
+        }
+        if eos as usize >= inner.get_vocab_size(true) {
+            return Err(ImportError::Tokenizer(format!("end-of-sequence id {eos} is not a token id")));
+        }
+        Ok(Self { inner, with_special, template, eos })
+    }
+
+    /// The `tokenizers` JSON of this tokenizer (compact), from which [`Self::from_json`]
+    /// rebuilds it.
+    pub fn to_json(&self) -> Result<Vec<u8>> {
+        let s = self.inner.to_string(false).map_err(|e| ImportError::Tokenizer(format!("writing its JSON: {e}")))?;
+        Ok(s.into_bytes())
+    }
+
+    /// Ids of the special (control) tokens, ascending.
+    pub fn special_ids(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> =
+            self.inner.get_added_tokens_decoder().iter().filter(|(_, t)| t.special).map(|(&id, _)| id).collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// Vocabulary size (added tokens included: they are tokens of the vocabulary).
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)

@@ -1,18 +1,16 @@
 //! SmolLM2-135M from its GGUF (Q4_1 linears, Q8_0 tied embedding, f32 norms) through
-//! [`IntLlama`] (the integer ops of `dnn::ops::llm`), against an f64 forward written here on
-//! the same real weights dequantized from their f16 scale bits: the accuracy of the integer
-//! semantics on a real model, with its real activation statistics. The f64 forward shares
-//! nothing with the integer path but the file reader.
+//! [`IntLlama`] (the integer ops of `dnn::ops::llm`), against the float reference
+//! ([`FloatLlama`], f32 on the same real weights dequantized as ggml does): the accuracy of
+//! the integer semantics on a real model, with its real activation statistics. The float
+//! forward shares nothing with the integer path but the file reader.
 //!
 //! Without `.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf` each test prints why and passes.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use half::f16;
-use opml_importer::{
-    ActBits, IntFormat, IntLlama, KvCache, LlamaConfig, LlamaGguf, LlamaTokenizer, LlamaWeights, Matrix,
-};
+use opml_importer::float_llama::FloatLlama;
+use opml_importer::{ActBits, IntFormat, IntLlama, KvCache, LlamaConfig, LlamaGguf, LlamaTokenizer, LlamaWeights};
 
 const MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
@@ -47,93 +45,6 @@ fn loaded() -> Option<&'static Loaded> {
         .as_ref()
 }
 
-/// Real weights `[n, k]` from the blocks: `d * q + m` (Q4_1), `d * q` (Q8_0), in f64.
-fn dequant(m: &Matrix) -> Vec<f64> {
-    let f = |h: u16| f64::from(f16::from_bits(h).to_f32());
-    match m {
-        Matrix::Q4_1(b) => b
-            .blocks
-            .iter()
-            .flat_map(|b| {
-                let (d, m) = (f(b.d), f(b.m));
-                b.values().map(|q| d * f64::from(q) + m)
-            })
-            .collect(),
-        Matrix::Q8_0(b) => b.blocks.iter().flat_map(|b| b.qs.map(|q| f(b.d) * f64::from(q))).collect(),
-    }
-}
-
-fn matvec(x: &[f64], w: &[f64], k: usize) -> Vec<f64> {
-    let n = w.len() / k;
-    x.chunks(k)
-        .flat_map(|r| (0..n).map(move |c| r.iter().zip(&w[c * k..(c + 1) * k]).map(|(a, b)| a * b).sum::<f64>()))
-        .collect()
-}
-
-fn rms(x: &[f64], g: &[f32], eps: f64) -> Vec<f64> {
-    x.chunks(g.len())
-        .flat_map(|r| {
-            let inv = 1.0 / (r.iter().map(|v| v * v).sum::<f64>() / g.len() as f64 + eps).sqrt();
-            r.iter().zip(g).map(move |(v, &g)| v * inv * f64::from(g))
-        })
-        .collect()
-}
-
-fn rope(x: &mut [f64], heads: usize, c: &LlamaConfig) {
-    let hd = c.head_dim;
-    for (i, h) in x.chunks_mut(hd).enumerate() {
-        let p = (i / heads) as f64;
-        for j in 0..hd / 2 {
-            let a = p * f64::from(c.rope_base).powf(-(2.0 * j as f64) / hd as f64);
-            let (x0, x1) = (h[2 * j], h[2 * j + 1]);
-            h[2 * j] = x0 * a.cos() - x1 * a.sin();
-            h[2 * j + 1] = x0 * a.sin() + x1 * a.cos();
-        }
-    }
-}
-
-fn attention(q: &[f64], k: &[f64], v: &[f64], seq: usize, c: &LlamaConfig) -> Vec<f64> {
-    let (hd, heads, kvh) = (c.head_dim, c.heads, c.kv_heads);
-    let mut out = vec![0.0; q.len()];
-    for s in 0..seq {
-        for h in 0..heads {
-            let i = (s * heads + h) * hd;
-            let at = |t: usize| (t * kvh + h / (heads / kvh)) * hd;
-            let sc: Vec<f64> =
-                (0..=s).map(|t| (0..hd).map(|d| q[i + d] * k[at(t) + d]).sum::<f64>() / (hd as f64).sqrt()).collect();
-            let m = sc.iter().cloned().fold(f64::MIN, f64::max);
-            let e: Vec<f64> = sc.iter().map(|x| (x - m).exp()).collect();
-            let z: f64 = e.iter().sum();
-            for d in 0..hd {
-                out[i + d] = (0..=s).map(|t| e[t] / z * v[at(t) + d]).sum();
-            }
-        }
-    }
-    out
-}
-
-/// The f64 forward: logits `[seq, vocab]`.
-fn forward_f64(c: &LlamaConfig, w: &LlamaWeights, ids: &[u32]) -> Vec<f64> {
-    let (d, eps) = (c.hidden, f64::from(c.rms_eps));
-    let emb = dequant(&w.token_embd);
-    let mut x: Vec<f64> = ids.iter().flat_map(|&t| emb[t as usize * d..(t as usize + 1) * d].to_vec()).collect();
-    for l in &w.layers {
-        let lin = |m: &Matrix, x: &[f64]| matvec(x, &dequant(m), m.shape().1);
-        let h = rms(&x, &l.attn_norm, eps);
-        let (mut q, mut k) = (lin(&l.attn_q, &h), lin(&l.attn_k, &h));
-        rope(&mut q, c.heads, c);
-        rope(&mut k, c.kv_heads, c);
-        let a = attention(&q, &k, &lin(&l.attn_v, &h), ids.len(), c);
-        x.iter_mut().zip(lin(&l.attn_output, &a)).for_each(|(x, o)| *x += o);
-        let h2 = rms(&x, &l.ffn_norm, eps);
-        let (g, up) = (lin(&l.ffn_gate, &h2), lin(&l.ffn_up, &h2));
-        let act: Vec<f64> = g.iter().zip(&up).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
-        x.iter_mut().zip(lin(&l.ffn_down, &act)).for_each(|(x, o)| *x += o);
-    }
-    let h = rms(&x, &w.output_norm, eps);
-    matvec(&h, &dequant(w.output_projection()), d)
-}
-
 /// Mean negative log-likelihood of `ids[t + 1]` under the logits of position `t`.
 fn nll(logits: &[f64], ids: &[u32], vocab: usize) -> f64 {
     let terms = logits.chunks(vocab).zip(&ids[1..]).map(|(row, &next)| {
@@ -144,7 +55,7 @@ fn nll(logits: &[f64], ids: &[u32], vocab: usize) -> f64 {
     terms.sum::<f64>() / (ids.len() - 1) as f64
 }
 
-fn argmax_f64(row: &[f64]) -> usize {
+fn argmax_float(row: &[f64]) -> usize {
     (0..row.len()).fold(0, |b, i| if row[i] > row[b] { i } else { b })
 }
 
@@ -155,7 +66,7 @@ fn argmax_i32(row: &[i32]) -> usize {
 const PROMPT: &str = "The capital of France is Paris. The capital of Germany is";
 
 #[test]
-fn the_integer_forward_agrees_with_f64_on_its_own_greedy_text() {
+fn the_integer_forward_agrees_with_the_float_reference_on_its_own_greedy_text() {
     let Some(m) = loaded() else { return };
     let (c, vocab) = (&m.config, m.config.vocab);
     let prompt = m.tokenizer.encode(PROMPT).expect("encodes");
@@ -165,10 +76,11 @@ fn the_integer_forward_agrees_with_f64_on_its_own_greedy_text() {
     let gen = m.int14.generate_greedy(&prompt, 36, &[], |_| {}).expect("generates");
     let ids: Vec<u32> = prompt.iter().chain(&gen.tokens).copied().collect();
     eprintln!("text: {:?}", m.tokenizer.decode(&ids, false).expect("decodes"));
-    let want = forward_f64(c, &m.weights, &ids);
-    let top_f64: Vec<usize> = want.chunks(vocab).map(argmax_f64).collect();
-    let ppl_f64 = nll(&want, &ids, vocab).exp();
-    eprintln!("f64: perplexity of the text {ppl_f64:.4}");
+    let float = FloatLlama::from_weights(c, &m.weights);
+    let want: Vec<f64> = float.forward(&ids).into_iter().map(f64::from).collect();
+    let top_float: Vec<usize> = want.chunks(vocab).map(argmax_float).collect();
+    let ppl_float = nll(&want, &ids, vocab).exp();
+    eprintln!("f32 reference: perplexity of the text {ppl_float:.4}");
     for (frac, act) in [(16, ActBits::I16), (14, ActBits::I16), (12, ActBits::I16), (14, ActBits::I8)] {
         let format = IntFormat { frac_bits: frac, act };
         let model = if format == IntFormat::default() {
@@ -177,20 +89,20 @@ fn the_integer_forward_agrees_with_f64_on_its_own_greedy_text() {
             &IntLlama::from_weights(c, &m.weights, format).expect("converts")
         };
         let got = model.forward(&ids, &mut KvCache::new()).expect("runs");
-        let agree = got.chunks(vocab).map(argmax_i32).zip(&top_f64).filter(|(a, b)| a == *b).count();
+        let agree = got.chunks(vocab).map(argmax_i32).zip(&top_float).filter(|(a, b)| a == *b).count();
         let real: Vec<f64> = got.iter().map(|&g| f64::from(g) / 2f64.powi(frac as i32)).collect();
         let num: f64 = real.iter().zip(&want).map(|(g, w)| (g - w).powi(2)).sum();
         let rel = (num / want.iter().map(|w| w * w).sum::<f64>()).sqrt();
         let ppl = nll(&real, &ids, vocab).exp();
         eprintln!(
             "frac {frac}, {act:?} activations: logits relative error {rel:.2e}, top-1 agreement {agree}/{}, \
-             perplexity {ppl:.4} ({:+.3}% against f64)",
+             perplexity {ppl:.4} ({:+.3}% against the f32 reference)",
             ids.len(),
-            (ppl / ppl_f64 - 1.0) * 100.0
+            (ppl / ppl_float - 1.0) * 100.0
         );
         if act == ActBits::I16 && frac >= 14 {
             assert!(agree * 100 >= 95 * ids.len(), "{agree}/{}", ids.len());
-            assert!((ppl / ppl_f64 - 1.0).abs() < 0.01, "perplexity {ppl} against {ppl_f64}");
+            assert!((ppl / ppl_float - 1.0).abs() < 0.01, "perplexity {ppl} against {ppl_float}");
         }
     }
 }
@@ -228,4 +140,30 @@ fn out_of_vocabulary_ids_and_context_overflow_are_errors_that_leave_the_cache() 
     let err = m.int14.forward(&long, &mut cache).unwrap_err().to_string();
     assert!(err.contains("context length"), "{err}");
     assert_eq!(cache.len(), 2);
+}
+
+#[test]
+fn the_bundle_of_the_real_model_gives_the_gguf_logits_and_tokens() {
+    use opml_importer::bundle::{Limits, LlmBundle, Source};
+    let Some(m) = loaded() else { return };
+    let mut gguf = LlamaGguf::open(&model().expect("present")).expect("the model opens");
+    let source = Source { file: MODEL.into(), sha256: String::new() };
+    let bytes = LlmBundle::from_gguf(&mut gguf, source, Limits::default(), IntFormat::default())
+        .expect("imports")
+        .to_bytes()
+        .expect("encodes");
+    let bundle = LlmBundle::from_bytes(&bytes).expect("reads back");
+    let tok = bundle.tokenizer().expect("the tokenizer builds");
+    for text in [PROMPT, "It's 3.14159 — naïve café 東京 🙂\n\n  def f(x):\treturn x**2", "<|im_end|> literal"]
+    {
+        assert_eq!(tok.encode(text).unwrap(), m.tokenizer.encode(text).unwrap(), "{text:?}");
+    }
+    assert_eq!(tok.chat_prompt("Hi there").unwrap(), m.tokenizer.chat_prompt("Hi there").unwrap());
+    let ids = m.tokenizer.encode(PROMPT).expect("encodes");
+    let from_bundle = bundle.into_model().expect("builds");
+    let got = from_bundle.forward(&ids, &mut KvCache::new()).expect("runs");
+    assert!(
+        got == m.int14.forward(&ids, &mut KvCache::new()).expect("runs"),
+        "the bundle's logits differ from the GGUF's"
+    );
 }

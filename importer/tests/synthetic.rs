@@ -324,3 +324,196 @@ fn the_integer_forward_refuses_a_q4_1_embedding() {
     assert!(matches!(e, ForwardError::Unsupported(_)), "{e}");
     assert!(e.to_string().contains("token_embd.weight"), "{e}");
 }
+
+// ---- LLM bundles (`docs/spec/llm-bundle.md`) ----
+
+mod bundles {
+    use super::*;
+    use opml_importer::bundle::{BundleError, Header, Limits, LlmBundle, Source, PREAMBLE_LEN};
+    use opml_importer::{IntFormat, IntLlama, IntMatrix, KvCache};
+
+    fn source() -> Source {
+        Source { file: "small.gguf".into(), sha256: "00".repeat(32) }
+    }
+
+    fn import(spec: Spec) -> LlmBundle {
+        let mut m = open(spec).unwrap();
+        LlmBundle::from_gguf(&mut m, source(), Limits { max_prompt: 64, max_new: 32 }, IntFormat::default()).unwrap()
+    }
+
+    /// The file's header, its start and its length.
+    fn header_of(bytes: &[u8]) -> (Header, usize) {
+        let len = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
+        (serde_json::from_slice(&bytes[PREAMBLE_LEN..PREAMBLE_LEN + len]).unwrap(), len)
+    }
+
+    /// `bytes` with its header replaced by `h`.
+    fn with_header(bytes: &[u8], h: &Header) -> Vec<u8> {
+        let (_, len) = header_of(bytes);
+        let json = serde_json::to_vec(h).unwrap();
+        let mut b = bytes[..12].to_vec();
+        b.extend_from_slice(&(json.len() as u64).to_le_bytes());
+        b.extend_from_slice(&json);
+        b.extend_from_slice(&bytes[PREAMBLE_LEN + len..]);
+        b
+    }
+
+    fn refused(bytes: &[u8]) -> BundleError {
+        LlmBundle::from_bytes(bytes).expect_err("the bundle is refused")
+    }
+
+    #[test]
+    fn a_bundle_round_trips_its_tensors_tokenizer_and_commitments() {
+        let b = import(Spec::llama());
+        let bytes = b.to_bytes().unwrap();
+        assert_eq!(&bytes[..8], b"OPMLLLM\0");
+        let back = LlmBundle::from_bytes(&bytes).unwrap();
+        assert_eq!(back.weights(), b.weights());
+        assert_eq!(back.header(), b.header());
+        assert_eq!(back.model_commitment(), b.model_commitment());
+        assert_eq!(back.limits(), Limits { max_prompt: 64, max_new: 32 });
+        // Hand-derived: every Q4_1 block has d = 0.5, m = -1; f16 values take the largest
+        // exponent up to 24 at which the largest magnitude (1) stays within 2^30, which is
+        // 24 itself: d = 2^23, m = -2^24, exactly.
+        let IntMatrix::Q4_1 { w, n, k } = &back.weights().layers[0].k else { panic!("attn_k is Q4_1") };
+        assert_eq!((*n, *k, w.exp), (32, 64, 24));
+        assert!(w.d.iter().all(|&d| d == 1 << 23) && w.m.iter().all(|&m| m == -(1 << 24)));
+        assert_eq!(&w.qs[..16], &(0..16u8).map(|i| i | (i << 4)).collect::<Vec<_>>()[..]);
+        // Q8_0 embedding: d = 0.25 -> 2^22 at exponent 24; values -16..16 as shipped.
+        let e = &back.weights().token_embd;
+        assert_eq!((e.exp, e.d[0]), (24, 1 << 22));
+        assert_eq!(&e.qs[..3], &[-16, -15, -14]);
+        // Norm gains 1.0 at the cap 30: 2^30.
+        assert_eq!((back.weights().output_norm.exp, back.weights().output_norm.gamma[0]), (30, 1 << 30));
+        // Every conversion of this file is exact but epsilon's: 1e-5 at 2 * 14 fraction bits.
+        let (eps, rest) = back.header().rounding.split_last().unwrap();
+        assert!(rest.iter().all(|r| r.exact && r.max_rel_error == 0.0), "{rest:?}");
+        let v = f64::from(1e-5f32);
+        let want = ((v * 2f64.powi(28)).round() / 2f64.powi(28) - v).abs() / v;
+        assert_eq!((eps.tensor.as_str(), eps.exp, eps.exact), ("rms_eps", 28, false));
+        assert!((eps.max_rel_error - want).abs() < 1e-12, "{} against {want}", eps.max_rel_error);
+        // A tensor's recorded commitment is dnn's tensor commitment of its values.
+        let entry = back.header().tensors.iter().find(|t| t.name == "blk.0.attn_k.weight.d").unwrap();
+        let t = opml_dnn::Tensor::from_i32(vec![32, 2], w.d.clone()).unwrap();
+        assert_eq!(entry.commitment, opml_dnn::bundle::hex32(&opml_dnn::commit::tensor_commitment(&t)));
+        // The tokenizer comes back the same.
+        let (t0, t1) =
+            (LlamaTokenizer::new(&open(Spec::llama()).unwrap().vocab().unwrap()).unwrap(), back.tokenizer().unwrap());
+        for text in [" the", "the 42 é", "<|im_start|> the<|im_end|>"] {
+            assert_eq!(t0.encode(text).unwrap(), t1.encode(text).unwrap(), "{text:?}");
+            assert_eq!(t0.encode_with_special(text).unwrap(), t1.encode_with_special(text).unwrap(), "{text:?}");
+        }
+        assert_eq!(t0.chat_prompt("hi").unwrap(), t1.chat_prompt("hi").unwrap());
+        assert_eq!(t1.eos(), 2);
+        assert_eq!(back.header().tokenizer.special, vec![0, 1, 2]);
+        // The same file imports to the same bytes.
+        assert_eq!(import(Spec::llama()).to_bytes().unwrap(), bytes);
+    }
+
+    #[test]
+    fn the_bundle_model_computes_the_gguf_model_logits() {
+        let b = LlmBundle::from_bytes(&import(Spec::llama()).to_bytes().unwrap()).unwrap();
+        let from_bundle = b.into_model().unwrap();
+        let from_gguf = IntLlama::from_gguf(&mut open(Spec::llama()).unwrap(), IntFormat::default()).unwrap();
+        let ids = [5u32, 70, 261, 3, 3, 100];
+        let got = from_bundle.forward(&ids, &mut KvCache::new()).unwrap();
+        assert_eq!(got, from_gguf.forward(&ids, &mut KvCache::new()).unwrap());
+        assert_eq!(got.len(), ids.len() * 262);
+    }
+
+    #[test]
+    fn an_untied_output_travels_in_the_bundle() {
+        let spec = || Spec::llama().tensor("output.weight", vec![HIDDEN, 262], TensorType::Q4_1);
+        let b = LlmBundle::from_bytes(&import(spec()).to_bytes().unwrap()).unwrap();
+        assert!(b.header().tensors.iter().any(|t| t.name == "output.weight.m"));
+        let from_gguf = IntLlama::from_gguf(&mut open(spec()).unwrap(), IntFormat::default()).unwrap();
+        let ids = [7u32, 8];
+        assert_eq!(
+            b.into_model().unwrap().forward(&ids, &mut KvCache::new()).unwrap(),
+            from_gguf.forward(&ids, &mut KvCache::new()).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_corrupt_or_truncated_bundle_is_refused_naming_the_field() {
+        let good = import(Spec::llama()).to_bytes().unwrap();
+        let (h, hlen) = header_of(&good);
+        let data0 = PREAMBLE_LEN + hlen;
+        let e = refused(b"GGUF\x03\0\0\0");
+        assert!(matches!(e, BundleError::Magic), "{e}");
+        let mut b = good.clone();
+        b[8] = 2;
+        assert!(matches!(refused(&b), BundleError::Version { got: 2 }));
+        assert!(matches!(refused(&good[..10]), BundleError::Truncated { ref field, .. } if field == "version"));
+        assert!(matches!(refused(&good[..30]), BundleError::Truncated { ref field, .. } if field == "header"));
+        let e = refused(&good[..data0 + 10]);
+        assert!(matches!(&e, BundleError::Truncated { field, .. } if field == "tokenizer"), "{e}");
+        let e = refused(&good[..good.len() - 1]);
+        assert!(matches!(&e, BundleError::Truncated { field, .. } if field == "tensor rope.sin"), "{e}");
+        let mut b = good.clone();
+        b.push(0);
+        assert!(matches!(refused(&b), BundleError::Trailing(1)));
+        // A flipped byte in the tokenizer, in the first tensor, in the last tensor.
+        let mut b = good.clone();
+        b[data0 + 5] ^= 1;
+        assert!(matches!(refused(&b), BundleError::Commitment { ref what, .. } if what == "tokenizer"));
+        let mut b = good.clone();
+        b[data0 + h.tokenizer.bytes as usize] ^= 1;
+        let e = refused(&b);
+        assert!(matches!(&e, BundleError::Commitment { what, .. } if what == "tensor token_embd.weight.qs"), "{e}");
+        let mut b = good.clone();
+        *b.last_mut().unwrap() ^= 1;
+        assert!(matches!(refused(&b), BundleError::Commitment { ref what, .. } if what == "tensor rope.sin"));
+        // The header: not JSON; a committed field changed; a recorded commitment changed.
+        let mut b = good.clone();
+        b[PREAMBLE_LEN] = b'[';
+        assert!(matches!(refused(&b), BundleError::Header(_)));
+        let mut h2 = h.clone();
+        h2.limits.max_new = 31;
+        assert!(
+            matches!(refused(&with_header(&good, &h2)), BundleError::Commitment { ref what, .. } if what == "model")
+        );
+        let mut h2 = h.clone();
+        h2.rms_eps_fixed += 1;
+        assert!(
+            matches!(refused(&with_header(&good, &h2)), BundleError::Commitment { ref what, .. } if what == "model")
+        );
+        let mut h2 = h.clone();
+        h2.tensors[3].commitment = format!("0x{}", "11".repeat(32));
+        let e = refused(&with_header(&good, &h2));
+        assert!(
+            matches!(&e, BundleError::Commitment { what, .. } if *what == format!("tensor {}", h.tensors[3].name)),
+            "{e}"
+        );
+        // Fields refused before any commitment is checked, each named.
+        let field_of = |h2: &Header| match refused(&with_header(&good, h2)) {
+            BundleError::Field { field, .. } => field,
+            other => panic!("expected a field error, got {other}"),
+        };
+        let mut h2 = h.clone();
+        h2.limits.max_prompt = 100;
+        assert_eq!(field_of(&h2), "limits");
+        let mut h2 = h.clone();
+        h2.format.act_bits = 12;
+        assert_eq!(field_of(&h2), "format.act_bits");
+        let mut h2 = h.clone();
+        h2.config.heads = 3;
+        assert_eq!(field_of(&h2), "config.heads");
+        let mut h2 = h.clone();
+        h2.config.context = 1 << 31;
+        assert_eq!(field_of(&h2), "config.context");
+        let mut h2 = h.clone();
+        h2.architecture = "gpt2".into();
+        assert_eq!(field_of(&h2), "architecture");
+        // A table entry that disagrees with the configuration names the tensor.
+        let mut h2 = h.clone();
+        h2.tensors[2].shape = vec![32, 64];
+        let e = refused(&with_header(&good, &h2));
+        assert!(matches!(&e, BundleError::Tensor { name, .. } if *name == h.tensors[2].name), "{e}");
+        let mut h2 = h.clone();
+        h2.config.context = 64;
+        h2.limits = Limits { max_prompt: 32, max_new: 32 };
+        let e = refused(&with_header(&good, &h2));
+        assert!(matches!(&e, BundleError::Tensor { name, .. } if name == "rope.cos"), "{e}");
+    }
+}

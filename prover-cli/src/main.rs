@@ -13,6 +13,8 @@ mod game_cmd;
 mod generate_cmd;
 mod home;
 mod infer_cmd;
+mod llm;
+mod lm_cmd;
 mod model_cmd;
 mod node_cmd;
 mod output;
@@ -40,8 +42,11 @@ enum Command {
     Model(model_cmd::ModelCommand),
     /// Run a bundle natively: output, model commitment, final graph state, optional trace.
     Infer(infer_cmd::InferArgs),
-    /// Greedy text generation from a GGUF language model, integer-only, with its speed.
+    /// Greedy text generation from an LLM bundle or a GGUF, integer-only, with its commitments and speed.
     Generate(generate_cmd::GenerateArgs),
+    /// Language models: evaluate an LLM bundle (perplexity, agreement with the float model).
+    #[command(subcommand)]
+    Lm(lm_cmd::LmCommand),
     /// Trace files of `opml infer --trace`: compare two runs.
     #[command(subcommand)]
     Trace(trace_cmd::TraceCommand),
@@ -76,6 +81,7 @@ fn main() -> ExitCode {
         Command::Model(cmd) => model_cmd::run(cmd),
         Command::Infer(args) => infer_cmd::run(args),
         Command::Generate(args) => generate_cmd::run(args),
+        Command::Lm(cmd) => lm_cmd::run(cmd),
         Command::Trace(cmd) => trace_cmd::run(cmd),
         Command::Node(cmd) => node_cmd::run(cmd),
         Command::Game(cmd) => game_cmd::run(cmd),

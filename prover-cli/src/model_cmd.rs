@@ -32,6 +32,28 @@ pub enum ModelCommand {
     /// Read a GGUF language model as the import does (Llama architecture): configuration,
     /// tensors by type, parameters, tokenizer and chat template, each checked.
     GgufInfo(GgufInfoArgs),
+    /// Import a GGUF language model into an LLM bundle: its quantized values as shipped, the
+    /// block scales in fixed point, tokenizer, claim limits, every tensor committed.
+    Import(ImportArgs),
+}
+
+/// `opml model import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// GGUF file (Llama architecture; Q4_1 / Q8_0 linears, Q8_0 embedding).
+    pub file: PathBuf,
+    /// Output bundle path.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Longest prompt (tokens) a claim over this model may use.
+    #[arg(long, default_value_t = opml_importer::bundle::DEFAULT_MAX_PROMPT)]
+    pub max_prompt: usize,
+    /// Most tokens a claim over this model may generate.
+    #[arg(long, default_value_t = opml_importer::bundle::DEFAULT_MAX_NEW)]
+    pub max_new: usize,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `opml model quantize`.
@@ -100,6 +122,7 @@ pub fn run(cmd: ModelCommand) -> Result<ExitCode> {
         ModelCommand::Inspect(a) => inspect_cmd(a),
         ModelCommand::Eval(a) => eval_cmd(a),
         ModelCommand::GgufInfo(a) => gguf_info_cmd(a),
+        ModelCommand::Import(a) => import_cmd(a),
     }
     .map(|()| ExitCode::SUCCESS)
 }
@@ -351,5 +374,44 @@ fn gguf_info_cmd(a: GgufInfoArgs) -> Result<()> {
     ]
     .join("\n");
     output(a.json, v, human);
+    Ok(())
+}
+
+fn import_cmd(a: ImportArgs) -> Result<()> {
+    let limits = opml_importer::Limits { max_prompt: a.max_prompt, max_new: a.max_new };
+    let t0 = std::time::Instant::now();
+    let bundle = crate::llm::import_gguf(&a.file, limits)?;
+    let bytes = bundle.to_bytes().context("encoding the bundle")?;
+    std::fs::write(&a.out, &bytes).with_context(|| format!("writing {}", a.out.display()))?;
+    let h = bundle.header();
+    let inexact: Vec<&opml_importer::bundle::Rounding> = h.rounding.iter().filter(|r| !r.exact).collect();
+    let worst = h.rounding.iter().map(|r| r.max_rel_error).fold(0.0, f64::max);
+    if a.json {
+        let v = json!({
+            "bundle": a.out.display().to_string(),
+            "bytes": bytes.len(),
+            "model_commitment": h.model_commitment,
+            "tensors": h.tensors.len(),
+            "limits": h.limits,
+            "format": h.format,
+            "source": h.source,
+            "rounding": h.rounding,
+            "seconds": t0.elapsed().as_secs_f64(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("wrote {} ({} bytes, {} tensors)", a.out.display(), bytes.len(), h.tensors.len());
+        println!("model commitment  {}", h.model_commitment);
+        println!("source            {} (sha256 {})", h.source.file, h.source.sha256);
+        println!(
+            "format            F = {}, {}-bit activation blocks; limits: prompt {} + {} new tokens",
+            h.format.frac_bits, h.format.act_bits, h.limits.max_prompt, h.limits.max_new
+        );
+        println!(
+            "scale conversion  {} of {} tensors exact; largest relative error {worst:.2e}",
+            h.rounding.len() - inexact.len(),
+            h.rounding.len()
+        );
+    }
     Ok(())
 }
