@@ -33,6 +33,9 @@ pub struct GenerateArgs {
     /// Print JSON (text, token ids, speeds) instead of streaming the text.
     #[arg(long)]
     pub json: bool,
+    /// Go on past the end-of-sequence token, to exactly --max-new-tokens (for timing).
+    #[arg(long)]
+    pub ignore_eos: bool,
 }
 
 /// Run `opml generate`.
@@ -73,9 +76,11 @@ fn generate(a: &GenerateArgs) -> Result<()> {
         );
     }
     let (mut ids, mut printed, mut stdout) = (Vec::new(), 0usize, std::io::stdout().lock());
+    let eos = [tok.eos()];
+    let stop: &[u32] = if a.ignore_eos { &[] } else { &eos };
     let mut stream_err = None;
     let gen = model
-        .generate_greedy(&prompt, a.max_new_tokens, &[tok.eos()], |t| {
+        .generate_greedy(&prompt, a.max_new_tokens, stop, |t| {
             ids.push(t);
             if a.json || stream_err.is_some() {
                 return;
@@ -100,6 +105,7 @@ fn generate(a: &GenerateArgs) -> Result<()> {
             "text": text,
             "tokens": gen.tokens,
             "prompt_tokens": prompt.len(),
+            "prompt_ids": prompt,
             "prompt_tokens_per_second": prompt_tps,
             "tokens_per_second": gen_tps,
             "threads": threads,
