@@ -13,8 +13,9 @@ pub enum Isa {
     Scalar,
     /// x86-64 AVX2 (`vpmaddubsw`, `vpmaddwd`, `vpmuldq`).
     Avx2,
-    /// x86-64 AVX-512 F, BW, VL and VNNI (`vpdpwssd`, `vpdpbusd`, 512-bit `vpmuldq`).
-    /// Never AMX.
+    /// x86-64 AVX-512 F, BW, VL and VNNI, all detected at run time (never AMX). The
+    /// attention's i64 loops are compiled for it; the block dots run the AVX2 kernels
+    /// (512-bit block kernels are not written yet).
     Avx512,
 }
 
@@ -268,14 +269,35 @@ mod avx2 {
         #[inline]
         #[target_feature(enable = "avx2")]
         unsafe fn add4(&mut self, dots: __m128i, sc: &RowScales<'_>, b: usize) {
-            // SAFETY: four i32 at `b` in each array (caller).
-            let load =
-                |v: &[i32]| unsafe { _mm256_cvtepi32_epi64(_mm_loadu_si128(v.as_ptr().add(b) as *const __m128i)) };
-            let mut p = _mm256_mul_epi32(load(sc.d), _mm256_cvtepi32_epi64(dots));
-            if let Some(m) = sc.m {
-                p = _mm256_add_epi64(p, _mm256_mul_epi32(load(m), load(sc.sum)));
+            // SAFETY: four i32 at `b` in each array (caller); loadu needs no alignment.
+            let load = |v: &[i32]| unsafe { _mm_loadu_si128(v.as_ptr().add(b) as *const __m128i) };
+            self.add_values(dots, load(sc.d), sc.m.map(load), load(sc.sum), load(sc.s));
+        }
+
+        /// Add the last `n < 4` blocks from `b` on: `dots` their dots (zero past `n`),
+        /// with their scales zero-padded (a zero block adds nothing).
+        ///
+        /// # Safety
+        /// Blocks `b..b + n` exist in every array of `sc`.
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        unsafe fn add_last(&mut self, dots: __m128i, sc: &RowScales<'_>, b: usize, n: usize) {
+            // SAFETY: block `b + j` exists for `j < n` (caller).
+            let at = |v: &[i32], j: usize| if j < n { unsafe { *v.get_unchecked(b + j) } } else { 0 };
+            let pad = |v: &[i32]| _mm_setr_epi32(at(v, 0), at(v, 1), at(v, 2), 0);
+            self.add_values(dots, pad(sc.d), sc.m.map(pad), pad(sc.sum), pad(sc.s));
+        }
+
+        /// Add four blocks given their dots, weight scales and mins and activation sums and
+        /// scales (see the module comment for the exactness of each step).
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        fn add_values(&mut self, dots: __m128i, d: __m128i, m: Option<__m128i>, sum: __m128i, s: __m128i) {
+            let mut p = _mm256_mul_epi32(_mm256_cvtepi32_epi64(d), _mm256_cvtepi32_epi64(dots));
+            if let Some(m) = m {
+                p = _mm256_add_epi64(p, _mm256_mul_epi32(_mm256_cvtepi32_epi64(m), _mm256_cvtepi32_epi64(sum)));
             }
-            let s = load(sc.s);
+            let s = _mm256_cvtepi32_epi64(s);
             let low = _mm256_and_si256(p, _mm256_set1_epi64x(0xffff_ffff));
             self.lo = _mm256_add_epi64(self.lo, _mm256_mul_epu32(low, s));
             self.hi = _mm256_add_epi64(self.hi, _mm256_mul_epi32(_mm256_srli_epi64(p, 32), s));
@@ -283,26 +305,6 @@ mod avx2 {
             if self.steps == FOLD_EVERY {
                 self.fold();
             }
-        }
-
-        /// Add the last `n < 4` blocks from `b` on: `dots` their dots (zero past `n`),
-        /// through zero-padded copies of their scales (a zero block adds nothing).
-        ///
-        /// # Safety
-        /// Blocks `b..b + n` exist in every array of `sc`.
-        #[inline]
-        #[target_feature(enable = "avx2")]
-        unsafe fn add_last(&mut self, dots: __m128i, sc: &RowScales<'_>, b: usize, n: usize) {
-            let pad = |v: &[i32]| {
-                let mut p = [0i32; 4];
-                p[..n].copy_from_slice(&v[b..b + n]);
-                p
-            };
-            let (d, sum, s) = (pad(sc.d), pad(sc.sum), pad(sc.s));
-            let m = sc.m.map(pad);
-            let padded = RowScales { d: &d, m: m.as_ref().map(|m| &m[..]), sum: &sum, s: &s };
-            // SAFETY: the padded arrays hold four blocks.
-            unsafe { self.add4(dots, &padded, 0) }
         }
 
         #[inline]
