@@ -136,6 +136,22 @@ pub fn round_shift_i128(v: i128, s: u32) -> i128 {
     }
 }
 
+/// [`round_shift_i128`] on an `i64` (`s` in 0..=63): the same rounding, for the kernels
+/// whose intermediates provably fit 64 bits (`|v| + 2^(s-1) < 2^64` in `u64`, always).
+#[inline]
+pub fn round_shift_i64(v: i64, s: u32) -> i64 {
+    debug_assert!(s <= 63);
+    if s == 0 {
+        return v;
+    }
+    let q = ((v.unsigned_abs() + (1u64 << (s - 1))) >> s) as i64;
+    if v < 0 {
+        -q
+    } else {
+        q
+    }
+}
+
 /// Saturate to i32.
 #[inline]
 pub fn sat_i32(x: i128) -> i32 {
@@ -183,9 +199,19 @@ mod tests {
         assert_eq!(quantize_multiplier(0.75), Some((1_610_612_736, 0)));
         assert_eq!(quantize_multiplier(0.0), Some((0, 0)));
         assert_eq!(quantize_multiplier(-1.0), None);
+        for v in [i64::MIN, i64::MIN + 1, -(1 << 62) - 1, -3, -1, 0, 1, 3, (1 << 62) + 1, i64::MAX] {
+            for s in 0..=63 {
+                assert_eq!(round_shift_i64(v, s) as i128, round_shift_i128(v as i128, s), "{v} >> {s}");
+            }
+        }
     }
 
     proptest! {
+        #[test]
+        fn round_shift_i64_is_round_shift_i128(v in any::<i64>(), s in 0u32..=63) {
+            prop_assert_eq!(round_shift_i64(v, s) as i128, round_shift_i128(v as i128, s));
+        }
+
         #[test]
         fn srdhm_matches_rational(a in any::<i32>(), b in any::<i32>()) {
             prop_assert_eq!(srdhm(a, b), srdhm_ref(a, b));

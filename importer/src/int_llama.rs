@@ -307,6 +307,15 @@ impl KvCache {
     }
 }
 
+/// Which positions' logits a forward computes (the output layer is the largest product).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Logits {
+    /// Every position's.
+    All,
+    /// The last position's only.
+    Last,
+}
+
 /// SmolLM2-style Llama in integers, ready to run.
 #[derive(Debug)]
 pub struct IntLlama {
@@ -403,6 +412,17 @@ impl IntLlama {
     /// `cache`: logits `[tokens.len(), vocab]` with `frac_bits` fraction bits. A prompt is
     /// one call; decoding is one call per token. The cache is unchanged on an error.
     pub fn forward(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Vec<i32>, ForwardError> {
+        self.forward_checked(tokens, cache, Logits::All)
+    }
+
+    /// [`Self::forward`] with only the last position's logits (`[vocab]`): what greedy
+    /// decoding reads, without the output layer's product for the other positions.
+    pub fn forward_last(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Vec<i32>, ForwardError> {
+        self.forward_checked(tokens, cache, Logits::Last)
+    }
+
+    /// The checks of [`Self::forward`], then the forward; the cache is unchanged on an error.
+    fn forward_checked(&self, tokens: &[u32], cache: &mut KvCache, logits: Logits) -> Result<Vec<i32>, ForwardError> {
         let c = &self.config;
         let (seq, pos0) = (tokens.len(), cache.len);
         if let Some(&id) = tokens.iter().find(|&&t| t as usize >= c.vocab) {
@@ -417,7 +437,7 @@ impl IntLlama {
         }
         cache.k.resize_with(self.layers.len(), Vec::new);
         cache.v.resize_with(self.layers.len(), Vec::new);
-        let r = self.forward_into(tokens, cache);
+        let r = self.forward_into(tokens, cache, logits);
         let keep = if r.is_ok() { ctx } else { pos0 } * c.kv_heads * c.head_dim;
         cache.k.iter_mut().chain(cache.v.iter_mut()).for_each(|t| t.truncate(keep));
         if r.is_ok() {
@@ -427,7 +447,7 @@ impl IntLlama {
     }
 
     /// [`Self::forward`] after the checks; appends to every layer's cache.
-    fn forward_into(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Vec<i32>, ForwardError> {
+    fn forward_into(&self, tokens: &[u32], cache: &mut KvCache, logits: Logits) -> Result<Vec<i32>, ForwardError> {
         let c = &self.config;
         let (seq, pos0, f, act) = (tokens.len(), cache.len, self.format.frac_bits, self.format.act);
         let ctx = pos0 + seq;
@@ -449,12 +469,16 @@ impl IntLlama {
             let s = op(|| n("swiglu"), swiglu(&g, &l.up.apply(&n("ffn_up"), &h2, act)?, f))?;
             x = add_i32(&x, &l.down.apply(&n("ffn_down"), &s, act)?);
         }
-        let h = self.norm(&self.output_norm, "output_norm", &x, seq)?;
+        let (rows, x) = match logits {
+            Logits::All => (seq, &x[..]),
+            Logits::Last => (1, &x[(seq - 1) * c.hidden..]),
+        };
+        let h = self.norm(&self.output_norm, "output_norm", x, rows)?;
         match &self.output {
             Some(m) => m.apply("output", &h, act),
             None => op(
                 || "linear output (tied to token_embd)".into(),
-                linear_q8_0(&h, self.embd.view(), BlockDims { rows: seq, k: c.hidden, n: c.vocab }, act),
+                linear_q8_0(&h, self.embd.view(), BlockDims { rows, k: c.hidden, n: c.vocab }, act),
             ),
         }
     }
@@ -476,8 +500,8 @@ impl IntLlama {
             return Ok(out);
         }
         let t0 = std::time::Instant::now();
-        let logits = self.forward(prompt, &mut cache)?;
-        let mut next = argmax(&logits[(prompt.len() - 1) * vocab..], vocab)[0] as u32;
+        let logits = self.forward_last(prompt, &mut cache)?;
+        let mut next = argmax(&logits, vocab)[0] as u32;
         out.prompt_seconds = t0.elapsed().as_secs_f64();
         let t1 = std::time::Instant::now();
         loop {
@@ -486,7 +510,7 @@ impl IntLlama {
             if out.tokens.len() == max_new || stop.contains(&next) {
                 break;
             }
-            let logits = self.forward(&[next], &mut cache)?;
+            let logits = self.forward_last(&[next], &mut cache)?;
             next = argmax(&logits, vocab)[0] as u32;
         }
         out.generate_seconds = t1.elapsed().as_secs_f64();

@@ -316,6 +316,31 @@ fn the_integer_forward_decodes_over_the_cache_like_one_batch() {
     assert_eq!(g.tokens.len(), 3);
 }
 
+/// `forward_last` is the last row of `forward` (prompt and decode steps), and greedy
+/// generation (which reads only it) picks the argmax of the full logits at every step.
+#[test]
+fn the_last_positions_logits_are_the_last_row_of_the_full_forward() {
+    use opml_importer::{ActBits, IntFormat, IntLlama, KvCache};
+    let mut m = open(Spec::llama()).unwrap();
+    let model = IntLlama::from_gguf(&mut m, IntFormat { frac_bits: 8, act: ActBits::I16 }).unwrap();
+    let ids = [5u32, 70, 261, 3, 3, 100];
+    let (mut full_cache, mut last_cache) = (KvCache::new(), KvCache::new());
+    let full = model.forward(&ids[..4], &mut full_cache).unwrap();
+    assert_eq!(model.forward_last(&ids[..4], &mut last_cache).unwrap(), full[3 * 262..]);
+    for &t in &ids[4..] {
+        assert_eq!(model.forward_last(&[t], &mut last_cache).unwrap(), model.forward(&[t], &mut full_cache).unwrap());
+    }
+    assert_eq!(last_cache.len(), full_cache.len());
+    let argmax = |row: &[i32]| (0..row.len()).rev().max_by_key(|&i| row[i]).unwrap() as u32;
+    let g = model.generate_greedy(&ids, 4, &[], |_| {}).unwrap();
+    let mut seq = ids.to_vec();
+    for &t in &g.tokens {
+        let all = model.forward(&seq, &mut KvCache::new()).unwrap();
+        assert_eq!(t, argmax(&all[(seq.len() - 1) * 262..]));
+        seq.push(t);
+    }
+}
+
 #[test]
 fn the_integer_forward_refuses_a_q4_1_embedding() {
     use opml_importer::{ForwardError, IntFormat, IntLlama};

@@ -33,7 +33,7 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 32)]
     pub max_new_tokens: usize,
     /// Do not stop at the end-of-sequence token: always generate --max-new-tokens tokens
-    /// (for comparisons with references that do not stop).
+    /// (for comparisons with references that do not stop, and for timing).
     #[arg(long)]
     pub ignore_eos: bool,
     /// Worker threads (default: all cores). The tokens are the same for any number.
@@ -92,11 +92,12 @@ fn generate(a: &GenerateArgs) -> Result<()> {
             prompt.len()
         );
     }
-    let eos = [tok.eos()];
     let (mut ids, mut printed, mut stdout) = (Vec::new(), 0usize, std::io::stdout().lock());
+    let eos = [tok.eos()];
+    let stop: &[u32] = if a.ignore_eos { &[] } else { &eos };
     let mut stream_err = None;
     let gen = model
-        .generate_greedy(&prompt, a.max_new_tokens, if a.ignore_eos { &[] } else { &eos }, |t| {
+        .generate_greedy(&prompt, a.max_new_tokens, stop, |t| {
             ids.push(t);
             if a.json || stream_err.is_some() {
                 return;
@@ -125,6 +126,7 @@ fn generate(a: &GenerateArgs) -> Result<()> {
             "text": text,
             "tokens": gen.tokens,
             "prompt_tokens": prompt.len(),
+            "prompt_ids": prompt,
             "prompt_tokens_per_second": prompt_tps,
             "tokens_per_second": gen_tps,
             "threads": threads,

@@ -63,6 +63,21 @@ fn generate_streams_the_chat_answer_and_stops_at_the_end_of_turn() {
 }
 
 #[test]
+fn ignore_eos_generates_exactly_the_asked_tokens_and_json_lists_the_prompt_ids() {
+    let Some(m) = model() else { return };
+    let m = m.to_str().unwrap();
+    let args = ["generate", m, "--prompt", "What is the capital of France?", "--chat", "--json"];
+    let run = |extra: &[&str]| json_ok(&[&args[..], extra].concat());
+    let stopped = run(&["--max-new-tokens", "16"]);
+    let all = run(&["--max-new-tokens", "16", "--ignore-eos"]);
+    let (s, a) = (stopped["tokens"].as_array().unwrap(), all["tokens"].as_array().unwrap());
+    assert!(s.len() < 16 && a.len() == 16, "{stopped} {all}");
+    assert_eq!(a[..s.len()], s[..], "the same tokens up to the end of turn");
+    let ids = all["prompt_ids"].as_array().unwrap();
+    assert_eq!(ids.len() as u64, all["prompt_tokens"].as_u64().unwrap());
+}
+
+#[test]
 fn generate_names_the_file_it_cannot_import() {
     let out = opml(&["generate", "no/such/model.gguf", "--prompt", "hi"]);
     let err = String::from_utf8(out.stderr).unwrap();

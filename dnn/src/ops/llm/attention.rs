@@ -7,9 +7,10 @@
 use rayon::prelude::*;
 
 use super::super::check::{bad, want, OpResult};
+use super::blockdot::Isa;
 use super::exp::{softmax_row_q30, EXP_FRAC};
 use super::{prod, want_frac, want_len};
-use crate::fixed::{isqrt_u128, round_shift_i128, sat_i32};
+use crate::fixed::{isqrt_u128, round_shift_i128, round_shift_i64, sat_i32};
 use crate::tensor::{DType, TensorSpec};
 
 /// Sizes of one attention node. Queries `[seq, heads, head_dim]` at positions
@@ -84,36 +85,137 @@ pub fn score_scale_q30(head_dim: usize) -> i64 {
 /// Attention of every (query, head): `score_t = sat32(round(sum_c q_c k_tc * scale / 2^(frac+30)))`
 /// for `t = 0..=pos0 + s`, `p = softmax_row_q30(score, frac)`, and
 /// `out_c = sat32(round(sum_t p_t v_tc / 2^30))`. All of `q`, `k`, `v` and the output have
-/// `frac` fraction bits.
+/// `frac` fraction bits. On the best instruction set of this CPU.
 pub fn attention(q: &[i32], k: &[i32], v: &[i32], d: AttnDims, frac: u32) -> OpResult<Vec<i32>> {
+    attention_on(Isa::detect(), q, k, v, d, frac)
+}
+
+/// Per-task buffers of [`attention_on`], reused across the (query, head) pairs of a task.
+#[derive(Default)]
+struct Scratch {
+    scores: Vec<i32>,
+    p: Vec<i32>,
+    acc: Vec<i64>,
+}
+
+/// [`attention`] on a given instruction set (one the CPU has: see [`Isa::available`]).
+///
+/// The exact sums run in i64 where they provably fit, with the same integers as the i128
+/// of the spec: a score's dot when `sum_c |q_c| < 2^32` (then every partial sum is below
+/// `2^32 * 2^31`; otherwise it is summed in i128), and always the values' sum, because the
+/// probabilities are non-negative with `sum_t p_t <= 2^30 + T/2` (each is rounded from
+/// `2^30 e_t / S`), so `|sum_t p_t v_tc| < 2^31 (2^30 + T/2) < 2^63` for `T < 2^32`
+/// positions.
+pub fn attention_on(isa: Isa, q: &[i32], k: &[i32], v: &[i32], d: AttnDims, frac: u32) -> OpResult<Vec<i32>> {
     d.check()?;
     want_frac(frac)?;
     want_len("q", q.len(), prod(&[d.seq, d.heads, d.head_dim])?)?;
     want_len("k", k.len(), prod(&[d.ctx, d.kv_heads, d.head_dim])?)?;
     want_len("v", v.len(), prod(&[d.ctx, d.kv_heads, d.head_dim])?)?;
+    if d.ctx >= 1 << 32 {
+        return Err(bad(format!("cache length {} of 2^32 or more", d.ctx)));
+    }
     let (hd, group) = (d.head_dim, d.heads / d.kv_heads);
     let scale = score_scale_q30(hd) as i128;
     let mut out = vec![0i32; d.seq * d.heads * hd];
-    out.par_chunks_mut(hd).enumerate().for_each(|(i, o)| {
+    out.par_chunks_mut(hd).enumerate().for_each_init(Scratch::default, |sc, (i, o)| {
         let (s, h) = (i / d.heads, i % d.heads);
         let qh = &q[i * hd..(i + 1) * hd];
         let cache = |t: usize| (t * d.kv_heads + h / group) * hd;
         let visible = d.pos0 + s + 1;
-        let scores: Vec<i32> = (0..visible)
-            .map(|t| {
-                let kt = &k[cache(t)..cache(t) + hd];
-                let dot: i128 = qh.iter().zip(kt).map(|(&a, &b)| a as i64 as i128 * b as i128).sum();
-                sat_i32(round_shift_i128(dot * scale, frac + 30))
-            })
-            .collect();
-        let mut p = vec![0i32; visible];
-        softmax_row_q30(&scores, frac, &mut p);
-        for (c, ov) in o.iter_mut().enumerate() {
-            let acc: i128 = p.iter().enumerate().map(|(t, &pt)| pt as i128 * v[cache(t) + c] as i128).sum();
-            *ov = sat_i32(round_shift_i128(acc, EXP_FRAC));
+        let narrow = qh.iter().map(|&x| x.unsigned_abs() as u64).sum::<u64>() < 1 << 32;
+        sc.scores.clear();
+        sc.scores.extend((0..visible).map(|t| {
+            let kt = &k[cache(t)..cache(t) + hd];
+            let dot = if narrow {
+                lanes::dot(isa, qh, kt) as i128
+            } else {
+                qh.iter().zip(kt).map(|(&a, &b)| a as i128 * b as i128).sum()
+            };
+            sat_i32(round_shift_i128(dot * scale, frac + 30))
+        }));
+        sc.p.resize(visible, 0);
+        softmax_row_q30(&sc.scores, frac, &mut sc.p);
+        sc.acc.clear();
+        sc.acc.resize(hd, 0);
+        for (t, &pt) in sc.p.iter().enumerate() {
+            if pt != 0 {
+                lanes::axpy(isa, &mut sc.acc, pt as i64, &v[cache(t)..cache(t) + hd]);
+            }
+        }
+        for (ov, &a) in o.iter_mut().zip(&sc.acc) {
+            *ov = sat_i32(round_shift_i64(a, EXP_FRAC) as i128);
         }
     });
     Ok(out)
+}
+
+/// The two i64 loops of the attention, compiled once per instruction set from one body
+/// (the compiler vectorizes them with that set's 64-bit multiplies). Callers keep every
+/// sum below 2^63 (see [`attention_on`]), so every version gives the same integers.
+mod lanes {
+    use super::Isa;
+
+    /// `sum_c a_c b_c`.
+    #[inline(always)]
+    fn dot_body(a: &[i32], b: &[i32]) -> i64 {
+        a.iter().zip(b).map(|(&x, &y)| x as i64 * y as i64).sum()
+    }
+
+    /// `acc_c += p v_c`.
+    #[inline(always)]
+    fn axpy_body(acc: &mut [i64], p: i64, v: &[i32]) {
+        for (a, &x) in acc.iter_mut().zip(v) {
+            *a += p * x as i64;
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    mod x86 {
+        #[target_feature(enable = "avx2")]
+        pub(super) fn dot_avx2(a: &[i32], b: &[i32]) -> i64 {
+            super::dot_body(a, b)
+        }
+        #[target_feature(enable = "avx2")]
+        pub(super) fn axpy_avx2(acc: &mut [i64], p: i64, v: &[i32]) {
+            super::axpy_body(acc, p, v)
+        }
+        #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+        pub(super) fn dot_avx512(a: &[i32], b: &[i32]) -> i64 {
+            super::dot_body(a, b)
+        }
+        #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+        pub(super) fn axpy_avx512(acc: &mut [i64], p: i64, v: &[i32]) {
+            super::axpy_body(acc, p, v)
+        }
+    }
+
+    pub(super) fn dot(isa: Isa, a: &[i32], b: &[i32]) -> i64 {
+        match isa {
+            Isa::Scalar => dot_body(a, b),
+            // SAFETY: `Isa::Avx2` and `Isa::Avx512` come from `Isa::detect` or
+            // `Isa::available`, which check these features at run time.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { x86::dot_avx2(a, b) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { x86::dot_avx512(a, b) },
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx2 | Isa::Avx512 => dot_body(a, b),
+        }
+    }
+
+    pub(super) fn axpy(isa: Isa, acc: &mut [i64], p: i64, v: &[i32]) {
+        match isa {
+            Isa::Scalar => axpy_body(acc, p, v),
+            // SAFETY: as in `dot`.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { x86::axpy_avx2(acc, p, v) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { x86::axpy_avx512(acc, p, v) },
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx2 | Isa::Avx512 => axpy_body(acc, p, v),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -153,6 +255,58 @@ mod tests {
 
     fn rand_vec(rng: &mut ChaCha8Rng, n: usize, mag: i32) -> Vec<i32> {
         (0..n).map(|_| rng.gen_range(-mag..=mag)).collect()
+    }
+
+    /// The spec transcribed with i128 sums (the reference of every instruction set).
+    fn spec_attention(q: &[i32], k: &[i32], v: &[i32], d: AttnDims, frac: u32) -> Vec<i32> {
+        let (hd, group) = (d.head_dim, d.heads / d.kv_heads);
+        let scale = score_scale_q30(hd) as i128;
+        let mut out = vec![0i32; q.len()];
+        for (i, o) in out.chunks_mut(hd).enumerate() {
+            let (s, h) = (i / d.heads, i % d.heads);
+            let cache = |t: usize| (t * d.kv_heads + h / group) * hd;
+            let visible = d.pos0 + s + 1;
+            let scores: Vec<i32> = (0..visible)
+                .map(|t| {
+                    let dot: i128 = (0..hd).map(|c| q[i * hd + c] as i128 * k[cache(t) + c] as i128).sum();
+                    sat_i32(round_shift_i128(dot * scale, frac + 30))
+                })
+                .collect();
+            let mut p = vec![0i32; visible];
+            softmax_row_q30(&scores, frac, &mut p);
+            for (c, ov) in o.iter_mut().enumerate() {
+                let acc: i128 = (0..visible).map(|t| p[t] as i128 * v[cache(t) + c] as i128).sum();
+                *ov = sat_i32(round_shift_i128(acc, EXP_FRAC));
+            }
+        }
+        out
+    }
+
+    /// Every instruction set gives the i128 transcription's integers, on random values of
+    /// every magnitude and on the ends of i32 (queries past the i64 bound of the score sum,
+    /// values at -2^31 under one-hot and spread probabilities).
+    #[test]
+    fn every_isa_equals_the_i128_transcription() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let d = AttnDims { seq: 3, heads: 4, kv_heads: 2, head_dim: 64, ctx: 37, pos0: 34 };
+        let (nq, nk) = (d.seq * d.heads * 64, d.ctx * d.kv_heads * 64);
+        let mut cases = Vec::new();
+        for mag in [1, 1 << 10, 1 << 20, 1 << 26, i32::MAX] {
+            cases.push((rand_vec(&mut rng, nq, mag), rand_vec(&mut rng, nk, mag), rand_vec(&mut rng, nk, mag)));
+        }
+        cases.push((vec![i32::MIN; nq], vec![i32::MIN; nk], vec![i32::MIN; nk]));
+        cases.push((vec![i32::MAX; nq], vec![i32::MIN; nk], vec![i32::MAX; nk]));
+        cases.push((vec![0; nq], vec![0; nk], vec![i32::MIN; nk]));
+        let small: Vec<i32> = (0..nq).map(|i| if i % 64 == 0 { 1 << 20 } else { 0 }).collect();
+        cases.push((small, rand_vec(&mut rng, nk, i32::MAX), vec![i32::MIN; nk]));
+        for (q, k, v) in &cases {
+            for frac in [0, 14, 16, 31] {
+                let want = spec_attention(q, k, v, d, frac);
+                for isa in Isa::available_noting_skips() {
+                    assert_eq!(attention_on(isa, q, k, v, d, frac).unwrap(), want, "{isa:?}, frac {frac}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -13,23 +13,59 @@ pub enum Isa {
     Scalar,
     /// x86-64 AVX2 (`vpmaddubsw`, `vpmaddwd`, `vpmuldq`).
     Avx2,
+    /// x86-64 AVX-512 F, BW, VL and VNNI, all detected at run time (never AMX). The
+    /// attention's i64 loops are compiled for it; the block dots run the AVX2 kernels
+    /// (512-bit block kernels are not written yet).
+    Avx512,
 }
 
 impl Isa {
     /// The best this CPU supports.
     pub fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") {
-            return Isa::Avx2;
+        {
+            if Self::has_avx512() {
+                return Isa::Avx512;
+            }
+            if std::is_x86_feature_detected!("avx2") {
+                return Isa::Avx2;
+            }
         }
         Isa::Scalar
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn has_avx512() -> bool {
+        std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx512vnni")
     }
 
     /// Every instruction set this CPU can run (the tests run each).
     pub fn available() -> Vec<Self> {
         let mut v = vec![Isa::Scalar];
-        if Self::detect() == Isa::Avx2 {
-            v.push(Isa::Avx2);
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") {
+                v.push(Isa::Avx2);
+            }
+            if Self::has_avx512() {
+                v.push(Isa::Avx512);
+            }
+        }
+        v
+    }
+
+    /// Every instruction set a test should cover, with a note on stderr for each one this
+    /// CPU lacks (so a run on a smaller machine says what it skipped).
+    pub fn available_noting_skips() -> Vec<Self> {
+        let v = Self::available();
+        for isa in [Isa::Avx2, Isa::Avx512] {
+            if !v.contains(&isa) {
+                eprintln!("note: this CPU lacks {isa:?}; its kernels are not tested here");
+            }
         }
         v
     }
@@ -59,12 +95,53 @@ impl RowScales<'_> {
     }
 }
 
+/// Activation rows a tile kernel ([`BlockDot::q4_tile`]) takes at once: the weight row's
+/// blocks are loaded and unpacked once for all of them (the integer analogue of a GEMM
+/// tile; a prompt's linears run row tiles, a decode step single rows).
+pub const TILE_ROWS: usize = 4;
+
 /// Activation types with a row kernel for each weight format.
 pub trait BlockDot: ActInt {
     /// The exact row sum for Q4_1 nibbles (16 bytes a block).
     fn q4_row(isa: Isa, qs: &[u8], a: &[Self], sc: &RowScales<'_>) -> i128;
     /// The exact row sum for Q8_0 values.
     fn q8_row(isa: Isa, qs: &[i8], a: &[Self], sc: &RowScales<'_>) -> i128;
+    /// The exact row sums of one Q4_1 weight row against [`TILE_ROWS`] activation rows
+    /// (`sc[i]` the scales of row `i`; the weight scales and mins are the same in all):
+    /// `q4_row` of each row, with the same integers.
+    fn q4_tile(isa: Isa, qs: &[u8], a: [&[Self]; TILE_ROWS], sc: &[RowScales<'_>; TILE_ROWS]) -> [i128; TILE_ROWS] {
+        std::array::from_fn(|i| Self::q4_row(isa, qs, a[i], &sc[i]))
+    }
+    /// The exact sums of one activation row against [`TILE_COLS`] consecutive Q4_1 weight
+    /// rows: `qs`, `sc.d` and `sc.m` hold the weight rows one after another, `sc.sum` and
+    /// `sc.s` the activation row's blocks. `q4_row` of each weight row, same integers.
+    fn q4_cols(isa: Isa, qs: &[u8], a: &[Self], sc: &RowScales<'_>) -> [i128; TILE_COLS] {
+        cols_by_rows(qs, QK / 2, sc, |q, r| Self::q4_row(isa, q, a, r))
+    }
+    /// [`BlockDot::q4_cols`] for Q8_0 weight rows.
+    fn q8_cols(isa: Isa, qs: &[i8], a: &[Self], sc: &RowScales<'_>) -> [i128; TILE_COLS] {
+        cols_by_rows(qs, QK, sc, |q, r| Self::q8_row(isa, q, a, r))
+    }
+}
+
+/// Weight rows a column-tile kernel ([`BlockDot::q4_cols`]) takes at once for one
+/// activation row (a decode step): the activation blocks are loaded once for all of them
+/// and each lane of the epilogue is one output, so nothing is summed across lanes.
+pub const TILE_COLS: usize = 4;
+
+/// A column tile as [`TILE_COLS`] calls of a row kernel `row` (`qb` weight items a block).
+fn cols_by_rows<Q>(
+    qs: &[Q],
+    qb: usize,
+    sc: &RowScales<'_>,
+    row: impl Fn(&[Q], &RowScales<'_>) -> i128,
+) -> [i128; TILE_COLS] {
+    let nb = sc.sum.len();
+    std::array::from_fn(|j| {
+        let w = j * nb..(j + 1) * nb;
+        let r = RowScales { d: &sc.d[w.clone()], m: sc.m.map(|m| &m[w]), sum: sc.sum, s: sc.s };
+        row(&qs[j * nb * qb..(j + 1) * nb * qb], &r)
+    })
 }
 
 #[inline(always)]
@@ -113,9 +190,9 @@ fn q8_row_scalar<T: ActInt>(qs: &[i8], a: &[T], sc: &RowScales<'_>) -> i128 {
 macro_rules! dispatch {
     ($isa:expr, $avx2:expr, $scalar:expr) => {{
         #[cfg(target_arch = "x86_64")]
-        if $isa == Isa::Avx2 {
-            // SAFETY: `Isa::Avx2` is only produced by `Isa::detect` on a CPU with AVX2 (the
-            // tests take it from `Isa::available`).
+        if matches!($isa, Isa::Avx2 | Isa::Avx512) {
+            // SAFETY: `Isa::Avx2` and `Isa::Avx512` are only produced by `Isa::detect` and
+            // `Isa::available` on a CPU with AVX2.
             return unsafe { $avx2 };
         }
         $scalar
@@ -138,6 +215,15 @@ impl BlockDot for i16 {
     fn q8_row(isa: Isa, qs: &[i8], a: &[i16], sc: &RowScales<'_>) -> i128 {
         dispatch!(isa, avx2::q8_row_i16(qs, a, sc), q8_row_scalar(qs, a, sc))
     }
+    fn q4_tile(isa: Isa, qs: &[u8], a: [&[i16]; TILE_ROWS], sc: &[RowScales<'_>; TILE_ROWS]) -> [i128; TILE_ROWS] {
+        dispatch!(isa, avx2::q4_tile_i16(qs, a, sc), std::array::from_fn(|i| q4_row_scalar(qs, a[i], &sc[i])))
+    }
+    fn q4_cols(isa: Isa, qs: &[u8], a: &[i16], sc: &RowScales<'_>) -> [i128; TILE_COLS] {
+        dispatch!(isa, avx2::q4_cols_i16(qs, a, sc), cols_by_rows(qs, QK / 2, sc, |q, r| q4_row_scalar(q, a, r)))
+    }
+    fn q8_cols(isa: Isa, qs: &[i8], a: &[i16], sc: &RowScales<'_>) -> [i128; TILE_COLS] {
+        dispatch!(isa, avx2::q8_cols_i16(qs, a, sc), cols_by_rows(qs, QK, sc, |q, r| q8_row_scalar(q, a, r)))
+    }
 }
 
 /// AVX2 kernels.
@@ -155,7 +241,7 @@ impl BlockDot for i16 {
 /// i128 every 64 steps, before `64 * 2^57` could reach 2^63. So the sum is exact.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{RowScales, QK};
+    use super::{RowScales, QK, TILE_COLS, TILE_ROWS};
     use std::arch::x86_64::*;
 
     /// Steps between folds of the lane accumulators (see the module comment).
@@ -183,14 +269,35 @@ mod avx2 {
         #[inline]
         #[target_feature(enable = "avx2")]
         unsafe fn add4(&mut self, dots: __m128i, sc: &RowScales<'_>, b: usize) {
-            // SAFETY: four i32 at `b` in each array (caller).
-            let load =
-                |v: &[i32]| unsafe { _mm256_cvtepi32_epi64(_mm_loadu_si128(v.as_ptr().add(b) as *const __m128i)) };
-            let mut p = _mm256_mul_epi32(load(sc.d), _mm256_cvtepi32_epi64(dots));
-            if let Some(m) = sc.m {
-                p = _mm256_add_epi64(p, _mm256_mul_epi32(load(m), load(sc.sum)));
+            // SAFETY: four i32 at `b` in each array (caller); loadu needs no alignment.
+            let load = |v: &[i32]| unsafe { _mm_loadu_si128(v.as_ptr().add(b) as *const __m128i) };
+            self.add_values(dots, load(sc.d), sc.m.map(load), load(sc.sum), load(sc.s));
+        }
+
+        /// Add the last `n < 4` blocks from `b` on: `dots` their dots (zero past `n`),
+        /// with their scales zero-padded (a zero block adds nothing).
+        ///
+        /// # Safety
+        /// Blocks `b..b + n` exist in every array of `sc`.
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        unsafe fn add_last(&mut self, dots: __m128i, sc: &RowScales<'_>, b: usize, n: usize) {
+            // SAFETY: block `b + j` exists for `j < n` (caller).
+            let at = |v: &[i32], j: usize| if j < n { unsafe { *v.get_unchecked(b + j) } } else { 0 };
+            let pad = |v: &[i32]| _mm_setr_epi32(at(v, 0), at(v, 1), at(v, 2), 0);
+            self.add_values(dots, pad(sc.d), sc.m.map(pad), pad(sc.sum), pad(sc.s));
+        }
+
+        /// Add four blocks given their dots, weight scales and mins and activation sums and
+        /// scales (see the module comment for the exactness of each step).
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        fn add_values(&mut self, dots: __m128i, d: __m128i, m: Option<__m128i>, sum: __m128i, s: __m128i) {
+            let mut p = _mm256_mul_epi32(_mm256_cvtepi32_epi64(d), _mm256_cvtepi32_epi64(dots));
+            if let Some(m) = m {
+                p = _mm256_add_epi64(p, _mm256_mul_epi32(_mm256_cvtepi32_epi64(m), _mm256_cvtepi32_epi64(sum)));
             }
-            let s = load(sc.s);
+            let s = _mm256_cvtepi32_epi64(s);
             let low = _mm256_and_si256(p, _mm256_set1_epi64x(0xffff_ffff));
             self.lo = _mm256_add_epi64(self.lo, _mm256_mul_epu32(low, s));
             self.hi = _mm256_add_epi64(self.hi, _mm256_mul_epi32(_mm256_srli_epi64(p, 32), s));
@@ -231,16 +338,6 @@ mod avx2 {
         _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1))
     }
 
-    /// The dot of one block from its eight-lane partial sums.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn hsum(v: __m256i) -> i32 {
-        let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
-        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
-        _mm_cvtsi128_si32(s)
-    }
-
     /// The 32 nibbles of Q4 block `b`: elements 0..16 (low nibbles), 16..32 (high).
     ///
     /// # Safety
@@ -267,20 +364,96 @@ mod avx2 {
         }
     }
 
+    /// The 32 nibbles of Q4 block `b` as i16: elements 0..16, 16..32.
+    ///
+    /// # Safety
+    /// Block `b` lies inside `qs`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn nibbles_i16(qs: &[u8], b: usize) -> (__m256i, __m256i) {
+        // SAFETY: block `b` lies inside `qs` (caller).
+        let (lo, hi) = unsafe { nibbles(qs, b) };
+        (_mm256_cvtepu8_epi16(lo), _mm256_cvtepu8_epi16(hi))
+    }
+
+    /// The eight-lane partial sums of one block's products: `w` its weights as i16, `p` its
+    /// 32 activations.
+    ///
+    /// # Safety
+    /// 32 readable i16 at `p`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn madd_i16(w: (__m256i, __m256i), p: *const i16) -> __m256i {
+        // SAFETY: 32 readable i16 at `p` (caller); loadu needs no alignment.
+        let (alo, ahi) =
+            unsafe { (_mm256_loadu_si256(p as *const __m256i), _mm256_loadu_si256(p.add(16) as *const __m256i)) };
+        _mm256_add_epi32(_mm256_madd_epi16(w.0, alo), _mm256_madd_epi16(w.1, ahi))
+    }
+
     /// # Safety
     /// Block `b` lies inside both slices.
     #[inline]
     #[target_feature(enable = "avx2")]
     unsafe fn q4_i16(qs: &[u8], a: &[i16], b: usize) -> __m256i {
         // SAFETY: block `b` lies inside both slices (caller).
+        unsafe { madd_i16(nibbles_i16(qs, b), a.as_ptr().add(b * QK)) }
+    }
+
+    /// The Q4_1 tile kernel for i16 activations: four weight blocks unpacked once a step,
+    /// then each row's four dots and their epilogue as in the row kernel.
+    ///
+    /// # Safety
+    /// AVX2 is available.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn q4_tile_i16(
+        qs: &[u8],
+        a: [&[i16]; TILE_ROWS],
+        sc: &[RowScales<'_>; TILE_ROWS],
+    ) -> [i128; TILE_ROWS] {
+        let nb = sc[0].d.len();
+        assert!(qs.len() >= nb * QK / 2);
+        for (a, s) in a.iter().zip(sc) {
+            assert!(a.len() >= nb * QK && s.d.len() == nb && s.s.len() >= nb && s.sum.len() >= nb);
+            assert!(s.m.is_none_or(|m| m.len() >= nb));
+        }
+        let mut acc = [Acc::new(), Acc::new(), Acc::new(), Acc::new()];
+        let mut b = 0;
+        // SAFETY: every block below `nb` lies inside every slice (asserted above).
         unsafe {
-            let (lo, hi) = nibbles(qs, b);
-            let p = a.as_ptr().add(b * QK);
-            let (alo, ahi) = (_mm256_loadu_si256(p as *const __m256i), _mm256_loadu_si256(p.add(16) as *const __m256i));
-            _mm256_add_epi32(
-                _mm256_madd_epi16(_mm256_cvtepu8_epi16(lo), alo),
-                _mm256_madd_epi16(_mm256_cvtepu8_epi16(hi), ahi),
-            )
+            while b + 4 <= nb {
+                let w = [nibbles_i16(qs, b), nibbles_i16(qs, b + 1), nibbles_i16(qs, b + 2), nibbles_i16(qs, b + 3)];
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let p = a[r].as_ptr().add(b * QK);
+                    let v = [
+                        madd_i16(w[0], p),
+                        madd_i16(w[1], p.add(QK)),
+                        madd_i16(w[2], p.add(2 * QK)),
+                        madd_i16(w[3], p.add(3 * QK)),
+                    ];
+                    acc.add4(reduce4(v), &sc[r], b);
+                }
+                b += 4;
+            }
+            if b < nb {
+                let (n, z) = (nb - b, _mm256_setzero_si256());
+                let w = [
+                    nibbles_i16(qs, b),
+                    if n > 1 { nibbles_i16(qs, b + 1) } else { (z, z) },
+                    if n > 2 { nibbles_i16(qs, b + 2) } else { (z, z) },
+                ];
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let p = a[r].as_ptr().add(b * QK);
+                    let v = [
+                        madd_i16(w[0], p),
+                        if n > 1 { madd_i16(w[1], p.add(QK)) } else { z },
+                        if n > 2 { madd_i16(w[2], p.add(2 * QK)) } else { z },
+                        z,
+                    ];
+                    acc.add_last(reduce4(v), &sc[r], b, n);
+                }
+            }
+            let [a0, a1, a2, a3] = acc;
+            [a0.finish(), a1.finish(), a2.finish(), a3.finish()]
         }
     }
 
@@ -336,16 +509,114 @@ mod avx2 {
                         acc.add4(reduce4(v), sc, b);
                         b += 4;
                     }
-                    let mut total = acc.finish();
-                    while b < nb {
-                        total += sc.term(b, hsum($block(qs, a, b)));
-                        b += 1;
+                    if b < nb {
+                        let n = nb - b;
+                        let z = _mm256_setzero_si256();
+                        let v = [
+                            $block(qs, a, b),
+                            if n > 1 { $block(qs, a, b + 1) } else { z },
+                            if n > 2 { $block(qs, a, b + 2) } else { z },
+                            z,
+                        ];
+                        acc.add_last(reduce4(v), sc, b, n);
                     }
-                    total
+                    acc.finish()
                 }
             }
         };
     }
+
+    /// The exact running sums of `P_b * S_b` of [`TILE_COLS`] outputs, one per 64-bit lane
+    /// (the split of [`Acc`], folded per lane: no sum across lanes).
+    struct LaneAcc {
+        hi: __m256i,
+        lo: __m256i,
+        steps: u32,
+        total: [i128; TILE_COLS],
+    }
+
+    impl LaneAcc {
+        /// Add one block of every lane's output: `dots` the four dots, `d` and `m` the four
+        /// weight rows' scales and mins, `sum` and `s` the activation block's.
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        fn add(&mut self, dots: __m128i, d: __m128i, m: Option<__m128i>, sum: i32, s: i32) {
+            let mut p = _mm256_mul_epi32(_mm256_cvtepi32_epi64(d), _mm256_cvtepi32_epi64(dots));
+            if let Some(m) = m {
+                p = _mm256_add_epi64(p, _mm256_mul_epi32(_mm256_cvtepi32_epi64(m), _mm256_set1_epi64x(sum as i64)));
+            }
+            let s = _mm256_set1_epi64x(s as i64);
+            let low = _mm256_and_si256(p, _mm256_set1_epi64x(0xffff_ffff));
+            self.lo = _mm256_add_epi64(self.lo, _mm256_mul_epu32(low, s));
+            self.hi = _mm256_add_epi64(self.hi, _mm256_mul_epi32(_mm256_srli_epi64(p, 32), s));
+            self.steps += 1;
+            if self.steps == FOLD_EVERY {
+                self.fold();
+            }
+        }
+
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        fn fold(&mut self) {
+            let (mut hi, mut lo) = ([0i64; 4], [0u64; 4]);
+            // SAFETY: both arrays are 32 bytes; storeu needs no alignment.
+            unsafe {
+                _mm256_storeu_si256(hi.as_mut_ptr() as *mut __m256i, self.hi);
+                _mm256_storeu_si256(lo.as_mut_ptr() as *mut __m256i, self.lo);
+            }
+            for ((t, &h), &l) in self.total.iter_mut().zip(&hi).zip(&lo) {
+                *t += ((h as i128) << 32) + l as i128;
+            }
+            (self.hi, self.lo, self.steps) = (_mm256_setzero_si256(), _mm256_setzero_si256(), 0);
+        }
+    }
+
+    /// Four i32 at `p`, `p + stride`, `p + 2 stride`, `p + 3 stride`.
+    ///
+    /// # Safety
+    /// All four are readable.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn strided4(p: *const i32, stride: usize) -> __m128i {
+        // SAFETY: the caller's.
+        unsafe { _mm_setr_epi32(*p, *p.add(stride), *p.add(2 * stride), *p.add(3 * stride)) }
+    }
+
+    /// A column-tile kernel: block by block, the four weight rows' dots against the one
+    /// activation block, reduced together, then one [`LaneAcc`] step.
+    macro_rules! cols_kernel {
+        ($name:ident, $q:ty, $a:ty, $block:ident, $qbytes:expr) => {
+            /// # Safety
+            /// AVX2 is available.
+            #[target_feature(enable = "avx2")]
+            pub(super) unsafe fn $name(qs: &[$q], a: &[$a], sc: &RowScales<'_>) -> [i128; TILE_COLS] {
+                let nb = sc.sum.len();
+                assert!(qs.len() >= TILE_COLS * nb * $qbytes && a.len() >= nb * QK && sc.s.len() >= nb);
+                assert!(sc.d.len() >= TILE_COLS * nb && sc.m.is_none_or(|m| m.len() >= TILE_COLS * nb));
+                let q: [&[$q]; TILE_COLS] = std::array::from_fn(|j| &qs[j * nb * $qbytes..]);
+                let mut acc =
+                    LaneAcc { hi: _mm256_setzero_si256(), lo: _mm256_setzero_si256(), steps: 0, total: [0; TILE_COLS] };
+                // SAFETY: every block below `nb` of every weight row and of the activation
+                // row lies inside the slices (asserted above).
+                unsafe {
+                    for b in 0..nb {
+                        let v = [$block(q[0], a, b), $block(q[1], a, b), $block(q[2], a, b), $block(q[3], a, b)];
+                        let d = strided4(sc.d.as_ptr().add(b), nb);
+                        let m = match sc.m {
+                            Some(m) => Some(strided4(m.as_ptr().add(b), nb)),
+                            None => None,
+                        };
+                        acc.add(reduce4(v), d, m, *sc.sum.get_unchecked(b), *sc.s.get_unchecked(b));
+                    }
+                }
+                acc.fold();
+                acc.total
+            }
+        };
+    }
+
+    cols_kernel!(q4_cols_i16, u8, i16, q4_i16, QK / 2);
+    cols_kernel!(q8_cols_i16, i8, i16, q8_i16, QK);
 
     row_kernel!(q4_row_i8, u8, i8, q4_i8, QK / 2);
     row_kernel!(q4_row_i16, u8, i16, q4_i16, QK / 2);
@@ -396,6 +667,99 @@ mod tests {
         }
     }
 
+    /// The tile kernel of every ISA gives each row's plain-loop sum (through the portable
+    /// row kernel, itself checked against the plain loop above).
+    fn check_tile<T: BlockDot + std::fmt::Debug>(qs4: &[u8], rows: [&[T]; TILE_ROWS], sc: &[RowScales<'_>; TILE_ROWS]) {
+        let want: [i128; TILE_ROWS] = std::array::from_fn(|i| T::q4_row(Isa::Scalar, qs4, rows[i], &sc[i]));
+        for isa in Isa::available_noting_skips() {
+            assert_eq!(T::q4_tile(isa, qs4, rows, sc), want, "q4 tile {isa:?}");
+        }
+    }
+
+    /// Random rows of a tile: activations, their block sums and scales (`s_max` exclusive).
+    fn tile_rows<T: BlockDot>(rng: &mut ChaCha8Rng, blocks: usize, s_max: i32) -> Vec<(Vec<T>, Vec<i32>, Vec<i32>)> {
+        (0..TILE_ROWS)
+            .map(|i| {
+                let a: Vec<T> = (0..blocks * QK)
+                    .map(|_| {
+                        T::from_i64(match i {
+                            2 => -T::MAX,
+                            3 => T::MAX,
+                            _ => rng.gen_range(-T::MAX..=T::MAX),
+                        })
+                    })
+                    .collect();
+                let sum = a.chunks(QK).map(|c| c.iter().map(|v| v.widen()).sum()).collect();
+                let s = (0..blocks).map(|_| if i >= 2 { s_max - 1 } else { rng.gen_range(0..s_max) }).collect();
+                (a, sum, s)
+            })
+            .collect()
+    }
+
+    fn tile_case<T: BlockDot + std::fmt::Debug>(rng: &mut ChaCha8Rng, qs4: &[u8], d: &[i32], m: &[i32], s_max: i32) {
+        let rows = tile_rows::<T>(rng, d.len(), s_max);
+        let sc: [RowScales<'_>; TILE_ROWS] =
+            std::array::from_fn(|i| RowScales { d, m: Some(m), sum: &rows[i].1, s: &rows[i].2 });
+        check_tile(qs4, std::array::from_fn(|i| &rows[i].0[..]), &sc);
+    }
+
+    /// The column tiles of every ISA give each weight row's plain-loop sum (through the
+    /// portable row kernel), for both formats: random rows (several `a`) and extremes.
+    fn check_cols<T: BlockDot + std::fmt::Debug>(qs4: &[u8], qs8: &[i8], a: &[T], sc: &RowScales<'_>) {
+        let nb = sc.sum.len();
+        let row =
+            |j: usize| RowScales { d: &sc.d[j * nb..(j + 1) * nb], m: sc.m.map(|m| &m[j * nb..(j + 1) * nb]), ..*sc };
+        let want4: [i128; TILE_COLS] =
+            std::array::from_fn(|j| T::q4_row(Isa::Scalar, &qs4[j * nb * 16..(j + 1) * nb * 16], a, &row(j)));
+        let sc8 = RowScales { m: None, ..*sc };
+        let want8: [i128; TILE_COLS] = std::array::from_fn(|j| {
+            T::q8_row(Isa::Scalar, &qs8[j * nb * QK..(j + 1) * nb * QK], a, &RowScales { m: None, ..row(j) })
+        });
+        for isa in Isa::available_noting_skips() {
+            assert_eq!(T::q4_cols(isa, qs4, a, sc), want4, "q4 cols {isa:?}");
+            assert_eq!(T::q8_cols(isa, qs8, a, &sc8), want8, "q8 cols {isa:?}");
+        }
+    }
+
+    fn cols_case<T: BlockDot + std::fmt::Debug>(rng: &mut ChaCha8Rng, nb: usize, extreme: bool, s_max: i32) {
+        let n = TILE_COLS * nb;
+        let (qs4, qs8): (Vec<u8>, Vec<i8>) = if extreme {
+            (vec![0xff; n * 16], vec![-128; n * QK])
+        } else {
+            ((0..n * 16).map(|_| rng.gen()).collect(), (0..n * QK).map(|_| rng.gen()).collect())
+        };
+        let big =
+            |rng: &mut ChaCha8Rng, sign: i32| if extreme { sign << 30 } else { rng.gen_range(-(1 << 30)..=1 << 30) };
+        let d: Vec<i32> = (0..n).map(|i| big(rng, if i % 2 == 0 { 1 } else { -1 })).collect();
+        let m: Vec<i32> = (0..n).map(|i| big(rng, if i % 3 == 0 { -1 } else { 1 })).collect();
+        let rows = tile_rows::<T>(rng, nb, s_max);
+        let (a, sum, s) = &rows[if extreme { 3 } else { 0 }];
+        check_cols(&qs4, &qs8, a, &RowScales { d: &d, m: Some(&m), sum, s });
+    }
+
+    #[test]
+    fn column_tiles_agree_on_every_isa() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        for nb in [0, 1, 5, 18, 4 * 64 * 3 + 3] {
+            for extreme in [false, true] {
+                cols_case::<i16>(&mut rng, nb, extreme, 1 << 17);
+                cols_case::<i8>(&mut rng, nb, extreme, 1 << 25);
+            }
+        }
+    }
+
+    #[test]
+    fn extreme_tiles_agree_on_every_isa() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let nb = 4 * 64 * 3 + 3;
+        let qs4 = vec![0xffu8; nb * 16];
+        for (d, m) in [(1 << 30, -(1 << 30)), (-(1 << 30), 1 << 30), (1 << 30, 1 << 30)] {
+            let (dv, mv) = (vec![d; nb], vec![m; nb]);
+            tile_case::<i16>(&mut rng, &qs4, &dv, &mv, 1 << 17);
+            tile_case::<i8>(&mut rng, &qs4, &dv, &mv, 1 << 25);
+        }
+    }
+
     #[test]
     fn extreme_rows_agree_on_every_isa() {
         extremes::<i8>(127, -127, (1 << 25) - 1);
@@ -419,6 +783,8 @@ mod tests {
             let s16: Vec<i32> = (0..blocks).map(|_| rng.gen_range(0..1 << 17)).collect();
             check_all(&qs4, &qs8, &a8, &RowScales { d: &d, m: Some(&m), sum: &sum8, s: &s8 });
             check_all(&qs4, &qs8, &a16, &RowScales { d: &d, m: Some(&m), sum: &sum16, s: &s16 });
+            tile_case::<i16>(&mut rng, &qs4, &d, &m, 1 << 17);
+            tile_case::<i8>(&mut rng, &qs4, &d, &m, 1 << 25);
         }
     }
 }

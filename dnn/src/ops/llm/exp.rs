@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use super::super::check::{bad, want, OpResult};
 use super::super::dims::RowDims;
 use super::{prod, want_frac, want_len};
-use crate::fixed::round_shift_i128;
+use crate::fixed::{round_shift_i128, round_shift_i64};
 use crate::tensor::{DType, TensorSpec};
 
 /// Fraction bits of `exp`'s result and of probabilities.
@@ -35,6 +35,34 @@ const EXP_ZERO_SHIFT: i128 = 32;
 /// and the result `round(p / 2^n)` (0 for `n >= 32`). Rounding: ties away from zero.
 /// The result lies in `0..=2^30` (`2^30` exactly at `d = 0`).
 pub fn exp_q30(d: i64, frac: u32) -> i32 {
+    let minus_d = d.min(0).unsigned_abs();
+    if minus_d > EXP_I64_MAX_ARG || frac > 63 {
+        return exp_q30_i128(d, frac);
+    }
+    // Every intermediate fits i64 (see `EXP_I64_MAX_ARG`): the same integers as the i128
+    // transcription, several times faster.
+    let u = round_shift_i64(minus_d as i64 * LOG2E_Q30, frac);
+    let n = (u as u64 + (1 << 29)) >> 30;
+    if n >= EXP_ZERO_SHIFT as u64 {
+        return 0;
+    }
+    // Now `u < 2^35`: `|r| <= 2^29`, `|y| < 2^29`, and the Horner values stay below 2^31, so
+    // every product is below 2^60.
+    let r = u - ((n as i64) << 30);
+    let y = -round_shift_i64(r * LN2_Q30, 30);
+    let mut p = EXP_TAYLOR_Q30[8];
+    for &c in EXP_TAYLOR_Q30[..8].iter().rev() {
+        p = c + round_shift_i64(y * p, 30);
+    }
+    round_shift_i64(p, n as u32) as i32
+}
+
+/// Largest `-d` whose `-d * LOG2E_Q30` fits i64 (about 2^32.5; every difference of two
+/// i32 values is within it).
+const EXP_I64_MAX_ARG: u64 = (i64::MAX / LOG2E_Q30) as u64;
+
+/// [`exp_q30`] transcribed in i128, for arguments beyond [`EXP_I64_MAX_ARG`].
+fn exp_q30_i128(d: i64, frac: u32) -> i32 {
     let u = round_shift_i128(-(d.min(0) as i128) * LOG2E_Q30 as i128, frac);
     let n = (u + (1 << 29)) >> 30;
     if n >= EXP_ZERO_SHIFT {
@@ -117,6 +145,29 @@ mod tests {
         let mut o = [0; 3];
         softmax_row_q30(&[7, 7, i32::MIN], 16, &mut o);
         assert_eq!(o, [1 << 29, 1 << 29, 0]);
+    }
+
+    /// The i64 fast path gives the i128 transcription's integers: at the edges of its
+    /// domain, around every power of two and on random arguments of every magnitude.
+    #[test]
+    fn the_i64_path_equals_the_i128_transcription() {
+        let edge = EXP_I64_MAX_ARG as i64;
+        let mut ds = vec![0, -1, -edge, -edge + 1, -edge - 1, i64::MIN, i64::MIN + 1, -(1 << 32) + 1];
+        for b in 0..63 {
+            ds.extend([-(1i64 << b), -(1i64 << b) + 1, -(1i64 << b) - 1]);
+        }
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ds.push(-((x >> (x % 63)) as i64 & i64::MAX));
+        }
+        for frac in [0, 1, 8, 14, 16, 20, 30, 31, 40, 62, 63, 64, 100] {
+            for &d in &ds {
+                assert_eq!(exp_q30(d, frac), exp_q30_i128(d, frac), "d {d}, frac {frac}");
+            }
+        }
     }
 
     #[test]

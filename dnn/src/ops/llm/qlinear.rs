@@ -9,7 +9,7 @@
 use rayon::prelude::*;
 
 use super::super::check::{bad, want, OpResult};
-use super::blockdot::{BlockDot, Isa, RowScales};
+use super::blockdot::{BlockDot, Isa, RowScales, TILE_COLS, TILE_ROWS};
 use super::blockq::{quantize_act, ActBlocks, Q4_1, Q8_0, QK};
 use super::{prod, want_frac, want_len};
 use crate::fixed::{round_shift_i128, sat_i32};
@@ -187,41 +187,131 @@ fn scales<'a, T>(
     RowScales { d: &d[wb.clone()], m: m.map(|m| &m[wb]), sum: &x.sum[xb.clone()], s: &x.s[xb] }
 }
 
-/// One output of the Q4_1 linear: `sum_b (D_b * dot_b + M_b * A_b) * S_b`, exact.
-fn q4_1_out<T: BlockDot>(isa: Isa, w: &Q4_1<'_>, c: usize, x: &ActBlocks<T>, r: usize, nb: usize) -> i128 {
-    let sc = scales(w.d, Some(w.m), x, c, r, nb);
-    T::q4_row(isa, &w.qs[c * nb * QK / 2..(c + 1) * nb * QK / 2], &x.a[r * nb * QK..(r + 1) * nb * QK], &sc)
+/// A block-quantized weight matrix as the linears' driver reads it: one output's exact
+/// sum, and those of a tile of [`TILE_ROWS`] activation rows against one weight row.
+trait BlockWeights: Sync {
+    /// `sum_b P_b * S_b` of weight row `c` and activation row `r`, exact.
+    fn out<T: BlockDot>(&self, isa: Isa, c: usize, x: &ActBlocks<T>, r: usize, nb: usize) -> i128;
+    /// [`Self::out`] for rows `r0..r0 + TILE_ROWS`.
+    fn tile<T: BlockDot>(&self, isa: Isa, c: usize, x: &ActBlocks<T>, r0: usize, nb: usize) -> [i128; TILE_ROWS] {
+        std::array::from_fn(|i| self.out(isa, c, x, r0 + i, nb))
+    }
+    /// [`Self::out`] for columns `c0..c0 + TILE_COLS`.
+    fn cols<T: BlockDot>(&self, isa: Isa, c0: usize, x: &ActBlocks<T>, r: usize, nb: usize) -> [i128; TILE_COLS];
 }
 
-/// One output of the Q8_0 linear: `sum_b D_b * dot_b * S_b`, exact.
-fn q8_0_out<T: BlockDot>(isa: Isa, w: &Q8_0<'_>, c: usize, x: &ActBlocks<T>, r: usize, nb: usize) -> i128 {
-    let sc = scales(w.d, None, x, c, r, nb);
-    T::q8_row(isa, &w.qs[c * nb * QK..(c + 1) * nb * QK], &x.a[r * nb * QK..(r + 1) * nb * QK], &sc)
+/// The per-block integers of weight rows `c0..c0 + TILE_COLS` (one after another) and
+/// activation row `r`.
+fn col_scales<'a, T>(
+    d: &'a [i32],
+    m: Option<&'a [i32]>,
+    x: &'a ActBlocks<T>,
+    c0: usize,
+    r: usize,
+    nb: usize,
+) -> RowScales<'a> {
+    let (wb, xb) = (c0 * nb..(c0 + TILE_COLS) * nb, r * nb..(r + 1) * nb);
+    RowScales { d: &d[wb.clone()], m: m.map(|m| &m[wb]), sum: &x.sum[xb.clone()], s: &x.s[xb] }
 }
 
-/// Outputs per parallel task: enough work to amortise scheduling, few enough that a
-/// single-row (decode) product still spreads over every core.
-const COLS_PER_TASK: usize = 64;
+impl BlockWeights for Q4_1<'_> {
+    fn out<T: BlockDot>(&self, isa: Isa, c: usize, x: &ActBlocks<T>, r: usize, nb: usize) -> i128 {
+        let sc = scales(self.d, Some(self.m), x, c, r, nb);
+        T::q4_row(isa, &self.qs[c * nb * QK / 2..(c + 1) * nb * QK / 2], &x.a[r * nb * QK..(r + 1) * nb * QK], &sc)
+    }
 
-/// One output's exact sum, given the quantized activations, the output's column and row
-/// and the blocks per row.
-type OutFn<'a, T> = dyn Fn(usize, &ActBlocks<T>, usize, usize) -> i128 + Sync + 'a;
+    fn tile<T: BlockDot>(&self, isa: Isa, c: usize, x: &ActBlocks<T>, r0: usize, nb: usize) -> [i128; TILE_ROWS] {
+        let sc = std::array::from_fn(|i| scales(self.d, Some(self.m), x, c, r0 + i, nb));
+        let a = std::array::from_fn(|i| &x.a[(r0 + i) * nb * QK..(r0 + i + 1) * nb * QK]);
+        T::q4_tile(isa, &self.qs[c * nb * QK / 2..(c + 1) * nb * QK / 2], a, &sc)
+    }
+
+    fn cols<T: BlockDot>(&self, isa: Isa, c0: usize, x: &ActBlocks<T>, r: usize, nb: usize) -> [i128; TILE_COLS] {
+        let sc = col_scales(self.d, Some(self.m), x, c0, r, nb);
+        let qs = &self.qs[c0 * nb * QK / 2..(c0 + TILE_COLS) * nb * QK / 2];
+        T::q4_cols(isa, qs, &x.a[r * nb * QK..(r + 1) * nb * QK], &sc)
+    }
+}
+
+impl BlockWeights for Q8_0<'_> {
+    fn out<T: BlockDot>(&self, isa: Isa, c: usize, x: &ActBlocks<T>, r: usize, nb: usize) -> i128 {
+        let sc = scales(self.d, None, x, c, r, nb);
+        T::q8_row(isa, &self.qs[c * nb * QK..(c + 1) * nb * QK], &x.a[r * nb * QK..(r + 1) * nb * QK], &sc)
+    }
+
+    fn cols<T: BlockDot>(&self, isa: Isa, c0: usize, x: &ActBlocks<T>, r: usize, nb: usize) -> [i128; TILE_COLS] {
+        let sc = col_scales(self.d, None, x, c0, r, nb);
+        let qs = &self.qs[c0 * nb * QK..(c0 + TILE_COLS) * nb * QK];
+        T::q8_cols(isa, qs, &x.a[r * nb * QK..(r + 1) * nb * QK], &sc)
+    }
+}
+
+/// Activation rows per parallel task (a multiple of [`TILE_ROWS`]): their quantized
+/// values stay in cache while the task's weight rows pass over them.
+const ROWS_PER_TASK: usize = 8 * TILE_ROWS;
+
+/// Weight rows (outputs) per parallel task: about four tasks per thread for one row
+/// (a decode step), within 16..=256. The split only shares out work: every output is
+/// computed the same way whatever it is, so the bits do not depend on it.
+fn cols_per_task(n: usize, threads: usize) -> usize {
+    (n / (4 * threads.max(1))).clamp(16, 256)
+}
 
 /// `out[r][c] = sat32(round(acc(r, c) / 2^exp))` for every row and column, in parallel
-/// over column chunks of every row.
-fn run<T: BlockDot>(x: &[i32], d: BlockDims, exp: u32, out_fn: &OutFn<'_, T>) -> Vec<i32> {
+/// over tasks of up to [`ROWS_PER_TASK`] rows by [`cols_per_task`] columns; inside a task
+/// each weight row runs over the task's rows in tiles of [`TILE_ROWS`].
+fn run<T: BlockDot, W: BlockWeights>(isa: Isa, x: &[i32], d: BlockDims, exp: u32, w: &W) -> Vec<i32> {
     let q = quantize_act::<T>(x);
-    let mut out = vec![0i32; d.rows * d.n];
-    if d.n == 0 {
+    let (nb, n) = (d.blocks(), d.n);
+    let mut out = vec![0i32; d.rows * n];
+    if n == 0 || d.rows == 0 {
         return out;
     }
-    out.par_chunks_mut(d.n).enumerate().for_each(|(r, o)| {
-        o.par_chunks_mut(COLS_PER_TASK).enumerate().for_each(|(t, oc)| {
-            for (i, v) in oc.iter_mut().enumerate() {
-                *v = sat_i32(round_shift_i128(out_fn(t * COLS_PER_TASK + i, &q, r, d.blocks()), exp));
+    let cols = cols_per_task(n, rayon::current_num_threads());
+    let col_tasks = n.div_ceil(cols);
+    let tasks = d.rows.div_ceil(ROWS_PER_TASK) * col_tasks;
+    let fin = |v: i128| sat_i32(round_shift_i128(v, exp));
+    let blocks: Vec<Vec<i32>> = (0..tasks)
+        .into_par_iter()
+        .map(|t| {
+            let (r0, c0) = ((t / col_tasks) * ROWS_PER_TASK, (t % col_tasks) * cols);
+            let (rows, width) = (ROWS_PER_TASK.min(d.rows - r0), cols.min(n - c0));
+            // Row-major `rows x width`.
+            let mut o = vec![0i32; rows * width];
+            let tiled = rows - rows % TILE_ROWS;
+            for j in 0..width {
+                for i in (0..tiled).step_by(TILE_ROWS) {
+                    let v = w.tile(isa, c0 + j, &q, r0 + i, nb);
+                    for (k, &v) in v.iter().enumerate() {
+                        o[(i + k) * width + j] = fin(v);
+                    }
+                }
             }
+            // The rows left over from the tiles (all of a decode step's one row), in column
+            // tiles and then one by one.
+            for i in tiled..rows {
+                let mut j = 0;
+                while j + TILE_COLS <= width {
+                    let v = w.cols(isa, c0 + j, &q, r0 + i, nb);
+                    for (k, &v) in v.iter().enumerate() {
+                        o[i * width + j + k] = fin(v);
+                    }
+                    j += TILE_COLS;
+                }
+                for j in j..width {
+                    o[i * width + j] = fin(w.out(isa, c0 + j, &q, r0 + i, nb));
+                }
+            }
+            o
         })
-    });
+        .collect();
+    for (t, o) in blocks.iter().enumerate() {
+        let (r0, c0) = ((t / col_tasks) * ROWS_PER_TASK, (t % col_tasks) * cols);
+        let width = cols.min(n - c0);
+        for (i, row) in o.chunks_exact(width).enumerate() {
+            out[(r0 + i) * n + c0..][..width].copy_from_slice(row);
+        }
+    }
     out
 }
 
@@ -236,8 +326,8 @@ pub fn linear_q4_1_on(isa: Isa, x: &[i32], w: Q4_1<'_>, d: BlockDims, bits: ActB
     d.check(x.len(), w.exp)?;
     w.check(d)?;
     Ok(match bits {
-        ActBits::I8 => run::<i8>(x, d, w.exp, &|c, q, r, nb| q4_1_out(isa, &w, c, q, r, nb)),
-        ActBits::I16 => run::<i16>(x, d, w.exp, &|c, q, r, nb| q4_1_out(isa, &w, c, q, r, nb)),
+        ActBits::I8 => run::<i8, _>(isa, x, d, w.exp, &w),
+        ActBits::I16 => run::<i16, _>(isa, x, d, w.exp, &w),
     })
 }
 
@@ -252,8 +342,8 @@ pub fn linear_q8_0_on(isa: Isa, x: &[i32], w: Q8_0<'_>, d: BlockDims, bits: ActB
     d.check(x.len(), w.exp)?;
     w.check(d)?;
     Ok(match bits {
-        ActBits::I8 => run::<i8>(x, d, w.exp, &|c, q, r, nb| q8_0_out(isa, &w, c, q, r, nb)),
-        ActBits::I16 => run::<i16>(x, d, w.exp, &|c, q, r, nb| q8_0_out(isa, &w, c, q, r, nb)),
+        ActBits::I8 => run::<i8, _>(isa, x, d, w.exp, &w),
+        ActBits::I16 => run::<i16, _>(isa, x, d, w.exp, &w),
     })
 }
 
@@ -425,7 +515,8 @@ mod tests {
     #[test]
     fn both_linears_are_bit_exact_for_any_isa_and_thread_count() {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
-        let d = BlockDims { rows: 3, k: 576, n: 300 };
+        // 37 rows: a full task of row tiles, then a task with one tile and single rows.
+        let d = BlockDims { rows: 37, k: 576, n: 300 };
         let w = rand_q4_1(&mut rng, d.n, d.k);
         let x: Vec<i32> = (0..d.rows * d.k).map(|_| rng.gen_range(-(1 << 20)..1 << 20)).collect();
         let w8 = Q8_0Owned {
@@ -436,8 +527,8 @@ mod tests {
         for bits in [ActBits::I8, ActBits::I16] {
             let spec = if bits == ActBits::I8 { spec_q4_1::<i8>(&x, &w, d) } else { spec_q4_1::<i16>(&x, &w, d) };
             let q8_ref = pool(1).install(|| linear_q8_0_on(Isa::Scalar, &x, w8.view(), d, bits).unwrap());
-            for isa in Isa::available() {
-                for threads in [1, 4] {
+            for isa in Isa::available_noting_skips() {
+                for threads in [1, 3] {
                     let got = pool(threads).install(|| linear_q4_1_on(isa, &x, w.view(), d, bits).unwrap());
                     assert_eq!(got, spec, "{isa:?}, {threads} threads, {bits:?}");
                     let got8 = pool(threads).install(|| linear_q8_0_on(isa, &x, w8.view(), d, bits).unwrap());
@@ -474,25 +565,38 @@ mod tests {
         }
     }
 
-    /// Throughput of one decode step's shapes on one thread (`cargo test -p opml-dnn
-    /// --lib throughput -- --ignored --nocapture`): a measurement, not a check.
+    /// Throughput of a decode step's (1 row) and a prompt's (64 rows) shapes on one thread
+    /// (`cargo test -p opml-dnn --release --lib throughput -- --ignored --nocapture`): a
+    /// measurement, not a check.
     #[test]
     #[ignore]
     fn throughput() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        for (n, k) in [(1536, 576), (576, 1536), (4096, 576)] {
+        for (rows, n, k) in [(1, 1536, 576), (1, 576, 1536), (64, 1536, 576), (64, 576, 1536)] {
             let w = rand_q4_1(&mut rng, n, k);
-            let x: Vec<i32> = (0..k).map(|_| rng.gen_range(-(1 << 16)..1 << 16)).collect();
-            let d = BlockDims { rows: 1, k, n };
+            let x: Vec<i32> = (0..rows * k).map(|_| rng.gen_range(-(1 << 16)..1 << 16)).collect();
+            let d = BlockDims { rows, k, n };
             for (bits, isa) in
                 [ActBits::I8, ActBits::I16].into_iter().flat_map(|b| Isa::available().into_iter().map(move |i| (b, i)))
             {
-                let reps = 200;
-                let t = std::time::Instant::now();
+                let reps = 12800 / rows;
                 let step = || drop(std::hint::black_box(linear_q4_1_on(isa, &x, w.view(), d, bits).unwrap()));
-                pool(1).install(|| (0..reps).for_each(|_| step()));
-                let s = t.elapsed().as_secs_f64() / reps as f64;
-                eprintln!("q4_1 {n}x{k} {bits:?} {isa:?}: {:.1} us, {:.2} GMAC/s", s * 1e6, (n * k) as f64 / s / 1e9);
+                // The worker's own CPU time (Linux), so that other load on the machine
+                // does not count; the wall clock elsewhere.
+                let s = pool(1).install(|| {
+                    let cpu = || {
+                        let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+                        Some(stat.split_whitespace().next()?.parse::<f64>().ok()? / 1e9)
+                    };
+                    let (c0, t) = (cpu(), std::time::Instant::now());
+                    (0..reps).for_each(|_| step());
+                    match (c0, cpu()) {
+                        (Some(a), Some(b)) => b - a,
+                        _ => t.elapsed().as_secs_f64(),
+                    }
+                }) / reps as f64;
+                let gmac = (rows * n * k) as f64 / s / 1e9;
+                eprintln!("q4_1 {rows}x{n}x{k} {bits:?} {isa:?}: {:.1} us, {gmac:.2} GMAC/s", s * 1e6);
             }
         }
     }

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use super::super::check::{bad, want, OpResult};
 use super::{prod, want_len};
-use crate::fixed::{round_shift_i128, sat_i32};
+use crate::fixed::{round_shift_i128, round_shift_i64, sat_i32};
 use crate::tensor::{DType, TensorSpec};
 
 /// Fraction bits of the tables.
@@ -74,13 +74,24 @@ pub fn rope(x: &[i32], cos: &[i32], sin: &[i32], d: RopeDims) -> OpResult<Vec<i3
     out.par_chunks_mut(d.head_dim).zip(x.par_chunks(d.head_dim)).enumerate().for_each(|(i, (o, xh))| {
         let row = (d.pos0 + i / d.heads) * half;
         for j in 0..half {
-            let (x0, x1) = (xh[2 * j] as i128, xh[2 * j + 1] as i128);
-            let (c, s) = (cos[row + j] as i128, sin[row + j] as i128);
-            o[2 * j] = sat_i32(round_shift_i128(x0 * c - x1 * s, ROPE_FRAC));
-            o[2 * j + 1] = sat_i32(round_shift_i128(x0 * s + x1 * c, ROPE_FRAC));
+            let (x0, x1) = (xh[2 * j] as i64, xh[2 * j + 1] as i64);
+            let (c, s) = (cos[row + j] as i64, sin[row + j] as i64);
+            o[2 * j] = rotated(x0 * c, -(x1 * s));
+            o[2 * j + 1] = rotated(x0 * s, x1 * c);
         }
     });
     Ok(out)
+}
+
+/// `sat32(round((a + b) / 2^30))` of two products of i32 values (each in
+/// `-2^62 + 2^31..=2^62`): in i64, or in i128 in the one case the sum leaves i64
+/// (both products `(-2^31)^2`).
+#[inline]
+fn rotated(a: i64, b: i64) -> i32 {
+    match a.checked_add(b) {
+        Some(v) => sat_i32(round_shift_i64(v, ROPE_FRAC) as i128),
+        None => sat_i32(round_shift_i128(a as i128 + b as i128, ROPE_FRAC)),
+    }
 }
 
 /// Deterministic f64 functions: basic operations only (see the module comment).
@@ -240,6 +251,28 @@ mod tests {
             pool(1).install(|| rope(&x, &cos, &sin, d).unwrap()),
             pool(4).install(|| rope(&x, &cos, &sin, d).unwrap())
         );
+    }
+
+    /// The i64 arithmetic gives the spec's i128 integers even for tables and values at the
+    /// ends of i32 (which `rope_tables` never builds, but a caller may pass).
+    #[test]
+    fn extreme_operands_match_the_i128_transcription() {
+        let ext = [i32::MIN, i32::MIN + 1, -(1 << 30), -1, 0, 1, 1 << 30, i32::MAX];
+        for &c in &ext {
+            for &sn in &ext {
+                for &x0 in &ext {
+                    for &x1 in &ext {
+                        let y = rope(&[x0, x1], &[c], &[sn], RopeDims { seq: 1, heads: 1, head_dim: 2, pos0: 0 });
+                        let (a, b, c, sn) = (x0 as i128, x1 as i128, c as i128, sn as i128);
+                        let want = [
+                            sat_i32(round_shift_i128(a * c - b * sn, ROPE_FRAC)),
+                            sat_i32(round_shift_i128(a * sn + b * c, ROPE_FRAC)),
+                        ];
+                        assert_eq!(y.unwrap(), want, "x ({x0}, {x1}), cos {c}, sin {sn}");
+                    }
+                }
+            }
+        }
     }
 
     proptest! {

@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use super::super::check::{same_shape, want, OpResult};
 use super::exp::{exp_q30, EXP_FRAC};
 use super::{want_frac, want_len};
-use crate::fixed::{round_shift_i128, sat_i32};
+use crate::fixed::{round_shift_i64, sat_i32};
 use crate::tensor::{DType, TensorSpec};
 
 /// Elements per parallel task.
@@ -29,7 +29,8 @@ pub fn sigmoid_q30(x: i32, frac: u32) -> i64 {
 /// `silu(x) = round(x * sigmoid_q30(x) / 2^30)`, in the input's format (`|silu(x)| <= |x|`,
 /// so it never saturates).
 pub fn silu_fx(x: i32, frac: u32) -> i32 {
-    round_shift_i128(x as i128 * sigmoid_q30(x, frac) as i128, EXP_FRAC) as i32
+    // `|x| * sigma <= 2^31 * 2^30`: exact in i64.
+    round_shift_i64(x as i64 * sigmoid_q30(x, frac), EXP_FRAC) as i32
 }
 
 /// The rule of SwiGLU: two i32 operands of one shape -> i32 of that shape.
@@ -48,7 +49,8 @@ pub fn swiglu(gate: &[i32], up: &[i32], frac: u32) -> OpResult<Vec<i32>> {
     let mut out = vec![0i32; gate.len()];
     out.par_chunks_mut(CHUNK).zip(gate.par_chunks(CHUNK).zip(up.par_chunks(CHUNK))).for_each(|(o, (g, u))| {
         for ((ov, &gv), &uv) in o.iter_mut().zip(g).zip(u) {
-            *ov = sat_i32(round_shift_i128(silu_fx(gv, frac) as i128 * uv as i128, frac));
+            // `|silu(g) * u| <= 2^62`: exact in i64.
+            *ov = sat_i32(round_shift_i64(silu_fx(gv, frac) as i64 * uv as i64, frac) as i128);
         }
     });
     Ok(out)
@@ -96,6 +98,23 @@ mod tests {
         let e = rel_err(&one, &want);
         eprintln!("swiglu relative error {e:.2e}");
         assert!(e < 1e-4);
+    }
+
+    /// The i64 arithmetic gives the spec's i128 integers at the ends of i32.
+    #[test]
+    fn extreme_operands_match_the_i128_transcription() {
+        use crate::fixed::round_shift_i128;
+        let ext = [i32::MIN, i32::MIN + 1, -(1 << 30), -65536, -1, 0, 1, 65536, 1 << 30, i32::MAX];
+        for frac in [0, 14, 16, 31] {
+            for &g in &ext {
+                let silu = round_shift_i128(g as i128 * sigmoid_q30(g, frac) as i128, EXP_FRAC);
+                assert_eq!(silu_fx(g, frac) as i128, silu, "silu({g}), frac {frac}");
+                for &u in &ext {
+                    let want = sat_i32(round_shift_i128(silu * u as i128, frac));
+                    assert_eq!(swiglu(&[g], &[u], frac).unwrap(), vec![want], "g {g}, u {u}, frac {frac}");
+                }
+            }
+        }
     }
 
     proptest! {
