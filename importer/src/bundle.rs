@@ -145,108 +145,53 @@ impl TensorType {
     }
 }
 
-/// The configuration (the GGUF's `llama.*` hyper-parameters).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct BundleConfig {
-    /// Transformer blocks.
-    pub layers: usize,
-    /// Residual width.
-    pub hidden: usize,
-    /// SwiGLU width.
-    pub ffn: usize,
-    /// Query heads.
-    pub heads: usize,
-    /// Key/value heads.
-    pub kv_heads: usize,
-    /// Channels per head.
-    pub head_dim: usize,
-    /// RoPE base (the tables are in the bundle; kept for the record).
-    pub rope_base: f32,
-    /// RMSNorm epsilon (its fixed-point value is `rms_eps_fixed`).
-    pub rms_eps: f32,
-    /// Vocabulary size.
-    pub vocab: usize,
-    /// Context length.
-    pub context: usize,
-}
-
-impl From<&LlamaConfig> for BundleConfig {
-    fn from(c: &LlamaConfig) -> Self {
-        Self {
-            layers: c.layers,
-            hidden: c.hidden,
-            ffn: c.ffn,
-            heads: c.heads,
-            kv_heads: c.kv_heads,
-            head_dim: c.head_dim,
-            rope_base: c.rope_base,
-            rms_eps: c.rms_eps,
-            vocab: c.vocab,
-            context: c.context,
+/// The checks the integer forward relies on, on a configuration read from a header (or
+/// about to be written to one).
+fn check_config(c: &LlamaConfig) -> Result<(), BundleError> {
+    let f = |name: &str, reason: String| field(&format!("config.{name}"), reason);
+    for (name, v) in [
+        ("layers", c.layers),
+        ("hidden", c.hidden),
+        ("ffn", c.ffn),
+        ("heads", c.heads),
+        ("kv_heads", c.kv_heads),
+        ("head_dim", c.head_dim),
+        ("vocab", c.vocab),
+        ("context", c.context),
+    ] {
+        if v == 0 || v > u32::MAX as usize {
+            return Err(f(name, format!("{v} is not in 1..2^32")));
         }
     }
-}
-
-impl BundleConfig {
-    /// The configuration after the checks the integer forward relies on.
-    fn checked(&self) -> Result<LlamaConfig, BundleError> {
-        let c = self;
-        let f = |name: &str, reason: String| field(&format!("config.{name}"), reason);
-        for (name, v) in [
-            ("layers", c.layers),
-            ("hidden", c.hidden),
-            ("ffn", c.ffn),
-            ("heads", c.heads),
-            ("kv_heads", c.kv_heads),
-            ("head_dim", c.head_dim),
-            ("vocab", c.vocab),
-            ("context", c.context),
-        ] {
-            if v == 0 || v > u32::MAX as usize {
-                return Err(f(name, format!("{v} is not in 1..2^32")));
-            }
-        }
-        if c.heads.checked_mul(c.head_dim) != Some(c.hidden) {
-            return Err(f("heads", format!("{} heads of {} do not make hidden {}", c.heads, c.head_dim, c.hidden)));
-        }
-        if !c.heads.is_multiple_of(c.kv_heads) {
-            return Err(f("kv_heads", format!("{} does not divide heads {}", c.kv_heads, c.heads)));
-        }
-        if !c.head_dim.is_multiple_of(2) {
-            return Err(f("head_dim", format!("{} is odd (RoPE rotates pairs)", c.head_dim)));
-        }
-        for (name, v) in [("hidden", c.hidden), ("ffn", c.ffn)] {
-            if !v.is_multiple_of(BLOCK_LEN) {
-                return Err(f(name, format!("{v} is not a multiple of the block length {BLOCK_LEN}")));
-            }
-        }
-        if !(c.rms_eps.is_finite() && c.rms_eps > 0.0) {
-            return Err(f("rms_eps", format!("{} is not a positive number", c.rms_eps)));
-        }
-        if !(c.rope_base.is_finite() && c.rope_base > 1.0) {
-            return Err(f("rope_base", format!("{} is not above 1", c.rope_base)));
-        }
-        // Every tensor's byte length is committed as a u32: the embedding's values are
-        // vocab x hidden bytes, the RoPE tables context x head_dim x 2.
-        if c.vocab.checked_mul(c.hidden).is_none_or(|n| n > u32::MAX as usize) {
-            return Err(f("vocab", format!("{} x hidden {} is too large", c.vocab, c.hidden)));
-        }
-        if c.context.checked_mul(c.head_dim * 2).is_none_or(|n| n > u32::MAX as usize) {
-            return Err(f("context", format!("{} positions make RoPE tables over 2^32 bytes", c.context)));
-        }
-        Ok(LlamaConfig {
-            layers: c.layers,
-            hidden: c.hidden,
-            ffn: c.ffn,
-            heads: c.heads,
-            kv_heads: c.kv_heads,
-            head_dim: c.head_dim,
-            rope_base: c.rope_base,
-            rms_eps: c.rms_eps,
-            vocab: c.vocab,
-            context: c.context,
-        })
+    if c.heads.checked_mul(c.head_dim) != Some(c.hidden) {
+        return Err(f("heads", format!("{} heads of {} do not make hidden {}", c.heads, c.head_dim, c.hidden)));
     }
+    if !c.heads.is_multiple_of(c.kv_heads) {
+        return Err(f("kv_heads", format!("{} does not divide heads {}", c.kv_heads, c.heads)));
+    }
+    if !c.head_dim.is_multiple_of(2) {
+        return Err(f("head_dim", format!("{} is odd (RoPE rotates pairs)", c.head_dim)));
+    }
+    for (name, v) in [("hidden", c.hidden), ("ffn", c.ffn)] {
+        if !v.is_multiple_of(BLOCK_LEN) {
+            return Err(f(name, format!("{v} is not a multiple of the block length {BLOCK_LEN}")));
+        }
+    }
+    if !(c.rms_eps.is_finite() && c.rms_eps > 0.0) {
+        return Err(f("rms_eps", format!("{} is not a positive number", c.rms_eps)));
+    }
+    if !(c.rope_base.is_finite() && c.rope_base > 1.0) {
+        return Err(f("rope_base", format!("{} is not above 1", c.rope_base)));
+    }
+    // Every tensor's byte length is committed as a u32: the embedding's values are
+    // vocab x hidden bytes, the RoPE tables context x head_dim x 2.
+    if c.vocab.checked_mul(c.hidden).is_none_or(|n| n > u32::MAX as usize) {
+        return Err(f("vocab", format!("{} x hidden {} is too large", c.vocab, c.hidden)));
+    }
+    if c.context.checked_mul(c.head_dim * 2).is_none_or(|n| n > u32::MAX as usize) {
+        return Err(f("context", format!("{} positions make RoPE tables over 2^32 bytes", c.context)));
+    }
+    Ok(())
 }
 
 /// The number format of the integer forward.
@@ -387,7 +332,7 @@ pub struct Header {
     /// Architecture: `llama`.
     pub architecture: String,
     /// Configuration.
-    pub config: BundleConfig,
+    pub config: LlamaConfig,
     /// Number format.
     pub format: NumberFormat,
     /// RMSNorm's epsilon with `2 * frac_bits` fraction bits.
@@ -620,7 +565,7 @@ impl LlmBundle {
         format: IntFormat,
     ) -> Result<Self, BundleError> {
         let config = gguf.config().clone();
-        BundleConfig::from(&config).checked()?;
+        check_config(&config)?;
         limits.check(config.context)?;
         let vocab = gguf.vocab().map_err(BundleError::Tokenizer)?;
         let tok = LlamaTokenizer::new(&vocab).map_err(BundleError::Tokenizer)?;
@@ -640,7 +585,7 @@ impl LlmBundle {
         };
         let header = Header {
             architecture: crate::llama::ARCH.into(),
-            config: BundleConfig::from(&config),
+            config: config.clone(),
             format: format.into(),
             rms_eps_fixed: fixed.eps,
             limits,
@@ -724,7 +669,8 @@ impl LlmBundle {
         if header.architecture != crate::llama::ARCH {
             return Err(field("architecture", format!("{:?}; this build reads \"llama\"", header.architecture)));
         }
-        let config = header.config.checked()?;
+        check_config(&header.config)?;
+        let config = header.config.clone();
         let format = header.format.checked()?;
         header.limits.check(config.context).map_err(|e| match e {
             BundleError::Field { reason, .. } => field("limits", reason),

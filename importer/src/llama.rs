@@ -45,7 +45,7 @@ const NORM_KINDS: &[TensorKind] = &[TensorKind::F32];
 /// weights, RoPE rotates adjacent pairs `(2i, 2i+1)` of each head (llama.cpp's "normal" RoPE),
 /// by the angle `pos * rope_base^(-2i / head_dim)`. A float reference on these weights must
 /// rotate adjacent pairs, not the two halves of a head as the original checkpoint does.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LlamaConfig {
     /// Transformer blocks (`llama.block_count`).
     pub layers: usize,
