@@ -1,30 +1,9 @@
 //! `opml generate` on SmolLM2-135M-Instruct Q4_1, when `scripts/fetch_models.sh` has fetched
 //! it into `.cache/models/` (each test prints why and passes without it).
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
-use serde_json::Value;
-
-fn model() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if p.is_file() {
-        Some(p)
-    } else {
-        eprintln!("skipping: {} is absent (run scripts/fetch_models.sh)", p.display());
-        None
-    }
-}
-
-fn opml(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_opml")).args(args).output().expect("run opml")
-}
-
-fn json_ok(args: &[&str]) -> Value {
-    let out = opml(args);
-    assert!(out.status.success(), "opml {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
-}
+#[path = "common/smollm2.rs"]
+mod smollm2;
+use smollm2::{json_ok, model, opml};
 
 #[test]
 fn generate_gives_the_same_tokens_for_one_and_two_threads() {

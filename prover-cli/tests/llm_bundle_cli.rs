@@ -3,7 +3,6 @@
 //! `.cache/models/` (each test prints why and passes without it).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use opml_dnn::bundle::hex32;
@@ -13,25 +12,9 @@ use serde_json::Value;
 
 const GPL3: &str = "/usr/share/common-licenses/GPL-3";
 
-fn model() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if p.is_file() {
-        Some(p)
-    } else {
-        eprintln!("skipping: {} is absent (run scripts/fetch_models.sh)", p.display());
-        None
-    }
-}
-
-fn opml(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_opml")).args(args).output().expect("run opml")
-}
-
-fn json_ok(args: &[&str]) -> Value {
-    let out = opml(args);
-    assert!(out.status.success(), "opml {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
-}
+#[path = "common/smollm2.rs"]
+mod smollm2;
+use smollm2::{json_ok, model, opml};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
