@@ -552,6 +552,9 @@ pub fn lower(model: &Model, j: usize) -> Result<Lowered, CompileError> {
             a.set(ROW, alloc(buffer_bytes)?).map_err(e)?;
             (KernelId::Attention, a.0)
         }
+        Op::TokenSelect { .. } | Op::TokenEmit { .. } => {
+            return Err(layout_err(format!("no VM kernel yet for op {op}")));
+        }
     };
     Ok(Lowered { kernel, args })
 }

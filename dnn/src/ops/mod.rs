@@ -39,6 +39,7 @@ use llm::qlinear::{
 use llm::rmsnorm::{rmsnorm_wide, rmsnorm_wide_rule, RmsParams};
 use llm::rope::{rope, rope_dims, rope_rule};
 use llm::silu::{swiglu, swiglu_rule};
+use llm::token::{token_emit, token_emit_rule, token_select, token_select_rule};
 use matmul::{linear, linear_dims, linear_rule, matmul, matmul_dims, matmul_rule};
 use norm::{layernorm, norm_rule, rmsnorm, NormOut};
 use pool::{avgpool2d, avgpool_window, maxpool2d, maxpool_window, pool_rule};
@@ -259,6 +260,24 @@ pub enum Op {
         /// Fraction bits of q, k, v and the output (0..=31).
         frac: u32,
     },
+    /// The token a generation step reads: i32 prompt `[P]`, lengths `[2]` (and the previous
+    /// step's argmax `[1]` when `pos > 0`) -> i32 `[1]` (§5.8).
+    TokenSelect {
+        /// The step's position.
+        pos: usize,
+        /// Vocabulary size: an id outside `0..vocab` reads as 0.
+        vocab: usize,
+    },
+    /// Emit a step's argmax into the generated tokens: (i32 `[max_new]` when `pos > 0`),
+    /// lengths `[2]`, argmax `[1]` -> i32 `[max_new]` (§5.8).
+    TokenEmit {
+        /// The step's position.
+        pos: usize,
+        /// Longest prompt.
+        max_prompt: usize,
+        /// Most generated tokens (the output's length).
+        max_new: usize,
+    },
 }
 
 impl Op {
@@ -292,6 +311,8 @@ impl Op {
             Op::Rope { .. } => 25,
             Op::SwiGlu { .. } => 26,
             Op::Attention { .. } => 27,
+            Op::TokenSelect { .. } => 28,
+            Op::TokenEmit { .. } => 29,
         }
     }
 
@@ -325,6 +346,8 @@ impl Op {
             Op::Rope { .. } => "rope",
             Op::SwiGlu { .. } => "swiglu",
             Op::Attention { .. } => "attention",
+            Op::TokenSelect { .. } => "token_select",
+            Op::TokenEmit { .. } => "token_emit",
         }
     }
 
@@ -358,7 +381,9 @@ impl Op {
             | Op::Slice { .. }
             | Op::ArgMax
             | Op::SwiGlu { .. }
-            | Op::Attention { .. } => Vec::new(),
+            | Op::Attention { .. }
+            | Op::TokenSelect { .. }
+            | Op::TokenEmit { .. } => Vec::new(),
         }
     }
 
@@ -367,6 +392,7 @@ impl Op {
         match self {
             Op::MatMul { .. } | Op::Add | Op::QAdd(_) | Op::QMul(_) | Op::SwiGlu { .. } => Some(2),
             Op::Attention { .. } => Some(3),
+            Op::TokenSelect { pos, .. } | Op::TokenEmit { pos, .. } => Some(if *pos == 0 { 2 } else { 3 }),
             Op::Concat { .. } => None,
             Op::Linear { .. }
             | Op::Conv2d { .. }
@@ -445,6 +471,8 @@ impl Op {
                 swiglu_rule(x, ins[1])
             }
             Op::Attention { pos0, frac } => attention_rule(x, ins[1], ins[2], *pos0, *frac),
+            Op::TokenSelect { vocab, .. } => token_select_rule(ins, *vocab),
+            Op::TokenEmit { pos, max_prompt, max_new } => token_emit_rule(ins, *pos, *max_prompt, *max_new),
         }
     }
 
@@ -574,6 +602,14 @@ impl Op {
                 let (k, v) = (ins[1], ins[2]);
                 let d = attention_dims(x.shape(), k.shape(), v.shape(), *pos0)?;
                 Data::I32(attention(i32s(x), i32s(k), i32s(v), d, *frac)?)
+            }
+            Op::TokenSelect { pos, vocab } => {
+                let prev = ins.get(2).map(|t| i32s(t));
+                Data::I32(vec![token_select(i32s(x), i32s(ins[1]), prev, *pos, *vocab)?])
+            }
+            Op::TokenEmit { pos, max_prompt, max_new } => {
+                let (gen, rest) = if *pos > 0 { (Some(i32s(x)), &ins[1..]) } else { (None, ins) };
+                Data::I32(token_emit(gen, i32s(rest[0]), i32s(rest[1]), *pos, *max_prompt, *max_new)?)
             }
         })
     }

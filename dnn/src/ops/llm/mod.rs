@@ -5,7 +5,8 @@
 //! Each module is an op's home (its rule, dims and native kernel); [`crate::Op`] routes
 //! the variants `LinearQ4_1`, `LinearQ8_0`, `EmbedQ8_0` (tags 21-23, `qlinear`),
 //! `RmsNormWide` (24, `rmsnorm`), `Rope` (25, `rope`), `SwiGlu` (26, `silu`) and
-//! `Attention` (27, `attention`) to them. The existing `add` (residual), `concat` (the KV
+//! `Attention` (27, `attention`) to them, and the generation ops `TokenSelect` and
+//! `TokenEmit` (28-29, `token`) that chain one step's graph to the next. The existing `add` (residual), `concat` (the KV
 //! cache) and `argmax` (greedy decoding) ops already cover i32 streams.
 
 pub mod attention;
@@ -17,6 +18,7 @@ pub mod qlinear;
 pub mod rmsnorm;
 pub mod rope;
 pub mod silu;
+pub mod token;
 
 use super::check::{bad, OpResult};
 
