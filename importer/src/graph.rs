@@ -90,7 +90,7 @@ impl StepGraph {
                 })
             })
             .collect();
-        let slots = StepBuilder::new(m, &mut b, seq, pos0)?.build(ids, &caches)?;
+        let slots = StepBuilder::new(m, &mut b, String::new(), seq, pos0)?.build(ids, &caches)?;
         let model = b.finish(slots.next)?;
         Ok(Self { model, slots, seq, pos0, kv: [c.kv_heads, c.head_dim], vocab: c.vocab })
     }
@@ -151,46 +151,64 @@ fn tensor(shape: Vec<usize>, v: Vec<i32>) -> Result<Tensor, ForwardError> {
     Tensor::from_i32(shape, v).map_err(ForwardError::Graph)
 }
 
-/// Inputs, constants and nodes as they are added; slots are numbered inputs first.
+/// Inputs, constants and nodes as they are added; slots are numbered inputs first. A
+/// constant is added once per name: the steps of a generation share every weight.
 #[derive(Default)]
-struct Builder {
+pub(crate) struct Builder {
     inputs: Vec<TensorSpec>,
     consts: Vec<ConstSpec>,
     weights: Vec<Tensor>,
+    by_name: std::collections::HashMap<String, ConstId>,
     nodes: Vec<Node>,
 }
 
 impl Builder {
     /// A graph input (all of them come before the first node).
-    fn input(&mut self, spec: TensorSpec) -> usize {
+    pub(crate) fn input(&mut self, spec: TensorSpec) -> usize {
         debug_assert!(self.nodes.is_empty(), "inputs come first");
         self.inputs.push(spec);
         self.inputs.len() - 1
     }
 
-    fn constant(&mut self, name: String, t: Result<Tensor, opml_dnn::DnnError>) -> Result<ConstId, ForwardError> {
-        let t = t.map_err(ForwardError::Graph)?;
-        self.consts.push(ConstSpec { name, spec: t.spec() });
+    /// The constant `name`, made by `make` the first time it is asked for.
+    fn constant(
+        &mut self,
+        name: String,
+        make: impl FnOnce() -> Result<Tensor, opml_dnn::DnnError>,
+    ) -> Result<ConstId, ForwardError> {
+        if let Some(&id) = self.by_name.get(&name) {
+            return Ok(id);
+        }
+        let t = make().map_err(ForwardError::Graph)?;
+        self.consts.push(ConstSpec { name: name.clone(), spec: t.spec() });
         self.weights.push(t);
+        self.by_name.insert(name, self.weights.len() - 1);
         Ok(self.weights.len() - 1)
     }
 
     /// Add a node; its slot.
-    fn node(&mut self, name: impl Into<String>, op: Op, inputs: Vec<usize>) -> usize {
+    pub(crate) fn node(&mut self, name: impl Into<String>, op: Op, inputs: Vec<usize>) -> usize {
         self.nodes.push(Node { name: name.into(), inputs, op });
         self.inputs.len() + self.nodes.len() - 1
     }
 
-    fn finish(self, output: usize) -> Result<Model, ForwardError> {
+    /// Number of nodes so far.
+    pub(crate) fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub(crate) fn finish(self, output: usize) -> Result<Model, ForwardError> {
         let graph = Graph { inputs: self.inputs, consts: self.consts, nodes: self.nodes, output };
         Model::new(graph, self.weights).map_err(ForwardError::Graph)
     }
 }
 
 /// The node list of one step (`docs/spec/llm-graph.md` §3).
-struct StepBuilder<'a> {
+pub(crate) struct StepBuilder<'a> {
     m: &'a IntLlama,
     b: &'a mut Builder,
+    /// Prepended to every node name (a generation's `pos<N>.`).
+    prefix: String,
     seq: usize,
     pos0: usize,
     frac: u32,
@@ -199,22 +217,30 @@ struct StepBuilder<'a> {
 }
 
 impl<'a> StepBuilder<'a> {
-    fn new(m: &'a IntLlama, b: &'a mut Builder, seq: usize, pos0: usize) -> Result<Self, ForwardError> {
+    pub(crate) fn new(
+        m: &'a IntLlama,
+        b: &'a mut Builder,
+        prefix: String,
+        seq: usize,
+        pos0: usize,
+    ) -> Result<Self, ForwardError> {
         let c = m.config();
         let table = vec![c.context, c.head_dim / 2];
-        let cos = b.constant("rope.cos".into(), Tensor::from_i32(table.clone(), m.cos.clone()))?;
-        let sin = b.constant("rope.sin".into(), Tensor::from_i32(table, m.sin.clone()))?;
+        let cos = b.constant("rope.cos".into(), || Tensor::from_i32(table.clone(), m.cos.clone()))?;
+        let sin = b.constant("rope.sin".into(), || Tensor::from_i32(table, m.sin.clone()))?;
         let f = m.format();
-        Ok(Self { m, b, seq, pos0, frac: f.frac_bits, act: f.act, rope: (cos, sin) })
+        Ok(Self { m, b, prefix, seq, pos0, frac: f.frac_bits, act: f.act, rope: (cos, sin) })
     }
 
     /// Every node, in order; their slots.
-    fn build(mut self, ids: usize, caches: &[Option<(usize, usize)>]) -> Result<StepSlots, ForwardError> {
+    pub(crate) fn build(mut self, ids: usize, caches: &[Option<(usize, usize)>]) -> Result<StepSlots, ForwardError> {
         let (m, f) = (self.m, self.frac);
         let (vocab, hidden) = (m.config().vocab, m.config().hidden);
-        let qs = self.b.constant("token_embd.qs".into(), Tensor::from_i8(vec![vocab, hidden], m.embd.qs.clone()))?;
-        let d = self.b.constant("token_embd.d".into(), Tensor::from_i32(vec![vocab, hidden / 32], m.embd.d.clone()))?;
-        let mut x = self.b.node("token_embd", Op::EmbedQ8_0 { qs, d, exp: m.embd.exp, frac: f }, vec![ids]);
+        let qs = self.b.constant("token_embd.qs".into(), || Tensor::from_i8(vec![vocab, hidden], m.embd.qs.clone()))?;
+        let d =
+            self.b.constant("token_embd.d".into(), || Tensor::from_i32(vec![vocab, hidden / 32], m.embd.d.clone()))?;
+        let p = self.prefix.clone();
+        let mut x = self.b.node(format!("{p}token_embd"), Op::EmbedQ8_0 { qs, d, exp: m.embd.exp, frac: f }, vec![ids]);
         let mut layers = Vec::with_capacity(m.layers.len());
         for (i, (l, cache)) in m.layers.iter().zip(caches).enumerate() {
             let ls = self.layer(i, l, x, *cache)?;
@@ -226,9 +252,11 @@ impl<'a> StepBuilder<'a> {
         let out = match &m.output {
             Some(w) => self.linear("output", w, h)?,
             // Tied: the embedding's own constants, read as a Q8_0 linear.
-            None => self.b.node("output", Op::LinearQ8_0 { qs, d, exp: m.embd.exp, act: self.act }, vec![h]),
+            None => {
+                self.b.node(format!("{p}output"), Op::LinearQ8_0 { qs, d, exp: m.embd.exp, act: self.act }, vec![h])
+            }
         };
-        let next = self.b.node("argmax", Op::ArgMax, vec![out]);
+        let next = self.b.node(format!("{p}argmax"), Op::ArgMax, vec![out]);
         Ok(StepSlots { ids, layers, hidden, logits: out, next })
     }
 
@@ -240,38 +268,42 @@ impl<'a> StepBuilder<'a> {
         cache: Option<(usize, usize)>,
     ) -> Result<LayerSlots, ForwardError> {
         let c = self.m.config();
+        // `n`: a node's name without the prefix (norms and linears name their constants
+        // by it); `pn`: with the prefix.
+        let p = self.prefix.clone();
         let n = |s: &str| format!("blk.{i}.{s}");
+        let pn = |s: &str| format!("{p}blk.{i}.{s}");
         let (seq, hd, f) = (self.seq, c.head_dim, self.frac);
         let heads = |h: usize| Op::Reshape { shape: vec![seq, h, hd] };
         let rope = Op::Rope { cos: self.rope.0, sin: self.rope.1, pos0: self.pos0 };
 
         let h = self.norm(&n("attn_norm"), &l.attn_norm, x)?;
         let q = self.linear(&n("attn_q"), &l.q, h)?;
-        let q = self.b.node(n("attn_q.heads"), heads(c.heads), vec![q]);
-        let q = self.b.node(n("attn_q.rope"), rope.clone(), vec![q]);
+        let q = self.b.node(pn("attn_q.heads"), heads(c.heads), vec![q]);
+        let q = self.b.node(pn("attn_q.rope"), rope.clone(), vec![q]);
         let k = self.linear(&n("attn_k"), &l.k, h)?;
-        let k = self.b.node(n("attn_k.heads"), heads(c.kv_heads), vec![k]);
-        let new_keys = self.b.node(n("attn_k.rope"), rope, vec![k]);
+        let k = self.b.node(pn("attn_k.heads"), heads(c.kv_heads), vec![k]);
+        let new_keys = self.b.node(pn("attn_k.rope"), rope, vec![k]);
         let v = self.linear(&n("attn_v"), &l.v, h)?;
-        let new_values = self.b.node(n("attn_v.heads"), heads(c.kv_heads), vec![v]);
+        let new_values = self.b.node(pn("attn_v.heads"), heads(c.kv_heads), vec![v]);
         let (keys, values) = match cache {
             Some((ck, cv)) => (
-                self.b.node(n("cache_k"), Op::Concat { axis: 0 }, vec![ck, new_keys]),
-                self.b.node(n("cache_v"), Op::Concat { axis: 0 }, vec![cv, new_values]),
+                self.b.node(pn("cache_k"), Op::Concat { axis: 0 }, vec![ck, new_keys]),
+                self.b.node(pn("cache_v"), Op::Concat { axis: 0 }, vec![cv, new_values]),
             ),
             None => (new_keys, new_values),
         };
-        let a = self.b.node(n("attention"), Op::Attention { pos0: self.pos0, frac: f }, vec![q, keys, values]);
-        let a = self.b.node(n("attention.rows"), Op::Reshape { shape: vec![seq, c.heads * hd] }, vec![a]);
+        let a = self.b.node(pn("attention"), Op::Attention { pos0: self.pos0, frac: f }, vec![q, keys, values]);
+        let a = self.b.node(pn("attention.rows"), Op::Reshape { shape: vec![seq, c.heads * hd] }, vec![a]);
         let o = self.linear(&n("attn_output"), &l.o, a)?;
-        let x = self.b.node(n("attn_residual"), Op::Add, vec![x, o]);
+        let x = self.b.node(pn("attn_residual"), Op::Add, vec![x, o]);
 
         let h = self.norm(&n("ffn_norm"), &l.ffn_norm, x)?;
         let g = self.linear(&n("ffn_gate"), &l.gate, h)?;
         let u = self.linear(&n("ffn_up"), &l.up, h)?;
-        let s = self.b.node(n("swiglu"), Op::SwiGlu { frac: f }, vec![g, u]);
+        let s = self.b.node(pn("swiglu"), Op::SwiGlu { frac: f }, vec![g, u]);
         let d = self.linear(&n("ffn_down"), &l.down, s)?;
-        let out = self.b.node(n("ffn_residual"), Op::Add, vec![x, d]);
+        let out = self.b.node(pn("ffn_residual"), Op::Add, vec![x, d]);
         Ok(LayerSlots {
             cached_keys: cache.map(|c| c.0),
             cached_values: cache.map(|c| c.1),
@@ -284,29 +316,32 @@ impl<'a> StepBuilder<'a> {
     }
 
     /// `rmsnorm_wide` with the norm's gain as a constant `<name>.gamma`.
+    /// `name` is the node's name without the prefix (the constant's name).
     fn norm(&mut self, name: &str, w: &IntNorm, x: usize) -> Result<usize, ForwardError> {
-        let gamma = self.b.constant(format!("{name}.gamma"), Tensor::from_i32(vec![w.gamma.len()], w.gamma.clone()))?;
+        let gamma =
+            self.b.constant(format!("{name}.gamma"), || Tensor::from_i32(vec![w.gamma.len()], w.gamma.clone()))?;
         let op = Op::RmsNormWide { gamma, gamma_exp: w.exp, eps: self.m.eps, frac: self.frac, out_frac: self.frac };
-        Ok(self.b.node(name, op, vec![x]))
+        Ok(self.b.node(format!("{}{name}", self.prefix), op, vec![x]))
     }
 
-    /// A block linear with its arrays as constants `<name>.qs`, `<name>.d` (and `<name>.m`).
+    /// A block linear with its arrays as constants `<name>.qs`, `<name>.d` (and `<name>.m`);
+    /// `name` is the node's name without the prefix.
     fn linear(&mut self, name: &str, w: &IntMatrix, x: usize) -> Result<usize, ForwardError> {
         let act = self.act;
         let c = |s: &str| format!("{name}.{s}");
         let op = match w {
             IntMatrix::Q4_1 { w, n, k } => {
-                let qs = self.b.constant(c("qs"), Tensor::from_i8(vec![*n, k / 2], bytes_as_i8(&w.qs).to_vec()))?;
-                let d = self.b.constant(c("d"), Tensor::from_i32(vec![*n, k / 32], w.d.clone()))?;
-                let m = self.b.constant(c("m"), Tensor::from_i32(vec![*n, k / 32], w.m.clone()))?;
+                let qs = self.b.constant(c("qs"), || Tensor::from_i8(vec![*n, k / 2], bytes_as_i8(&w.qs).to_vec()))?;
+                let d = self.b.constant(c("d"), || Tensor::from_i32(vec![*n, k / 32], w.d.clone()))?;
+                let m = self.b.constant(c("m"), || Tensor::from_i32(vec![*n, k / 32], w.m.clone()))?;
                 Op::LinearQ4_1 { qs, d, m, exp: w.exp, act }
             }
             IntMatrix::Q8_0 { w, n, k } => {
-                let qs = self.b.constant(c("qs"), Tensor::from_i8(vec![*n, *k], w.qs.clone()))?;
-                let d = self.b.constant(c("d"), Tensor::from_i32(vec![*n, k / 32], w.d.clone()))?;
+                let qs = self.b.constant(c("qs"), || Tensor::from_i8(vec![*n, *k], w.qs.clone()))?;
+                let d = self.b.constant(c("d"), || Tensor::from_i32(vec![*n, k / 32], w.d.clone()))?;
                 Op::LinearQ8_0 { qs, d, exp: w.exp, act }
             }
         };
-        Ok(self.b.node(name, op, vec![x]))
+        Ok(self.b.node(format!("{}{name}", self.prefix), op, vec![x]))
     }
 }

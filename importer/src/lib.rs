@@ -10,6 +10,9 @@
 //! so no GGUF is needed after the import; [`float_llama::FloatLlama`] is the f32 float
 //! reference for evaluation.
 //!
+//! [`GenerationGraph`] unrolls a whole greedy generation into one `dnn` graph, so that a
+//! claim over a generation is disputed node by node (`docs/spec/llm-generation.md`).
+//!
 //! [`synthetic`] generates a Llama's weights from a seed instead (LLaMA-2-7B's shapes for
 //! scale measurements, a tiny model for tests).
 //!
@@ -40,6 +43,7 @@
 pub mod bundle;
 pub mod error;
 pub mod float_llama;
+pub mod generation;
 pub mod gguf;
 pub mod graph;
 pub mod int_llama;
@@ -50,6 +54,7 @@ pub mod tokenizer;
 
 pub use bundle::{tokens_commitment, BundleError, Limits, LlmBundle, Source};
 pub use error::{ImportError, Result};
+pub use generation::{GenStep, GenerationGraph};
 pub use gguf::{GgufFile, TensorDesc, TensorKind};
 pub use graph::{LayerSlots, StepGraph, StepSlots};
 pub use int_llama::{
