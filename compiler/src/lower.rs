@@ -32,6 +32,7 @@ use crate::kernels::rmsnorm_wide::rmsnorm_wide_args;
 use crate::kernels::rope::rope_args;
 use crate::kernels::softmax::softmax_args;
 use crate::kernels::swiglu::swiglu_args;
+use crate::kernels::token::{token_emit_args, token_select_args};
 use crate::kernels::KernelId;
 use crate::layout::{input_addr, weight_addr, OUTPUT_BASE, SCRATCH_BASE, STACK_BYTES, TENSOR_WINDOW};
 
@@ -552,11 +553,45 @@ pub fn lower(model: &Model, j: usize) -> Result<Lowered, CompileError> {
             a.set(ROW, alloc(buffer_bytes)?).map_err(e)?;
             (KernelId::Attention, a.0)
         }
-        Op::TokenSelect { .. } | Op::TokenEmit { .. } => {
-            return Err(layout_err(format!("no VM kernel yet for op {op}")));
+        Op::TokenSelect { pos, vocab } => {
+            use token_select_args::*;
+            let mut a = Args::new(VOCAB + 1);
+            let e = layout_err;
+            a.set(PROMPT, input_addr(0)).map_err(e)?;
+            a.set(LENGTHS, input_addr(1)).map_err(e)?;
+            a.set(PREV, if *pos > 0 { input_addr(2) } else { 0 }).map_err(e)?;
+            a.set(OUT, OUTPUT_BASE).map_err(e)?;
+            a.set(P, x.numel()).map_err(e)?;
+            a.set(POS, saturated_pos(*pos)).map_err(e)?;
+            a.set(VOCAB, *vocab).map_err(e)?;
+            (KernelId::TokenSelect, a.0)
+        }
+        Op::TokenEmit { pos, max_prompt, max_new } => {
+            use token_emit_args::*;
+            // Operands: `gen` first when `pos > 0`, then `lengths` and `next`.
+            let first = usize::from(*pos > 0);
+            let mut a = Args::new(POS + 1);
+            let e = layout_err;
+            a.set(GEN, if *pos > 0 { input_addr(0) } else { 0 }).map_err(e)?;
+            a.set(COPY, if *pos > 0 { *max_new } else { 0 }).map_err(e)?;
+            a.set(LENGTHS, input_addr(first)).map_err(e)?;
+            a.set(NEXT, input_addr(first + 1)).map_err(e)?;
+            a.set(OUT, OUTPUT_BASE).map_err(e)?;
+            a.set(MAX_PROMPT, *max_prompt).map_err(e)?;
+            a.set(MAX_NEW, *max_new).map_err(e)?;
+            a.set(POS, saturated_pos(*pos)).map_err(e)?;
+            (KernelId::TokenEmit, a.0)
         }
     };
     Ok(Lowered { kernel, args })
+}
+
+/// A generation step's position as an argument word: saturated at `u32::MAX`, which the
+/// token kernels treat as every larger position (past the prompt, whose length fits its
+/// window, and past every emit window, as `max_prompt, max_new <= 2^31 - 1` give
+/// `pos + 1 - n >= 2^31 + 1 > g`).
+fn saturated_pos(pos: usize) -> u32 {
+    u32::try_from(pos).unwrap_or(u32::MAX)
 }
 
 /// The argument blob of a block linear (`linear_q4_1`, `linear_q8_0`; `mins` when the

@@ -7,6 +7,7 @@ use opml_dnn::exec::run_all;
 use opml_dnn::graph::{ConstSpec, Graph, Model, Node, Op};
 use opml_dnn::ops::elementwise::{QAddParams, QMulParams};
 use opml_dnn::ops::llm::qlinear::ActBits;
+use opml_dnn::ops::llm::token::{gen_len, prompt_len};
 use opml_dnn::{DType, Tensor, TensorSpec};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
@@ -754,4 +755,142 @@ fn attention_long_cache_of_equal_scores() {
         xs[2] = Tensor::from_i32(vec![3000, 1, 3], vec![i32::MIN; 9000]).unwrap();
         check(&m, &xs).unwrap();
     }
+}
+
+/// A length word of the generation links: in range, just past `cap`, or an extreme.
+fn token_len(rng: &mut ChaCha8Rng, cap: usize) -> i32 {
+    const EDGES: [i32; 5] = [i32::MIN, -1, 0, 1, i32::MAX];
+    match rng.gen_range(0..5) {
+        0 => EDGES[rng.gen_range(0..EDGES.len())],
+        1 => rng.gen(),
+        2 => cap as i32 + rng.gen_range(1..4),
+        _ => rng.gen_range(0..=cap as i32),
+    }
+}
+
+/// A token id: in the vocabulary, at its edges, negative, or anything.
+fn token_id(rng: &mut ChaCha8Rng, vocab: usize) -> i32 {
+    let v = vocab as i32;
+    let edges = [i32::MIN, -1, 0, v - 1, v, i32::MAX];
+    match rng.gen_range(0..4) {
+        0 => edges[rng.gen_range(0..edges.len())],
+        1 => rng.gen(),
+        _ => rng.gen_range(0..v),
+    }
+}
+
+/// A position around the boundary `edge` (`pick`: 0 position 0, 1 below the edge, 2 at it,
+/// 3 just past it, 4 past it by up to 100, 5 huge: `i32::MAX`, `u32::MAX`, above 2^32).
+fn token_pos(rng: &mut ChaCha8Rng, edge: usize, pick: u8) -> usize {
+    match pick {
+        0 => 0,
+        1 => rng.gen_range(0..edge.max(1)),
+        2 => edge,
+        3 => edge + 1,
+        4 => edge + rng.gen_range(0..100),
+        _ => [i32::MAX as usize, u32::MAX as usize, (1 << 32) + 5][rng.gen_range(0..3)],
+    }
+}
+
+/// A one-node model of a generation link over `ins` (the arity follows `pos`); VM steps.
+fn check_token(op: Op, ins: Vec<Tensor>) -> Result<u64, TestCaseError> {
+    let m = node_with(ins.iter().map(Tensor::spec).collect(), vec![], op);
+    check(&m, &ins)
+}
+
+fn select_case(prompt: Vec<i32>, lengths: [i32; 2], prev: i32, pos: usize, vocab: usize) -> Result<u64, TestCaseError> {
+    let mut ins = vec![
+        Tensor::from_i32(vec![prompt.len()], prompt).unwrap(),
+        Tensor::from_i32(vec![2], lengths.to_vec()).unwrap(),
+    ];
+    if pos > 0 {
+        ins.push(Tensor::from_i32(vec![1], vec![prev]).unwrap());
+    }
+    check_token(Op::TokenSelect { pos, vocab }, ins)
+}
+
+fn emit_case(gen: Vec<i32>, lengths: [i32; 2], next: i32, pos: usize, max_prompt: usize) -> Result<u64, TestCaseError> {
+    let max_new = gen.len();
+    let mut ins =
+        vec![Tensor::from_i32(vec![2], lengths.to_vec()).unwrap(), Tensor::from_i32(vec![1], vec![next]).unwrap()];
+    if pos > 0 {
+        ins.insert(0, Tensor::from_i32(vec![max_new], gen).unwrap());
+    }
+    check_token(Op::TokenEmit { pos, max_prompt, max_new }, ins)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// `token_select` on prompts of 1..=40 tokens, lengths anywhere (clamped), ids inside
+    /// and outside the vocabulary, positions around the clamped prompt length `n` and `P`.
+    #[test]
+    fn token_select(seed in any::<u64>(), p in 1usize..=40, vocab in prop_oneof![1usize..50, Just(i32::MAX as usize)],
+                    pick in 0u8..6, at_p in any::<bool>()) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let prompt: Vec<i32> = (0..p).map(|_| token_id(&mut rng, vocab)).collect();
+        let lengths = [token_len(&mut rng, p), rng.gen()];
+        let n = prompt_len(&lengths, p);
+        let pos = token_pos(&mut rng, if at_p { p } else { n }, pick);
+        select_case(prompt, lengths, token_id(&mut rng, vocab), pos, vocab)?;
+    }
+
+    /// `token_emit` with `max_new` of 1..=70, lengths anywhere (clamped), positions around
+    /// both edges of the window (`j = 0`, `j = g`) and beyond, any `gen` and `next` words.
+    #[test]
+    fn token_emit(seed in any::<u64>(), max_prompt in 1usize..=40, max_new in 1usize..=70, pick in 0u8..6, at_end in any::<bool>()) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let gen = wide_values(&mut rng, max_new, 0);
+        let lengths = [token_len(&mut rng, max_prompt), token_len(&mut rng, max_new)];
+        let (n, g) = (prompt_len(&lengths, max_prompt), gen_len(&lengths, max_new));
+        let edge = if at_end { n - 1 + g } else { n - 1 };
+        let pos = token_pos(&mut rng, edge, pick);
+        emit_case(gen, lengths, rng.gen(), pos, max_prompt)?;
+    }
+}
+
+/// The exact boundaries against hand-derived values: a prompt of `n = 3` tokens (of
+/// `P = 5`) and `g = 2` tokens to generate. `token_select` reads the prompt at `pos = n - 1`
+/// and `prev` from `pos = n`; `token_emit` writes `j = 0` at `pos = n - 1`, `j = g - 1` at
+/// `pos = n`, and nothing at `j = g` or before the window.
+#[test]
+fn token_links_at_the_window_edges() {
+    let (prompt, lengths) = (vec![10, 11, 12, 13, 14], [3, 2]);
+    let run = |op: Op, ins: Vec<Tensor>| {
+        let m = node_with(ins.iter().map(Tensor::spec).collect(), vec![], op);
+        check(&m, &ins).unwrap();
+        let prog = compile_node(&m, 0).unwrap();
+        let run = prog.run(&ins.iter().collect::<Vec<_>>(), MAX_STEPS).unwrap();
+        run.output.as_i32().unwrap().to_vec()
+    };
+    let l = Tensor::from_i32(vec![2], lengths.to_vec()).unwrap();
+    let one = |v: i32| Tensor::from_i32(vec![1], vec![v]).unwrap();
+    let p = Tensor::from_i32(vec![5], prompt).unwrap();
+    for (pos, want) in [(0, 10), (2, 12), (3, 99), (4, 99), (5, 99)] {
+        let mut ins = vec![p.clone(), l.clone()];
+        if pos > 0 {
+            ins.push(one(99));
+        }
+        assert_eq!(run(Op::TokenSelect { pos, vocab: 100 }, ins), [want], "select at {pos}");
+    }
+    let gen = Tensor::from_i32(vec![3], vec![-1, -2, -3]).unwrap();
+    for (pos, want) in [(1, [-1, -2, -3]), (2, [7, -2, -3]), (3, [-1, 7, -3]), (4, [-1, -2, -3])] {
+        let op = Op::TokenEmit { pos, max_prompt: 5, max_new: 3 };
+        assert_eq!(run(op, vec![gen.clone(), l.clone(), one(7)]), want, "emit at {pos}");
+    }
+    // Position 0 with a one-token prompt is j = 0; a longer prompt starts no window there.
+    let op = Op::TokenEmit { pos: 0, max_prompt: 5, max_new: 3 };
+    assert_eq!(run(op.clone(), vec![Tensor::from_i32(vec![2], vec![1, 1]).unwrap(), one(7)]), [7, 0, 0]);
+    assert_eq!(run(op, vec![l.clone(), one(7)]), [0, 0, 0]);
+}
+
+/// Steps of the two links at `P = 32`, `max_new = 64`, mid-generation.
+#[test]
+fn token_link_steps() {
+    let mut rng = ChaCha8Rng::seed_from_u64(32);
+    let prompt: Vec<i32> = (0..32).map(|_| rng.gen_range(0..1000)).collect();
+    let select = select_case(prompt, [20, 40], 5, 30, 1000).unwrap();
+    let emit = emit_case(vec![0; 64], [20, 40], 5, 30, 32).unwrap();
+    eprintln!("token_select: {select} steps, token_emit: {emit} steps");
+    assert!(select < 50 && emit < 64 * 6 + 50, "{select} / {emit}");
 }

@@ -1,4 +1,4 @@
-//! The transformer ops as graph nodes (`docs/spec/ops.md` §5, tags 21-27): each variant,
+//! The transformer ops as graph nodes (`docs/spec/ops.md` §5, tags 21-29): each variant,
 //! run as a one-node `Model` through the executor, gives exactly what its kernel in
 //! `dnn::ops::llm` gives when called directly (the routing: operands, constants and
 //! parameters reach the kernel in the right places), and a node with bad shapes or
@@ -12,6 +12,7 @@ use opml_dnn::ops::llm::qlinear::{embed_q8_0, linear_q4_1, linear_q8_0, ActBits,
 use opml_dnn::ops::llm::rmsnorm::{rmsnorm_wide, RmsParams};
 use opml_dnn::ops::llm::rope::{rope, rope_tables, RopeDims};
 use opml_dnn::ops::llm::silu::swiglu;
+use opml_dnn::ops::llm::token::{token_emit, token_select};
 use opml_dnn::{ConstSpec, DType, Graph, Model, Node, Op, Tensor, TensorSpec};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -101,6 +102,8 @@ fn tags_and_names_are_the_spec_s() {
         (Op::Rope { cos: 0, sin: 1, pos0: 3 }, 25, "rope", vec![0, 1]),
         (Op::SwiGlu { frac: 14 }, 26, "swiglu", vec![]),
         (Op::Attention { pos0: 3, frac: 14 }, 27, "attention", vec![]),
+        (Op::TokenSelect { pos: 3, vocab: 100 }, 28, "token_select", vec![]),
+        (Op::TokenEmit { pos: 3, max_prompt: 8, max_new: 4 }, 29, "token_emit", vec![]),
     ];
     for (op, tag, name, weights) in ops {
         assert_eq!((op.tag(), op.name(), op.weights()), (tag, name, weights));
@@ -254,4 +257,53 @@ fn bad_shapes_and_parameters_are_refused_when_the_model_is_built() {
     let mut mismatched = qkv(3, 5, 2);
     mismatched[2] = spec(DType::I32, &[4, 2, 8]);
     assert!(refused(attn(0, 14), &mismatched, vec![]), "k and v differ");
+}
+
+/// The generation links take 2 operands at position 0 and 3 after it (`prev`, `gen`),
+/// reach their kernels with the operands in order, and refuse operands of other shapes.
+#[test]
+fn generation_links_route_and_check_their_operands() {
+    let select = |pos| Op::TokenSelect { pos, vocab: 100 };
+    let emit = |pos| Op::TokenEmit { pos, max_prompt: 8, max_new: 4 };
+    let (prompt, lengths) = (vec![5, 150, 7, -2], vec![3, 2]);
+    let (p, l, one) = (i32s(&[4], prompt.clone()), i32s(&[2], lengths.clone()), |v| i32s(&[1], vec![v]));
+    for (pos, prev) in [(0, 9), (1, 9), (2, 9), (3, 42), (3, 100)] {
+        let mut ins = vec![p.clone(), l.clone()];
+        let prev_in = (pos > 0).then_some([prev]);
+        if pos > 0 {
+            ins.push(one(prev));
+        }
+        let want = token_select(&prompt, &lengths, prev_in.as_ref().map(|v| &v[..]), pos, 100).unwrap();
+        assert_eq!(run1(select(pos), ins, vec![]).as_i32().unwrap(), [want], "select at {pos}");
+    }
+    let gen = vec![-1, -2, -3, -4];
+    for pos in [0, 1, 2, 3, 4] {
+        let mut ins = vec![l.clone(), one(77)];
+        if pos > 0 {
+            ins.insert(0, i32s(&[4], gen.clone()));
+        }
+        let want = token_emit((pos > 0).then_some(&gen[..]), &lengths, &[77], pos, 8, 4).unwrap();
+        assert_eq!(run1(emit(pos), ins, vec![]).as_i32().unwrap(), want, "emit at {pos}");
+    }
+
+    let v = |n: usize| spec(DType::I32, &[n]);
+    assert!(!refused(select(0), &[v(4), v(2)], vec![]));
+    assert!(!refused(select(1), &[v(4), v(2), v(1)], vec![]));
+    assert!(refused(select(0), &[v(4), v(2), v(1)], vec![]), "prev at position 0");
+    assert!(refused(select(1), &[v(4), v(2)], vec![]), "no prev after position 0");
+    assert!(refused(select(7), &[v(4), v(2), v(1), v(1)], vec![]), "four operands");
+    assert!(refused(select(0), &[v(4), v(3)], vec![]), "lengths of 3");
+    assert!(refused(select(1), &[v(4), v(2), v(2)], vec![]), "prev of 2");
+    assert!(refused(select(0), &[spec(DType::I32, &[2, 2]), v(2)], vec![]), "rank-2 prompt");
+    assert!(refused(select(0), &[spec(DType::I8, &[4]), v(2)], vec![]), "i8 prompt");
+    assert!(refused(Op::TokenSelect { pos: 0, vocab: 0 }, &[v(4), v(2)], vec![]), "empty vocabulary");
+    assert!(!refused(emit(0), &[v(2), v(1)], vec![]));
+    assert!(!refused(emit(1), &[v(4), v(2), v(1)], vec![]));
+    assert!(refused(emit(0), &[v(4), v(2), v(1)], vec![]), "gen at position 0");
+    assert!(refused(emit(1), &[v(2), v(1)], vec![]), "no gen after position 0");
+    assert!(refused(emit(7), &[v(2), v(1)], vec![]), "no gen at position 7");
+    assert!(refused(emit(1), &[v(5), v(2), v(1)], vec![]), "gen longer than max_new");
+    assert!(refused(emit(1), &[v(4), v(2), v(2)], vec![]), "next of 2");
+    assert!(refused(Op::TokenEmit { pos: 0, max_prompt: 8, max_new: 0 }, &[v(2), v(1)], vec![]), "max_new 0");
+    assert!(refused(Op::TokenEmit { pos: 0, max_prompt: 0, max_new: 4 }, &[v(2), v(1)], vec![]), "max_prompt 0");
 }

@@ -37,6 +37,7 @@ pub mod rmsnorm_wide;
 pub mod rope;
 pub mod softmax;
 pub mod swiglu;
+pub mod token;
 pub mod wide;
 
 /// The kernels. A kernel's code depends only on its id (and, for measurements, on whether
@@ -91,11 +92,15 @@ pub enum KernelId {
     SwiGlu,
     /// `attention` (op 27).
     Attention,
+    /// `token_select` (op 28).
+    TokenSelect,
+    /// `token_emit` (op 29).
+    TokenEmit,
 }
 
 impl KernelId {
     /// Every kernel.
-    pub const ALL: [KernelId; 24] = [
+    pub const ALL: [KernelId; 26] = [
         KernelId::Linear,
         KernelId::MatMul,
         KernelId::Conv2d,
@@ -120,6 +125,8 @@ impl KernelId {
         KernelId::Rope,
         KernelId::SwiGlu,
         KernelId::Attention,
+        KernelId::TokenSelect,
+        KernelId::TokenEmit,
     ];
 
     /// Short name.
@@ -149,6 +156,8 @@ impl KernelId {
             KernelId::Rope => "rope",
             KernelId::SwiGlu => "swiglu",
             KernelId::Attention => "attention",
+            KernelId::TokenSelect => "token_select",
+            KernelId::TokenEmit => "token_emit",
         }
     }
 
@@ -187,6 +196,8 @@ impl KernelId {
             KernelId::Rope => rope::rope(&mut a),
             KernelId::SwiGlu => swiglu::swiglu(&mut a),
             KernelId::Attention => attention::attention(&mut a),
+            KernelId::TokenSelect => token::token_select(&mut a),
+            KernelId::TokenEmit => token::token_emit(&mut a),
         }
         a.finish()
     }

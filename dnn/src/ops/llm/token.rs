@@ -106,7 +106,8 @@ pub fn token_emit(
     }
     let mut out = gen.map_or_else(|| vec![0; max_new], <[i32]>::to_vec);
     let (n, g) = (prompt_len(lengths, max_prompt), gen_len(lengths, max_new));
-    if let Some(j) = (pos + 1).checked_sub(n).filter(|&j| j < g) {
+    // j = pos + 1 - n, formed as pos - (n - 1) so that no position overflows.
+    if let Some(j) = pos.checked_sub(n - 1).filter(|&j| j < g) {
         out[j] = next[0];
     }
     Ok(out)
@@ -152,6 +153,8 @@ mod tests {
         assert_eq!(g, [1, 2, 3]);
         // Prompt length clamped to max_prompt: 9 -> 4, so position 3 emits token 0.
         assert_eq!(token_emit(None, &[9, 1], &[7], 3, 4, 3).unwrap(), [7, 0, 0]);
+        // Any position: the largest is past every window.
+        assert_eq!(token_emit(None, &[1, 3], &[7], usize::MAX, 4, 3).unwrap(), [0, 0, 0]);
     }
 
     #[test]
