@@ -16,6 +16,8 @@
 //! one batched forward, then only the claimed tokens): what a submitter posts and what a
 //! watcher re-checks; the graph itself is run only in a dispute.
 
+use std::sync::Arc;
+
 use opml_dnn::ops::llm::token::{gen_len, prompt_len};
 use opml_dnn::{DType, Model, Op, Tensor, TensorSpec};
 
@@ -50,8 +52,8 @@ pub struct GenStep {
 /// A generation's graph and where each step lies in it.
 #[derive(Debug)]
 pub struct GenerationGraph {
-    /// The validated model.
-    pub model: Model,
+    /// The validated model (shared with the game client's views).
+    pub model: Arc<Model>,
     /// The limits it was built for.
     pub limits: Limits,
     /// One entry per position, in order.
@@ -86,7 +88,7 @@ impl GenerationGraph {
             steps.push(GenStep { pos, first_node, nodes: b.node_count() - first_node, token, slots, emit });
         }
         let model = b.finish(gen.expect("at least one step: max_prompt and max_new are >= 1"))?;
-        Ok(Self { model, limits, steps, vocab: c.vocab })
+        Ok(Self { model: Arc::new(model), limits, steps, vocab: c.vocab })
     }
 
     /// The graph's inputs for `prompt` and `new` tokens to generate: the prompt

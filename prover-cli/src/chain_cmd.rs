@@ -19,7 +19,8 @@ use std::sync::Arc;
 
 use opml_cli::game::abi::{reason_name, side_name};
 use opml_cli::game::Run;
-use opml_dnn::bundle::Bundle;
+use opml_dnn::bundle::hex32;
+use opml_dnn::Tensor;
 
 use crate::chain::client::Client;
 use crate::chain::deploy::{deploy_contracts, ConfigArgs, CHAIN_DEFAULTS};
@@ -29,8 +30,9 @@ use crate::chain::report::{Reporter, Sink};
 use crate::chain::signer::KeyArgs;
 use crate::chain::workers::Workers;
 use crate::chain::{connect, event, Conn};
+use crate::claim_model::{ClaimModel, LlmClaims};
 use crate::output::output;
-use crate::sample::{claim_data, registration, run_of, RunArgs};
+use crate::sample::{post_call, run_of, sample_input, RunArgs};
 
 /// Chain subcommands.
 #[derive(Debug, Subcommand)]
@@ -39,7 +41,8 @@ pub enum ChainCommand {
     Deploy(DeployArgs),
     /// Register a bundle's model in the registry (no-op if it is registered).
     Register(RegisterArgs),
-    /// Post a claim for one input sample with the submitter bond (registers the model if needed).
+    /// Post a claim with the submitter bond (registers the model if needed): one input sample
+    /// of a graph bundle, or the greedy generation of a prompt by an LLM bundle.
     Claim(ClaimArgs),
     /// Challenge a claim with the challenger bond: opens a game.
     Challenge(IdArgs),
@@ -72,7 +75,7 @@ pub struct DeployArgs {
 
 #[derive(Debug, Args)]
 pub struct RegisterArgs {
-    /// Bundle path.
+    /// Bundle path (a graph bundle, or an LLM bundle: its generation graph).
     pub bundle: PathBuf,
     /// Metadata URI stored with the model.
     #[arg(long, default_value = "")]
@@ -83,8 +86,24 @@ pub struct RegisterArgs {
 
 #[derive(Debug, Args)]
 pub struct ClaimArgs {
-    #[command(flatten)]
-    pub run: RunArgs,
+    /// Bundle path: a graph bundle (`.opml`, with --input) or an LLM bundle (`.opmlllm`,
+    /// with --prompt).
+    pub bundle: PathBuf,
+    /// Input file of a graph bundle (safetensors with `inputs`, float32 N x input shape).
+    #[arg(long, conflicts_with = "prompt")]
+    pub input: Option<PathBuf>,
+    /// Which sample of the input file.
+    #[arg(long, default_value_t = 0, requires = "input")]
+    pub index: usize,
+    /// The prompt of an LLM bundle: the claim binds its tokens and every generated token.
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// Wrap the prompt in the model's chat template (one user turn).
+    #[arg(long, requires = "prompt")]
+    pub chat: bool,
+    /// Tokens to generate [default: the bundle's limit].
+    #[arg(long, requires = "prompt")]
+    pub max_new_tokens: Option<usize>,
     /// Request id the claim answers (0: none).
     #[arg(long, default_value_t = 0)]
     pub request: u64,
@@ -93,7 +112,9 @@ pub struct ClaimArgs {
     pub uri: String,
     /// FAULT INJECTION, for tests and demos only: post a deliberately false claim (its bond
     /// is at risk). SPEC: `output` (a wrong final output), `node:K` (node K's output is
-    /// wrong, later nodes run on it) or `step:K:S` (node K's VM run is tampered at step S).
+    /// wrong, later nodes run on it), `step:K:S` (node K's VM run is tampered at step S),
+    /// K an index or a node's name (`pos40.blk.15.ffn_up`); an LLM claim also takes
+    /// `token:T` (generated token T is wrong, later tokens follow from it).
     #[arg(long, value_name = "SPEC")]
     pub dishonest: Option<Fault>,
     #[command(flatten)]
@@ -198,14 +219,32 @@ async fn ensure_registered(
 
 async fn register(a: RegisterArgs) -> Result<()> {
     let (c, d) = connect(&a.conn, true).await?;
-    let b = crate::files::load_bundle(&a.bundle)?;
-    let (call, id) = registration(&b, &a.uri)?;
+    let m = ClaimModel::load(&a.bundle)?;
+    let (call, id) = m.registration(&a.uri);
     let tx = ensure_registered(&c, &d, &call, id).await?;
-    let human = match &tx {
+    let mut human = match &tx {
         Some(tx) => format!("registered model {id} (tx {tx})"),
         None => format!("model {id} is already registered"),
     };
-    output(a.conn.json, json!({ "model_id": id.to_string(), "tx": tx }), human);
+    let mut v = json!({ "model_id": id.to_string(), "tx": tx, "nodes": call.nodeCount });
+    if let Some(l) = m.llm() {
+        let lim = l.graph.limits;
+        human += &format!(
+            "\n  the generations of LLM bundle {} (commitment {}): {} nodes, prompts of up to {} tokens, up to {} \
+             generated",
+            a.bundle.display(),
+            hex32(&l.bundle_commitment),
+            call.nodeCount,
+            lim.max_prompt,
+            lim.max_new
+        );
+        v["llm"] = json!({
+            "bundle_commitment": hex32(&l.bundle_commitment),
+            "max_prompt": lim.max_prompt,
+            "max_new": lim.max_new,
+        });
+    }
+    output(a.conn.json, v, human);
     Ok(())
 }
 
@@ -213,35 +252,54 @@ async fn claim(a: ClaimArgs) -> Result<()> {
     if let Some(f) = a.dishonest.as_ref().filter(|f| !f.is_submitter_fault()) {
         bail!(
             "--dishonest {f} is a challenger's fault (for a challenger that disputes true claims); \
-             a claim takes --dishonest output, node:K or step:K:S"
+             a claim takes --dishonest output, node:K, step:K:S or token:T"
         );
     }
     let (c, d) = connect(&a.conn, true).await?;
     let cfg = c.view(d.game, &IOptimisticML::configCall {}).await?;
     let depth =
         u32::try_from(cfg.vmDepth).with_context(|| format!("the game's vmDepth {} is too large", cfg.vmDepth))?;
-    let (b, run) = run_of(&a.run, a.dishonest.as_ref(), depth)?;
-    let cd = claim_data(&b, run.graph(), a.request, &a.uri)?;
-    let reg_tx = ensure_registered(&c, &d, &cd.register, cd.model_id).await?;
-    let r = c.send_call(d.game, &cd.post, U256::from(cfg.submitterBond), "postClaim").await?;
+    let m = ClaimModel::load(&a.bundle)?;
+    let inputs = claim_request(&m, &a)?;
+    let out = match &a.dishonest {
+        None => m.output(&inputs)?,
+        Some(f) => {
+            let f = m.resolve(f, &inputs)?;
+            Run::dishonest(m.model().clone(), m.root(), &inputs, &f, depth)?.graph().output().clone()
+        }
+    };
+    let (register, model_id) = m.registration(&a.uri);
+    let post = post_call(model_id, &inputs, &out, a.request);
+    let reg_tx = ensure_registered(&c, &d, &register, model_id).await?;
+    let r = c.send_call(d.game, &post, U256::from(cfg.submitterBond), "postClaim").await?;
     let e: IOptimisticML::ClaimPosted = event(&r, "postClaim")?;
     if let Some(f) = &a.dishonest {
         eprintln!("FAULT INJECTION (--dishonest {f}): claim {} is deliberately false; its bond is at risk", e.claimId);
     }
+    let generation = m.llm().map(|l| generation_json(l, &inputs, &out)).transpose()?;
     let v = json!({
         "claim": e.claimId.to::<u64>(),
-        "model_id": cd.model_id.to_string(),
+        "model_id": model_id.to_string(),
         "output_commitment": e.outputCommitment.to_string(),
         "deadline": e.deadline,
         "bond": cfg.submitterBond.to_string(),
         "tx": r.transaction_hash.to_string(),
         "register_tx": reg_tx,
         "dishonest": a.dishonest.as_ref().map(Fault::to_string),
+        "generation": generation,
     });
-    let human = format!(
+    let mut human = format!(
         "claim {} posted (tx {}): model {}, output commitment {}, challenge window until {}",
-        e.claimId, r.transaction_hash, cd.model_id, e.outputCommitment, e.deadline
+        e.claimId, r.transaction_hash, model_id, e.outputCommitment, e.deadline
     );
+    if let Some(g) = &generation {
+        human += &format!(
+            "\n  prompt {} tokens, {} generated: {:?}",
+            g["prompt_tokens"],
+            g["new_tokens"],
+            g["text"].as_str().unwrap_or_default()
+        );
+    }
     output(a.conn.json, v, human);
     Ok(())
 }
@@ -382,7 +440,7 @@ async fn run_from_chain(
     bundle: &Path,
     fault: Option<&Fault>,
     depth: u32,
-) -> Result<(Bundle, Run)> {
+) -> Result<(Arc<ClaimModel>, Run)> {
     let g = c.view(d.game, &IOptimisticML::gameOfCall { gameId: U256::from(game) }).await?;
     let logs = c.logs(d.game, vec![IOptimisticML::ClaimPosted::SIGNATURE_HASH], Some(g.claimId), d.block).await?;
     let claim = match logs.first().map(crate::watch::claims::decode).transpose()?.flatten() {
@@ -402,13 +460,11 @@ async fn run_from_chain(
     let model = store.get(&id).expect("just added");
     let x = crate::watch::claims::claim_inputs(&model, &claim)
         .map_err(|v| anyhow!("claim {}: {}: pass the input with --input FILE --index I", claim.id, v.name()))?;
-    let b = &model.bundle;
-    let (m, root) = (Arc::new(b.model.clone()), b.model_root()?);
     let run = match fault {
-        None => Run::honest(m, root, &x, depth)?,
-        Some(f) => Run::dishonest(m, root, &x, f, depth)?,
+        None => crate::watch::claims::honest_run(&model, &x, depth)?,
+        Some(f) => crate::watch::claims::dishonest_run(&model, &x, f, depth)?,
     };
-    Ok(((**b).clone(), run))
+    Ok((model, run))
 }
 
 async fn play_cmd(a: PlayArgs) -> Result<()> {
@@ -428,18 +484,22 @@ async fn play_cmd(a: PlayArgs) -> Result<()> {
     if let Some(f) = &a.dishonest {
         eprintln!("FAULT INJECTION (--dishonest {f}): this {} plays deliberately wrong", side_name(a.role.side()));
     }
-    let (b, run) = match &a.input {
+    let (images, run) = match &a.input {
         Some(input) => {
-            run_of(&RunArgs { bundle: a.bundle.clone(), input: input.clone(), index: a.index }, fault, depth)?
+            let (b, run) =
+                run_of(&RunArgs { bundle: a.bundle.clone(), input: input.clone(), index: a.index }, fault, depth)?;
+            (Arc::new(b.node_images().to_vec()), run)
         }
-        None => run_from_chain(&c, &d, a.game, &a.bundle, fault, depth).await?,
+        None => {
+            let (m, run) = run_from_chain(&c, &d, a.game, &a.bundle, fault, depth).await?;
+            (m.images().clone(), run)
+        }
     };
     let o = PlayOptions { role: a.role, poll: Duration::from_millis(a.poll_ms.max(10)) };
     // Progress for a person on stderr; `--json` is the result object on stdout.
     let report = Reporter::new(false, Sink::Stderr);
-    let out =
-        play::play(&c, d.game, d.block, U256::from(a.game), Arc::new(b), Arc::new(run), &o, &Workers::new(1), &report)
-            .await?;
+    let out = play::play(&c, d.game, d.block, U256::from(a.game), images, Arc::new(run), &o, &Workers::new(1), &report)
+        .await?;
     let won = out.winner == a.role.side();
     let me: Address = c.from()?;
     let v = json!({
@@ -464,4 +524,46 @@ async fn play_cmd(a: PlayArgs) -> Result<()> {
     );
     output(a.conn.json, v, human);
     Ok(())
+}
+
+/// The inputs of a claim: a graph bundle's input sample, or an LLM bundle's prompt (its
+/// tokens, through the chat template with `--chat`) and the tokens to generate.
+fn claim_request(m: &ClaimModel, a: &ClaimArgs) -> Result<Vec<Tensor>> {
+    let name = a.bundle.display();
+    match (m.llm(), &a.prompt, &a.input) {
+        (Some(l), Some(text), _) => {
+            let ids = if a.chat { l.tokenizer.chat_prompt(text)? } else { l.tokenizer.encode(text)? };
+            let limits = l.graph.limits;
+            if ids.is_empty() || ids.len() > limits.max_prompt {
+                bail!(
+                    "--prompt is {} tokens; {name} takes prompts of 1..={} tokens (its --max-prompt at import)",
+                    ids.len(),
+                    limits.max_prompt
+                );
+            }
+            let new = a.max_new_tokens.unwrap_or(limits.max_new);
+            if new == 0 || new > limits.max_new {
+                bail!(
+                    "--max-new-tokens {new}: {name} generates 1..={} tokens (its --max-new at import)",
+                    limits.max_new
+                );
+            }
+            Ok(l.graph.inputs(&ids, new)?)
+        }
+        (Some(_), None, _) => bail!("{name} is an LLM bundle: pass --prompt TEXT"),
+        (None, _, Some(input)) => {
+            let b = m.bundle().expect("not an LLM bundle");
+            Ok(vec![sample_input(b, input, a.index)?])
+        }
+        (None, Some(_), _) => bail!("{name} is a graph bundle: pass --input FILE [--index I], not --prompt"),
+        (None, None, None) => bail!("{name} is a graph bundle: pass --input FILE [--index I]"),
+    }
+}
+
+/// What an LLM claim says in words: prompt length, generated ids and their text.
+fn generation_json(l: &LlmClaims, inputs: &[Tensor], output: &Tensor) -> Result<serde_json::Value> {
+    let (prompt, new) = l.graph.effective(inputs)?;
+    let ids: Vec<u32> = output.as_i32().unwrap_or_default()[..new].iter().map(|&t| t.max(0) as u32).collect();
+    let text = l.tokenizer.decode(&ids, false)?;
+    Ok(json!({ "prompt_tokens": prompt.len(), "new_tokens": new, "tokens": ids, "text": text }))
 }

@@ -38,6 +38,7 @@ use crate::chain::event;
 use crate::chain::play::{self, PlayOptions, Role};
 use crate::chain::report::{unix_now, Reporter, Sink};
 use crate::chain::workers::Workers;
+use crate::claim_model::ClaimModel;
 use crate::files::{load_bundle, load_data};
 use crate::sample::{claim_data, registration};
 use crate::watch::models::ModelStore;
@@ -249,7 +250,7 @@ async fn demo(a: DemoArgs) -> Result<ExitCode> {
         (Actor::Liar, Roles { challenger: false, submitter: true }, vec![fault.clone()]),
     ] {
         let mut store = ModelStore::default();
-        store.insert(model_path.clone(), bundle.clone())?;
+        store.insert(ClaimModel::from_bundle(model_path.clone(), bundle.clone())?)?;
         let wcfg = WatchConfig {
             roles,
             faults,
@@ -311,7 +312,7 @@ async fn demo(a: DemoArgs) -> Result<ExitCode> {
         .send(json!({ "ts": unix_now(), "event": "challenge", "game": lying_game.to::<u64>(), "claim": true_claim }));
     let lying_report = base.named(Actor::LyingChallenger.name());
     let lying_run = Arc::new(runs.pop().expect("three runs"));
-    let (lb, dg, db) = (Arc::new(bundle.clone()), d.game, d.block);
+    let (lb, dg, db) = (Arc::new(bundle.node_images().to_vec()), d.game, d.block);
     let lying = tokio::spawn(async move {
         let o = PlayOptions { role: Role::Challenger, poll: Duration::from_millis(100) };
         play::play(&liar_ch, dg, db, lying_game, lb, lying_run, &o, &Workers::new(1), &lying_report).await

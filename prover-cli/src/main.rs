@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod chain;
 mod chain_cmd;
+mod claim_model;
 mod demo_cmd;
 mod devnet_cmd;
 mod files;

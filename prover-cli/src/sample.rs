@@ -8,12 +8,14 @@ use std::sync::Arc;
 use alloy::primitives::{Bytes, B256, U256};
 use anyhow::{bail, Result};
 use clap::Args;
-use opml_cli::game::abi::{model_id, to_b256, IModelRegistry, IOptimisticML};
+use opml_cli::game::abi::{to_b256, IModelRegistry, IOptimisticML};
 use opml_cli::game::{Fault, GraphView, Run};
 use opml_dnn::bundle::Bundle;
-use opml_dnn::commit::slot_vector_len;
+use opml_dnn::commit::tensor_commitment;
 use opml_dnn::Tensor;
+use opml_merkle::Hash;
 
+use crate::claim_model::registration_of;
 use crate::files::{load_bundle, load_data};
 
 /// Which run: a bundle and one input sample.
@@ -33,6 +35,12 @@ pub struct RunArgs {
 /// model's input tensor (errors name the file and the out-of-range index or wrong shape).
 pub fn load_sample(bundle: &Path, input: &Path, index: usize) -> Result<(Bundle, Tensor)> {
     let b = load_bundle(bundle)?;
+    let x = sample_input(&b, input, index)?;
+    Ok((b, x))
+}
+
+/// Sample `index` of the input file `input`, quantized into bundle `b`'s input tensor.
+pub fn sample_input(b: &Bundle, input: &Path, index: usize) -> Result<Tensor> {
     let data = load_data(input, false)?;
     if index >= data.len() {
         bail!("--index {index} out of range: {} has {} samples", input.display(), data.len());
@@ -45,8 +53,7 @@ pub fn load_sample(bundle: &Path, input: &Path, index: usize) -> Result<(Bundle,
             b.meta.input.sample_shape
         );
     }
-    let x = b.quantize_input(data.sample(index))?;
-    Ok((b, x))
+    Ok(b.quantize_input(data.sample(index))?)
 }
 
 /// The bundle and the honest graph view of one input sample.
@@ -78,39 +85,29 @@ pub struct ClaimData {
 
 /// The registration of bundle `b`'s model and its id.
 pub fn registration(b: &Bundle, uri: &str) -> Result<(IModelRegistry::registerCall, B256)> {
-    let model = &b.model;
-    let gr = model.graph();
-    let root = b.model_root()?;
-    let n = gr.nodes.len() as u32;
-    let input_lens: Vec<u32> = gr.inputs.iter().map(|s| s.byte_len() as u32).collect();
-    let (slots, out_slot) = (slot_vector_len(model) as u32, gr.output as u32);
-    let out_len = model.specs()[gr.output].byte_len() as u32;
-    let model_id = model_id(B256::from(root), n, &input_lens, slots, out_slot, out_len);
-    let register = IModelRegistry::registerCall {
-        root: root.into(),
-        nodeCount: n,
-        inputLens: input_lens,
-        slotCount: slots,
-        outputSlot: out_slot,
-        outputLen: out_len,
-        uri: uri.to_string(),
-    };
-    Ok((register, model_id))
+    Ok(registration_of(&b.model, b.model_root()?, uri))
 }
 
 /// `register` and `postClaim` (answering `request`, 0 for none) for the view `g` of
 /// bundle `b`.
 pub fn claim_data(b: &Bundle, g: &GraphView, request: u64, uri: &str) -> Result<ClaimData> {
     let (register, model_id) = registration(b, uri)?;
+    let post = post_call(model_id, &g.slots()[..g.input_count()], g.output(), request);
+    Ok(ClaimData { register, model_id, post })
+}
+
+/// `postClaim` of model `model_id` over `inputs` with `output` (answering `request`, 0 for
+/// none), every input's bytes published.
+pub fn post_call(model_id: B256, inputs: &[Tensor], output: &Tensor, request: u64) -> IOptimisticML::postClaimCall {
     // Every input's bytes, in slot order (the registry checks each against its commitment).
-    let input_bytes: Vec<u8> = g.slots()[..g.input_count()].iter().flat_map(|t| t.to_le_bytes()).collect();
-    let post = IOptimisticML::postClaimCall {
+    let input_bytes: Vec<u8> = inputs.iter().flat_map(|t| t.to_le_bytes()).collect();
+    let commitments: Vec<Hash> = inputs.iter().map(tensor_commitment).collect();
+    IOptimisticML::postClaimCall {
         modelId: model_id,
         requestId: U256::from(request),
-        inputCommitments: to_b256(&g.trace().inputs),
+        inputCommitments: to_b256(&commitments),
         inputBytes: Bytes::from(input_bytes),
-        output: Bytes::from(g.output().to_le_bytes()),
-        outputCommitment: g.output_commitment().into(),
-    };
-    Ok(ClaimData { register, model_id, post })
+        output: Bytes::from(output.to_le_bytes()),
+        outputCommitment: tensor_commitment(output).into(),
+    }
 }

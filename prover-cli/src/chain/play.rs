@@ -30,7 +30,8 @@ use opml_cli::game::abi::{phase_name, side_name, to_b256, IOptimisticML, Revert}
 use opml_cli::game::fault::Run;
 use opml_cli::game::strategy::{defend, pick};
 use opml_cli::game::{GameError, GraphView, HandoverData, View, VmView};
-use opml_dnn::bundle::{hex32, Bundle};
+use opml_dnn::bundle::hex32;
+use opml_dnn::commit::NodeImage;
 use opml_merkle::Hash;
 use serde_json::json;
 use IOptimisticML::{GameView, Phase, Side};
@@ -95,7 +96,7 @@ struct Player<'a> {
     id: U256,
     from_block: u64,
     role: Role,
-    bundle: Arc<Bundle>,
+    images: Arc<Vec<NodeImage>>,
     run: Arc<Run>,
     k: u64,
     vm: Option<(u32, VmView)>,
@@ -211,7 +212,7 @@ impl Player<'_> {
             }
             (Phase::Handover, _, Role::Submitter) => {
                 let node = u32::try_from(lo).map_err(|_| anyhow!("handover node {lo} out of range"))?;
-                let (run, bundle, depth) = (self.run.clone(), self.bundle.clone(), self.run.depth());
+                let (run, images, depth) = (self.run.clone(), self.images.clone(), self.run.depth());
                 let d = self
                     .with_vm(node, move |vm| {
                         if !vm.exited_ok() {
@@ -220,7 +221,7 @@ impl Player<'_> {
                                  is possible"
                             )));
                         }
-                        HandoverData::build(run.graph(), bundle.node_images(), node as usize, vm)
+                        HandoverData::build(run.graph(), &images, node as usize, vm)
                     })
                     .await?;
                 let call = IOptimisticML::handoverCall { gameId: id, p: (&d).into() };
@@ -390,7 +391,7 @@ pub async fn play(
     game: Address,
     from_block: u64,
     id: U256,
-    bundle: Arc<Bundle>,
+    images: Arc<Vec<NodeImage>>,
     run: Arc<Run>,
     o: &PlayOptions,
     workers: &Workers,
@@ -407,7 +408,7 @@ pub async fn play(
         id,
         from_block,
         role: o.role,
-        bundle,
+        images,
         run,
         k: cfg.arity,
         vm: None,

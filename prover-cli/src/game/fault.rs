@@ -57,6 +57,17 @@ pub enum Fault {
         /// Step S of the node's VM run.
         step: u64,
     },
+    /// Generated token T of an LLM claim is wrong (later steps run on it): the argmax
+    /// node of the step that emits it, found per claim (`ClaimModel::resolve` in the CLI).
+    Token(usize),
+    /// `node:NAME` or `step:NAME:S`: a node given by name, found in the model's graph
+    /// before the run (`ClaimModel::resolve`).
+    NamedNode {
+        /// The node's name.
+        name: String,
+        /// Step S of its VM run (`step:NAME:S`), or none (`node:NAME`).
+        step: Option<u64>,
+    },
     /// A challenger that disputes true claims (no data of its own: it plays the honest view).
     ChallengeAll,
 }
@@ -65,10 +76,16 @@ impl Fault {
     /// Whether a submitter carries this fault (every kind but `challenge-all`).
     pub fn is_submitter_fault(&self) -> bool {
         match self {
-            Fault::Output | Fault::Node(_) | Fault::Step { .. } => true,
+            Fault::Output | Fault::Node(_) | Fault::Step { .. } | Fault::Token(_) | Fault::NamedNode { .. } => true,
             Fault::ChallengeAll => false,
         }
     }
+}
+
+/// Whether a node field is a name rather than an index: it holds something other than
+/// digits (and is not empty). `12x` is a name, as is `pos3.argmax`.
+fn is_name(field: &str) -> bool {
+    !field.is_empty() && !field.bytes().all(|b| b.is_ascii_digit()) && !field.starts_with(['-', '+', ' '])
 }
 
 /// A decimal number of the spec (digits only: no sign, no spaces), or why not.
@@ -85,7 +102,8 @@ fn number<T: FromStr>(field: &str, what: &str) -> Result<T, String> {
 impl FromStr for Fault {
     type Err = GameError;
 
-    /// `output`, `node:K`, `step:K:S` or `challenge-all`.
+    /// `output`, `node:K`, `step:K:S`, `token:T` or `challenge-all`; K is a node's index
+    /// or its name (names hold no ':').
     fn from_str(spec: &str) -> Result<Self, GameError> {
         let bad = |why: String| GameError::FaultSpec { spec: spec.to_string(), why };
         let mut fields = spec.split(':');
@@ -94,10 +112,16 @@ impl FromStr for Fault {
         match (kind, args.as_slice()) {
             ("output", []) => Ok(Fault::Output),
             ("challenge-all", []) => Ok(Fault::ChallengeAll),
+            ("node", [k]) if is_name(k) => Ok(Fault::NamedNode { name: k.to_string(), step: None }),
             ("node", [k]) => Ok(Fault::Node(number(k, "node K").map_err(bad)?)),
+            ("step", [k, s]) if is_name(k) => {
+                Ok(Fault::NamedNode { name: k.to_string(), step: Some(number(s, "step S").map_err(bad)?) })
+            }
             ("step", [k, s]) => {
                 Ok(Fault::Step { node: number(k, "node K").map_err(bad)?, step: number(s, "step S").map_err(bad)? })
             }
+            ("token", [t]) => Ok(Fault::Token(number(t, "token T").map_err(bad)?)),
+            ("token", _) => Err(bad(format!("token:T takes 1 field, got {}", args.len()))),
             ("output" | "challenge-all", _) => Err(bad(format!("{kind} takes no ':' fields"))),
             ("node", _) => Err(bad(format!("node:K takes 1 field, got {}", args.len()))),
             ("step", _) => Err(bad(format!("step:K:S takes 2 fields, got {}", args.len()))),
@@ -112,6 +136,9 @@ impl fmt::Display for Fault {
             Fault::Output => write!(f, "output"),
             Fault::Node(k) => write!(f, "node:{k}"),
             Fault::Step { node, step } => write!(f, "step:{node}:{step}"),
+            Fault::Token(t) => write!(f, "token:{t}"),
+            Fault::NamedNode { name, step: None } => write!(f, "node:{name}"),
+            Fault::NamedNode { name, step: Some(s) } => write!(f, "step:{name}:{s}"),
             Fault::ChallengeAll => write!(f, "challenge-all"),
         }
     }
@@ -168,6 +195,9 @@ impl Run {
             Fault::ChallengeAll => {
                 return Err(unfit("a challenger's fault: a submitter lies with output, node:K or step:K:S".into()))
             }
+            Fault::Token(_) | Fault::NamedNode { .. } => {
+                return Err(unfit("a generation's token or a node by name is resolved against the model first".into()))
+            }
             Fault::Output => output_node(honest.model())
                 .ok_or_else(|| unfit("the model's output is one of its inputs: no node produces it".into()))?,
             Fault::Node(node) | Fault::Step { node, .. } => *node,
@@ -194,7 +224,7 @@ impl Run {
                 })?;
                 (graph, LyingVm::Tampered(tamper))
             }
-            Fault::Output | Fault::Node(_) | Fault::ChallengeAll => {
+            Fault::Output | Fault::Node(_) | Fault::ChallengeAll | Fault::Token(_) | Fault::NamedNode { .. } => {
                 let (graph, lie) = output_lie(&honest, node)?.ok_or_else(|| {
                     unfit(format!(
                         "no single-bit change of node {node}'s output (bit 6 of its last {MAX_LIES} bytes) changes \

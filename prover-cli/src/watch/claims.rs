@@ -2,8 +2,6 @@
 //! `Challenged` events, and one's own run of a claim rebuilt from the input bytes the
 //! chain holds (never from a local file).
 
-use std::sync::Arc;
-
 use alloy::primitives::{Address, Bytes, B256};
 use alloy::rpc::types::Log;
 use alloy_sol_types::SolEvent;
@@ -120,7 +118,7 @@ pub fn decode(log: &Log) -> Result<Option<Followed>> {
 /// in slot order, as the registry checks them), each checked against the model's input spec
 /// and the claim's commitment. `Err(verdict)` when they cannot be checked.
 pub fn claim_inputs(model: &StoredModel, c: &ClaimRecord) -> Result<Vec<Tensor>, Verdict> {
-    let g = model.bundle.model.graph();
+    let g = model.model().graph();
     if c.input_bytes.is_empty() {
         return Err(Verdict::InputUnavailable);
     }
@@ -151,8 +149,13 @@ pub fn claim_inputs(model: &StoredModel, c: &ClaimRecord) -> Result<Vec<Tensor>,
 
 /// The honest run of a claim's inputs.
 pub fn honest_run(model: &StoredModel, inputs: &[Tensor], depth: u32) -> Result<Run> {
-    let b = &model.bundle;
-    Ok(Run::honest(Arc::new(b.model.clone()), b.model_root()?, inputs, depth)?)
+    Ok(Run::honest(model.model().clone(), model.root(), inputs, depth)?)
+}
+
+/// The run of a submitter lying as `fault` says (resolved against the claim's inputs).
+pub fn dishonest_run(model: &StoredModel, inputs: &[Tensor], fault: &Fault, depth: u32) -> Result<Run> {
+    let f = model.resolve(fault, inputs)?;
+    Ok(Run::dishonest(model.model().clone(), model.root(), inputs, &f, depth)?)
 }
 
 /// The run a submitter defends claim `c` with: its honest run when that gives the claimed
@@ -160,13 +163,11 @@ pub fn honest_run(model: &StoredModel, inputs: &[Tensor], depth: u32) -> Result<
 /// (the claim is not one this account can defend).
 pub fn defended_run(model: &StoredModel, c: &ClaimRecord, faults: &[Fault], depth: u32) -> Result<Run> {
     let x = claim_inputs(model, c).map_err(|v| anyhow!("claim {}: {}", c.id, v.name()))?;
-    let honest = honest_run(model, &x, depth)?;
-    if B256::from(honest.graph().output_commitment()) == c.output_commitment {
-        return Ok(honest);
+    if B256::from(tensor_commitment(&model.output(&x)?)) == c.output_commitment {
+        return honest_run(model, &x, depth);
     }
-    let b = &model.bundle;
     for f in faults.iter().filter(|f| f.is_submitter_fault()) {
-        let run = Run::dishonest(Arc::new(b.model.clone()), b.model_root()?, &x, f, depth)?;
+        let run = dishonest_run(model, &x, f, depth)?;
         if B256::from(run.graph().output_commitment()) == c.output_commitment {
             return Ok(run);
         }

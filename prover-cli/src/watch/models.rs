@@ -1,5 +1,6 @@
-//! The model store (`--models DIR`): a folder of bundles, found by their on-chain model id
-//! (the registry's id of the bundle's commitment and shape).
+//! The model store (`--models DIR`): a folder of bundles (graph bundles `*.opml`, LLM
+//! bundles `*.opmlllm`), found by their on-chain model id (the registry's id of the
+//! model's commitment and shape; an LLM bundle's is its generation graph's).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -7,31 +8,25 @@ use std::sync::Arc;
 
 use alloy::primitives::B256;
 use anyhow::{Context, Result};
-use opml_dnn::bundle::Bundle;
 
-use crate::files::load_bundle;
-use crate::sample::registration;
+use crate::claim_model::ClaimModel;
 
-/// One bundle of the store.
-#[derive(Debug)]
-pub struct StoredModel {
-    pub path: PathBuf,
-    pub bundle: Arc<Bundle>,
-}
+/// One model of the store.
+pub type StoredModel = ClaimModel;
 
-/// Bundles by model id.
+/// Models by model id.
 #[derive(Debug, Default)]
 pub struct ModelStore {
     by_id: HashMap<B256, Arc<StoredModel>>,
 }
 
-/// Whether `p` looks like a bundle file (`*.opml`).
+/// Whether `p` looks like a bundle file (`*.opml` or `*.opmlllm`).
 fn is_bundle(p: &Path) -> bool {
-    p.is_file() && p.extension().is_some_and(|e| e == "opml")
+    p.is_file() && p.extension().is_some_and(|e| e == "opml" || e == "opmlllm")
 }
 
 impl ModelStore {
-    /// Every `*.opml` bundle of `dir` (a missing folder is an empty store; an unreadable
+    /// Every `*.opml` and `*.opmlllm` bundle of `dir` (a missing folder is an empty store; an unreadable
     /// or invalid bundle is an error naming it).
     pub fn load(dir: &Path) -> Result<Self> {
         let mut store = ModelStore::default();
@@ -50,14 +45,13 @@ impl ModelStore {
 
     /// Add the bundle at `path`; its model id.
     pub fn add(&mut self, path: &Path) -> Result<B256> {
-        let b = load_bundle(path)?;
-        self.insert(path.to_path_buf(), b)
+        self.insert(ClaimModel::load(path)?)
     }
 
-    /// Add a loaded bundle; its model id.
-    pub fn insert(&mut self, path: PathBuf, b: Bundle) -> Result<B256> {
-        let (_, id) = registration(&b, "").with_context(|| format!("model id of {}", path.display()))?;
-        self.by_id.insert(id, Arc::new(StoredModel { path, bundle: Arc::new(b) }));
+    /// Add a loaded model; its model id.
+    pub fn insert(&mut self, m: ClaimModel) -> Result<B256> {
+        let (_, id) = m.registration("");
+        self.by_id.insert(id, Arc::new(m));
         Ok(id)
     }
 

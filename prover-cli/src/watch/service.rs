@@ -24,6 +24,7 @@ use alloy_sol_types::SolEvent;
 use anyhow::{anyhow, Context, Result};
 use opml_cli::game::abi::{reason_name, side_name, IOptimisticML};
 use opml_cli::game::fault::{Fault, Run};
+use opml_dnn::commit::tensor_commitment;
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -350,9 +351,9 @@ impl Watcher {
                 self.settle(id);
                 continue;
             }
-            let (models, workers, depth) = (self.models.clone(), self.workers.clone(), self.depth);
+            let (models, workers) = (self.models.clone(), self.workers.clone());
             runs.spawn(async move {
-                let v = judge(&models, &workers, depth, &c).await;
+                let v = judge(&models, &workers, &c).await;
                 (c, v)
             });
         }
@@ -557,7 +558,8 @@ impl Watcher {
                 json!({ "game": id, "role": side_name(role.side()), "fault": run.fault().map(|f| f.to_string()) });
             std::fs::write(cache.join("run.json"), meta.to_string() + "\n")
                 .with_context(|| format!("writing {}", cache.join("run.json").display()))?;
-            play::play(&c, game, from_block, U256::from(id), model.bundle.clone(), run, &opts, &workers, &report).await
+            play::play(&c, game, from_block, U256::from(id), model.images().clone(), run, &opts, &workers, &report)
+                .await
         });
         self.tasks.insert(id, Task { role, handle });
     }
@@ -700,19 +702,16 @@ impl Watcher {
 }
 
 /// Re-run claim `c` from its on-chain input: the verdict, and the run when there is one.
-async fn judge(
-    models: &ModelStore,
-    workers: &Workers,
-    depth: u32,
-    c: &ClaimRecord,
-) -> Result<(Verdict, Option<Arc<Run>>)> {
+async fn judge(models: &ModelStore, workers: &Workers, c: &ClaimRecord) -> Result<(Verdict, Option<Arc<Run>>)> {
     let Some(model) = models.get(&c.model_id) else { return Ok((Verdict::UnknownModel, None)) };
     let input = match claim_inputs(&model, c) {
         Ok(x) => x,
         Err(v) => return Ok((v, None)),
     };
-    let run = workers.run(move || honest_run(&model, &input, depth)).await??;
-    let mine = B256::from(run.graph().output_commitment());
+    // The quick path (an LLM: the prompt batched, only the claimed tokens); the whole
+    // graph and its trace are computed only for a game.
+    let out = workers.run(move || model.output(&input)).await??;
+    let mine = B256::from(tensor_commitment(&out));
     let v = if mine == c.output_commitment { Verdict::Agree } else { Verdict::Disagree { mine } };
-    Ok((v, Some(Arc::new(run))))
+    Ok((v, None))
 }
