@@ -202,15 +202,3 @@ pub fn registration_of(model: &Model, root: Hash, uri: &str) -> (IModelRegistry:
     };
     (register, id)
 }
-
-#[cfg(test)]
-mod timing {
-    #[test]
-    #[ignore]
-    fn load_time() {
-        let p = std::env::var("OPML_LLM_BUNDLE").unwrap();
-        let t = std::time::Instant::now();
-        let m = super::ClaimModel::load(std::path::Path::new(&p)).unwrap();
-        eprintln!("load {:?}, nodes {}", t.elapsed(), m.model().graph().nodes.len());
-    }
-}
