@@ -354,6 +354,8 @@ fn the_integer_forward_refuses_a_q4_1_embedding() {
 
 mod bundles {
     use super::*;
+    use opml_dnn::bundle::hex32;
+    use opml_dnn::commit::tensor_commitment;
     use opml_importer::bundle::{BundleError, Header, Limits, LlmBundle, Source, PREAMBLE_LEN};
     use opml_importer::{IntFormat, IntLlama, IntMatrix, KvCache};
 
@@ -444,6 +446,32 @@ mod bundles {
         let got = from_bundle.forward(&ids, &mut KvCache::new()).unwrap();
         assert_eq!(got, from_gguf.forward(&ids, &mut KvCache::new()).unwrap());
         assert_eq!(got.len(), ids.len() * 262);
+    }
+
+    /// The generation graph registered on-chain names, in its node descriptors, the very
+    /// tensor commitments the bundle records: every constant's commitment equals the
+    /// bundle's entry of that tensor (graph `X.qs` / `.d` / `.m` is the bundle's
+    /// `X.weight.qs` / ...; a norm's `X.gamma` is `X.weight`; the RoPE tables share names).
+    #[test]
+    fn the_generation_graph_commits_the_bundles_tensors() {
+        for spec in [Spec::llama(), Spec::llama().tensor("output.weight", vec![HIDDEN, 262], TensorType::Q4_1)] {
+            let b = LlmBundle::from_bytes(&import(spec).to_bytes().unwrap()).unwrap();
+            let recorded: std::collections::HashMap<String, String> =
+                b.header().tensors.iter().map(|t| (t.name.clone(), t.commitment.clone())).collect();
+            let limits = Limits { max_prompt: 2, max_new: 2 };
+            let g = opml_importer::GenerationGraph::new(&b.into_model().unwrap(), limits).unwrap();
+            let consts = &g.model.graph().consts;
+            assert_eq!(consts.len(), recorded.len(), "one graph constant per bundle tensor");
+            for (c, w) in consts.iter().zip(g.model.weights()) {
+                let name = match c.name.rsplit_once('.') {
+                    Some((base, "gamma")) => format!("{base}.weight"),
+                    Some((base, part @ ("qs" | "d" | "m"))) => format!("{base}.weight.{part}"),
+                    _ => c.name.clone(),
+                };
+                let want = recorded.get(&name).unwrap_or_else(|| panic!("{} ({name}) is not in the bundle", c.name));
+                assert_eq!(&hex32(&tensor_commitment(w)), want, "{}", c.name);
+            }
+        }
     }
 
     #[test]
