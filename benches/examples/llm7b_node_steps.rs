@@ -5,7 +5,10 @@
 //! blocks, as `IntFormat::default()`), each checked bit for bit against the native
 //! executor; then the worst-case dispute rounds of a 64-token generation, computed from
 //! the protocol's dissection rule (`docs/spec/protocol.md`) and the step graph's node
-//! count (`docs/spec/llm-graph.md`), not played on chain.
+//! count (`docs/spec/llm-graph.md`), not played on chain. That rounds table predates the
+//! generation graph (one graph per claim, `token_select` / `token_emit` per step):
+//! `llm7b_dispute_rounds` computes them from its node count and the game's own bisect
+//! arithmetic, and is the one docs/benchmarks.md cites.
 //!
 //! `cargo run --release -p opml-benches --example llm7b_node_steps [-- --skip-vm | --skip-prompt]`
 
