@@ -54,20 +54,28 @@ const PROMPT: &str = "The capital of France is";
 const NEW: usize = 6;
 /// The layer-15 node lied about, at the position that emits generated token `LIE_TOKEN`.
 const LAYER_NODE: &str = "blk.15.ffn_up";
-const LIE_TOKEN: usize = 3;
+const LAYER_TOKEN: usize = 3;
+/// The generated token lied about.
+const LIE_TOKEN: usize = 2;
 /// Gas bound per move: the contract's moves are a handful of storage writes and hashing,
 /// the costliest being the handover (Merkle checks of the node's inputs, descriptor and
 /// output region) and the one-step re-execution; 1 M is a generous ceiling under the
 /// 30 M block gas limit.
 const MAX_GAS_PER_MOVE: u64 = 1_000_000;
-/// Calldata bound per move. A move carries: `k - 1 = 15` states (postStates, 480 bytes),
-/// one index (pick), the final graph state and output siblings (open), the handover's
-/// proof (the node's output bytes, siblings of the slot tree, the node descriptor, the
-/// VM's final state and its output-region siblings) or one VM state with the Merkle
-/// proofs of one step (resolveStep). The largest is the handover of the lying node,
-/// bounded by its output bytes (here at most 1536 i32 values, 6 KiB, for a layer's
-/// `ffn_up` / `ffn_gate`) plus about 2 KiB of hashes and state: below 12 KiB.
-const MAX_CALLDATA: usize = 12 * 1024;
+/// Calldata bound per move. No move carries a tensor; each is a few hashes and at most
+/// one VM state. With `L` slots (this graph: under 2^14, so slot paths of at most 14
+/// siblings) and a 2^32-byte VM memory (paths of at most 32):
+/// * postStates: `k - 1 = 15` states, 480 bytes;
+/// * pick, open: an index; the final graph state and its output slot's path (< 1 KiB);
+/// * handover: the node's output commitment and its slot path, its descriptor and the
+///   descriptor's path, each input's value and slot path (an LLM node has at most 4
+///   inputs), the 173-byte final VM state and its output region's path: about
+///   (14 * 6 + 6 + 32) * 32 + 173 bytes plus the descriptor, under 4.5 KiB;
+/// * resolveStep: the 173-byte state and the memory proofs of one step (a few 32-sibling
+///   paths), under 4 KiB.
+///
+/// So 8 KiB, whatever the node disputed (no move grows with its tensors).
+const MAX_CALLDATA: usize = 8 * 1024;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -128,7 +136,7 @@ fn expected(bundle: &Path) -> Expected {
     let ids = tok.encode(PROMPT).unwrap();
     let llama = b.into_model().unwrap();
     let g = GenerationGraph::new(&llama, limits).unwrap();
-    let pos = g.position_of_token(ids.len(), LIE_TOKEN);
+    let pos = g.position_of_token(ids.len(), LAYER_TOKEN);
     let name = format!("pos{pos}.{LAYER_NODE}");
     let node = g.node_named(&name).unwrap_or_else(|| panic!("no node {name}"));
     let inputs = g.inputs(&ids, NEW).unwrap();
@@ -219,6 +227,7 @@ struct Figures {
     total_gas: u64,
     max_calldata: usize,
     largest_move: String,
+    kinds: String,
     wall_s: f64,
 }
 
@@ -287,17 +296,22 @@ async fn llm_lies_about_a_token_a_node_and_a_vm_step_are_voided_and_the_truth_fi
     // The false claims one at a time, so that each dispute's wall time is its own.
     let (token_node, token_name) = (want.token_node)(LIE_TOKEN);
     assert_eq!(token_name, format!("pos{}.argmax", want.prompt_len - 1 + LIE_TOKEN));
+    let layer = || (want.layer.1, want.layer.0.clone());
     let cases = [
-        (faults[0], token_node, token_name),
-        (faults[1], want.layer.1, want.layer.0.clone()),
-        (faults[2], want.layer.1, want.layer.0.clone()),
+        (faults[0], LIE_TOKEN, (token_node, token_name)),
+        (faults[1], LAYER_TOKEN, layer()),
+        (faults[2], LAYER_TOKEN, layer()),
     ];
     let mut table = Vec::new();
-    for (fault, node, name) in cases {
+    for (fault, first_wrong, (node, name)) in cases {
         let c = claim(Some(fault));
         let id = c["claim"].as_u64().unwrap();
         assert_ne!(c["output_commitment"], honest["output_commitment"], "{fault}: the lie changes the output");
-        assert_ne!(c["generation"]["tokens"], honest["generation"]["tokens"], "{fault}");
+        // The tokens before the lie's position are the true ones; the one it emits is not.
+        let (lie, truth) =
+            (c["generation"]["tokens"].as_array().unwrap(), honest["generation"]["tokens"].as_array().unwrap());
+        assert_eq!(lie[..first_wrong], truth[..first_wrong], "{fault}: {lie:?} / {truth:?}");
+        assert_ne!(lie[first_wrong], truth[first_wrong], "{fault}: {lie:?} / {truth:?}");
         // The game on this claim, then its end.
         let game_id = {
             let mut g = None;
@@ -378,6 +392,7 @@ async fn llm_lies_about_a_token_a_node_and_a_vm_step_are_voided_and_the_truth_fi
             f.wall_s,
             f.largest_move
         );
+        eprintln!("    {}", f.kinds);
     }
     for f in &table {
         assert!(f.max_gas < MAX_GAS_PER_MOVE, "{}: a move used {} gas", f.what, f.max_gas);
@@ -405,12 +420,18 @@ async fn figures(p: &DynProvider, fault: &str, name: &str, game_id: u64, ch: &Wa
     let moves: Vec<&Value> = ce.iter().chain(&se).filter(|v| v["event"] == "move" && v["game"] == game_id).collect();
     assert!(!moves.is_empty(), "{fault}: moves of game {game_id}");
     let (mut max_calldata, mut largest_move) = (0, String::new());
+    // Per kind of move (its first word): count, most calldata, most gas.
+    let mut kinds: std::collections::BTreeMap<String, (usize, usize, u64)> = Default::default();
     for m in &moves {
         let n = calldata_len(p, m["tx"].as_str().unwrap()).await;
+        let what = m["move"].as_str().unwrap_or_default();
         if n > max_calldata {
-            (max_calldata, largest_move) = (n, m["move"].as_str().unwrap_or_default().to_string());
+            (max_calldata, largest_move) = (n, what.to_string());
         }
+        let k = kinds.entry(what.split(' ').next().unwrap_or_default().to_string()).or_default();
+        *k = (k.0 + 1, k.1.max(n), k.2.max(m["gas"].as_u64().unwrap()));
     }
+    let kinds = kinds.iter().map(|(k, (n, b, g))| format!("{k} x{n}: <= {b} bytes, <= {g} gas")).collect::<Vec<_>>();
     let gas: Vec<u64> = moves.iter().map(|m| m["gas"].as_u64().unwrap()).collect();
     let ts = |e: &str| {
         event(&ce, e, game_id).and_then(|v| v["ts"].as_f64()).unwrap_or_else(|| panic!("{e} of game {game_id}"))
@@ -424,6 +445,7 @@ async fn figures(p: &DynProvider, fault: &str, name: &str, game_id: u64, ch: &Wa
         total_gas: gas.iter().sum(),
         max_calldata,
         largest_move,
+        kinds: kinds.join("; "),
         wall_s: ts("game_end") - ts("challenge"),
     }
 }
