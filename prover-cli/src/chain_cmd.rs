@@ -255,18 +255,17 @@ async fn claim(a: ClaimArgs) -> Result<()> {
              a claim takes --dishonest output, node:K, step:K:S or token:T"
         );
     }
+    // The request and the fault are checked before the chain is reached.
+    let m = ClaimModel::load(&a.bundle)?;
+    let inputs = claim_request(&m, &a)?;
+    let fault = a.dishonest.as_ref().map(|f| m.resolve(f, &inputs)).transpose()?;
     let (c, d) = connect(&a.conn, true).await?;
     let cfg = c.view(d.game, &IOptimisticML::configCall {}).await?;
     let depth =
         u32::try_from(cfg.vmDepth).with_context(|| format!("the game's vmDepth {} is too large", cfg.vmDepth))?;
-    let m = ClaimModel::load(&a.bundle)?;
-    let inputs = claim_request(&m, &a)?;
-    let out = match &a.dishonest {
+    let out = match &fault {
         None => m.output(&inputs)?,
-        Some(f) => {
-            let f = m.resolve(f, &inputs)?;
-            Run::dishonest(m.model().clone(), m.root(), &inputs, &f, depth)?.graph().output().clone()
-        }
+        Some(f) => Run::dishonest(m.model().clone(), m.root(), &inputs, f, depth)?.graph().output().clone(),
     };
     let (register, model_id) = m.registration(&a.uri);
     let post = post_call(model_id, &inputs, &out, a.request);

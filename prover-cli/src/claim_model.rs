@@ -171,7 +171,10 @@ impl ClaimModel {
                 };
                 let (prompt, new) = l.graph.effective(inputs)?;
                 if *t >= new {
-                    bail!("--dishonest {fault}: the claim generates {new} tokens (0..={})", new.saturating_sub(1));
+                    bail!(
+                        "--dishonest {fault}: the claim generates {new} tokens, so T is one of 0..={}",
+                        new.saturating_sub(1)
+                    );
                 }
                 let pos = l.graph.position_of_token(prompt.len(), *t);
                 Fault::Node(l.graph.steps[pos].slots.next - opml_importer::generation::INPUTS)
@@ -201,4 +204,41 @@ pub fn registration_of(model: &Model, root: Hash, uri: &str) -> (IModelRegistry:
         uri: uri.to_string(),
     };
     (register, id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The digits MLP graph bundle of the fixtures, and one of its input samples.
+    fn mlp() -> (ClaimModel, Vec<Tensor>) {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/digits/mlp.opml");
+        let m = ClaimModel::load(&path).unwrap();
+        let spec = &m.model().graph().inputs[0];
+        let x = Tensor::from_le_bytes(spec.dtype, spec.shape.clone(), &vec![0u8; spec.byte_len()]).unwrap();
+        (m, vec![x])
+    }
+
+    #[test]
+    fn a_graph_bundle_resolves_nodes_by_name_and_refuses_tokens() {
+        let (m, x) = mlp();
+        assert!(m.llm().is_none() && m.bundle().is_some());
+        let names: Vec<String> = m.model().graph().nodes.iter().map(|n| n.name.clone()).collect();
+        assert!(names.len() > 2, "{names:?}");
+        for (j, name) in names.iter().enumerate() {
+            let node = Fault::NamedNode { name: name.clone(), step: None };
+            assert_eq!(m.resolve(&node, &x).unwrap(), Fault::Node(j), "{name}");
+            let step = Fault::NamedNode { name: name.clone(), step: Some(7) };
+            assert_eq!(m.resolve(&step, &x).unwrap(), Fault::Step { node: j, step: 7 }, "{name}");
+            assert_eq!(m.node_label(j), format!("node {j} ({name})"));
+        }
+        let e = m.resolve(&Fault::NamedNode { name: "no.such".into(), step: None }, &x).unwrap_err().to_string();
+        assert!(e.contains("--dishonest node:no.such: the model has no node named \"no.such\""), "{e}");
+        let e = m.resolve(&Fault::Token(1), &x).unwrap_err().to_string();
+        assert_eq!(e, "--dishonest token:1: token:T applies to an LLM bundle's generations only");
+        // Faults by index are the model's own already.
+        for f in [Fault::Output, Fault::Node(1), Fault::Step { node: 1, step: 3 }, Fault::ChallengeAll] {
+            assert_eq!(m.resolve(&f, &x).unwrap(), f);
+        }
+    }
 }

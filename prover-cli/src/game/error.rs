@@ -45,7 +45,7 @@ pub enum GameError {
         msg: String,
     },
     /// A fault spec that does not parse.
-    #[error("fault spec {spec:?}: {why} (the forms are output, node:K, step:K:S and challenge-all)")]
+    #[error("fault spec {spec:?}: {why} (the forms are output, node:K, step:K:S, token:T and challenge-all)")]
     FaultSpec {
         /// The spec as given.
         spec: String,

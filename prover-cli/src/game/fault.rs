@@ -451,7 +451,6 @@ mod tests {
     fn bad_specs_are_quoted_with_the_forms() {
         let cases = [
             ("node:", "node K is missing"),
-            ("node:x", "node K \"x\" is not a number"),
             ("node:-1", "not a number"),
             ("node:+1", "not a number"),
             ("node: 1", "not a number"),
@@ -471,7 +470,70 @@ mod tests {
             let e = spec.parse::<Fault>().unwrap_err().to_string();
             assert!(e.starts_with(&format!("fault spec {spec:?}: ")), "{spec}: {e}");
             assert!(e.contains(why), "{spec}: {e}");
-            assert!(e.contains("output, node:K, step:K:S and challenge-all"), "{spec}: {e}");
+            assert!(e.contains("output, node:K, step:K:S, token:T and challenge-all"), "{spec}: {e}");
+        }
+    }
+
+    #[test]
+    fn llm_specs_parse_print_and_round_trip() {
+        let named = |name: &str, step| Fault::NamedNode { name: name.to_string(), step };
+        let cases = [
+            ("token:0", Fault::Token(0)),
+            ("token:7", Fault::Token(7)),
+            ("node:pos9.argmax", named("pos9.argmax", None)),
+            ("node:pos4.blk.15.ffn_up", named("pos4.blk.15.ffn_up", None)),
+            // Anything but digits is a name.
+            ("node:12x", named("12x", None)),
+            ("node:x", named("x", None)),
+            ("step:pos4.blk.15.ffn_up:1000", named("pos4.blk.15.ffn_up", Some(1000))),
+            ("step:pos0.token:0", named("pos0.token", Some(0))),
+        ];
+        for (spec, fault) in cases {
+            assert_eq!(spec.parse::<Fault>().unwrap(), fault, "{spec}");
+            assert_eq!(fault.to_string(), spec);
+            assert!(fault.is_submitter_fault(), "{spec}");
+        }
+        // An index stays an index.
+        assert_eq!("node:12".parse::<Fault>().unwrap(), Fault::Node(12));
+        assert_eq!("step:12:3".parse::<Fault>().unwrap(), Fault::Step { node: 12, step: 3 });
+    }
+
+    #[test]
+    fn bad_llm_specs_are_quoted_with_the_forms() {
+        let cases = [
+            ("token:", "token T is missing"),
+            ("token:x", "token T \"x\" is not a number"),
+            ("token:-1", "token T \"-1\" is not a number"),
+            ("token:99999999999999999999999", "token T 99999999999999999999999 is too large"),
+            ("token", "token:T takes 1 field, got 0"),
+            ("token:1:2", "token:T takes 1 field, got 2"),
+            ("step:pos4.blk.15.ffn_up", "step:K:S takes 2 fields, got 1"),
+            ("step:pos4.blk.15.ffn_up:", "step S is missing"),
+            ("step:pos4.blk.15.ffn_up:z", "step S \"z\" is not a number"),
+            ("node:pos4:ffn_up", "node:K takes 1 field, got 2"),
+        ];
+        for (spec, why) in cases {
+            let e = spec.parse::<Fault>().unwrap_err().to_string();
+            assert!(e.starts_with(&format!("fault spec {spec:?}: ")), "{spec}: {e}");
+            assert!(e.contains(why), "{spec}: {e}");
+            assert!(e.contains("token:T"), "{spec}: {e}");
+        }
+    }
+
+    /// `token:T` and nodes by name depend on the model and the claim: the library's run
+    /// takes them only once resolved to a node index.
+    #[test]
+    fn unresolved_token_and_named_faults_are_refused() {
+        let d = mlp();
+        let faults = [
+            Fault::Token(2),
+            Fault::NamedNode { name: "fc2".into(), step: None },
+            Fault::NamedNode { name: "fc2".into(), step: Some(10) },
+        ];
+        for fault in faults {
+            let e = dishonest(d, &fault).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("fault {fault}: ")), "{fault}: {e}");
+            assert!(e.contains("resolved against the model first"), "{fault}: {e}");
         }
     }
 
