@@ -79,9 +79,12 @@ pub struct GameRecord {
 pub enum Followed {
     Claim(ClaimRecord),
     Game(GameRecord),
+    /// `GameEnded` of this game id.
+    Ended(u64),
 }
 
-/// Decode one log of the game contract (`ClaimPosted` or `Challenged`; others are `None`).
+/// Decode one log of the game contract (`ClaimPosted`, `Challenged` or `GameEnded`; others
+/// are `None`).
 pub fn decode(log: &Log) -> Result<Option<Followed>> {
     let block = log.block_number.unwrap_or_default();
     let topic = log.topics().first().copied();
@@ -110,6 +113,10 @@ pub fn decode(log: &Log) -> Result<Option<Followed>> {
             block,
             ended: false,
         })));
+    }
+    if topic == Some(IOptimisticML::GameEnded::SIGNATURE_HASH) {
+        let e = IOptimisticML::GameEnded::decode_log(&log.inner).map_err(bad)?.data;
+        return Ok(Some(Followed::Ended(e.gameId.to::<u64>())));
     }
     Ok(None)
 }
@@ -260,5 +267,33 @@ mod tests {
         assert!(e.contains("neither my honest run gives its output commitment"), "{e}");
         let e = defended_run(&m, &false_claim, &["output".parse().unwrap()], 20).unwrap_err().to_string();
         assert!(e.contains("nor any of --dishonest output"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod event_tests {
+    use super::*;
+    use alloy::primitives::{LogData, U256};
+    use alloy_sol_types::SolEvent;
+
+    /// A `GameEnded` log is followed (a watcher catching up marks such games ended instead
+    /// of re-running their claims), other events of the contract are not.
+    #[test]
+    fn game_ended_logs_name_their_game() {
+        let ended = IOptimisticML::GameEnded {
+            gameId: U256::from(7),
+            winner: IOptimisticML::Side::Challenger,
+            reason: IOptimisticML::EndReason::Step,
+        };
+        let log = |data: LogData| Log {
+            inner: alloy::primitives::Log { address: Address::ZERO, data },
+            ..Default::default()
+        };
+        match decode(&log(ended.encode_log_data())).unwrap() {
+            Some(Followed::Ended(7)) => {}
+            other => panic!("GameEnded decoded as {other:?}"),
+        }
+        let voided = IOptimisticML::ClaimVoided { claimId: U256::from(3), gameId: U256::from(7) };
+        assert!(decode(&log(voided.encode_log_data())).unwrap().is_none());
     }
 }

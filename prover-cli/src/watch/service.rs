@@ -265,12 +265,24 @@ impl Watcher {
         if latest < self.state.next_block {
             return Ok(());
         }
-        let sigs = [IOptimisticML::ClaimPosted::SIGNATURE_HASH, IOptimisticML::Challenged::SIGNATURE_HASH];
+        let sigs = [
+            IOptimisticML::ClaimPosted::SIGNATURE_HASH,
+            IOptimisticML::Challenged::SIGNATURE_HASH,
+            IOptimisticML::GameEnded::SIGNATURE_HASH,
+        ];
         let logs = self.c.logs_between(self.game, &sigs, self.state.next_block, latest).await?;
         for log in &logs {
             match decode(log)? {
                 Some(Followed::Claim(c)) if !self.state.claims.contains_key(&c.id) => self.new_claim(c),
                 Some(Followed::Game(g)) if !self.state.games.contains_key(&g.id) => self.new_game(g),
+                // A game that ended before this watcher played it (a catch-up from an
+                // older block, a restart on a new data dir): nothing to play. A game this
+                // watcher is playing ends through its task.
+                Some(Followed::Ended(id)) if !self.tasks.contains_key(&id) => {
+                    if let Some(g) = self.state.games.get_mut(&id) {
+                        g.ended = true;
+                    }
+                }
                 _ => {}
             }
         }
