@@ -569,7 +569,8 @@ async fn summarize(
     let name_of = |a: Address| actor_of(a).map(|x| x.name().to_string()).unwrap_or_else(|| a.to_string());
 
     // Claims.
-    text += "\nclaims\n  claim  submitter            kind               status      expected\n";
+    let kw = claims.iter().map(|c| c.kind.len()).max().unwrap_or(0).max(18);
+    text += &format!("\nclaims\n  claim  submitter            {:<kw$} status      expected\n", "kind");
     let mut claim_json = Vec::new();
     for cl in claims {
         let v = c.view(d.game, &IOptimisticML::claimOfCall { claimId: U256::from(cl.id) }).await?;
@@ -583,7 +584,7 @@ async fn summarize(
         if status != cl.expected {
             problems.push(format!("claim {} ({}) is {status}, expected {}", cl.id, cl.kind, cl.expected));
         }
-        text += &format!("  {:<6} {:<20} {:<18} {:<11} {}\n", cl.id, cl.by.name(), cl.kind, status, cl.expected);
+        text += &format!("  {:<6} {:<20} {:<kw$} {:<11} {}\n", cl.id, cl.by.name(), cl.kind, status, cl.expected);
         let mut j = json!({ "claim": cl.id, "submitter": cl.by.name(), "kind": cl.kind, "status": status, "expected": cl.expected });
         if let Some((prompt, claimed)) = &cl.generation {
             text += &format!("         prompt {prompt:?} -> claimed {claimed:?}\n");

@@ -106,7 +106,18 @@ fn llm_demo_on_smollm2_voids_each_lie() {
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("smollm2.opmlllm");
     let b = bundle.to_str().unwrap();
-    smollm2::json_ok(&["model", "import", gguf.to_str().unwrap(), "-o", b, "--max-prompt", "8", "--max-new", "8"]);
+    smollm2::json_ok(&[
+        "model",
+        "import",
+        gguf.to_str().unwrap(),
+        "-o",
+        b,
+        "--max-prompt",
+        "8",
+        "--max-new",
+        "8",
+        "--json",
+    ]);
     let out = smollm2::opml(&["demo", "--model", b, "--json"]);
     let v: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("demo: not JSON ({e}); stderr:\n{}", String::from_utf8_lossy(&out.stderr)));
