@@ -297,15 +297,15 @@ async fn demo(a: DemoArgs) -> Result<ExitCode> {
         }
     };
     let model_path = a.model.clone().unwrap_or_else(default_model);
+    if let Some(f) = a.fault.iter().find(|f| !f.is_submitter_fault()) {
+        bail!("--fault {f}: the demo's dishonest claims take output, node:K, step:K:S or token:T");
+    }
     let m = Arc::new(ClaimModel::load(&model_path)?);
     let n = m.model().graph().nodes.len();
     let [first, lies, last] = requests(&m, &model_path, &a)?;
     // The honest run the lying challenger stands by, on the last claim.
     let lying_run = Run::honest(m.model().clone(), m.root(), &last.inputs, VM_DEPTH)?;
     let faults = if a.fault.is_empty() { default_faults(&m, &lies.inputs, &lying_run)? } else { a.fault.clone() };
-    if let Some(f) = faults.iter().find(|f| !f.is_submitter_fault()) {
-        bail!("--fault {f}: the demo's dishonest claims take output, node:K, step:K:S or token:T");
-    }
     let fault_list = faults.iter().map(Fault::to_string).collect::<Vec<_>>().join(", ");
     let say = |s: String| {
         if !a.json {

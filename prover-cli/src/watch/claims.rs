@@ -191,6 +191,7 @@ mod tests {
     use crate::watch::models::ModelStore;
     use opml_dnn::st::read_dataset;
     use std::path::Path;
+    use std::sync::Arc;
 
     fn fixture(name: &str) -> std::path::PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/digits").join(name)
@@ -203,7 +204,7 @@ mod tests {
         let m = store.get(&id).unwrap();
         let data = std::fs::read(fixture("test_mlp.safetensors")).unwrap();
         let ds = read_dataset(&data, "test_mlp", false).unwrap();
-        let x = m.bundle.quantize_input(ds.sample(1)).unwrap();
+        let x = m.bundle().unwrap().quantize_input(ds.sample(1)).unwrap();
         let c = ClaimRecord {
             id: 7,
             block: 1,
@@ -248,9 +249,8 @@ mod tests {
     fn a_submitter_defends_with_the_run_that_gives_its_claimed_output() {
         let (m, c, x) = mlp_claim(None);
         let honest = honest_run(&m, std::slice::from_ref(&x), 20).unwrap();
-        let b = &m.bundle;
         let fault: Fault = "node:2".parse().unwrap();
-        let lie = Run::dishonest(Arc::new(b.model.clone()), b.model_root().unwrap(), &[x], &fault, 20).unwrap();
+        let lie = Run::dishonest(m.model().clone(), m.root(), &[x], &fault, 20).unwrap();
         let true_claim = ClaimRecord { output_commitment: B256::from(honest.graph().output_commitment()), ..c.clone() };
         let false_claim = ClaimRecord { output_commitment: B256::from(lie.graph().output_commitment()), ..c.clone() };
         assert!(defended_run(&m, &true_claim, std::slice::from_ref(&fault), 20).unwrap().fault().is_none());
