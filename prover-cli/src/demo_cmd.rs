@@ -2,15 +2,22 @@
 //!
 //! 1. a private anvil and a deployment with a short challenge window;
 //! 2. the model registered; three watchers started in this process: an honest challenger,
-//!    an honest submitter and a dishonest submitter (`--dishonest FAULT`);
-//! 3. three claims: an honest one nobody disputes, a false one (the fault), and an honest
+//!    an honest submitter and a dishonest submitter (`--fault SPEC`, one or more);
+//! 3. the claims: an honest one nobody disputes, one false claim per fault, and an honest
 //!    one that a lying challenger disputes;
-//! 4. the watchers act by themselves: the false claim is challenged and voided, the honest
-//!    claim is defended and the lying challenger loses its bond, the honest claims
+//! 4. the watchers act by themselves: each false claim is challenged and voided, the
+//!    honest claim is defended and the lying challenger loses its bond, the honest claims
 //!    finalize once their window closes, and every winner withdraws;
-//! 5. a summary per claim and per dispute (phases, rounds, gas, wall time, bonds), a check
-//!    that the contract paid out exactly what it took in, and a verdict. The exit status
-//!    is 0 only if every outcome is the expected one.
+//! 5. a summary per claim and per dispute (phases, rounds, gas, wall time, bonds, the node
+//!    each dispute isolated), a check that the contract paid out exactly what it took in,
+//!    and a verdict. The exit status is 0 only if every outcome is the expected one.
+//!
+//! The model is a graph bundle (`.opml`: claims over input samples, by default the digits
+//! CNN with one fault, `node:N/2`) or an LLM bundle (`.opmlllm`: claims over a whole greedy
+//! generation from a few fixed short English prompts, by default with three faults: a
+//! middle generated token, a middle layer's `ffn_up` node at that token's position, and one
+//! step inside that node's VM run). An LLM claim's summary shows its prompt and the text it
+//! claims, and each dispute names the node it isolated.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -38,9 +45,9 @@ use crate::chain::event;
 use crate::chain::play::{self, PlayOptions, Role};
 use crate::chain::report::{unix_now, Reporter, Sink};
 use crate::chain::workers::Workers;
-use crate::claim_model::ClaimModel;
-use crate::files::{load_bundle, load_data};
-use crate::sample::{claim_data, registration};
+use crate::claim_model::{ClaimModel, LlmClaims};
+use crate::files::load_data;
+use crate::sample::post_call;
 use crate::watch::models::ModelStore;
 use crate::watch::service::{Roles, WatchConfig, Watcher};
 
@@ -85,16 +92,26 @@ impl Actor {
 /// `opml demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Bundle to run [default: the digits CNN, fixtures/digits/cnn.opml of this source tree].
+    /// Bundle to run: a graph bundle (`.opml`) or an LLM bundle (`.opmlllm`, claims over
+    /// greedy generations from fixed prompts) [default: the digits CNN,
+    /// fixtures/digits/cnn.opml of this source tree].
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Input samples (safetensors, `inputs`), samples 0..2 are used [default: the digits
-    /// test set for the digits CNN, else deterministic pseudo-random inputs].
+    /// Input samples of a graph bundle (safetensors, `inputs`), samples 0..2 are used
+    /// [default: the digits test set for the digits CNN, else deterministic pseudo-random
+    /// inputs].
     #[arg(long)]
     pub input: Option<PathBuf>,
-    /// Where the dishonest claim lies: output, node:K or step:K:S [default: node:N/2, a middle node].
+    /// Where a dishonest claim lies, one false claim per --fault: output, node:K or
+    /// step:K:S (K an index or a node's name), token:T (an LLM's generated token T)
+    /// [default: node:N/2, a middle node; an LLM: token:T, node:posP.blk.L.ffn_up and
+    /// step:posP.blk.L.ffn_up:S, T the middle generated token, P the position that emits
+    /// it, L the middle layer, S the middle of that node's VM run].
     #[arg(long, value_name = "SPEC")]
-    pub fault: Option<Fault>,
+    pub fault: Vec<Fault>,
+    /// Tokens each LLM claim generates [default: the bundle's --max-new, at most 8].
+    #[arg(long)]
+    pub max_new_tokens: Option<usize>,
     /// Challenge window of the demo deployment, seconds (every claim lives this long).
     #[arg(long, default_value_t = 20)]
     pub window: u64,
@@ -107,8 +124,10 @@ pub struct DemoArgs {
     /// Print the watchers' events (to stderr).
     #[arg(long, short)]
     pub verbose: bool,
-    /// Print one JSON object (`ok`, `problems`, `claims`, `games`, `accounts`, `conservation`,
-    /// `challenge_latency_ms`, `seconds`) instead of the tables.
+    /// Print one JSON object (`ok`, `problems`, `model`, `model_id`, `fault`, `faults`,
+    /// `config`, `claims`, `games`, `accounts`, `conservation`, `challenge_latency_ms`,
+    /// `seconds`; an LLM also `llm`, each claim's `prompt` and `text`, each game's
+    /// `node_name`) instead of the tables.
     #[arg(long)]
     pub json: bool,
 }
@@ -117,6 +136,15 @@ const CLOCK: u64 = 300;
 const SUBMITTER_BOND: u128 = 1_000_000_000_000_000_000;
 const CHALLENGER_BOND: u128 = 500_000_000_000_000_000;
 const BURN_BPS: u16 = 2_500;
+/// The VM depth D of the demo deployment (and of its runs).
+const VM_DEPTH: u32 = 32;
+
+/// The prompts of an LLM demo's claims: the first honest claim's, the false claims'
+/// (all of them: a watcher lying with several faults must be able to apply each to every
+/// false claim), the disputed honest claim's. Each is cut to the bundle's --max-prompt.
+const PROMPTS: [&str; 3] = ["The capital of France is", "Once upon a time, there was", "One, two, three, four,"];
+/// Tokens an LLM claim generates when the bundle allows more and --max-new-tokens is absent.
+const DEFAULT_NEW_TOKENS: usize = 8;
 
 fn default_model() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/digits/cnn.opml")
@@ -169,6 +197,67 @@ fn inputs(b: &Bundle, model: &Path, input: Option<&Path>) -> Result<Vec<Tensor>>
         .collect()
 }
 
+/// The inputs of one kind of claim (the first honest one, the false ones, the disputed
+/// honest one), and an LLM claim's prompt.
+struct Request {
+    inputs: Vec<Tensor>,
+    prompt: Option<String>,
+}
+
+/// The three requests: a graph bundle's samples 0..2, or an LLM's [`PROMPTS`] with `new`
+/// tokens to generate.
+fn requests(m: &ClaimModel, model: &Path, a: &DemoArgs) -> Result<[Request; 3]> {
+    let Some(l) = m.llm() else {
+        if a.max_new_tokens.is_some() {
+            bail!("--max-new-tokens applies to an LLM bundle (.opmlllm); {} is a graph bundle", model.display());
+        }
+        let b = m.bundle().expect("a graph bundle");
+        let xs = inputs(b, model, a.input.as_deref())?;
+        let [x0, x1, x2]: [Tensor; 3] = xs.try_into().map_err(|_| anyhow!("the demo takes 3 samples"))?;
+        let r = |x| Request { inputs: vec![x], prompt: None };
+        return Ok([r(x0), r(x1), r(x2)]);
+    };
+    if a.input.is_some() {
+        bail!("--input applies to a graph bundle; {} is an LLM bundle (its claims use fixed prompts)", model.display());
+    }
+    let limits = l.graph.limits;
+    let new = a.max_new_tokens.unwrap_or(limits.max_new.min(DEFAULT_NEW_TOKENS));
+    if new == 0 || new > limits.max_new {
+        bail!(
+            "--max-new-tokens {new}: {} generates 1..={} tokens (its --max-new at import)",
+            model.display(),
+            limits.max_new
+        );
+    }
+    let request = |text: &str| -> Result<Request> {
+        let mut ids = l.tokenizer.encode(text)?;
+        ids.truncate(limits.max_prompt);
+        let prompt = l.tokenizer.decode(&ids, false)?;
+        Ok(Request { inputs: l.graph.inputs(&ids, new)?, prompt: Some(prompt) })
+    };
+    Ok([request(PROMPTS[0])?, request(PROMPTS[1])?, request(PROMPTS[2])?])
+}
+
+/// The default faults: a graph bundle's middle node; an LLM's middle generated token T of
+/// the false claims' `inputs`, the middle layer's `ffn_up` at the position P that emits
+/// it, and the middle step of that node's VM run (in `honest`, a run of the same graph).
+fn default_faults(m: &ClaimModel, inputs: &[Tensor], honest: &Run) -> Result<Vec<Fault>> {
+    let Some(l) = m.llm() else {
+        return Ok(vec![Fault::Node(m.model().graph().nodes.len() / 2)]);
+    };
+    let (prompt, new) = l.graph.effective(inputs)?;
+    let t = new / 2;
+    let pos = l.graph.position_of_token(prompt.len(), t);
+    let name = format!("pos{pos}.blk.{}.ffn_up", l.llama.config().layers / 2);
+    let node = l.graph.node_named(&name).ok_or_else(|| anyhow!("the generation graph has no node {name}"))?;
+    let end = honest.vm_view(node)?.end_step();
+    Ok(vec![
+        Fault::Token(t),
+        Fault::NamedNode { name: name.clone(), step: None },
+        Fault::NamedNode { name, step: Some(end / 2) },
+    ])
+}
+
 /// What the demo expects of each claim.
 #[derive(Clone, Debug)]
 struct DemoClaim {
@@ -177,6 +266,15 @@ struct DemoClaim {
     kind: String,
     expected: &'static str,
     posted_at: f64,
+    /// An LLM claim's prompt and the text it claims.
+    generation: Option<(String, String)>,
+}
+
+/// The text of the tokens an LLM claim over `inputs` says were generated.
+fn claimed_text(l: &LlmClaims, inputs: &[Tensor], output: &Tensor) -> Result<String> {
+    let (_, new) = l.graph.effective(inputs)?;
+    let ids: Vec<u32> = output.as_i32().unwrap_or_default().iter().take(new).map(|&t| t.max(0) as u32).collect();
+    Ok(l.tokenizer.decode(&ids, false)?)
 }
 
 /// Run the demo.
@@ -199,19 +297,27 @@ async fn demo(a: DemoArgs) -> Result<ExitCode> {
         }
     };
     let model_path = a.model.clone().unwrap_or_else(default_model);
-    let bundle = load_bundle(&model_path)?;
-    let n = bundle.model.graph().nodes.len();
-    let fault = a.fault.clone().unwrap_or(Fault::Node(n / 2));
-    if !fault.is_submitter_fault() {
-        bail!("--fault {fault}: the demo's dishonest claim takes output, node:K or step:K:S");
+    if let Some(f) = a.fault.iter().find(|f| !f.is_submitter_fault()) {
+        bail!("--fault {f}: the demo's dishonest claims take output, node:K, step:K:S or token:T");
     }
-    let xs = inputs(&bundle, &model_path, a.input.as_deref())?;
+    let m = Arc::new(ClaimModel::load(&model_path)?);
+    let n = m.model().graph().nodes.len();
+    let [first, lies, last] = requests(&m, &model_path, &a)?;
+    // The honest run the lying challenger stands by, on the last claim.
+    let lying_run = Run::honest(m.model().clone(), m.root(), &last.inputs, VM_DEPTH)?;
+    let faults = if a.fault.is_empty() { default_faults(&m, &lies.inputs, &lying_run)? } else { a.fault.clone() };
+    let fault_list = faults.iter().map(Fault::to_string).collect::<Vec<_>>().join(", ");
     let say = |s: String| {
         if !a.json {
             println!("{s}");
         }
     };
-    say(format!("opml demo: model {} ({n} nodes), fault {fault}, window {} s", model_path.display(), a.window));
+    let plural = if faults.len() == 1 { "" } else { "s" };
+    say(format!(
+        "opml demo: model {} ({n} nodes), fault{plural} {fault_list}, window {} s",
+        model_path.display(),
+        a.window
+    ));
 
     // 1. A private devnet and a deployment.
     let anvil = Anvil::spawn(free_port()?, None, &dir.join("anvil.log"))?;
@@ -220,7 +326,7 @@ async fn demo(a: DemoArgs) -> Result<ExitCode> {
     let deployer = client(Actor::Deployer)?;
     let cfg = IOptimisticML::Config {
         arity: a.arity,
-        vmDepth: 32,
+        vmDepth: u64::from(VM_DEPTH),
         challengeWindow: a.window,
         clock: CLOCK,
         requestTimeout: 3_600,
@@ -231,12 +337,12 @@ async fn demo(a: DemoArgs) -> Result<ExitCode> {
     };
     let d = deploy_contracts(&deployer, &url, cfg.clone()).await?;
     say(format!(
-        "devnet {url}: OptimisticML {} (k = {}, D = 32, window {} s, clock {CLOCK} s)",
+        "devnet {url}: OptimisticML {} (k = {}, D = {VM_DEPTH}, window {} s, clock {CLOCK} s)",
         d.game, a.arity, a.window
     ));
 
     // 2. The model and the watchers.
-    let (reg, model_id) = registration(&bundle, "opml demo")?;
+    let (reg, model_id) = m.registration("opml demo");
     deployer.send_call(d.registry, &reg, U256::ZERO, "register").await?;
     say(format!("registered model {model_id}"));
     let (events_tx, mut events) = mpsc::unbounded_channel::<Value>();
@@ -247,10 +353,10 @@ async fn demo(a: DemoArgs) -> Result<ExitCode> {
     for (who, roles, faults) in [
         (Actor::Challenger, Roles { challenger: true, submitter: false }, vec![]),
         (Actor::Submitter, Roles { challenger: false, submitter: true }, vec![]),
-        (Actor::Liar, Roles { challenger: false, submitter: true }, vec![fault.clone()]),
+        (Actor::Liar, Roles { challenger: false, submitter: true }, faults.clone()),
     ] {
         let mut store = ModelStore::default();
-        store.insert(ClaimModel::from_bundle(model_path.clone(), bundle.clone())?)?;
+        store.insert_shared(m.clone())?;
         let wcfg = WatchConfig {
             roles,
             faults,
@@ -262,41 +368,45 @@ async fn demo(a: DemoArgs) -> Result<ExitCode> {
         watchers.push(tokio::spawn(w.run(stop_rx.clone())));
     }
 
-    // 3. Three claims.
-    let model = Arc::new(bundle.model.clone());
-    let root = bundle.model_root()?;
+    // 3. The claims: honest, one false claim per fault, honest (the lying challenger's).
     let mut claims = Vec::new();
-    let plan = [
-        (Actor::Submitter, None, "finalized"),
-        (Actor::Liar, Some(&fault), "voided"),
-        (Actor::Submitter, None, "finalized"),
-    ];
-    let mut runs = Vec::new();
-    for (i, (who, f, expected)) in plan.into_iter().enumerate() {
-        let x = std::slice::from_ref(&xs[i]);
-        let run = match f {
-            None => Run::honest(model.clone(), root, x, 32)?,
-            Some(f) => Run::dishonest(model.clone(), root, x, f, 32)?,
+    let mut plan = vec![(Actor::Submitter, None, &first, "finalized")];
+    plan.extend(faults.iter().map(|f| (Actor::Liar, Some(f), &lies, "voided")));
+    plan.push((Actor::Submitter, None, &last, "finalized"));
+    for (who, f, req, expected) in plan {
+        let x = &req.inputs;
+        let output = match f {
+            None => m.output(x)?,
+            Some(f) => {
+                let f = m.resolve(f, x)?;
+                Run::dishonest(m.model().clone(), m.root(), x, &f, VM_DEPTH)?.graph().output().clone()
+            }
         };
-        let cd = claim_data(&bundle, run.graph(), 0, "")?;
+        let post = post_call(model_id, x, &output, 0);
         // Taken before sending: the watcher may challenge before this process has polled
         // the claim's receipt, so the latency below is an upper bound.
         let posted_at = unix_now();
-        let r = client(who)?.send_call(d.game, &cd.post, U256::from(SUBMITTER_BOND), "postClaim").await?;
+        let r = client(who)?.send_call(d.game, &post, U256::from(SUBMITTER_BOND), "postClaim").await?;
         let e = event::<IOptimisticML::ClaimPosted>(&r, "postClaim")?;
         let id = e.claimId.to::<u64>();
         let kind = match f {
             None => "honest".to_string(),
             Some(f) => format!("false ({f})"),
         };
-        say(format!("claim {id}: {kind}, posted by the {}", who.name()));
-        claims.push(DemoClaim { id, by: who, kind, expected, posted_at });
-        runs.push(run);
+        let generation = match (m.llm(), &req.prompt) {
+            (Some(l), Some(p)) => Some((p.clone(), claimed_text(l, x, &output)?)),
+            _ => None,
+        };
+        match &generation {
+            Some((p, t)) => say(format!("claim {id}: {kind}, posted by the {}: {p:?} -> {t:?}", who.name())),
+            None => say(format!("claim {id}: {kind}, posted by the {}", who.name())),
+        }
+        claims.push(DemoClaim { id, by: who, kind, expected, posted_at, generation });
     }
 
     // 4. The lying challenger disputes the last (true) claim and plays it.
     let liar_ch = client(Actor::LyingChallenger)?;
-    let true_claim = claims[2].id;
+    let true_claim = claims.last().expect("claims").id;
     let r = liar_ch
         .send_call(
             d.game,
@@ -311,8 +421,8 @@ async fn demo(a: DemoArgs) -> Result<ExitCode> {
     let _ = events_tx
         .send(json!({ "ts": unix_now(), "event": "challenge", "game": lying_game.to::<u64>(), "claim": true_claim }));
     let lying_report = base.named(Actor::LyingChallenger.name());
-    let lying_run = Arc::new(runs.pop().expect("three runs"));
-    let (lb, dg, db) = (Arc::new(bundle.node_images().to_vec()), d.game, d.block);
+    let lying_run = Arc::new(lying_run);
+    let (lb, dg, db) = (m.images().clone(), d.game, d.block);
     let lying = tokio::spawn(async move {
         let o = PlayOptions { role: Role::Challenger, poll: Duration::from_millis(100) };
         play::play(&liar_ch, dg, db, lying_game, lb, lying_run, &o, &Workers::new(1), &lying_report).await
@@ -349,7 +459,7 @@ async fn demo(a: DemoArgs) -> Result<ExitCode> {
     }
 
     // 6. The summary, from the chain.
-    let summary = summarize(&reader, &d, &cfg, &claims, &log).await?;
+    let summary = summarize(&reader, &d, &cfg, &m, &claims, &log).await?;
     let mut problems: Vec<String> = Vec::new();
     if !settled {
         problems.push(format!("not every claim settled within {} s", limit.as_secs()));
@@ -361,12 +471,13 @@ async fn demo(a: DemoArgs) -> Result<ExitCode> {
     let ok = problems.is_empty();
     let seconds = started.elapsed().as_secs_f64();
     if a.json {
-        let v = json!({
+        let mut v = json!({
             "ok": ok,
             "problems": problems,
             "model": model_path.display().to_string(),
             "model_id": model_id.to_string(),
-            "fault": fault.to_string(),
+            "fault": fault_list,
+            "faults": faults.iter().map(Fault::to_string).collect::<Vec<_>>(),
             "config": { "arity": cfg.arity, "vm_depth": cfg.vmDepth, "window": cfg.challengeWindow, "clock": cfg.clock,
                         "submitter_bond": cfg.submitterBond.to_string(), "challenger_bond": cfg.challengerBond.to_string(),
                         "burn_bps": cfg.burnBps },
@@ -377,6 +488,16 @@ async fn demo(a: DemoArgs) -> Result<ExitCode> {
             "challenge_latency_ms": summary.latency_ms,
             "seconds": seconds,
         });
+        if let Some(l) = m.llm() {
+            let (prompt, new) = l.graph.effective(&lies.inputs)?;
+            v["llm"] = json!({
+                "max_prompt": l.graph.limits.max_prompt,
+                "max_new": l.graph.limits.max_new,
+                "new_tokens": new,
+                "layers": l.llama.config().layers,
+                "false_prompt_tokens": prompt.len(),
+            });
+        }
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print!("{}", summary.text);
@@ -438,6 +559,7 @@ async fn summarize(
     c: &Client,
     d: &Deployment,
     cfg: &IOptimisticML::Config,
+    m: &ClaimModel,
     claims: &[DemoClaim],
     log: &[Value],
 ) -> Result<Summary> {
@@ -447,7 +569,8 @@ async fn summarize(
     let name_of = |a: Address| actor_of(a).map(|x| x.name().to_string()).unwrap_or_else(|| a.to_string());
 
     // Claims.
-    text += "\nclaims\n  claim  submitter            kind               status      expected\n";
+    let kw = claims.iter().map(|c| c.kind.len()).max().unwrap_or(0).max(18);
+    text += &format!("\nclaims\n  claim  submitter            {:<kw$} status      expected\n", "kind");
     let mut claim_json = Vec::new();
     for cl in claims {
         let v = c.view(d.game, &IOptimisticML::claimOfCall { claimId: U256::from(cl.id) }).await?;
@@ -461,8 +584,14 @@ async fn summarize(
         if status != cl.expected {
             problems.push(format!("claim {} ({}) is {status}, expected {}", cl.id, cl.kind, cl.expected));
         }
-        text += &format!("  {:<6} {:<20} {:<18} {:<11} {}\n", cl.id, cl.by.name(), cl.kind, status, cl.expected);
-        claim_json.push(json!({ "claim": cl.id, "submitter": cl.by.name(), "kind": cl.kind, "status": status, "expected": cl.expected }));
+        text += &format!("  {:<6} {:<20} {:<kw$} {:<11} {}\n", cl.id, cl.by.name(), cl.kind, status, cl.expected);
+        let mut j = json!({ "claim": cl.id, "submitter": cl.by.name(), "kind": cl.kind, "status": status, "expected": cl.expected });
+        if let Some((prompt, claimed)) = &cl.generation {
+            text += &format!("         prompt {prompt:?} -> claimed {claimed:?}\n");
+            j["prompt"] = json!(prompt);
+            j["text"] = json!(claimed);
+        }
+        claim_json.push(j);
     }
 
     // Games: events with this game id, their transactions' gas, wall time from the watchers' events.
@@ -565,7 +694,11 @@ async fn summarize(
             secs.map(|s| format!("{s:.1}")).unwrap_or_else(|| "-".into()),
         );
         text += &format!("        phases: {}\n", phases.join(" -> "));
-        game_json.push(json!({
+        let node_name = m.llm().and(m.model().graph().nodes.get(g.node as usize)).map(|x| x.name.clone());
+        if m.llm().is_some() {
+            text += &format!("        isolated {}\n", m.node_label(g.node as usize));
+        }
+        let mut j = json!({
             "game": id,
             "claim": g.claimId.to::<u64>(),
             "challenger": challenger,
@@ -580,7 +713,11 @@ async fn summarize(
             "gas": gas,
             "seconds": secs,
             "phases": phases,
-        }));
+        });
+        if let Some(name) = node_name {
+            j["node_name"] = json!(name);
+        }
+        game_json.push(j);
     }
 
     // Accounts: bonds posted (claims, challenges) and what each withdrew.

@@ -60,7 +60,8 @@ enum Command {
     /// The dispute game on a chain: deploy, claim, challenge, play a whole game, settle.
     #[command(subcommand)]
     Chain(chain_cmd::ChainCommand),
-    /// The whole loop on a private devnet: honest, false and falsely disputed claims, checked.
+    /// The whole loop on a private devnet: honest, false and falsely disputed claims, checked
+    /// (over a graph bundle's inputs or an LLM bundle's generations).
     Demo(demo_cmd::DemoArgs),
     /// Follow a deployment as a challenger and/or submitter and act by itself.
     Watch(watch_cmd::WatchArgs),

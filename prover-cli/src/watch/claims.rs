@@ -256,9 +256,8 @@ mod tests {
     fn a_submitter_defends_with_the_run_that_gives_its_claimed_output() {
         let (m, c, x) = mlp_claim(None);
         let honest = honest_run(&m, std::slice::from_ref(&x), 20).unwrap();
-        let b = m.bundle().unwrap();
         let fault: Fault = "node:2".parse().unwrap();
-        let lie = Run::dishonest(Arc::new(b.model.clone()), b.model_root().unwrap(), &[x], &fault, 20).unwrap();
+        let lie = Run::dishonest(m.model().clone(), m.root(), &[x], &fault, 20).unwrap();
         let true_claim = ClaimRecord { output_commitment: B256::from(honest.graph().output_commitment()), ..c.clone() };
         let false_claim = ClaimRecord { output_commitment: B256::from(lie.graph().output_commitment()), ..c.clone() };
         assert!(defended_run(&m, &true_claim, std::slice::from_ref(&fault), 20).unwrap().fault().is_none());

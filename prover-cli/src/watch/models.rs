@@ -50,8 +50,14 @@ impl ModelStore {
 
     /// Add a loaded model; its model id.
     pub fn insert(&mut self, m: ClaimModel) -> Result<B256> {
+        self.insert_shared(Arc::new(m))
+    }
+
+    /// Add a loaded model shared with others (the demo's watchers share one, an LLM's
+    /// generation graph takes seconds to build); its model id.
+    pub fn insert_shared(&mut self, m: Arc<ClaimModel>) -> Result<B256> {
         let (_, id) = m.registration("");
-        self.by_id.insert(id, Arc::new(m));
+        self.by_id.insert(id, m);
         Ok(id)
     }
 
