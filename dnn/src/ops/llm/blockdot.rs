@@ -526,64 +526,10 @@ mod avx2 {
         };
     }
 
-    /// The exact running sums of `P_b * S_b` of [`TILE_COLS`] outputs, one per 64-bit lane
-    /// (the split of [`Acc`], folded per lane: no sum across lanes).
-    struct LaneAcc {
-        hi: __m256i,
-        lo: __m256i,
-        steps: u32,
-        total: [i128; TILE_COLS],
-    }
-
-    impl LaneAcc {
-        /// Add one block of every lane's output: `dots` the four dots, `d` and `m` the four
-        /// weight rows' scales and mins, `sum` and `s` the activation block's.
-        #[inline]
-        #[target_feature(enable = "avx2")]
-        fn add(&mut self, dots: __m128i, d: __m128i, m: Option<__m128i>, sum: i32, s: i32) {
-            let mut p = _mm256_mul_epi32(_mm256_cvtepi32_epi64(d), _mm256_cvtepi32_epi64(dots));
-            if let Some(m) = m {
-                p = _mm256_add_epi64(p, _mm256_mul_epi32(_mm256_cvtepi32_epi64(m), _mm256_set1_epi64x(sum as i64)));
-            }
-            let s = _mm256_set1_epi64x(s as i64);
-            let low = _mm256_and_si256(p, _mm256_set1_epi64x(0xffff_ffff));
-            self.lo = _mm256_add_epi64(self.lo, _mm256_mul_epu32(low, s));
-            self.hi = _mm256_add_epi64(self.hi, _mm256_mul_epi32(_mm256_srli_epi64(p, 32), s));
-            self.steps += 1;
-            if self.steps == FOLD_EVERY {
-                self.fold();
-            }
-        }
-
-        #[inline]
-        #[target_feature(enable = "avx2")]
-        fn fold(&mut self) {
-            let (mut hi, mut lo) = ([0i64; 4], [0u64; 4]);
-            // SAFETY: both arrays are 32 bytes; storeu needs no alignment.
-            unsafe {
-                _mm256_storeu_si256(hi.as_mut_ptr() as *mut __m256i, self.hi);
-                _mm256_storeu_si256(lo.as_mut_ptr() as *mut __m256i, self.lo);
-            }
-            for ((t, &h), &l) in self.total.iter_mut().zip(&hi).zip(&lo) {
-                *t += ((h as i128) << 32) + l as i128;
-            }
-            (self.hi, self.lo, self.steps) = (_mm256_setzero_si256(), _mm256_setzero_si256(), 0);
-        }
-    }
-
-    /// Four i32 at `p`, `p + stride`, `p + 2 stride`, `p + 3 stride`.
-    ///
-    /// # Safety
-    /// All four are readable.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    unsafe fn strided4(p: *const i32, stride: usize) -> __m128i {
-        // SAFETY: the caller's.
-        unsafe { _mm_setr_epi32(*p, *p.add(stride), *p.add(2 * stride), *p.add(3 * stride)) }
-    }
-
-    /// A column-tile kernel: block by block, the four weight rows' dots against the one
-    /// activation block, reduced together, then one [`LaneAcc`] step.
+    /// A column-tile kernel: four blocks a step, and for each of the [`TILE_COLS`] weight
+    /// rows their four dots against the activation row's blocks (reduced together) and one
+    /// [`Acc`] step of that row, with its scales and mins loaded contiguously (the
+    /// activation blocks stay in L1 across the rows); the last `blocks % 4` zero-padded.
     macro_rules! cols_kernel {
         ($name:ident, $q:ty, $a:ty, $block:ident, $qbytes:expr) => {
             /// # Safety
@@ -593,24 +539,44 @@ mod avx2 {
                 let nb = sc.sum.len();
                 assert!(qs.len() >= TILE_COLS * nb * $qbytes && a.len() >= nb * QK && sc.s.len() >= nb);
                 assert!(sc.d.len() >= TILE_COLS * nb && sc.m.is_none_or(|m| m.len() >= TILE_COLS * nb));
-                let q: [&[$q]; TILE_COLS] = std::array::from_fn(|j| &qs[j * nb * $qbytes..]);
-                let mut acc =
-                    LaneAcc { hi: _mm256_setzero_si256(), lo: _mm256_setzero_si256(), steps: 0, total: [0; TILE_COLS] };
+                let q: [&[$q]; TILE_COLS] = std::array::from_fn(|j| &qs[j * nb * $qbytes..(j + 1) * nb * $qbytes]);
+                let rows: [RowScales<'_>; TILE_COLS] = std::array::from_fn(|j| {
+                    let w = j * nb..(j + 1) * nb;
+                    RowScales { d: &sc.d[w.clone()], m: sc.m.map(|m| &m[w]), sum: sc.sum, s: sc.s }
+                });
+                let mut acc = [Acc::new(), Acc::new(), Acc::new(), Acc::new()];
+                let mut b = 0;
                 // SAFETY: every block below `nb` of every weight row and of the activation
-                // row lies inside the slices (asserted above).
+                // row lies inside the slices (asserted above; each `q[j]` and `rows[j]`
+                // holds exactly `nb` blocks).
                 unsafe {
-                    for b in 0..nb {
-                        let v = [$block(q[0], a, b), $block(q[1], a, b), $block(q[2], a, b), $block(q[3], a, b)];
-                        let d = strided4(sc.d.as_ptr().add(b), nb);
-                        let m = match sc.m {
-                            Some(m) => Some(strided4(m.as_ptr().add(b), nb)),
-                            None => None,
-                        };
-                        acc.add(reduce4(v), d, m, *sc.sum.get_unchecked(b), *sc.s.get_unchecked(b));
+                    while b + 4 <= nb {
+                        for (j, acc) in acc.iter_mut().enumerate() {
+                            let v = [
+                                $block(q[j], a, b),
+                                $block(q[j], a, b + 1),
+                                $block(q[j], a, b + 2),
+                                $block(q[j], a, b + 3),
+                            ];
+                            acc.add4(reduce4(v), &rows[j], b);
+                        }
+                        b += 4;
+                    }
+                    if b < nb {
+                        let (n, z) = (nb - b, _mm256_setzero_si256());
+                        for (j, acc) in acc.iter_mut().enumerate() {
+                            let v = [
+                                $block(q[j], a, b),
+                                if n > 1 { $block(q[j], a, b + 1) } else { z },
+                                if n > 2 { $block(q[j], a, b + 2) } else { z },
+                                z,
+                            ];
+                            acc.add_last(reduce4(v), &rows[j], b, n);
+                        }
                     }
                 }
-                acc.fold();
-                acc.total
+                let [a0, a1, a2, a3] = acc;
+                [a0.finish(), a1.finish(), a2.finish(), a3.finish()]
             }
         };
     }
