@@ -13,9 +13,9 @@ pub enum Isa {
     Scalar,
     /// x86-64 AVX2 (`vpmaddubsw`, `vpmaddwd`, `vpmuldq`).
     Avx2,
-    /// x86-64 AVX-512 F, BW, VL and VNNI, all detected at run time (never AMX). The
-    /// attention's i64 loops are compiled for it; the block dots run the AVX2 kernels
-    /// (512-bit block kernels are not written yet).
+    /// x86-64 AVX-512 F, BW, DQ, VL and VNNI, all detected at run time (never AMX). The
+    /// attention's i64 loops and the batched `exp_q30` (`vpmullq`) are compiled for it;
+    /// the block dots run the AVX2 kernels (512-bit block kernels are not written yet).
     Avx512,
 }
 
@@ -39,6 +39,7 @@ impl Isa {
         std::is_x86_feature_detected!("avx2")
             && std::is_x86_feature_detected!("avx512f")
             && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512dq")
             && std::is_x86_feature_detected!("avx512vl")
             && std::is_x86_feature_detected!("avx512vnni")
     }
