@@ -236,7 +236,7 @@ impl BlockDot for i16 {
 ///
 /// Epilogue, four blocks per step in 64-bit lanes: `P_b = D_b dot_b + M_b A_b` exactly
 /// (`vpmuldq`, each product below 2^54, `|P_b| < 2^55`), split as `P_b = H 2^32 + L` with
-/// `L` in `0..2^32` and `H = P_b >> 32` (`|H| < 2^23`; `vpmuldq` reads the low 32 bits of a
+/// `L` in `0..2^32` (the low half of the lane) and `H = P_b >> 32` (`|H| < 2^23`; `vpmuldq` reads the low 32 bits of a
 /// lane as signed, which after a logical shift by 32 are exactly `H`). `L S_b < 2^57`
 /// (unsigned, `vpmuludq`) and `|H S_b| < 2^48` accumulate per lane and are folded into an
 /// i128 every 64 steps, before `64 * 2^57` could reach 2^63. So the sum is exact.
@@ -244,6 +244,10 @@ impl BlockDot for i16 {
 mod avx2 {
     use super::{RowScales, QK, TILE_COLS, TILE_ROWS};
     use std::arch::x86_64::*;
+
+    /// Bytes ahead of the current block at which the column tiles prefetch their weight
+    /// rows (the rows of a task lie one after another, so this runs into the next tile's).
+    const PREFETCH_AHEAD: usize = 1024;
 
     /// Steps between folds of the lane accumulators (see the module comment).
     const FOLD_EVERY: u32 = 64;
@@ -270,9 +274,22 @@ mod avx2 {
         #[inline]
         #[target_feature(enable = "avx2")]
         unsafe fn add4(&mut self, dots: __m128i, sc: &RowScales<'_>, b: usize) {
+            // SAFETY: blocks `b..b + 4` exist (caller).
+            let (d, m) = unsafe { weights4(sc, b) };
+            // SAFETY: likewise.
+            unsafe { self.add4_with(dots, d, m, sc, b) };
+        }
+
+        /// [`Self::add4`] with the weight scales and mins already loaded ([`weights4`]).
+        ///
+        /// # Safety
+        /// Blocks `b..b + 4` exist in the activation arrays of `sc`.
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        unsafe fn add4_with(&mut self, dots: __m128i, d: __m256i, m: Option<__m256i>, sc: &RowScales<'_>, b: usize) {
             // SAFETY: four i32 at `b` in each array (caller); loadu needs no alignment.
             let load = |v: &[i32]| unsafe { _mm_loadu_si128(v.as_ptr().add(b) as *const __m128i) };
-            self.add_values(dots, load(sc.d), sc.m.map(load), load(sc.sum), load(sc.s));
+            self.add_values(dots, d, m, load(sc.sum), load(sc.s));
         }
 
         /// Add the last `n < 4` blocks from `b` on: `dots` their dots (zero past `n`),
@@ -283,24 +300,28 @@ mod avx2 {
         #[inline]
         #[target_feature(enable = "avx2")]
         unsafe fn add_last(&mut self, dots: __m128i, sc: &RowScales<'_>, b: usize, n: usize) {
-            // SAFETY: block `b + j` exists for `j < n` (caller).
-            let at = |v: &[i32], j: usize| if j < n { unsafe { *v.get_unchecked(b + j) } } else { 0 };
-            let pad = |v: &[i32]| _mm_setr_epi32(at(v, 0), at(v, 1), at(v, 2), 0);
-            self.add_values(dots, pad(sc.d), sc.m.map(pad), pad(sc.sum), pad(sc.s));
+            let mask = _mm_cmpgt_epi32(_mm_set1_epi32(n as i32), _mm_setr_epi32(0, 1, 2, 3));
+            // SAFETY: block `b + j` exists for `j < n` (caller), and a masked load reads
+            // only the lanes its mask selects (the others are zero and never touched).
+            let pad = |v: &[i32]| unsafe { _mm_maskload_epi32(v.as_ptr().add(b), mask) };
+            let m = sc.m.map(|m| _mm256_cvtepi32_epi64(pad(m)));
+            self.add_values(dots, _mm256_cvtepi32_epi64(pad(sc.d)), m, pad(sc.sum), pad(sc.s));
         }
 
-        /// Add four blocks given their dots, weight scales and mins and activation sums and
-        /// scales (see the module comment for the exactness of each step).
+        /// Add four blocks given their dots, weight scales and mins (widened to i64 lanes)
+        /// and activation sums and scales (see the module comment for the exactness of each
+        /// step).
         #[inline]
         #[target_feature(enable = "avx2")]
-        fn add_values(&mut self, dots: __m128i, d: __m128i, m: Option<__m128i>, sum: __m128i, s: __m128i) {
-            let mut p = _mm256_mul_epi32(_mm256_cvtepi32_epi64(d), _mm256_cvtepi32_epi64(dots));
+        fn add_values(&mut self, dots: __m128i, d: __m256i, m: Option<__m256i>, sum: __m128i, s: __m128i) {
+            let mut p = _mm256_mul_epi32(d, _mm256_cvtepi32_epi64(dots));
             if let Some(m) = m {
-                p = _mm256_add_epi64(p, _mm256_mul_epi32(_mm256_cvtepi32_epi64(m), _mm256_cvtepi32_epi64(sum)));
+                p = _mm256_add_epi64(p, _mm256_mul_epi32(m, _mm256_cvtepi32_epi64(sum)));
             }
             let s = _mm256_cvtepi32_epi64(s);
-            let low = _mm256_and_si256(p, _mm256_set1_epi64x(0xffff_ffff));
-            self.lo = _mm256_add_epi64(self.lo, _mm256_mul_epu32(low, s));
+            // `vpmuludq` reads the low 32 bits of each lane as unsigned: `L S_b` without
+            // masking `L` out first.
+            self.lo = _mm256_add_epi64(self.lo, _mm256_mul_epu32(p, s));
             self.hi = _mm256_add_epi64(self.hi, _mm256_mul_epi32(_mm256_srli_epi64(p, 32), s));
             self.steps += 1;
             if self.steps == FOLD_EVERY {
@@ -329,6 +350,18 @@ mod avx2 {
             self.fold();
             self.total
         }
+    }
+
+    /// The weight scales and mins of blocks `b..b + 4`, widened to i64 lanes.
+    ///
+    /// # Safety
+    /// Blocks `b..b + 4` exist in `sc.d` and `sc.m`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn weights4(sc: &RowScales<'_>, b: usize) -> (__m256i, Option<__m256i>) {
+        // SAFETY: four i32 at `b` (caller); loadu needs no alignment.
+        let load = |v: &[i32]| unsafe { _mm256_cvtepi32_epi64(_mm_loadu_si128(v.as_ptr().add(b) as *const __m128i)) };
+        (load(sc.d), sc.m.map(load))
     }
 
     /// The four blocks' dots from their eight-lane partial sums.
@@ -423,6 +456,8 @@ mod avx2 {
         unsafe {
             while b + 4 <= nb {
                 let w = [nibbles_i16(qs, b), nibbles_i16(qs, b + 1), nibbles_i16(qs, b + 2), nibbles_i16(qs, b + 3)];
+                // Every row's weight scales and mins are the same (the trait's contract).
+                let (d, m) = weights4(&sc[0], b);
                 for (r, acc) in acc.iter_mut().enumerate() {
                     let p = a[r].as_ptr().add(b * QK);
                     let v = [
@@ -431,7 +466,7 @@ mod avx2 {
                         madd_i16(w[2], p.add(2 * QK)),
                         madd_i16(w[3], p.add(3 * QK)),
                     ];
-                    acc.add4(reduce4(v), &sc[r], b);
+                    acc.add4_with(reduce4(v), d, m, &sc[r], b);
                 }
                 b += 4;
             }
@@ -545,27 +580,41 @@ mod avx2 {
                     let w = j * nb..(j + 1) * nb;
                     RowScales { d: &sc.d[w.clone()], m: sc.m.map(|m| &m[w]), sum: sc.sum, s: sc.s }
                 });
-                let mut acc = [Acc::new(), Acc::new(), Acc::new(), Acc::new()];
+                let (mut a0, mut a1, mut a2, mut a3) = (Acc::new(), Acc::new(), Acc::new(), Acc::new());
                 let mut b = 0;
                 // SAFETY: every block below `nb` of every weight row and of the activation
                 // row lies inside the slices (asserted above; each `q[j]` and `rows[j]`
-                // holds exactly `nb` blocks).
+                // holds exactly `nb` blocks). A prefetch may name any address: it never
+                // faults, and `wrapping_add` keeps the pointer arithmetic defined.
                 unsafe {
-                    while b + 4 <= nb {
-                        for (j, acc) in acc.iter_mut().enumerate() {
+                    // One weight row's four-block step, its accumulator a named local (kept
+                    // in registers: no array indexed at run time).
+                    macro_rules! step {
+                        ($acc:ident, $j:expr) => {{
+                            let j = $j;
+                            let ahead = q[j].as_ptr().wrapping_add(b * $qbytes + PREFETCH_AHEAD) as *const i8;
+                            for line in (0..4 * $qbytes * std::mem::size_of::<$q>()).step_by(64) {
+                                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line));
+                            }
                             let v = [
                                 $block(q[j], a, b),
                                 $block(q[j], a, b + 1),
                                 $block(q[j], a, b + 2),
                                 $block(q[j], a, b + 3),
                             ];
-                            acc.add4(reduce4(v), &rows[j], b);
-                        }
+                            $acc.add4(reduce4(v), &rows[j], b);
+                        }};
+                    }
+                    while b + 4 <= nb {
+                        step!(a0, 0);
+                        step!(a1, 1);
+                        step!(a2, 2);
+                        step!(a3, 3);
                         b += 4;
                     }
                     if b < nb {
                         let (n, z) = (nb - b, _mm256_setzero_si256());
-                        for (j, acc) in acc.iter_mut().enumerate() {
+                        for (j, acc) in [&mut a0, &mut a1, &mut a2, &mut a3].into_iter().enumerate() {
                             let v = [
                                 $block(q[j], a, b),
                                 if n > 1 { $block(q[j], a, b + 1) } else { z },
@@ -576,7 +625,6 @@ mod avx2 {
                         }
                     }
                 }
-                let [a0, a1, a2, a3] = acc;
                 [a0.finish(), a1.finish(), a2.finish(), a3.finish()]
             }
         };
