@@ -182,11 +182,11 @@ mod lanes {
         pub(super) fn axpy_avx2(acc: &mut [i64], p: i64, v: &[i32]) {
             super::axpy_body(acc, p, v)
         }
-        #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+        #[target_feature(enable = "avx2,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
         pub(super) fn dot_avx512(a: &[i32], b: &[i32]) -> i64 {
             super::dot_body(a, b)
         }
-        #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+        #[target_feature(enable = "avx2,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
         pub(super) fn axpy_avx512(acc: &mut [i64], p: i64, v: &[i32]) {
             super::axpy_body(acc, p, v)
         }
