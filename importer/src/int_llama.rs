@@ -14,7 +14,7 @@ use opml_dnn::ops::elementwise::add_i32;
 use opml_dnn::ops::llm::attention::{attention, AttnDims};
 use opml_dnn::ops::llm::blockq::{Q4_1Owned, Q8_0Owned};
 use opml_dnn::ops::llm::fixed_import::{f32_to_fixed, fixed_from_f16, fixed_from_f32, FixedVec};
-use opml_dnn::ops::llm::qlinear::{embed_q8_0, linear_q4_1, linear_q8_0, BlockDims};
+use opml_dnn::ops::llm::qlinear::{block_linears, embed_q8_0, linear_q4_1, linear_q8_0, BlockDims, BlockWeightsRef};
 use opml_dnn::ops::llm::rmsnorm::{rmsnorm_wide, RmsParams};
 use opml_dnn::ops::llm::rope::{rope, rope_tables, RopeDims};
 use opml_dnn::ops::llm::silu::swiglu;
@@ -139,6 +139,39 @@ impl IntMatrix {
             Matrix::Q4_1(b) => Self::Q4_1 { w: q4_1(name, b)?, n: b.rows, k: b.cols },
             Matrix::Q8_0(b) => Self::Q8_0 { w: q8_0(name, b)?, n: b.rows, k: b.cols },
         })
+    }
+
+    /// The kernels' view and the output count `n`.
+    fn weights_ref(&self) -> (BlockWeightsRef<'_>, usize) {
+        match self {
+            Self::Q4_1 { w, n, .. } => (BlockWeightsRef::Q4_1(w.view()), *n),
+            Self::Q8_0 { w, n, .. } => (BlockWeightsRef::Q8_0(w.view()), *n),
+        }
+    }
+
+    /// Columns (inputs).
+    fn k(&self) -> usize {
+        match self {
+            Self::Q4_1 { k, .. } | Self::Q8_0 { k, .. } => *k,
+        }
+    }
+
+    /// `x [rows, k] -> [rows, n]` for several matrices of the same `k` at once: the
+    /// activations are quantized once and all run in one parallel region, each output
+    /// exactly what [`Self::apply`] gives.
+    fn apply_many<const N: usize>(
+        ms: [&Self; N],
+        name: impl FnOnce() -> String,
+        x: &[i32],
+        act: ActBits,
+    ) -> Result<[Vec<i32>; N], ForwardError> {
+        let k = ms[0].k();
+        if let Some(m) = ms.iter().find(|m| m.k() != k) {
+            return Err(ForwardError::Unsupported(format!("{}: inputs {} and {k} differ", name(), m.k())));
+        }
+        let ws = ms.map(Self::weights_ref);
+        let outs = op(name, block_linears(x, k, &ws, act))?;
+        Ok(outs.try_into().expect("one output per matrix"))
     }
 
     /// `x [rows, k] -> [rows, n]`.
@@ -458,15 +491,16 @@ impl IntLlama {
         for (i, l) in self.layers.iter().enumerate() {
             let n = |s: &str| format!("blk.{i}.{s}");
             let h = self.norm(&l.attn_norm, &n("attn_norm"), &x, seq)?;
-            let q = op(|| n("rope q"), rope(&l.q.apply(&n("attn_q"), &h, act)?, &self.cos, &self.sin, rd(c.heads)))?;
-            let k = op(|| n("rope k"), rope(&l.k.apply(&n("attn_k"), &h, act)?, &self.cos, &self.sin, rd(c.kv_heads)))?;
+            let [q, k, v] = IntMatrix::apply_many([&l.q, &l.k, &l.v], || n("linear attn_q/k/v"), &h, act)?;
+            let q = op(|| n("rope q"), rope(&q, &self.cos, &self.sin, rd(c.heads)))?;
+            let k = op(|| n("rope k"), rope(&k, &self.cos, &self.sin, rd(c.kv_heads)))?;
             cache.k[i].extend_from_slice(&k);
-            cache.v[i].extend_from_slice(&l.v.apply(&n("attn_v"), &h, act)?);
+            cache.v[i].extend_from_slice(&v);
             let a = op(|| n("attention"), attention(&q, &cache.k[i], &cache.v[i], ad, f))?;
             x = add_i32(&x, &l.o.apply(&n("attn_output"), &a, act)?);
             let h2 = self.norm(&l.ffn_norm, &n("ffn_norm"), &x, seq)?;
-            let g = l.gate.apply(&n("ffn_gate"), &h2, act)?;
-            let s = op(|| n("swiglu"), swiglu(&g, &l.up.apply(&n("ffn_up"), &h2, act)?, f))?;
+            let [g, u] = IntMatrix::apply_many([&l.gate, &l.up], || n("linear ffn_gate/up"), &h2, act)?;
+            let s = op(|| n("swiglu"), swiglu(&g, &u, f))?;
             x = add_i32(&x, &l.down.apply(&n("ffn_down"), &s, act)?);
         }
         let (rows, x) = match logits {

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use super::super::check::{bad, want, OpResult};
 use super::blockdot::Isa;
-use super::exp::{softmax_row_q30, EXP_FRAC};
+use super::exp::{softmax_row_q30_on, EXP_FRAC};
 use super::{prod, want_frac, want_len};
 use crate::fixed::{isqrt_u128, round_shift_i128, round_shift_i64, sat_i32};
 use crate::tensor::{DType, TensorSpec};
@@ -96,6 +96,8 @@ struct Scratch {
     scores: Vec<i32>,
     p: Vec<i32>,
     acc: Vec<i64>,
+    /// The softmax's arguments.
+    diffs: Vec<i64>,
 }
 
 /// [`attention`] on a given instruction set (one the CPU has: see [`Isa::available`]).
@@ -135,7 +137,7 @@ pub fn attention_on(isa: Isa, q: &[i32], k: &[i32], v: &[i32], d: AttnDims, frac
             sat_i32(round_shift_i128(dot * scale, frac + 30))
         }));
         sc.p.resize(visible, 0);
-        softmax_row_q30(&sc.scores, frac, &mut sc.p);
+        softmax_row_q30_on(isa, &sc.scores, frac, &mut sc.p, &mut sc.diffs);
         sc.acc.clear();
         sc.acc.resize(hd, 0);
         for (t, &pt) in sc.p.iter().enumerate() {
@@ -180,11 +182,11 @@ mod lanes {
         pub(super) fn axpy_avx2(acc: &mut [i64], p: i64, v: &[i32]) {
             super::axpy_body(acc, p, v)
         }
-        #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+        #[target_feature(enable = "avx2,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
         pub(super) fn dot_avx512(a: &[i32], b: &[i32]) -> i64 {
             super::dot_body(a, b)
         }
-        #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+        #[target_feature(enable = "avx2,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
         pub(super) fn axpy_avx512(acc: &mut [i64], p: i64, v: &[i32]) {
             super::axpy_body(acc, p, v)
         }
@@ -221,6 +223,7 @@ mod lanes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::llm::exp::softmax_row_q30;
     use crate::ops::llm::testutil::{pool, rel_err};
     use proptest::prelude::*;
     use rand::{Rng, SeedableRng};

@@ -13,9 +13,9 @@ pub enum Isa {
     Scalar,
     /// x86-64 AVX2 (`vpmaddubsw`, `vpmaddwd`, `vpmuldq`).
     Avx2,
-    /// x86-64 AVX-512 F, BW, VL and VNNI, all detected at run time (never AMX). The
-    /// attention's i64 loops are compiled for it; the block dots run the AVX2 kernels
-    /// (512-bit block kernels are not written yet).
+    /// x86-64 AVX-512 F, BW, DQ, VL and VNNI, all detected at run time (never AMX). The
+    /// attention's i64 loops and the batched `exp_q30` (`vpmullq`) are compiled for it;
+    /// the block dots run the AVX2 kernels (512-bit block kernels are not written yet).
     Avx512,
 }
 
@@ -39,6 +39,7 @@ impl Isa {
         std::is_x86_feature_detected!("avx2")
             && std::is_x86_feature_detected!("avx512f")
             && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512dq")
             && std::is_x86_feature_detected!("avx512vl")
             && std::is_x86_feature_detected!("avx512vnni")
     }
@@ -235,7 +236,7 @@ impl BlockDot for i16 {
 ///
 /// Epilogue, four blocks per step in 64-bit lanes: `P_b = D_b dot_b + M_b A_b` exactly
 /// (`vpmuldq`, each product below 2^54, `|P_b| < 2^55`), split as `P_b = H 2^32 + L` with
-/// `L` in `0..2^32` and `H = P_b >> 32` (`|H| < 2^23`; `vpmuldq` reads the low 32 bits of a
+/// `L` in `0..2^32` (the low half of the lane) and `H = P_b >> 32` (`|H| < 2^23`; `vpmuldq` reads the low 32 bits of a
 /// lane as signed, which after a logical shift by 32 are exactly `H`). `L S_b < 2^57`
 /// (unsigned, `vpmuludq`) and `|H S_b| < 2^48` accumulate per lane and are folded into an
 /// i128 every 64 steps, before `64 * 2^57` could reach 2^63. So the sum is exact.
@@ -243,6 +244,10 @@ impl BlockDot for i16 {
 mod avx2 {
     use super::{RowScales, QK, TILE_COLS, TILE_ROWS};
     use std::arch::x86_64::*;
+
+    /// Bytes ahead of the current block at which the column tiles prefetch their weight
+    /// rows (the rows of a task lie one after another, so this runs into the next tile's).
+    const PREFETCH_AHEAD: usize = 1024;
 
     /// Steps between folds of the lane accumulators (see the module comment).
     const FOLD_EVERY: u32 = 64;
@@ -269,9 +274,22 @@ mod avx2 {
         #[inline]
         #[target_feature(enable = "avx2")]
         unsafe fn add4(&mut self, dots: __m128i, sc: &RowScales<'_>, b: usize) {
+            // SAFETY: blocks `b..b + 4` exist (caller).
+            let (d, m) = unsafe { weights4(sc, b) };
+            // SAFETY: likewise.
+            unsafe { self.add4_with(dots, d, m, sc, b) };
+        }
+
+        /// [`Self::add4`] with the weight scales and mins already loaded ([`weights4`]).
+        ///
+        /// # Safety
+        /// Blocks `b..b + 4` exist in the activation arrays of `sc`.
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        unsafe fn add4_with(&mut self, dots: __m128i, d: __m256i, m: Option<__m256i>, sc: &RowScales<'_>, b: usize) {
             // SAFETY: four i32 at `b` in each array (caller); loadu needs no alignment.
             let load = |v: &[i32]| unsafe { _mm_loadu_si128(v.as_ptr().add(b) as *const __m128i) };
-            self.add_values(dots, load(sc.d), sc.m.map(load), load(sc.sum), load(sc.s));
+            self.add_values(dots, d, m, load(sc.sum), load(sc.s));
         }
 
         /// Add the last `n < 4` blocks from `b` on: `dots` their dots (zero past `n`),
@@ -282,24 +300,28 @@ mod avx2 {
         #[inline]
         #[target_feature(enable = "avx2")]
         unsafe fn add_last(&mut self, dots: __m128i, sc: &RowScales<'_>, b: usize, n: usize) {
-            // SAFETY: block `b + j` exists for `j < n` (caller).
-            let at = |v: &[i32], j: usize| if j < n { unsafe { *v.get_unchecked(b + j) } } else { 0 };
-            let pad = |v: &[i32]| _mm_setr_epi32(at(v, 0), at(v, 1), at(v, 2), 0);
-            self.add_values(dots, pad(sc.d), sc.m.map(pad), pad(sc.sum), pad(sc.s));
+            let mask = _mm_cmpgt_epi32(_mm_set1_epi32(n as i32), _mm_setr_epi32(0, 1, 2, 3));
+            // SAFETY: block `b + j` exists for `j < n` (caller), and a masked load reads
+            // only the lanes its mask selects (the others are zero and never touched).
+            let pad = |v: &[i32]| unsafe { _mm_maskload_epi32(v.as_ptr().add(b), mask) };
+            let m = sc.m.map(|m| _mm256_cvtepi32_epi64(pad(m)));
+            self.add_values(dots, _mm256_cvtepi32_epi64(pad(sc.d)), m, pad(sc.sum), pad(sc.s));
         }
 
-        /// Add four blocks given their dots, weight scales and mins and activation sums and
-        /// scales (see the module comment for the exactness of each step).
+        /// Add four blocks given their dots, weight scales and mins (widened to i64 lanes)
+        /// and activation sums and scales (see the module comment for the exactness of each
+        /// step).
         #[inline]
         #[target_feature(enable = "avx2")]
-        fn add_values(&mut self, dots: __m128i, d: __m128i, m: Option<__m128i>, sum: __m128i, s: __m128i) {
-            let mut p = _mm256_mul_epi32(_mm256_cvtepi32_epi64(d), _mm256_cvtepi32_epi64(dots));
+        fn add_values(&mut self, dots: __m128i, d: __m256i, m: Option<__m256i>, sum: __m128i, s: __m128i) {
+            let mut p = _mm256_mul_epi32(d, _mm256_cvtepi32_epi64(dots));
             if let Some(m) = m {
-                p = _mm256_add_epi64(p, _mm256_mul_epi32(_mm256_cvtepi32_epi64(m), _mm256_cvtepi32_epi64(sum)));
+                p = _mm256_add_epi64(p, _mm256_mul_epi32(m, _mm256_cvtepi32_epi64(sum)));
             }
             let s = _mm256_cvtepi32_epi64(s);
-            let low = _mm256_and_si256(p, _mm256_set1_epi64x(0xffff_ffff));
-            self.lo = _mm256_add_epi64(self.lo, _mm256_mul_epu32(low, s));
+            // `vpmuludq` reads the low 32 bits of each lane as unsigned: `L S_b` without
+            // masking `L` out first.
+            self.lo = _mm256_add_epi64(self.lo, _mm256_mul_epu32(p, s));
             self.hi = _mm256_add_epi64(self.hi, _mm256_mul_epi32(_mm256_srli_epi64(p, 32), s));
             self.steps += 1;
             if self.steps == FOLD_EVERY {
@@ -328,6 +350,18 @@ mod avx2 {
             self.fold();
             self.total
         }
+    }
+
+    /// The weight scales and mins of blocks `b..b + 4`, widened to i64 lanes.
+    ///
+    /// # Safety
+    /// Blocks `b..b + 4` exist in `sc.d` and `sc.m`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn weights4(sc: &RowScales<'_>, b: usize) -> (__m256i, Option<__m256i>) {
+        // SAFETY: four i32 at `b` (caller); loadu needs no alignment.
+        let load = |v: &[i32]| unsafe { _mm256_cvtepi32_epi64(_mm_loadu_si128(v.as_ptr().add(b) as *const __m128i)) };
+        (load(sc.d), sc.m.map(load))
     }
 
     /// The four blocks' dots from their eight-lane partial sums.
@@ -422,6 +456,8 @@ mod avx2 {
         unsafe {
             while b + 4 <= nb {
                 let w = [nibbles_i16(qs, b), nibbles_i16(qs, b + 1), nibbles_i16(qs, b + 2), nibbles_i16(qs, b + 3)];
+                // Every row's weight scales and mins are the same (the trait's contract).
+                let (d, m) = weights4(&sc[0], b);
                 for (r, acc) in acc.iter_mut().enumerate() {
                     let p = a[r].as_ptr().add(b * QK);
                     let v = [
@@ -430,7 +466,7 @@ mod avx2 {
                         madd_i16(w[2], p.add(2 * QK)),
                         madd_i16(w[3], p.add(3 * QK)),
                     ];
-                    acc.add4(reduce4(v), &sc[r], b);
+                    acc.add4_with(reduce4(v), d, m, &sc[r], b);
                 }
                 b += 4;
             }
@@ -526,64 +562,10 @@ mod avx2 {
         };
     }
 
-    /// The exact running sums of `P_b * S_b` of [`TILE_COLS`] outputs, one per 64-bit lane
-    /// (the split of [`Acc`], folded per lane: no sum across lanes).
-    struct LaneAcc {
-        hi: __m256i,
-        lo: __m256i,
-        steps: u32,
-        total: [i128; TILE_COLS],
-    }
-
-    impl LaneAcc {
-        /// Add one block of every lane's output: `dots` the four dots, `d` and `m` the four
-        /// weight rows' scales and mins, `sum` and `s` the activation block's.
-        #[inline]
-        #[target_feature(enable = "avx2")]
-        fn add(&mut self, dots: __m128i, d: __m128i, m: Option<__m128i>, sum: i32, s: i32) {
-            let mut p = _mm256_mul_epi32(_mm256_cvtepi32_epi64(d), _mm256_cvtepi32_epi64(dots));
-            if let Some(m) = m {
-                p = _mm256_add_epi64(p, _mm256_mul_epi32(_mm256_cvtepi32_epi64(m), _mm256_set1_epi64x(sum as i64)));
-            }
-            let s = _mm256_set1_epi64x(s as i64);
-            let low = _mm256_and_si256(p, _mm256_set1_epi64x(0xffff_ffff));
-            self.lo = _mm256_add_epi64(self.lo, _mm256_mul_epu32(low, s));
-            self.hi = _mm256_add_epi64(self.hi, _mm256_mul_epi32(_mm256_srli_epi64(p, 32), s));
-            self.steps += 1;
-            if self.steps == FOLD_EVERY {
-                self.fold();
-            }
-        }
-
-        #[inline]
-        #[target_feature(enable = "avx2")]
-        fn fold(&mut self) {
-            let (mut hi, mut lo) = ([0i64; 4], [0u64; 4]);
-            // SAFETY: both arrays are 32 bytes; storeu needs no alignment.
-            unsafe {
-                _mm256_storeu_si256(hi.as_mut_ptr() as *mut __m256i, self.hi);
-                _mm256_storeu_si256(lo.as_mut_ptr() as *mut __m256i, self.lo);
-            }
-            for ((t, &h), &l) in self.total.iter_mut().zip(&hi).zip(&lo) {
-                *t += ((h as i128) << 32) + l as i128;
-            }
-            (self.hi, self.lo, self.steps) = (_mm256_setzero_si256(), _mm256_setzero_si256(), 0);
-        }
-    }
-
-    /// Four i32 at `p`, `p + stride`, `p + 2 stride`, `p + 3 stride`.
-    ///
-    /// # Safety
-    /// All four are readable.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    unsafe fn strided4(p: *const i32, stride: usize) -> __m128i {
-        // SAFETY: the caller's.
-        unsafe { _mm_setr_epi32(*p, *p.add(stride), *p.add(2 * stride), *p.add(3 * stride)) }
-    }
-
-    /// A column-tile kernel: block by block, the four weight rows' dots against the one
-    /// activation block, reduced together, then one [`LaneAcc`] step.
+    /// A column-tile kernel: four blocks a step, and for each of the [`TILE_COLS`] weight
+    /// rows their four dots against the activation row's blocks (reduced together) and one
+    /// [`Acc`] step of that row, with its scales and mins loaded contiguously (the
+    /// activation blocks stay in L1 across the rows); the last `blocks % 4` zero-padded.
     macro_rules! cols_kernel {
         ($name:ident, $q:ty, $a:ty, $block:ident, $qbytes:expr) => {
             /// # Safety
@@ -593,24 +575,57 @@ mod avx2 {
                 let nb = sc.sum.len();
                 assert!(qs.len() >= TILE_COLS * nb * $qbytes && a.len() >= nb * QK && sc.s.len() >= nb);
                 assert!(sc.d.len() >= TILE_COLS * nb && sc.m.is_none_or(|m| m.len() >= TILE_COLS * nb));
-                let q: [&[$q]; TILE_COLS] = std::array::from_fn(|j| &qs[j * nb * $qbytes..]);
-                let mut acc =
-                    LaneAcc { hi: _mm256_setzero_si256(), lo: _mm256_setzero_si256(), steps: 0, total: [0; TILE_COLS] };
+                let q: [&[$q]; TILE_COLS] = std::array::from_fn(|j| &qs[j * nb * $qbytes..(j + 1) * nb * $qbytes]);
+                let rows: [RowScales<'_>; TILE_COLS] = std::array::from_fn(|j| {
+                    let w = j * nb..(j + 1) * nb;
+                    RowScales { d: &sc.d[w.clone()], m: sc.m.map(|m| &m[w]), sum: sc.sum, s: sc.s }
+                });
+                let (mut a0, mut a1, mut a2, mut a3) = (Acc::new(), Acc::new(), Acc::new(), Acc::new());
+                let mut b = 0;
                 // SAFETY: every block below `nb` of every weight row and of the activation
-                // row lies inside the slices (asserted above).
+                // row lies inside the slices (asserted above; each `q[j]` and `rows[j]`
+                // holds exactly `nb` blocks). A prefetch may name any address: it never
+                // faults, and `wrapping_add` keeps the pointer arithmetic defined.
                 unsafe {
-                    for b in 0..nb {
-                        let v = [$block(q[0], a, b), $block(q[1], a, b), $block(q[2], a, b), $block(q[3], a, b)];
-                        let d = strided4(sc.d.as_ptr().add(b), nb);
-                        let m = match sc.m {
-                            Some(m) => Some(strided4(m.as_ptr().add(b), nb)),
-                            None => None,
-                        };
-                        acc.add(reduce4(v), d, m, *sc.sum.get_unchecked(b), *sc.s.get_unchecked(b));
+                    // One weight row's four-block step, its accumulator a named local (kept
+                    // in registers: no array indexed at run time).
+                    macro_rules! step {
+                        ($acc:ident, $j:expr) => {{
+                            let j = $j;
+                            let ahead = q[j].as_ptr().wrapping_add(b * $qbytes + PREFETCH_AHEAD) as *const i8;
+                            for line in (0..4 * $qbytes * std::mem::size_of::<$q>()).step_by(64) {
+                                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line));
+                            }
+                            let v = [
+                                $block(q[j], a, b),
+                                $block(q[j], a, b + 1),
+                                $block(q[j], a, b + 2),
+                                $block(q[j], a, b + 3),
+                            ];
+                            $acc.add4(reduce4(v), &rows[j], b);
+                        }};
+                    }
+                    while b + 4 <= nb {
+                        step!(a0, 0);
+                        step!(a1, 1);
+                        step!(a2, 2);
+                        step!(a3, 3);
+                        b += 4;
+                    }
+                    if b < nb {
+                        let (n, z) = (nb - b, _mm256_setzero_si256());
+                        for (j, acc) in [&mut a0, &mut a1, &mut a2, &mut a3].into_iter().enumerate() {
+                            let v = [
+                                $block(q[j], a, b),
+                                if n > 1 { $block(q[j], a, b + 1) } else { z },
+                                if n > 2 { $block(q[j], a, b + 2) } else { z },
+                                z,
+                            ];
+                            acc.add_last(reduce4(v), &rows[j], b, n);
+                        }
                     }
                 }
-                acc.fold();
-                acc.total
+                [a0.finish(), a1.finish(), a2.finish(), a3.finish()]
             }
         };
     }

@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use super::super::check::{bad, want, OpResult};
 use super::super::dims::RowDims;
+use super::blockdot::Isa;
 use super::{prod, want_frac, want_len};
 use crate::fixed::{round_shift_i128, round_shift_i64};
 use crate::tensor::{DType, TensorSpec};
@@ -77,14 +78,117 @@ fn exp_q30_i128(d: i64, frac: u32) -> i32 {
     round_shift_i128(p, n as u32) as i32
 }
 
+/// `out[i] = exp_q30(d[i], frac)` for every `i`, on `isa`: AVX-512 runs eight lanes a step
+/// through the same integer steps (`x86::exp8`), the other sets the scalar function.
+pub fn exp_q30_batch(isa: Isa, d: &[i64], frac: u32, out: &mut [i32]) {
+    assert_eq!(d.len(), out.len(), "one output per argument");
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 && frac <= 63 {
+        // SAFETY: `Isa::Avx512` only comes from `Isa::detect` / `Isa::available` on a CPU
+        // with AVX-512 F and DQ.
+        done = unsafe { x86::exp_q30_lanes(d, frac, out) };
+    }
+    let _ = isa;
+    for (o, &v) in out[done..].iter_mut().zip(&d[done..]) {
+        *o = exp_q30(v, frac);
+    }
+}
+
+/// The AVX-512 `exp_q30`.
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{exp_q30, EXP_I64_MAX_ARG, EXP_TAYLOR_Q30, EXP_ZERO_SHIFT, LN2_Q30, LOG2E_Q30};
+    use std::arch::x86_64::*;
+
+    /// `round_shift_i64` of eight lanes by the same `s` in `1..=63`: `|v|` (no lane is
+    /// `i64::MIN`), plus `2^(s-1)` and shifted as u64 (no carry out: `|v| <= 2^63`), then the
+    /// sign put back.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn round_shift(v: __m512i, s: u32) -> __m512i {
+        let half = _mm512_set1_epi64(1i64 << (s - 1));
+        let q = _mm512_srl_epi64(_mm512_add_epi64(_mm512_abs_epi64(v), half), _mm_cvtsi32_si128(s as i32));
+        let neg = _mm512_cmplt_epi64_mask(v, _mm512_setzero_si512());
+        _mm512_mask_sub_epi64(q, neg, _mm512_setzero_si512(), q)
+    }
+
+    /// `round_shift_i64` of eight lanes by per-lane `n` in `0..=63` (`2^(n-1)` is
+    /// `(1 << n) >> 1`, 0 for `n = 0`).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn round_shift_by(v: __m512i, n: __m512i) -> __m512i {
+        let half = _mm512_srli_epi64(_mm512_sllv_epi64(_mm512_set1_epi64(1), n), 1);
+        let q = _mm512_srlv_epi64(_mm512_add_epi64(_mm512_abs_epi64(v), half), n);
+        let neg = _mm512_cmplt_epi64_mask(v, _mm512_setzero_si512());
+        _mm512_mask_sub_epi64(q, neg, _mm512_setzero_si512(), q)
+    }
+
+    /// `exp_q30` of eight arguments, each with `-d <= EXP_I64_MAX_ARG`, `frac <= 63`: the
+    /// i64 steps of the scalar function lane by lane (`vpmullq` gives the exact products,
+    /// all below 2^63 as argued there). Lanes with `n >= 32` compute garbage that is
+    /// replaced by 0, as the scalar function returns early.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512dq")]
+    fn exp8(d: __m512i, frac: u32) -> __m256i {
+        let zero = _mm512_setzero_si512();
+        let minus_d = _mm512_max_epi64(_mm512_sub_epi64(zero, d), zero);
+        let prod = _mm512_mullo_epi64(minus_d, _mm512_set1_epi64(LOG2E_Q30));
+        // `prod >= 0`: rounding it is adding half and a logical shift.
+        let u = if frac == 0 { prod } else { round_shift(prod, frac) };
+        let n = _mm512_srli_epi64(_mm512_add_epi64(u, _mm512_set1_epi64(1 << 29)), 30);
+        let is_zero = _mm512_cmpge_epu64_mask(n, _mm512_set1_epi64(EXP_ZERO_SHIFT as i64));
+        let r = _mm512_sub_epi64(u, _mm512_slli_epi64(n, 30));
+        let y = _mm512_sub_epi64(zero, round_shift(_mm512_mullo_epi64(r, _mm512_set1_epi64(LN2_Q30)), 30));
+        let mut p = _mm512_set1_epi64(EXP_TAYLOR_Q30[8]);
+        for &c in EXP_TAYLOR_Q30[..8].iter().rev() {
+            p = _mm512_add_epi64(_mm512_set1_epi64(c), round_shift(_mm512_mullo_epi64(y, p), 30));
+        }
+        let e = _mm512_mask_mov_epi64(round_shift_by(p, n), is_zero, zero);
+        _mm512_cvtepi64_epi32(e)
+    }
+
+    /// [`exp8`] over the whole eights of `d` into `out`; a lane beyond `EXP_I64_MAX_ARG` (the
+    /// scalar function's i128 path) is redone by the scalar function. Returns how many
+    /// elements were written.
+    ///
+    /// # Safety
+    /// AVX-512 F and DQ are available; `out.len() == d.len()`, `frac <= 63`.
+    #[target_feature(enable = "avx512f,avx512dq")]
+    pub(super) unsafe fn exp_q30_lanes(d: &[i64], frac: u32, out: &mut [i32]) -> usize {
+        let whole = d.len() - d.len() % 8;
+        let limit = _mm512_set1_epi64(-(EXP_I64_MAX_ARG as i64));
+        for i in (0..whole).step_by(8) {
+            // SAFETY: `i + 8 <= whole <= d.len() == out.len()`; loadu / storeu need no
+            // alignment.
+            unsafe {
+                let v = _mm512_loadu_si512(d.as_ptr().add(i) as *const __m512i);
+                _mm256_storeu_si256(out.as_mut_ptr().add(i) as *mut __m256i, exp8(v, frac));
+                if _mm512_cmplt_epi64_mask(v, limit) != 0 {
+                    for j in i..i + 8 {
+                        out[j] = exp_q30(d[j], frac);
+                    }
+                }
+            }
+        }
+        whole
+    }
+}
+
 /// Softmax of one row of i32 values with `frac` fraction bits into Q30 probabilities:
 /// `m = max`, `e_i = exp_q30(x_i - m)`, `S = sum e_i` (`>= 2^30`: the maximum's term),
 /// `p_i = floor((2^31 e_i + S) / (2 S))` (round half up).
 pub fn softmax_row_q30(x: &[i32], frac: u32, out: &mut [i32]) {
+    softmax_row_q30_on(Isa::detect(), x, frac, out, &mut Vec::new());
+}
+
+/// [`softmax_row_q30`] on `isa` ([`exp_q30_batch`]), with `diffs` a scratch buffer.
+pub fn softmax_row_q30_on(isa: Isa, x: &[i32], frac: u32, out: &mut [i32], diffs: &mut Vec<i64>) {
     let Some(&m) = x.iter().max() else { return };
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = exp_q30(v as i64 - m as i64, frac);
-    }
+    let n = x.len().min(out.len());
+    diffs.clear();
+    diffs.extend(x[..n].iter().map(|&v| v as i64 - m as i64));
+    exp_q30_batch(isa, diffs, frac, &mut out[..n]);
     let s: i64 = out.iter().map(|&e| e as i64).sum();
     for o in out.iter_mut() {
         *o = (((*o as i64) << 31) + s).div_euclid(2 * s) as i32;
@@ -110,7 +214,10 @@ pub fn softmax_wide(x: &[i32], rows: RowDims, frac: u32) -> OpResult<Vec<i32>> {
     if rows.len == 0 {
         return Ok(out);
     }
-    out.par_chunks_mut(rows.len).zip(x.par_chunks(rows.len)).for_each(|(o, r)| softmax_row_q30(r, frac, o));
+    let isa = Isa::detect();
+    out.par_chunks_mut(rows.len)
+        .zip(x.par_chunks(rows.len))
+        .for_each_init(Vec::new, |diffs, (o, r)| softmax_row_q30_on(isa, r, frac, o, diffs));
     Ok(out)
 }
 
@@ -129,6 +236,35 @@ mod tests {
         for (k, &c) in EXP_TAYLOR_Q30.iter().enumerate() {
             fact *= k.max(1) as f64;
             assert_eq!(c, q30(1.0 / fact), "k = {k}");
+        }
+    }
+
+    /// The batch of every ISA equals the scalar function, on arguments at every branch and
+    /// bound: positive, zero, the last nonzero shifts, `EXP_I64_MAX_ARG` and past it.
+    fn check_batch(d: &[i64], frac: u32) {
+        let want: Vec<i32> = d.iter().map(|&v| exp_q30(v, frac)).collect();
+        for isa in Isa::available_noting_skips() {
+            let mut got = vec![-1; d.len()];
+            exp_q30_batch(isa, d, frac, &mut got);
+            assert_eq!(got, want, "{isa:?}, frac {frac}");
+        }
+    }
+
+    #[test]
+    fn batch_equals_the_scalar_exp_at_the_edges() {
+        let m = EXP_I64_MAX_ARG as i64;
+        let mut d = vec![0, 1, -1, 5, i64::MAX, i64::MIN, -m, -m - 1, -m + 1, -(1 << 31), -(1 << 32)];
+        for frac in [0u32, 1, 14, 16, 30, 31, 40, 63, 64, 70] {
+            // Around the shifts where the result reaches 0 (n = 31, 32).
+            for n in [30i64, 31, 32, 33] {
+                let at = ((n << 30) as i128 * (1i128 << frac.min(63)) / LOG2E_Q30 as i128).min(m as i128) as i64;
+                d.extend([-at, -at - 1, -at + 1]);
+            }
+        }
+        for frac in [0u32, 1, 14, 16, 30, 31, 40, 63, 64, 70] {
+            for len in [0, 3, 8, 19, d.len()] {
+                check_batch(&d[..len.min(d.len())], frac);
+            }
         }
     }
 
@@ -193,6 +329,16 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn batch_equals_the_scalar_exp(
+            d in prop::collection::vec(any::<i64>(), 0..40),
+            near in prop::collection::vec(-(1i64 << 40)..=0, 0..40),
+            frac in 0u32..=70,
+        ) {
+            check_batch(&d, frac);
+            check_batch(&near, frac);
+        }
+
         /// Probabilities are within `3 * 2^-30 + 1e-8 p` of the f64 softmax: the exp
         /// error (below 2 units of 2^-30 absolute, relative 1e-8) carried through the
         /// division, and the final rounding. Inputs are exact in f64.

@@ -257,62 +257,189 @@ fn cols_per_task(n: usize, threads: usize) -> usize {
     (n / (4 * threads.max(1))).clamp(16, 256)
 }
 
-/// `out[r][c] = sat32(round(acc(r, c) / 2^exp))` for every row and column, in parallel
-/// over tasks of up to [`ROWS_PER_TASK`] rows by [`cols_per_task`] columns; inside a task
-/// each weight row runs over the task's rows in tiles of [`TILE_ROWS`].
+/// `out[r][c] = sat32(round(acc(r, c) / 2^exp))` for every row and column of one linear.
 fn run<T: BlockDot, W: BlockWeights>(isa: Isa, x: &[i32], d: BlockDims, exp: u32, w: &W) -> Vec<i32> {
     let q = quantize_act::<T>(x);
-    let (nb, n) = (d.blocks(), d.n);
-    let mut out = vec![0i32; d.rows * n];
-    if n == 0 || d.rows == 0 {
-        return out;
+    run_many(isa, &q, d.rows, d.blocks(), &[(w, d.n, exp)]).pop().expect("one linear")
+}
+
+/// [`run`] for several linears of the same quantized input `q` (`rows` rows of `nb`
+/// blocks), `ws` their weights, outputs and exponents: one parallel region over tasks of up
+/// to [`ROWS_PER_TASK`] rows by [`cols_per_task`] columns of every linear; inside a task
+/// each weight row runs over the task's rows in tiles of [`TILE_ROWS`]. Each output is
+/// computed exactly as by one linear alone, so the bits do not depend on the grouping.
+fn run_many<T: BlockDot, W: BlockWeights>(
+    isa: Isa,
+    q: &ActBlocks<T>,
+    rows: usize,
+    nb: usize,
+    ws: &[(&W, usize, u32)],
+) -> Vec<Vec<i32>> {
+    let mut outs: Vec<Vec<i32>> = ws.iter().map(|&(_, n, _)| vec![0i32; rows * n]).collect();
+    if rows == 0 {
+        return outs;
     }
-    let cols = cols_per_task(n, rayon::current_num_threads());
-    let col_tasks = n.div_ceil(cols);
-    let tasks = d.rows.div_ceil(ROWS_PER_TASK) * col_tasks;
-    let fin = |v: i128| sat_i32(round_shift_i128(v, exp));
+    let threads = rayon::current_num_threads();
+    let row_tasks = rows.div_ceil(ROWS_PER_TASK);
+    // Per linear: columns per task, column tasks, and the index of its first task.
+    let mut plan = Vec::with_capacity(ws.len());
+    let mut tasks = 0;
+    for &(_, n, _) in ws {
+        let cols = cols_per_task(n, threads);
+        let col_tasks = n.div_ceil(cols);
+        plan.push((cols, col_tasks, tasks));
+        tasks += row_tasks * col_tasks;
+    }
+    // Task `t` -> (linear, first row, first column, columns).
+    let locate = |t: usize| {
+        let li = plan.partition_point(|&(_, _, first)| first <= t) - 1;
+        let (cols, col_tasks, first) = plan[li];
+        let u = t - first;
+        let (r0, c0) = ((u / col_tasks) * ROWS_PER_TASK, (u % col_tasks) * cols);
+        (li, r0, c0, cols.min(ws[li].1 - c0))
+    };
     let blocks: Vec<Vec<i32>> = (0..tasks)
         .into_par_iter()
         .map(|t| {
-            let (r0, c0) = ((t / col_tasks) * ROWS_PER_TASK, (t % col_tasks) * cols);
-            let (rows, width) = (ROWS_PER_TASK.min(d.rows - r0), cols.min(n - c0));
-            // Row-major `rows x width`.
-            let mut o = vec![0i32; rows * width];
-            let tiled = rows - rows % TILE_ROWS;
-            for j in 0..width {
-                for i in (0..tiled).step_by(TILE_ROWS) {
-                    let v = w.tile(isa, c0 + j, &q, r0 + i, nb);
-                    for (k, &v) in v.iter().enumerate() {
-                        o[(i + k) * width + j] = fin(v);
-                    }
-                }
-            }
-            // The rows left over from the tiles (all of a decode step's one row), in column
-            // tiles and then one by one.
-            for i in tiled..rows {
-                let mut j = 0;
-                while j + TILE_COLS <= width {
-                    let v = w.cols(isa, c0 + j, &q, r0 + i, nb);
-                    for (k, &v) in v.iter().enumerate() {
-                        o[i * width + j + k] = fin(v);
-                    }
-                    j += TILE_COLS;
-                }
-                for j in j..width {
-                    o[i * width + j] = fin(w.out(isa, c0 + j, &q, r0 + i, nb));
-                }
-            }
-            o
+            let (li, r0, c0, width) = locate(t);
+            let (w, _, exp) = ws[li];
+            task(isa, w, q, nb, exp, r0, ROWS_PER_TASK.min(rows - r0), c0, width)
         })
         .collect();
     for (t, o) in blocks.iter().enumerate() {
-        let (r0, c0) = ((t / col_tasks) * ROWS_PER_TASK, (t % col_tasks) * cols);
-        let width = cols.min(n - c0);
+        let (li, r0, c0, width) = locate(t);
+        let n = ws[li].1;
         for (i, row) in o.chunks_exact(width).enumerate() {
-            out[(r0 + i) * n + c0..][..width].copy_from_slice(row);
+            outs[li][(r0 + i) * n + c0..][..width].copy_from_slice(row);
         }
     }
-    out
+    outs
+}
+
+/// One task of [`run_many`]: rows `r0..r0 + rows` by columns `c0..c0 + width` of one
+/// linear, row-major.
+#[allow(clippy::too_many_arguments)]
+fn task<T: BlockDot, W: BlockWeights>(
+    isa: Isa,
+    w: &W,
+    q: &ActBlocks<T>,
+    nb: usize,
+    exp: u32,
+    r0: usize,
+    rows: usize,
+    c0: usize,
+    width: usize,
+) -> Vec<i32> {
+    let fin = |v: i128| sat_i32(round_shift_i128(v, exp));
+    let mut o = vec![0i32; rows * width];
+    let tiled = rows - rows % TILE_ROWS;
+    for j in 0..width {
+        for i in (0..tiled).step_by(TILE_ROWS) {
+            let v = w.tile(isa, c0 + j, q, r0 + i, nb);
+            for (k, &v) in v.iter().enumerate() {
+                o[(i + k) * width + j] = fin(v);
+            }
+        }
+    }
+    // The rows left over from the tiles (all of a decode step's one row), in column
+    // tiles and then one by one.
+    for i in tiled..rows {
+        let mut j = 0;
+        while j + TILE_COLS <= width {
+            let v = w.cols(isa, c0 + j, q, r0 + i, nb);
+            for (k, &v) in v.iter().enumerate() {
+                o[i * width + j + k] = fin(v);
+            }
+            j += TILE_COLS;
+        }
+        for j in j..width {
+            o[i * width + j] = fin(w.out(isa, c0 + j, q, r0 + i, nb));
+        }
+    }
+    o
+}
+
+/// A Q4_1 or Q8_0 weight matrix, for [`block_linears`] (which takes both in one call).
+#[derive(Clone, Copy, Debug)]
+pub enum BlockWeightsRef<'a> {
+    /// Q4_1 blocks.
+    Q4_1(Q4_1<'a>),
+    /// Q8_0 blocks.
+    Q8_0(Q8_0<'a>),
+}
+
+impl BlockWeightsRef<'_> {
+    fn exp(&self) -> u32 {
+        match self {
+            Self::Q4_1(w) => w.exp,
+            Self::Q8_0(w) => w.exp,
+        }
+    }
+
+    fn check(&self, d: BlockDims) -> OpResult<()> {
+        match self {
+            Self::Q4_1(w) => w.check(d),
+            Self::Q8_0(w) => w.check(d),
+        }
+    }
+}
+
+impl BlockWeights for BlockWeightsRef<'_> {
+    fn out<T: BlockDot>(&self, isa: Isa, c: usize, x: &ActBlocks<T>, r: usize, nb: usize) -> i128 {
+        match self {
+            Self::Q4_1(w) => w.out(isa, c, x, r, nb),
+            Self::Q8_0(w) => w.out(isa, c, x, r, nb),
+        }
+    }
+
+    fn tile<T: BlockDot>(&self, isa: Isa, c: usize, x: &ActBlocks<T>, r0: usize, nb: usize) -> [i128; TILE_ROWS] {
+        match self {
+            Self::Q4_1(w) => w.tile(isa, c, x, r0, nb),
+            Self::Q8_0(w) => w.tile(isa, c, x, r0, nb),
+        }
+    }
+
+    fn cols<T: BlockDot>(&self, isa: Isa, c0: usize, x: &ActBlocks<T>, r: usize, nb: usize) -> [i128; TILE_COLS] {
+        match self {
+            Self::Q4_1(w) => w.cols(isa, c0, x, r, nb),
+            Self::Q8_0(w) => w.cols(isa, c0, x, r, nb),
+        }
+    }
+}
+
+/// Several linears of one input `x` (`[rows, k]`): `ws` the weights and their output
+/// counts `n`. The activations are quantized once and every linear runs in one parallel
+/// region; output `i` is exactly [`linear_q4_1`] or [`linear_q8_0`] of `x` with `ws[i]`
+/// (the attention's q, k and v, the FFN's gate and up).
+pub fn block_linears(
+    x: &[i32],
+    k: usize,
+    ws: &[(BlockWeightsRef<'_>, usize)],
+    bits: ActBits,
+) -> OpResult<Vec<Vec<i32>>> {
+    block_linears_on(Isa::detect(), x, k, ws, bits)
+}
+
+/// [`block_linears`] on a given instruction set.
+pub fn block_linears_on(
+    isa: Isa,
+    x: &[i32],
+    k: usize,
+    ws: &[(BlockWeightsRef<'_>, usize)],
+    bits: ActBits,
+) -> OpResult<Vec<Vec<i32>>> {
+    let rows = x.len().checked_div(k).unwrap_or(0);
+    for &(w, n) in ws {
+        let d = BlockDims { rows, k, n };
+        d.check(x.len(), w.exp())?;
+        w.check(d)?;
+    }
+    let list: Vec<(&BlockWeightsRef<'_>, usize, u32)> = ws.iter().map(|(w, n)| (w, *n, w.exp())).collect();
+    let nb = k / QK;
+    Ok(match bits {
+        ActBits::I8 => run_many(isa, &quantize_act::<i8>(x), rows, nb, &list),
+        ActBits::I16 => run_many(isa, &quantize_act::<i16>(x), rows, nb, &list),
+    })
 }
 
 /// Q4_1 linear of `x` (`[rows, k]`, i32 fixed point): output in the same format, on the
@@ -536,6 +663,44 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn grouped_linears_equal_each_linear_alone() {
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        let k = 192;
+        let (w1, w2) = (rand_q4_1(&mut rng, 40, k), rand_q4_1(&mut rng, 13, k));
+        let w8 = Q8_0Owned {
+            qs: (0..21 * k).map(|_| rng.gen()).collect(),
+            d: (0..21 * k / QK).map(|_| rng.gen_range(1 << 14..1 << 17)).collect(),
+            exp: 22,
+        };
+        let empty = Q8_0Owned { qs: vec![], d: vec![], exp: 20 };
+        for rows in [1, 5, 37] {
+            let x: Vec<i32> = (0..rows * k).map(|_| rng.gen_range(-(1 << 20)..1 << 20)).collect();
+            let ws = [
+                (BlockWeightsRef::Q4_1(w1.view()), 40),
+                (BlockWeightsRef::Q8_0(empty.view()), 0),
+                (BlockWeightsRef::Q8_0(w8.view()), 21),
+                (BlockWeightsRef::Q4_1(w2.view()), 13),
+            ];
+            for bits in [ActBits::I8, ActBits::I16] {
+                let dims = |n| BlockDims { rows, k, n };
+                let want = vec![
+                    linear_q4_1_on(Isa::Scalar, &x, w1.view(), dims(40), bits).unwrap(),
+                    vec![],
+                    linear_q8_0_on(Isa::Scalar, &x, w8.view(), dims(21), bits).unwrap(),
+                    linear_q4_1_on(Isa::Scalar, &x, w2.view(), dims(13), bits).unwrap(),
+                ];
+                for isa in Isa::available_noting_skips() {
+                    for threads in [1, 3] {
+                        let got = pool(threads).install(|| block_linears_on(isa, &x, k, &ws, bits).unwrap());
+                        assert_eq!(got, want, "{rows} rows, {isa:?}, {threads} threads, {bits:?}");
+                    }
+                }
+            }
+        }
+        assert!(block_linears(&[0; 64], 64, &[(BlockWeightsRef::Q4_1(w1.view()), 40)], ActBits::I16).is_err());
     }
 
     /// Relative error (norm of the error over the norm of the reference) of the Q4_1

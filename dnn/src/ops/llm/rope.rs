@@ -57,6 +57,9 @@ pub fn rope_rule(x: &TensorSpec, cos: &TensorSpec, sin: &TensorSpec, pos0: usize
     Ok(x.clone())
 }
 
+/// Elements below which parallel tasks cost more than they save.
+const MIN_ELEMS_PER_TASK: usize = 4096;
+
 /// Rotate every pair: with `c, s` the table entries of the row's position and pair `j`,
 /// `y0 = sat32(round((x0 c - x1 s) / 2^30))`, `y1 = sat32(round((x0 s + x1 c) / 2^30))`.
 pub fn rope(x: &[i32], cos: &[i32], sin: &[i32], d: RopeDims) -> OpResult<Vec<i32>> {
@@ -71,7 +74,11 @@ pub fn rope(x: &[i32], cos: &[i32], sin: &[i32], d: RopeDims) -> OpResult<Vec<i3
     if d.head_dim == 0 {
         return Ok(out);
     }
-    out.par_chunks_mut(d.head_dim).zip(x.par_chunks(d.head_dim)).enumerate().for_each(|(i, (o, xh))| {
+    // At least `MIN_ELEMS_PER_TASK` elements a task: a decode step's few heads run on the
+    // calling thread instead of waking the pool (each element is the same either way).
+    let min_heads = (MIN_ELEMS_PER_TASK / d.head_dim).max(1);
+    let chunks = out.par_chunks_mut(d.head_dim).zip(x.par_chunks(d.head_dim)).with_min_len(min_heads);
+    chunks.enumerate().for_each(|(i, (o, xh))| {
         let row = (d.pos0 + i / d.heads) * half;
         for j in 0..half {
             let (x0, x1) = (xh[2 * j] as i64, xh[2 * j + 1] as i64);

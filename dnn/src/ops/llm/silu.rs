@@ -5,7 +5,8 @@
 use rayon::prelude::*;
 
 use super::super::check::{same_shape, want, OpResult};
-use super::exp::{exp_q30, EXP_FRAC};
+use super::blockdot::Isa;
+use super::exp::{exp_q30, exp_q30_batch, EXP_FRAC};
 use super::{want_frac, want_len};
 use crate::fixed::{round_shift_i64, sat_i32};
 use crate::tensor::{DType, TensorSpec};
@@ -16,7 +17,13 @@ const CHUNK: usize = 4096;
 /// `sigma(x / 2^frac)` in Q30: `e = exp_q30(-|x|)`, `s = floor((2^61 + 2^30 + e) / (2 (2^30 + e)))`
 /// (`round(2^60 / (2^30 + e))`, half up), and `s` for `x >= 0`, `2^30 - s` otherwise.
 pub fn sigmoid_q30(x: i32, frac: u32) -> i64 {
-    let e = exp_q30(-(x as i64).abs(), frac) as i64;
+    sigmoid_from_exp(x, exp_q30(-(x as i64).abs(), frac))
+}
+
+/// [`sigmoid_q30`] given its `e = exp_q30(-|x|, frac)`.
+#[inline]
+fn sigmoid_from_exp(x: i32, e: i32) -> i64 {
+    let e = e as i64;
     let den = (1i64 << EXP_FRAC) + e;
     let s = ((1i64 << 61) + den) / (2 * den);
     if x >= 0 {
@@ -29,9 +36,18 @@ pub fn sigmoid_q30(x: i32, frac: u32) -> i64 {
 /// `silu(x) = round(x * sigmoid_q30(x) / 2^30)`, in the input's format (`|silu(x)| <= |x|`,
 /// so it never saturates).
 pub fn silu_fx(x: i32, frac: u32) -> i32 {
-    // `|x| * sigma <= 2^31 * 2^30`: exact in i64.
-    round_shift_i64(x as i64 * sigmoid_q30(x, frac), EXP_FRAC) as i32
+    silu_from_exp(x, exp_q30(-(x as i64).abs(), frac))
 }
+
+/// [`silu_fx`] given its `e = exp_q30(-|x|, frac)`.
+#[inline]
+fn silu_from_exp(x: i32, e: i32) -> i32 {
+    // `|x| * sigma <= 2^31 * 2^30`: exact in i64.
+    round_shift_i64(x as i64 * sigmoid_from_exp(x, e), EXP_FRAC) as i32
+}
+
+/// Elements whose exponentials [`swiglu`] computes in one batch ([`exp_q30_batch`]).
+const EXP_BATCH: usize = 256;
 
 /// The rule of SwiGLU: two i32 operands of one shape -> i32 of that shape.
 pub fn swiglu_rule(gate: &TensorSpec, up: &TensorSpec) -> OpResult<TensorSpec> {
@@ -47,10 +63,19 @@ pub fn swiglu(gate: &[i32], up: &[i32], frac: u32) -> OpResult<Vec<i32>> {
     want_frac(frac)?;
     want_len("up", up.len(), gate.len())?;
     let mut out = vec![0i32; gate.len()];
+    let isa = Isa::detect();
     out.par_chunks_mut(CHUNK).zip(gate.par_chunks(CHUNK).zip(up.par_chunks(CHUNK))).for_each(|(o, (g, u))| {
-        for ((ov, &gv), &uv) in o.iter_mut().zip(g).zip(u) {
-            // `|silu(g) * u| <= 2^62`: exact in i64.
-            *ov = sat_i32(round_shift_i64(silu_fx(gv, frac) as i64 * uv as i64, frac) as i128);
+        let (mut d, mut e) = ([0i64; EXP_BATCH], [0i32; EXP_BATCH]);
+        for ((o, g), u) in o.chunks_mut(EXP_BATCH).zip(g.chunks(EXP_BATCH)).zip(u.chunks(EXP_BATCH)) {
+            let n = g.len();
+            for (d, &gv) in d.iter_mut().zip(g) {
+                *d = -(gv as i64).abs();
+            }
+            exp_q30_batch(isa, &d[..n], frac, &mut e[..n]);
+            for (((ov, &gv), &uv), &ev) in o.iter_mut().zip(g).zip(u).zip(&e) {
+                // `|silu(g) * u| <= 2^62`: exact in i64.
+                *ov = sat_i32(round_shift_i64(silu_from_exp(gv, ev) as i64 * uv as i64, frac) as i128);
+            }
         }
     });
     Ok(out)
