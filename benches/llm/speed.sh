@@ -7,7 +7,8 @@
 #
 # Usage: bash benches/llm/speed.sh [GGUF]
 #   env: THREADS (2), REPS (3), NEW (64 new tokens), OUT (.cache/llm/speed.json),
-#        CARGO_TARGET_DIR (opml's build; candle builds in benches/llm/candle/target).
+#        CARGO_TARGET_DIR (opml's build; candle builds in benches/llm/candle/target),
+#        SKIP_CANDLE=1 (leave candle out: its first build takes over an hour on 2 cores).
 # The prompt: one ChatML user turn asking for a summary of the first 16 lines of
 # /usr/share/common-licenses/GPL-3 (192 tokens with SmolLM2's tokenizer).
 set -euo pipefail
@@ -27,8 +28,10 @@ echo "building opml (release)" >&2
 OPML="${CARGO_TARGET_DIR:-$REPO/target}/release/opml"
 
 CANDLE=""
-echo "building the candle peer (release; the first build takes minutes)" >&2
-if (cd "$REPO/benches/llm/candle" && env -u CARGO_TARGET_DIR cargo build --release --quiet); then
+if [[ ${SKIP_CANDLE:-0} == 1 ]]; then
+    echo "SKIP_CANDLE=1: going on without the candle peer" >&2
+elif echo "building the candle peer (release; the first build takes minutes)" >&2 &&
+    (cd "$REPO/benches/llm/candle" && env -u CARGO_TARGET_DIR cargo build --release --quiet); then
     CANDLE="$REPO/benches/llm/candle/target/release/opml-candle-peer"
 else
     echo "the candle peer did not build; going on without it" >&2
