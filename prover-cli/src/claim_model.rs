@@ -161,7 +161,7 @@ impl ClaimModel {
     pub fn resolve(&self, fault: &Fault, inputs: &[Tensor]) -> Result<Fault> {
         let by_name = |name: &str| {
             self.model.graph().nodes.iter().position(|n| n.name == name).ok_or_else(|| {
-                anyhow!("--dishonest {fault}: the model has no node named {name:?} (names: `opml model nodes`)")
+                anyhow!("--dishonest {fault}: the model has no node named {name:?} (a graph bundle's names: `opml model inspect`; an LLM generation's: `pos<P>.` + a step node of docs/spec/llm-graph.md §3, e.g. `pos9.blk.15.ffn_up`)")
             })
         };
         Ok(match fault {
