@@ -55,14 +55,9 @@ fn check(v: &Value, leaf_node: u64) {
         assert_eq!(g["graph_rounds"].as_u64(), Some(1), "9 nodes at k = 16: one graph round");
     }
     assert_eq!(caught["node"].as_u64(), Some(leaf_node), "the dispute isolates the lying node");
-    let cfg = &v["config"];
-    let (sb, cb, bps) =
-        (wei(&cfg["submitter_bond"]), wei(&cfg["challenger_bond"]), cfg["burn_bps"].as_u64().unwrap() as u128);
+    let Ledger { sb, cb, bps } = Ledger::of(v);
     let burn = |x: u128| x * bps / 10_000;
-    let acct = |name: &str| {
-        let a = v["accounts"].as_array().unwrap().iter().find(|a| a["account"] == name).unwrap();
-        (wei(&a["posted"]), wei(&a["withdrawn"]))
-    };
+    let acct = |name: &str| account(v, name);
     // Honest submitter: two bonds back, plus the lying challenger's bond less the burn.
     assert_eq!(acct("honest submitter"), (2 * sb, 2 * sb + cb - burn(cb)));
     assert_eq!(acct("dishonest submitter"), (sb, 0));
@@ -174,14 +169,9 @@ fn llm_demo_on_smollm2_voids_each_lie() {
     assert_eq!(on(4)["node_name"], node.as_str(), "the step lie is inside that node");
     assert_eq!(on(4)["leaf_step"].as_u64(), Some(step - 1), "the leaf is the step into the tampered state");
 
-    let cfg = &v["config"];
-    let (sb, cb, bps) =
-        (wei(&cfg["submitter_bond"]), wei(&cfg["challenger_bond"]), cfg["burn_bps"].as_u64().unwrap() as u128);
+    let Ledger { sb, cb, bps } = Ledger::of(&v);
     let burn = |x: u128| x * bps / 10_000;
-    let acct = |name: &str| {
-        let a = v["accounts"].as_array().unwrap().iter().find(|a| a["account"] == name).unwrap();
-        (wei(&a["posted"]), wei(&a["withdrawn"]))
-    };
+    let acct = |name: &str| account(&v, name);
     assert_eq!(acct("honest submitter"), (2 * sb, 2 * sb + cb - burn(cb)));
     assert_eq!(acct("dishonest submitter"), (3 * sb, 0));
     assert_eq!(acct("honest challenger"), (3 * cb, 3 * (cb + sb - burn(sb))));
@@ -190,4 +180,28 @@ fn llm_demo_on_smollm2_voids_each_lie() {
     assert_eq!(wei(&c["balance"]), 0, "everything paid out");
     assert_eq!(wei(&c["total_in"]), 5 * sb + 4 * cb);
     assert_eq!(wei(&c["total_out"]), 5 * sb + 4 * cb);
+}
+
+/// The demo's bonds and burn rate, from its JSON `config`.
+struct Ledger {
+    sb: u128,
+    cb: u128,
+    bps: u128,
+}
+
+impl Ledger {
+    fn of(v: &Value) -> Self {
+        let cfg = &v["config"];
+        Ledger {
+            sb: wei(&cfg["submitter_bond"]),
+            cb: wei(&cfg["challenger_bond"]),
+            bps: cfg["burn_bps"].as_u64().unwrap() as u128,
+        }
+    }
+}
+
+/// What account `name` posted and withdrew, from the demo's JSON `accounts`.
+fn account(v: &Value, name: &str) -> (u128, u128) {
+    let a = v["accounts"].as_array().unwrap().iter().find(|a| a["account"] == name).unwrap();
+    (wei(&a["posted"]), wei(&a["withdrawn"]))
 }
