@@ -467,6 +467,12 @@ async fn run_from_chain(
 }
 
 async fn play_cmd(a: PlayArgs) -> Result<()> {
+    if a.input.is_some() && crate::claim_model::is_llm_bundle(&a.bundle)? {
+        bail!(
+            "{} is an LLM bundle: its claims' inputs are the prompt and lengths the chain holds; drop --input",
+            a.bundle.display()
+        );
+    }
     let (c, d) = connect(&a.conn, true).await?;
     let cfg = c.view(d.game, &IOptimisticML::configCall {}).await?;
     let depth = u32::try_from(cfg.vmDepth).map_err(|_| anyhow!("vmDepth {} out of range", cfg.vmDepth))?;

@@ -65,6 +65,11 @@ pub struct ClaimModel {
     images: Arc<Vec<NodeImage>>,
 }
 
+/// Whether the file at `path` is an LLM bundle (by its magic).
+pub fn is_llm_bundle(path: &Path) -> Result<bool> {
+    has_magic(path, b"OPMLLLM\0")
+}
+
 /// Whether the file at `path` starts with `magic`.
 fn has_magic(path: &Path, magic: &[u8]) -> Result<bool> {
     use std::io::Read;
@@ -78,7 +83,7 @@ impl ClaimModel {
     /// Read a graph bundle or an LLM bundle, told apart by their magic; an LLM bundle's
     /// generation graph is built and bound to this build's kernels (seconds for SmolLM2).
     pub fn load(path: &Path) -> Result<Self> {
-        if !has_magic(path, b"OPMLLLM\0")? {
+        if !is_llm_bundle(path)? {
             return Self::from_bundle(path.to_path_buf(), load_bundle(path)?);
         }
         let b = LlmBundle::read(path).with_context(|| format!("reading the LLM bundle {}", path.display()))?;

@@ -480,6 +480,22 @@ fn bad_llm_claims_are_refused_before_the_chain_is_reached() {
     assert!(e.contains("the model has no node named \"pos99.argmax\""), "{e}");
     let e = claim(&["--prompt", PROMPT, "--dishonest", "token:x"]);
     assert!(e.contains("token T \"x\" is not a number"), "{e}");
+    // `chain play` reads an LLM claim's input from the chain only.
+    let e = run_err(&[
+        "chain",
+        "play",
+        "1",
+        "--role",
+        "challenger",
+        s(bundle),
+        "--input",
+        s(bundle),
+        "--deployment",
+        s(&nowhere),
+        "--key",
+        KEYS[SUBMITTER],
+    ]);
+    assert!(e.contains("is an LLM bundle: its claims' inputs are the prompt and lengths the chain holds"), "{e}");
     // A graph bundle takes --input, not --prompt; token:T is for LLM claims.
     let digits = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/digits");
     let (mlp, data) = (digits.join("mlp.opml"), digits.join("test_mlp.safetensors"));
