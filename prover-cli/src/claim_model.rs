@@ -154,7 +154,7 @@ impl ClaimModel {
         }
     }
 
-    /// `node j (name)`, with the position and generated token of an LLM step.
+    /// `node j (name)`; an LLM step's node names start with its position (`pos<P>.`).
     pub fn node_label(&self, j: usize) -> String {
         let name = self.model.graph().nodes.get(j).map_or("?", |n| n.name.as_str());
         format!("node {j} ({name})")
