@@ -174,16 +174,17 @@ pub enum ActBits {
     I16,
 }
 
-/// The per-block integers of weight row `c` and activation row `r`.
+/// The per-block integers of weight rows `c0..c0 + cols` (one after another) and
+/// activation row `r`.
 fn scales<'a, T>(
     d: &'a [i32],
     m: Option<&'a [i32]>,
     x: &'a ActBlocks<T>,
-    c: usize,
+    (c0, cols): (usize, usize),
     r: usize,
     nb: usize,
 ) -> RowScales<'a> {
-    let (wb, xb) = (c * nb..(c + 1) * nb, r * nb..(r + 1) * nb);
+    let (wb, xb) = (c0 * nb..(c0 + cols) * nb, r * nb..(r + 1) * nb);
     RowScales { d: &d[wb.clone()], m: m.map(|m| &m[wb]), sum: &x.sum[xb.clone()], s: &x.s[xb] }
 }
 
@@ -200,34 +201,20 @@ trait BlockWeights: Sync {
     fn cols<T: BlockDot>(&self, isa: Isa, c0: usize, x: &ActBlocks<T>, r: usize, nb: usize) -> [i128; TILE_COLS];
 }
 
-/// The per-block integers of weight rows `c0..c0 + TILE_COLS` (one after another) and
-/// activation row `r`.
-fn col_scales<'a, T>(
-    d: &'a [i32],
-    m: Option<&'a [i32]>,
-    x: &'a ActBlocks<T>,
-    c0: usize,
-    r: usize,
-    nb: usize,
-) -> RowScales<'a> {
-    let (wb, xb) = (c0 * nb..(c0 + TILE_COLS) * nb, r * nb..(r + 1) * nb);
-    RowScales { d: &d[wb.clone()], m: m.map(|m| &m[wb]), sum: &x.sum[xb.clone()], s: &x.s[xb] }
-}
-
 impl BlockWeights for Q4_1<'_> {
     fn out<T: BlockDot>(&self, isa: Isa, c: usize, x: &ActBlocks<T>, r: usize, nb: usize) -> i128 {
-        let sc = scales(self.d, Some(self.m), x, c, r, nb);
+        let sc = scales(self.d, Some(self.m), x, (c, 1), r, nb);
         T::q4_row(isa, &self.qs[c * nb * QK / 2..(c + 1) * nb * QK / 2], &x.a[r * nb * QK..(r + 1) * nb * QK], &sc)
     }
 
     fn tile<T: BlockDot>(&self, isa: Isa, c: usize, x: &ActBlocks<T>, r0: usize, nb: usize) -> [i128; TILE_ROWS] {
-        let sc = std::array::from_fn(|i| scales(self.d, Some(self.m), x, c, r0 + i, nb));
+        let sc = std::array::from_fn(|i| scales(self.d, Some(self.m), x, (c, 1), r0 + i, nb));
         let a = std::array::from_fn(|i| &x.a[(r0 + i) * nb * QK..(r0 + i + 1) * nb * QK]);
         T::q4_tile(isa, &self.qs[c * nb * QK / 2..(c + 1) * nb * QK / 2], a, &sc)
     }
 
     fn cols<T: BlockDot>(&self, isa: Isa, c0: usize, x: &ActBlocks<T>, r: usize, nb: usize) -> [i128; TILE_COLS] {
-        let sc = col_scales(self.d, Some(self.m), x, c0, r, nb);
+        let sc = scales(self.d, Some(self.m), x, (c0, TILE_COLS), r, nb);
         let qs = &self.qs[c0 * nb * QK / 2..(c0 + TILE_COLS) * nb * QK / 2];
         T::q4_cols(isa, qs, &x.a[r * nb * QK..(r + 1) * nb * QK], &sc)
     }
@@ -235,12 +222,12 @@ impl BlockWeights for Q4_1<'_> {
 
 impl BlockWeights for Q8_0<'_> {
     fn out<T: BlockDot>(&self, isa: Isa, c: usize, x: &ActBlocks<T>, r: usize, nb: usize) -> i128 {
-        let sc = scales(self.d, None, x, c, r, nb);
+        let sc = scales(self.d, None, x, (c, 1), r, nb);
         T::q8_row(isa, &self.qs[c * nb * QK..(c + 1) * nb * QK], &x.a[r * nb * QK..(r + 1) * nb * QK], &sc)
     }
 
     fn cols<T: BlockDot>(&self, isa: Isa, c0: usize, x: &ActBlocks<T>, r: usize, nb: usize) -> [i128; TILE_COLS] {
-        let sc = col_scales(self.d, None, x, c0, r, nb);
+        let sc = scales(self.d, None, x, (c0, TILE_COLS), r, nb);
         let qs = &self.qs[c0 * nb * QK..(c0 + TILE_COLS) * nb * QK];
         T::q8_cols(isa, qs, &x.a[r * nb * QK..(r + 1) * nb * QK], &sc)
     }
