@@ -8,9 +8,9 @@ use rayon::prelude::*;
 
 use super::super::check::{bad, want, OpResult};
 use super::blockdot::Isa;
-use super::exp::{softmax_row_q30_on, EXP_FRAC};
+use super::exp::EXP_FRAC;
 use super::{prod, want_frac, want_len};
-use crate::fixed::{isqrt_u128, round_shift_i128, round_shift_i64, sat_i32};
+use crate::fixed::{isqrt_u128, round_shift_i128, sat_i32};
 use crate::tensor::{DType, TensorSpec};
 
 /// Sizes of one attention node. Queries `[seq, heads, head_dim]` at positions
@@ -90,11 +90,14 @@ pub fn attention(q: &[i32], k: &[i32], v: &[i32], d: AttnDims, frac: u32) -> OpR
     attention_on(Isa::detect(), q, k, v, d, frac)
 }
 
-/// Per-task buffers of [`attention_on`], reused across the (query, head) pairs of a task.
+/// Per-task buffers of [`attention_on`], reused across the tasks of a thread.
 #[derive(Default)]
 struct Scratch {
-    scores: Vec<i32>,
+    /// The score dots, `[heads of the task, visible]`.
+    dots: Vec<i64>,
+    /// The scores, then the probabilities, `[heads of the task, visible]`.
     p: Vec<i32>,
+    /// The value sums, `[heads of the task, head_dim]`.
     acc: Vec<i64>,
     /// The softmax's arguments.
     diffs: Vec<i64>,
@@ -102,12 +105,19 @@ struct Scratch {
 
 /// [`attention`] on a given instruction set (one the CPU has: see [`Isa::available`]).
 ///
+/// A task is one query and up to four query heads of one cache head (the largest of
+/// 4, 3, 2, 1 dividing the group, or one head per task when that leaves fewer than two
+/// tasks per thread), so each cached key and value row is read once for all of them.
+///
 /// The exact sums run in i64 where they provably fit, with the same integers as the i128
 /// of the spec: a score's dot when `sum_c |q_c| < 2^32` (then every partial sum is below
 /// `2^32 * 2^31`; otherwise it is summed in i128), and always the values' sum, because the
 /// probabilities are non-negative with `sum_t p_t <= 2^30 + T/2` (each is rounded from
 /// `2^30 e_t / S`), so `|sum_t p_t v_tc| < 2^31 (2^30 + T/2) < 2^63` for `T < 2^32`
-/// positions.
+/// positions. No partial sum in any order exceeds these bounds, so the vector lanes and
+/// the channel blocks of the kernels sum in any order. When the scale is a power of two
+/// `2^s` (`head_dim` a power of 4, e.g. 64) the score is `rshift(dot, F + 30 - s)` in
+/// i64, which equals `rshift(dot * 2^s, F + 30)`.
 pub fn attention_on(isa: Isa, q: &[i32], k: &[i32], v: &[i32], d: AttnDims, frac: u32) -> OpResult<Vec<i32>> {
     d.check()?;
     want_frac(frac)?;
@@ -118,104 +128,425 @@ pub fn attention_on(isa: Isa, q: &[i32], k: &[i32], v: &[i32], d: AttnDims, frac
         return Err(bad(format!("cache length {} of 2^32 or more", d.ctx)));
     }
     let (hd, group) = (d.head_dim, d.heads / d.kv_heads);
-    let scale = score_scale_q30(hd) as i128;
+    let round = ScoreRound::new(hd, frac);
+    let mut nt = [4, 3, 2, 1].into_iter().find(|n| group.is_multiple_of(*n)).unwrap_or(1);
+    if d.seq * d.heads / nt < 2 * rayon::current_num_threads() {
+        nt = 1;
+    }
+    let (per_row, stride) = (d.heads / nt, d.kv_heads * hd);
     let mut out = vec![0i32; d.seq * d.heads * hd];
-    out.par_chunks_mut(hd).enumerate().for_each_init(Scratch::default, |sc, (i, o)| {
-        let (s, h) = (i / d.heads, i % d.heads);
-        let qh = &q[i * hd..(i + 1) * hd];
-        let cache = |t: usize| (t * d.kv_heads + h / group) * hd;
-        let visible = d.pos0 + s + 1;
-        let narrow = qh.iter().map(|&x| x.unsigned_abs() as u64).sum::<u64>() < 1 << 32;
-        sc.scores.clear();
-        sc.scores.extend((0..visible).map(|t| {
-            let kt = &k[cache(t)..cache(t) + hd];
-            let dot = if narrow {
-                lanes::dot(isa, qh, kt) as i128
-            } else {
-                qh.iter().zip(kt).map(|(&a, &b)| a as i128 * b as i128).sum()
-            };
-            sat_i32(round_shift_i128(dot * scale, frac + 30))
-        }));
-        sc.p.resize(visible, 0);
-        softmax_row_q30_on(isa, &sc.scores, frac, &mut sc.p, &mut sc.diffs);
-        sc.acc.clear();
-        sc.acc.resize(hd, 0);
-        for (t, &pt) in sc.p.iter().enumerate() {
-            if pt != 0 {
-                lanes::axpy(isa, &mut sc.acc, pt as i64, &v[cache(t)..cache(t) + hd]);
-            }
-        }
-        for (ov, &a) in o.iter_mut().zip(&sc.acc) {
-            *ov = sat_i32(round_shift_i64(a, EXP_FRAC) as i128);
+    out.par_chunks_mut(nt * hd).enumerate().for_each_init(Scratch::default, |sc, (i, o)| {
+        let (s, h0) = (i / per_row, i % per_row * nt);
+        let q0 = (s * d.heads + h0) * hd;
+        let g = h0 / group * hd;
+        let task = Task { isa, q: &q[q0..q0 + nt * hd], k: &k[g..], v: &v[g..], stride, hd, visible: d.pos0 + s + 1 };
+        match nt {
+            4 => task.run::<4>(round, sc, o),
+            3 => task.run::<3>(round, sc, o),
+            2 => task.run::<2>(round, sc, o),
+            _ => task.run::<1>(round, sc, o),
         }
     });
     Ok(out)
 }
 
-/// The two i64 loops of the attention, compiled once per instruction set from one body
-/// (the compiler vectorizes them with that set's 64-bit multiplies). Callers keep every
-/// sum below 2^63 (see [`attention_on`]), so every version gives the same integers.
+/// A score from its exact dot: `sat32(rshift(dot * scale, F + 30))`.
+#[derive(Clone, Copy)]
+struct ScoreRound {
+    scale: i128,
+    frac: u32,
+    /// `F + 30 - s` when the scale is `2^s`.
+    shift: Option<u32>,
+}
+
+impl ScoreRound {
+    fn new(head_dim: usize, frac: u32) -> Self {
+        let scale = score_scale_q30(head_dim);
+        // `scale <= 2^30`, so `s <= 30 <= F + 30`.
+        let shift = (scale.count_ones() == 1).then(|| frac + 30 - scale.trailing_zeros());
+        ScoreRound { scale: scale as i128, frac, shift }
+    }
+}
+
+/// `N` query heads of one query and one cache head: queries `[N, hd]`, and the cache
+/// head's rows at `t * stride` in `k` and `v` for `t` in `0..visible`.
+struct Task<'a> {
+    isa: Isa,
+    q: &'a [i32],
+    k: &'a [i32],
+    v: &'a [i32],
+    stride: usize,
+    hd: usize,
+    visible: usize,
+}
+
+impl Task<'_> {
+    fn run<const N: usize>(&self, round: ScoreRound, sc: &mut Scratch, out: &mut [i32]) {
+        let (hd, vis) = (self.hd, self.visible);
+        let narrow =
+            |n: usize| self.q[n * hd..(n + 1) * hd].iter().map(|&x| x.unsigned_abs() as u64).sum::<u64>() < 1 << 32;
+        sc.p.clear();
+        sc.p.resize(N * vis, 0);
+        if (0..N).all(narrow) {
+            sc.dots.clear();
+            sc.dots.resize(N * vis, 0);
+            lanes::dots::<N>(self.isa, self.q, hd, self.k, self.stride, &mut sc.dots);
+            match round.shift {
+                Some(sh) => lanes::scores(self.isa, &sc.dots, sh, &mut sc.p),
+                None => {
+                    for (p, &dot) in sc.p.iter_mut().zip(&sc.dots) {
+                        *p = sat_i32(round_shift_i128(dot as i128 * round.scale, round.frac + 30));
+                    }
+                }
+            }
+        } else {
+            for (n, scores) in sc.p.chunks_mut(vis).enumerate() {
+                let qn = &self.q[n * hd..(n + 1) * hd];
+                for (t, score) in scores.iter_mut().enumerate() {
+                    let kt = &self.k[t * self.stride..t * self.stride + hd];
+                    let dot: i128 = qn.iter().zip(kt).map(|(&a, &b)| a as i128 * b as i128).sum();
+                    *score = sat_i32(round_shift_i128(dot * round.scale, round.frac + 30));
+                }
+            }
+        }
+        for row in sc.p.chunks_mut(vis) {
+            lanes::softmax(self.isa, row, round.frac, &mut sc.diffs);
+        }
+        sc.acc.clear();
+        sc.acc.resize(N * hd, 0);
+        lanes::sums::<N>(self.isa, &sc.p, self.v, self.stride, hd, &mut sc.acc);
+        lanes::scores(self.isa, &sc.acc, EXP_FRAC, out);
+    }
+}
+
+/// The attention's loops, compiled per instruction set: a portable body (which the
+/// compiler vectorizes for AVX2), and AVX-512 kernels over blocks of 16 to 64 channels
+/// whose partial products come from `vpmuldq` (i32 x i32 -> i64, on the even and, after
+/// a 32-bit shift, the odd elements). Callers keep every partial sum below 2^63 (see
+/// [`attention_on`]), so every version gives the same integers.
 mod lanes {
+    use super::super::exp::exp_q30_batch;
     use super::Isa;
 
-    /// `sum_c a_c b_c`.
+    /// `dots[n][t] += sum_c q[n][c] k[t stride + c]` over channels `cols` (`q` is
+    /// `[N, hd]`, `dots` `[N, visible]`).
     #[inline(always)]
-    fn dot_body(a: &[i32], b: &[i32]) -> i64 {
-        a.iter().zip(b).map(|(&x, &y)| x as i64 * y as i64).sum()
+    fn dots_body<const N: usize>(
+        q: &[i32],
+        hd: usize,
+        k: &[i32],
+        stride: usize,
+        cols: std::ops::Range<usize>,
+        dots: &mut [i64],
+    ) {
+        let visible = dots.len() / N;
+        for t in 0..visible {
+            let kt = &k[t * stride + cols.start..t * stride + cols.end];
+            for n in 0..N {
+                let qn = &q[n * hd + cols.start..n * hd + cols.end];
+                dots[n * visible + t] += qn.iter().zip(kt).map(|(&a, &b)| a as i64 * b as i64).sum::<i64>();
+            }
+        }
     }
 
-    /// `acc_c += p v_c`.
+    /// `acc[n][c] += sum_t p[n][t] v[t stride + c]` over channels `cols` (`p` is
+    /// `[N, visible]`, `acc` `[N, hd]`).
     #[inline(always)]
-    fn axpy_body(acc: &mut [i64], p: i64, v: &[i32]) {
-        for (a, &x) in acc.iter_mut().zip(v) {
-            *a += p * x as i64;
+    fn sums_body<const N: usize>(
+        p: &[i32],
+        v: &[i32],
+        stride: usize,
+        hd: usize,
+        cols: std::ops::Range<usize>,
+        acc: &mut [i64],
+    ) {
+        let visible = p.len() / N;
+        for t in 0..visible {
+            let vt = &v[t * stride + cols.start..t * stride + cols.end];
+            for n in 0..N {
+                let pt = p[n * visible + t] as i64;
+                if pt != 0 {
+                    for (a, &x) in acc[n * hd + cols.start..n * hd + cols.end].iter_mut().zip(vt) {
+                        *a += pt * x as i64;
+                    }
+                }
+            }
+        }
+    }
+
+    /// `out_t = sat32(rshift(dots_t, sh))` for `|dots_t| < 2^63` and `sh <= 63`, without
+    /// branches (the sign applied as `(q ^ m) - m` with `m` all ones for a negative dot).
+    #[inline(always)]
+    fn scores_body(dots: &[i64], sh: u32, out: &mut [i32]) {
+        let half = (1u64 << sh) >> 1;
+        for (o, &d) in out.iter_mut().zip(dots) {
+            let m = d >> 63;
+            let q = ((d.unsigned_abs() + half) >> sh) as i64;
+            *o = ((q ^ m) - m).clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+        }
+    }
+
+    /// The softmax of §5.4 over one row of scores, in place: `e_t = exp_q30(x_t - max)`,
+    /// `S = sum_t e_t`, `p_t = floor((2^31 e_t + S) / (2 S))` (the quotients by a
+    /// reciprocal, see [`normalize_body`]).
+    #[inline(always)]
+    fn softmax_body(isa: Isa, x: &mut [i32], frac: u32, diffs: &mut Vec<i64>) {
+        let Some(&m) = x.iter().max() else { return };
+        diffs.clear();
+        diffs.extend(x.iter().map(|&v| v as i64 - m as i64));
+        exp_q30_batch(isa, diffs, frac, x);
+        // At least one `e_t` is `2^30` (at the maximum), each is at most that, and there
+        // are fewer than 2^32: `2^30 <= S < 2^62`.
+        let s: i64 = x.iter().map(|&e| e as i64).sum();
+        normalize_body(x, s);
+    }
+
+    /// `e_t <- floor((2^31 e_t + s) / (2 s))` for `0 <= e_t <= 2^30` and `2^30 <= s < 2^62`.
+    /// Below `s < 2^60` the quotient is first estimated in f64 (`n * (1 / d)`: four
+    /// roundings of relative error 2^-53 each, on a quotient of at most `2^30 + 1`, so the
+    /// estimate is off by less than 2^-20 and truncates to the quotient or one off), then
+    /// corrected once by the remainder `n - q d`, exact in i64 (`n + d < 2^63`); above,
+    /// a division.
+    #[inline(always)]
+    fn normalize_body(e: &mut [i32], s: i64) {
+        let d = 2 * s;
+        if s < 1 << 60 {
+            let inv = 1.0 / d as f64;
+            for o in e.iter_mut() {
+                let n = ((*o as i64) << 31) + s;
+                // SAFETY: the product is finite and in `0..2^31` (see above).
+                let q: i64 = unsafe { (n as f64 * inv).to_int_unchecked() };
+                let r = n - q * d;
+                *o = (q - (r < 0) as i64 + (r >= d) as i64) as i32;
+            }
+        } else {
+            for o in e.iter_mut() {
+                *o = (((*o as i64) << 31) + s).div_euclid(d) as i32;
+            }
         }
     }
 
     #[cfg(target_arch = "x86_64")]
     mod x86 {
+        use super::Isa;
+        use std::arch::x86_64::*;
+
         #[target_feature(enable = "avx2")]
-        pub(super) fn dot_avx2(a: &[i32], b: &[i32]) -> i64 {
-            super::dot_body(a, b)
+        pub(super) fn dots_avx2<const N: usize>(q: &[i32], hd: usize, k: &[i32], stride: usize, dots: &mut [i64]) {
+            super::dots_body::<N>(q, hd, k, stride, 0..hd, dots)
         }
         #[target_feature(enable = "avx2")]
-        pub(super) fn axpy_avx2(acc: &mut [i64], p: i64, v: &[i32]) {
-            super::axpy_body(acc, p, v)
+        pub(super) fn sums_avx2<const N: usize>(p: &[i32], v: &[i32], stride: usize, hd: usize, acc: &mut [i64]) {
+            super::sums_body::<N>(p, v, stride, hd, 0..hd, acc)
         }
-        #[target_feature(enable = "avx2,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
-        pub(super) fn dot_avx512(a: &[i32], b: &[i32]) -> i64 {
-            super::dot_body(a, b)
+        #[target_feature(enable = "avx2")]
+        pub(super) fn scores_avx2(dots: &[i64], sh: u32, out: &mut [i32]) {
+            super::scores_body(dots, sh, out)
         }
-        #[target_feature(enable = "avx2,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
-        pub(super) fn axpy_avx512(acc: &mut [i64], p: i64, v: &[i32]) {
-            super::axpy_body(acc, p, v)
+        #[target_feature(enable = "avx2,avx512f,avx512bw,avx512dq,avx512vl")]
+        pub(super) fn scores_avx512(dots: &[i64], sh: u32, out: &mut [i32]) {
+            super::scores_body(dots, sh, out)
+        }
+        #[target_feature(enable = "avx2")]
+        pub(super) fn softmax_avx2(x: &mut [i32], frac: u32, diffs: &mut Vec<i64>) {
+            super::softmax_body(Isa::Avx2, x, frac, diffs)
+        }
+        #[target_feature(enable = "avx2,avx512f,avx512bw,avx512dq,avx512vl")]
+        pub(super) fn softmax_avx512(x: &mut [i32], frac: u32, diffs: &mut Vec<i64>) {
+            super::softmax_body(Isa::Avx512, x, frac, diffs)
+        }
+
+        /// [`super::dots_body`] on AVX-512: blocks of 64 channels (and one of the
+        /// remaining multiple of 16) with the block's queries held in registers across
+        /// the positions, and the last `hd % 16` channels portable.
+        #[target_feature(enable = "avx2,avx512f,avx512bw,avx512dq,avx512vl")]
+        pub(super) fn dots_avx512<const N: usize>(q: &[i32], hd: usize, k: &[i32], stride: usize, dots: &mut [i64]) {
+            let mut c0 = 0;
+            while c0 + 16 <= hd {
+                let ch = ((hd - c0) / 16).min(4);
+                // SAFETY: `c0 + 16 ch <= hd`, and `dots_block` checks its slices.
+                match ch {
+                    4 => unsafe { dots_block::<N, 4>(q, hd, k, stride, c0, dots) },
+                    3 => unsafe { dots_block::<N, 3>(q, hd, k, stride, c0, dots) },
+                    2 => unsafe { dots_block::<N, 2>(q, hd, k, stride, c0, dots) },
+                    _ => unsafe { dots_block::<N, 1>(q, hd, k, stride, c0, dots) },
+                }
+                c0 += 16 * ch;
+            }
+            if c0 < hd {
+                super::dots_body::<N>(q, hd, k, stride, c0..hd, dots);
+            }
+        }
+
+        /// Channels `c0..c0 + 16 CH` of [`dots_avx512`].
+        ///
+        /// # Safety
+        /// The CPU has AVX-512 F and `c0 + 16 CH <= hd` (the slices are checked here).
+        #[target_feature(enable = "avx2,avx512f,avx512bw,avx512dq,avx512vl")]
+        unsafe fn dots_block<const N: usize, const CH: usize>(
+            q: &[i32],
+            hd: usize,
+            k: &[i32],
+            stride: usize,
+            c0: usize,
+            dots: &mut [i64],
+        ) {
+            let visible = dots.len() / N;
+            assert!(c0 + 16 * CH <= hd && q.len() >= N * hd);
+            assert!(visible == 0 || k.len() >= (visible - 1) * stride + c0 + 16 * CH);
+            let (mut qe, mut qo) = ([[_mm512_setzero_si512(); CH]; N], [[_mm512_setzero_si512(); CH]; N]);
+            for n in 0..N {
+                for j in 0..CH {
+                    // SAFETY: inside `q` (asserted above).
+                    let x = unsafe { _mm512_loadu_si512(q.as_ptr().add(n * hd + c0 + 16 * j).cast()) };
+                    qe[n][j] = x;
+                    qo[n][j] = _mm512_srli_epi64::<32>(x);
+                }
+            }
+            for t in 0..visible {
+                let kt = k[t * stride + c0..].as_ptr();
+                let mut acc = [_mm512_setzero_si512(); N];
+                for j in 0..CH {
+                    // SAFETY: inside `k` (asserted above).
+                    let x = unsafe { _mm512_loadu_si512(kt.add(16 * j).cast()) };
+                    let xo = _mm512_srli_epi64::<32>(x);
+                    for n in 0..N {
+                        acc[n] = _mm512_add_epi64(acc[n], _mm512_mul_epi32(qe[n][j], x));
+                        acc[n] = _mm512_add_epi64(acc[n], _mm512_mul_epi32(qo[n][j], xo));
+                    }
+                }
+                for n in 0..N {
+                    dots[n * visible + t] += _mm512_reduce_add_epi64(acc[n]);
+                }
+            }
+        }
+
+        /// [`super::sums_body`] on AVX-512, blocked as [`dots_avx512`], the block's sums
+        /// held in registers across the positions.
+        #[target_feature(enable = "avx2,avx512f,avx512bw,avx512dq,avx512vl")]
+        pub(super) fn sums_avx512<const N: usize>(p: &[i32], v: &[i32], stride: usize, hd: usize, acc: &mut [i64]) {
+            let mut c0 = 0;
+            while c0 + 16 <= hd {
+                let ch = ((hd - c0) / 16).min(4);
+                // SAFETY: as in `dots_avx512`.
+                match ch {
+                    4 => unsafe { sums_block::<N, 4>(p, v, stride, hd, c0, acc) },
+                    3 => unsafe { sums_block::<N, 3>(p, v, stride, hd, c0, acc) },
+                    2 => unsafe { sums_block::<N, 2>(p, v, stride, hd, c0, acc) },
+                    _ => unsafe { sums_block::<N, 1>(p, v, stride, hd, c0, acc) },
+                }
+                c0 += 16 * ch;
+            }
+            if c0 < hd {
+                super::sums_body::<N>(p, v, stride, hd, c0..hd, acc);
+            }
+        }
+
+        /// Channels `c0..c0 + 16 CH` of [`sums_avx512`]: lane `i` of the even sums of
+        /// chunk `j` is channel `c0 + 16 j + 2 i`, of the odd sums the next channel. The
+        /// probabilities are in `0..=2^30`, so `vpmuldq`'s sign extension of the low half
+        /// of a broadcast i64 gives them back.
+        ///
+        /// # Safety
+        /// As [`dots_block`].
+        #[target_feature(enable = "avx2,avx512f,avx512bw,avx512dq,avx512vl")]
+        unsafe fn sums_block<const N: usize, const CH: usize>(
+            p: &[i32],
+            v: &[i32],
+            stride: usize,
+            hd: usize,
+            c0: usize,
+            acc: &mut [i64],
+        ) {
+            let visible = p.len() / N;
+            assert!(c0 + 16 * CH <= hd && acc.len() >= N * hd);
+            assert!(visible == 0 || v.len() >= (visible - 1) * stride + c0 + 16 * CH);
+            let (mut ae, mut ao) = ([[_mm512_setzero_si512(); CH]; N], [[_mm512_setzero_si512(); CH]; N]);
+            for t in 0..visible {
+                let pt: [i32; N] = std::array::from_fn(|n| p[n * visible + t]);
+                if pt.iter().all(|&x| x == 0) {
+                    continue;
+                }
+                let pv = pt.map(|x| _mm512_set1_epi64(x as i64));
+                let vt = v[t * stride + c0..].as_ptr();
+                for j in 0..CH {
+                    // SAFETY: inside `v` (asserted above).
+                    let x = unsafe { _mm512_loadu_si512(vt.add(16 * j).cast()) };
+                    let xo = _mm512_srli_epi64::<32>(x);
+                    for n in 0..N {
+                        ae[n][j] = _mm512_add_epi64(ae[n][j], _mm512_mul_epi32(pv[n], x));
+                        ao[n][j] = _mm512_add_epi64(ao[n][j], _mm512_mul_epi32(pv[n], xo));
+                    }
+                }
+            }
+            for n in 0..N {
+                for j in 0..CH {
+                    let (mut e, mut o) = ([0i64; 8], [0i64; 8]);
+                    // SAFETY: eight i64 into each array.
+                    unsafe {
+                        _mm512_storeu_si512(e.as_mut_ptr().cast(), ae[n][j]);
+                        _mm512_storeu_si512(o.as_mut_ptr().cast(), ao[n][j]);
+                    }
+                    let a = &mut acc[n * hd + c0 + 16 * j..n * hd + c0 + 16 * (j + 1)];
+                    for i in 0..8 {
+                        a[2 * i] += e[i];
+                        a[2 * i + 1] += o[i];
+                    }
+                }
+            }
         }
     }
 
-    pub(super) fn dot(isa: Isa, a: &[i32], b: &[i32]) -> i64 {
+    pub(super) fn dots<const N: usize>(isa: Isa, q: &[i32], hd: usize, k: &[i32], stride: usize, dots: &mut [i64]) {
         match isa {
-            Isa::Scalar => dot_body(a, b),
+            Isa::Scalar => dots_body::<N>(q, hd, k, stride, 0..hd, dots),
             // SAFETY: `Isa::Avx2` and `Isa::Avx512` come from `Isa::detect` or
             // `Isa::available`, which check these features at run time.
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe { x86::dot_avx2(a, b) },
+            Isa::Avx2 => unsafe { x86::dots_avx2::<N>(q, hd, k, stride, dots) },
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { x86::dot_avx512(a, b) },
+            Isa::Avx512 => unsafe { x86::dots_avx512::<N>(q, hd, k, stride, dots) },
             #[cfg(not(target_arch = "x86_64"))]
-            Isa::Avx2 | Isa::Avx512 => dot_body(a, b),
+            Isa::Avx2 | Isa::Avx512 => dots_body::<N>(q, hd, k, stride, 0..hd, dots),
         }
     }
 
-    pub(super) fn axpy(isa: Isa, acc: &mut [i64], p: i64, v: &[i32]) {
+    pub(super) fn sums<const N: usize>(isa: Isa, p: &[i32], v: &[i32], stride: usize, hd: usize, acc: &mut [i64]) {
         match isa {
-            Isa::Scalar => axpy_body(acc, p, v),
-            // SAFETY: as in `dot`.
+            Isa::Scalar => sums_body::<N>(p, v, stride, hd, 0..hd, acc),
+            // SAFETY: as in `dots`.
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe { x86::axpy_avx2(acc, p, v) },
+            Isa::Avx2 => unsafe { x86::sums_avx2::<N>(p, v, stride, hd, acc) },
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { x86::axpy_avx512(acc, p, v) },
+            Isa::Avx512 => unsafe { x86::sums_avx512::<N>(p, v, stride, hd, acc) },
             #[cfg(not(target_arch = "x86_64"))]
-            Isa::Avx2 | Isa::Avx512 => axpy_body(acc, p, v),
+            Isa::Avx2 | Isa::Avx512 => sums_body::<N>(p, v, stride, hd, 0..hd, acc),
+        }
+    }
+
+    pub(super) fn scores(isa: Isa, dots: &[i64], sh: u32, out: &mut [i32]) {
+        match isa {
+            Isa::Scalar => scores_body(dots, sh, out),
+            // SAFETY: as in `dots`.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { x86::scores_avx2(dots, sh, out) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { x86::scores_avx512(dots, sh, out) },
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx2 | Isa::Avx512 => scores_body(dots, sh, out),
+        }
+    }
+
+    pub(super) fn softmax(isa: Isa, x: &mut [i32], frac: u32, diffs: &mut Vec<i64>) {
+        match isa {
+            Isa::Scalar => softmax_body(isa, x, frac, diffs),
+            // SAFETY: as in `dots`.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { x86::softmax_avx2(x, frac, diffs) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { x86::softmax_avx512(x, frac, diffs) },
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx2 | Isa::Avx512 => softmax_body(isa, x, frac, diffs),
         }
     }
 }
@@ -373,6 +704,50 @@ mod tests {
         k[5 * 8..].fill(i32::MAX);
         v[5 * 8..].fill(i32::MIN);
         assert_eq!(attention(&q, &k, &v, d, 16).unwrap(), before);
+    }
+
+    /// CPU time of one call at SmolLM2's decode (1 query, 256 cached positions) and prompt
+    /// (193 queries) sizes, per instruction set on one thread, and the wall time on two
+    /// threads (`cargo test -p opml-dnn --release --lib throughput -- --ignored --nocapture`):
+    /// a measurement, not a check.
+    #[test]
+    #[ignore]
+    fn throughput() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        for (seq, ctx, reps) in [(1, 256, 4000), (193, 193, 40)] {
+            let d = AttnDims { seq, heads: 9, kv_heads: 3, head_dim: 64, ctx, pos0: ctx - seq };
+            let q = rand_vec(&mut rng, seq * 9 * 64, 3 << 14);
+            let k = rand_vec(&mut rng, ctx * 3 * 64, 3 << 14);
+            let v = rand_vec(&mut rng, ctx * 3 * 64, 3 << 14);
+            // `OPML_BENCH_ISA=Avx512` (say) measures one instruction set only (for perf).
+            let only = std::env::var("OPML_BENCH_ISA").ok();
+            for isa in Isa::available().into_iter().filter(|i| only.as_ref().is_none_or(|o| *o == format!("{i:?}"))) {
+                let step = || drop(std::hint::black_box(attention_on(isa, &q, &k, &v, d, 14).unwrap()));
+                // The worker's own CPU time (Linux), so that other load does not count.
+                let s = pool(1).install(|| {
+                    let cpu = || {
+                        let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+                        Some(stat.split_whitespace().next()?.parse::<f64>().ok()? / 1e9)
+                    };
+                    let (c0, t) = (cpu(), std::time::Instant::now());
+                    (0..reps).for_each(|_| step());
+                    match (c0, cpu()) {
+                        (Some(a), Some(b)) => b - a,
+                        _ => t.elapsed().as_secs_f64(),
+                    }
+                }) / reps as f64;
+                let wall2 = pool(2).install(|| {
+                    let t = std::time::Instant::now();
+                    (0..reps).for_each(|_| step());
+                    t.elapsed().as_secs_f64()
+                }) / reps as f64;
+                eprintln!(
+                    "attention seq {seq} ctx {ctx} {isa:?}: {:.1} us CPU on 1 thread, {:.1} us wall on 2",
+                    s * 1e6,
+                    wall2 * 1e6
+                );
+            }
+        }
     }
 
     proptest! {
