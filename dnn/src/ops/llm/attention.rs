@@ -308,7 +308,7 @@ mod lanes {
     /// corrected once by the remainder `n - q d`, exact in i64 (`n + d < 2^63`); above,
     /// a division.
     #[inline(always)]
-    fn normalize_body(e: &mut [i32], s: i64) {
+    pub(super) fn normalize_body(e: &mut [i32], s: i64) {
         let d = 2 * s;
         if s < 1 << 60 {
             let inv = 1.0 / d as f64;
@@ -633,6 +633,16 @@ mod tests {
         cases.push((vec![0; nq], vec![0; nk], vec![i32::MIN; nk]));
         let small: Vec<i32> = (0..nq).map(|i| if i % 64 == 0 { 1 << 20 } else { 0 }).collect();
         cases.push((small, rand_vec(&mut rng, nk, i32::MAX), vec![i32::MIN; nk]));
+        // `sum_c |q_c|` just below 2^32 (the i64 dot, at `-(2^32 - 64) 2^31`) and exactly
+        // 2^32 (the i128 one), against keys of -2^31; and one head of each pair past the
+        // bound while the other is not.
+        let below: Vec<i32> = (0..nq).map(|i| if i % 2 == 0 { 67_108_863 } else { -67_108_863 }).collect();
+        let mut at = vec![1 << 26; nq];
+        cases.push((below.clone(), vec![i32::MIN; nk], rand_vec(&mut rng, nk, i32::MAX)));
+        cases.push((vec![67_108_863; nq], vec![i32::MIN; nk], rand_vec(&mut rng, nk, i32::MAX)));
+        cases.push((at.clone(), vec![i32::MIN; nk], rand_vec(&mut rng, nk, i32::MAX)));
+        at.chunks_mut(128).for_each(|c| c[64..].copy_from_slice(&below[..64]));
+        cases.push((at, rand_vec(&mut rng, nk, i32::MAX), rand_vec(&mut rng, nk, i32::MAX)));
         for (q, k, v) in &cases {
             for frac in [0, 14, 16, 31] {
                 let want = spec_attention(q, k, v, d, frac);
@@ -746,6 +756,108 @@ mod tests {
                     s * 1e6,
                     wall2 * 1e6
                 );
+            }
+        }
+    }
+
+    /// The reciprocal division equals `div_euclid` at the ends of its range: `e` in
+    /// `0..=2^30`, `s` from 2^30 (where `e = 2^30` gives the tie `2^30 + 1/2`) past the
+    /// f64 path's limit of 2^60 to `2^62 - 1`, and random values between.
+    #[test]
+    fn normalization_equals_the_division() {
+        let mut rng = ChaCha8Rng::seed_from_u64(17);
+        let mut sums =
+            vec![1 << 30, (1 << 30) + 1, 3 << 29, (1 << 31) - 1, 1 << 31, (1 << 60) - 1, 1 << 60, (1 << 62) - 1];
+        sums.extend(
+            (0..200).map(|_| rng.gen_range(1i64 << 30..1 << 62) >> rng.gen_range(0..32)).filter(|&s| s >= 1 << 30),
+        );
+        let mut es = vec![0, 1, 2, (1 << 29) - 1, 1 << 29, (1 << 30) - 1, 1 << 30];
+        es.extend((0..57).map(|_| rng.gen_range(0..=1 << 30)));
+        let mut cases: Vec<(i64, Vec<i32>)> = sums.iter().map(|&s| (s, es.clone())).collect();
+        // Quotients a hair above an integer (`r` small) or below one (`r` close to `2s`),
+        // where the f64 estimate truncates one low or one high: `2^31 e = (2q - 1) s + r`
+        // with `s` solving that modulo 2^31 (`2q - 1` odd has an inverse there).
+        let (mut low, mut high) = (0, 0);
+        for _ in 0..20000 {
+            let bits = rng.gen_range(1..31);
+            let q = rng.gen_range(1i64..1 << bits);
+            let m = 2 * q - 1;
+            let r = [1, 2, 3, 100, -1, -2, -3, -100][rng.gen_range(0..8)];
+            let inv = (0..5).fold(m as u32, |x, _| x.wrapping_mul(2u32.wrapping_sub((m as u32).wrapping_mul(x))));
+            let s0 = ((-r as u32).wrapping_mul(inv) & 0x7fff_ffff) as i64;
+            let s_max = ((1i64 << 61) / m).min((1 << 60) - 1);
+            let (k_min, k_max) = (((1 << 30) - s0 + (1 << 31) - 1).max(0) >> 31, (s_max - s0) >> 31);
+            if k_max < k_min.max(1) {
+                continue;
+            }
+            let s = (rng.gen_range(k_min..=k_max) << 31) + s0;
+            let e = ((m as i128 * s as i128 + r as i128) >> 31) as i64;
+            assert_eq!((m as i128 * s as i128 + r as i128) & 0x7fff_ffff, 0);
+            if !(0..=1 << 30).contains(&e) || !(1 << 30..1 << 60).contains(&s) {
+                continue;
+            }
+            let (n, d) = ((e << 31) + s, 2 * s);
+            let estimate = (n as f64 * (1.0 / d as f64)) as i64;
+            low += (estimate < n / d) as usize;
+            high += (estimate > n / d) as usize;
+            cases.push((s, vec![e as i32]));
+        }
+        assert!(low > 100 && high > 100, "the estimate is off in {low} and {high} cases only");
+        for (s, es) in cases {
+            let mut got = es.clone();
+            lanes::normalize_body(&mut got, s);
+            let want: Vec<i32> = es.iter().map(|&e| (((e as i64) << 31) + s).div_euclid(2 * s) as i32).collect();
+            assert_eq!(got, want, "s = {s}");
+        }
+    }
+
+    /// Each instruction set's softmax equals the exp module's (`softmax_row_q30`, the
+    /// division) on rows of every length up to past a vector's and of every spread.
+    #[test]
+    fn softmax_equals_the_exp_modules() {
+        let mut rng = ChaCha8Rng::seed_from_u64(23);
+        for len in [1, 2, 7, 8, 9, 16, 17, 63, 300, 4099] {
+            for mag in [0, 1, 1 << 12, 1 << 20, i32::MAX] {
+                let mut x = rand_vec(&mut rng, len, mag);
+                if mag == i32::MAX {
+                    x[0] = i32::MIN;
+                }
+                for frac in [0, 14, 31] {
+                    let mut want = vec![0; len];
+                    softmax_row_q30(&x, frac, &mut want);
+                    for isa in Isa::available() {
+                        let mut got = x.clone();
+                        lanes::softmax(isa, &mut got, frac, &mut Vec::new());
+                        assert_eq!(got, want, "{isa:?}, len {len}, mag {mag}, frac {frac}");
+                    }
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// Every instruction set on 1, 2 and 4 threads gives the i128 transcription's
+        /// integers for head dims with and without AVX-512 blocks (multiples of 16 up to
+        /// past one block of 64) and a remainder, with scales that are powers of two (4,
+        /// 16, 64) and not, for group sizes that make tasks of 1 to 4 heads.
+        #[test]
+        fn kernels_equal_the_i128_transcription(
+            seed in any::<u64>(), seq in 1usize..5, kv in 1usize..4, group in 1usize..10,
+            hd in prop::sample::select(vec![1usize, 4, 8, 16, 20, 32, 48, 64, 72, 80, 128, 144]),
+            extra in 0usize..40, frac in 0u32..=31,
+            mag in prop::sample::select(vec![1, 1 << 10, 1 << 20, 1 << 26, i32::MAX]),
+            threads in prop::sample::select(vec![1usize, 2, 4]),
+        ) {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let d = AttnDims { seq, heads: kv * group, kv_heads: kv, head_dim: hd, ctx: seq + extra, pos0: extra };
+            let q = rand_vec(&mut rng, seq * d.heads * hd, mag);
+            let k = rand_vec(&mut rng, d.ctx * kv * hd, mag);
+            let v = rand_vec(&mut rng, d.ctx * kv * hd, i32::MAX);
+            let want = spec_attention(&q, &k, &v, d, frac);
+            for isa in Isa::available() {
+                let got = pool(threads).install(|| attention_on(isa, &q, &k, &v, d, frac).unwrap());
+                prop_assert_eq!(&got, &want, "{:?}", isa);
             }
         }
     }
