@@ -4,6 +4,8 @@
 //! probability-weighted sum of values exact in i128, rounded once. Each (query, head) pair
 //! is independent, so any thread count gives the same bits.
 
+use std::cell::RefCell;
+
 use rayon::prelude::*;
 
 use super::super::check::{bad, want, OpResult};
@@ -90,7 +92,7 @@ pub fn attention(q: &[i32], k: &[i32], v: &[i32], d: AttnDims, frac: u32) -> OpR
     attention_on(Isa::detect(), q, k, v, d, frac)
 }
 
-/// Per-task buffers of [`attention_on`], reused across the tasks of a thread.
+/// Per-task buffers of [`attention_on`], reused across the tasks and calls of a thread.
 #[derive(Default)]
 struct Scratch {
     /// The score dots, `[heads of the task, visible]`.
@@ -101,6 +103,19 @@ struct Scratch {
     acc: Vec<i64>,
     /// The softmax's arguments.
     diffs: Vec<i64>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::default();
+}
+
+/// `f` on this thread's [`Scratch`], kept across calls (a decode step's attention would
+/// otherwise allocate its buffers again in every task); a fresh one if it is in use.
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut sc) => f(&mut sc),
+        Err(_) => f(&mut Scratch::default()),
+    })
 }
 
 /// [`attention`] on a given instruction set (one the CPU has: see [`Isa::available`]).
@@ -135,17 +150,17 @@ pub fn attention_on(isa: Isa, q: &[i32], k: &[i32], v: &[i32], d: AttnDims, frac
     }
     let (per_row, stride) = (d.heads / nt, d.kv_heads * hd);
     let mut out = vec![0i32; d.seq * d.heads * hd];
-    out.par_chunks_mut(nt * hd).enumerate().for_each_init(Scratch::default, |sc, (i, o)| {
+    out.par_chunks_mut(nt * hd).enumerate().for_each(|(i, o)| {
         let (s, h0) = (i / per_row, i % per_row * nt);
         let q0 = (s * d.heads + h0) * hd;
         let g = h0 / group * hd;
         let task = Task { isa, q: &q[q0..q0 + nt * hd], k: &k[g..], v: &v[g..], stride, hd, visible: d.pos0 + s + 1 };
-        match nt {
+        with_scratch(|sc| match nt {
             4 => task.run::<4>(round, sc, o),
             3 => task.run::<3>(round, sc, o),
             2 => task.run::<2>(round, sc, o),
             _ => task.run::<1>(round, sc, o),
-        }
+        })
     });
     Ok(out)
 }
@@ -724,7 +739,7 @@ mod tests {
     #[ignore]
     fn throughput() {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
-        for (seq, ctx, reps) in [(1, 256, 4000), (193, 193, 40)] {
+        for (seq, ctx, reps) in [(1, 100, 8000), (1, 256, 4000), (193, 193, 40)] {
             let d = AttnDims { seq, heads: 9, kv_heads: 3, head_dim: 64, ctx, pos0: ctx - seq };
             let q = rand_vec(&mut rng, seq * 9 * 64, 3 << 14);
             let k = rand_vec(&mut rng, ctx * 3 * 64, 3 << 14);
