@@ -316,28 +316,23 @@ mod lanes {
         normalize_body(x, s);
     }
 
-    /// `e_t <- floor((2^31 e_t + s) / (2 s))` for `0 <= e_t <= 2^30` and `2^30 <= s < 2^62`.
-    /// Below `s < 2^60` the quotient is first estimated in f64 (`n * (1 / d)`: four
-    /// roundings of relative error 2^-53 each, on a quotient of at most `2^30 + 1`, so the
-    /// estimate is off by less than 2^-20 and truncates to the quotient or one off), then
-    /// corrected once by the remainder `n - q d`, exact in i64 (`n + d < 2^63`); above,
-    /// a division.
+    /// `e_t <- floor((2^31 e_t + s) / (2 s))` for `0 <= e_t <= 2^30` and `2^30 <= s < 2^62`,
+    /// in integers only: one division per row for the reciprocal
+    /// `m = floor((2^(64 + z) - 1) / d)` of `d = 2s` (`2^z <= d < 2^(z + 1)`, so `m < 2^64`),
+    /// then per element the estimate `floor(n m / 2^(64 + z))` of `n / d`
+    /// (`n = 2^31 e_t + s < 2^63`). `m > 2^(64 + z) / d - 2` puts the estimate within
+    /// `2 n / 2^(64 + z) < 2^-31` below `n / d` and never above it: the quotient or one
+    /// less, which the remainder `n - q d` (in `0..2d`, exact in i64) corrects.
     #[inline(always)]
     pub(super) fn normalize_body(e: &mut [i32], s: i64) {
         let d = 2 * s;
-        if s < 1 << 60 {
-            let inv = 1.0 / d as f64;
-            for o in e.iter_mut() {
-                let n = ((*o as i64) << 31) + s;
-                // SAFETY: the product is finite and in `0..2^31` (see above).
-                let q: i64 = unsafe { (n as f64 * inv).to_int_unchecked() };
-                let r = n - q * d;
-                *o = (q - (r < 0) as i64 + (r >= d) as i64) as i32;
-            }
-        } else {
-            for o in e.iter_mut() {
-                *o = (((*o as i64) << 31) + s).div_euclid(d) as i32;
-            }
+        let z = 63 - d.leading_zeros();
+        let m = (((1u128 << (64 + z)) - 1) / d as u128) as u64;
+        for o in e.iter_mut() {
+            let n = ((*o as i64) << 31) + s;
+            let q = ((n as u128 * m as u128) >> (64 + z)) as i64;
+            let r = n - q * d;
+            *o = (q + (r >= d) as i64) as i32;
         }
     }
 
@@ -776,8 +771,8 @@ mod tests {
     }
 
     /// The reciprocal division equals `div_euclid` at the ends of its range: `e` in
-    /// `0..=2^30`, `s` from 2^30 (where `e = 2^30` gives the tie `2^30 + 1/2`) past the
-    /// f64 path's limit of 2^60 to `2^62 - 1`, and random values between.
+    /// `0..=2^30`, `s` from 2^30 (where `e = 2^30` gives the tie `2^30 + 1/2`) to
+    /// `2^62 - 1`, and random values between.
     #[test]
     fn normalization_equals_the_division() {
         let mut rng = ChaCha8Rng::seed_from_u64(17);
@@ -789,18 +784,19 @@ mod tests {
         let mut es = vec![0, 1, 2, (1 << 29) - 1, 1 << 29, (1 << 30) - 1, 1 << 30];
         es.extend((0..57).map(|_| rng.gen_range(0..=1 << 30)));
         let mut cases: Vec<(i64, Vec<i32>)> = sums.iter().map(|&s| (s, es.clone())).collect();
-        // Quotients a hair above an integer (`r` small) or below one (`r` close to `2s`),
-        // where the f64 estimate truncates one low or one high: `2^31 e = (2q - 1) s + r`
-        // with `s` solving that modulo 2^31 (`2q - 1` odd has an inverse there).
-        let (mut low, mut high) = (0, 0);
+        // Exact quotients (`r = 0`), where the estimate comes out one low and the
+        // correction is needed, and quotients a hair above or below an integer (`r` small):
+        // `2^31 e = (2q - 1) s + r` with `s` solving that modulo 2^31 (`2q - 1` odd has an
+        // inverse there).
+        let (mut low, mut exact) = (0, 0);
         for _ in 0..20000 {
             let bits = rng.gen_range(1..31);
             let q = rng.gen_range(1i64..1 << bits);
             let m = 2 * q - 1;
-            let r = [1, 2, 3, 100, -1, -2, -3, -100][rng.gen_range(0..8)];
+            let r = [0, 0, 0, 1, 2, 100, -1, -2, -100][rng.gen_range(0..9)];
             let inv = (0..5).fold(m as u32, |x, _| x.wrapping_mul(2u32.wrapping_sub((m as u32).wrapping_mul(x))));
             let s0 = ((-r as u32).wrapping_mul(inv) & 0x7fff_ffff) as i64;
-            let s_max = ((1i64 << 61) / m).min((1 << 60) - 1);
+            let s_max = ((1i64 << 61) / m).min((1 << 62) - 1);
             let (k_min, k_max) = (((1 << 30) - s0 + (1 << 31) - 1).max(0) >> 31, (s_max - s0) >> 31);
             if k_max < k_min.max(1) {
                 continue;
@@ -808,16 +804,19 @@ mod tests {
             let s = (rng.gen_range(k_min..=k_max) << 31) + s0;
             let e = ((m as i128 * s as i128 + r as i128) >> 31) as i64;
             assert_eq!((m as i128 * s as i128 + r as i128) & 0x7fff_ffff, 0);
-            if !(0..=1 << 30).contains(&e) || !(1 << 30..1 << 60).contains(&s) {
+            if !(0..=1 << 30).contains(&e) || !(1 << 30..1 << 62).contains(&s) {
                 continue;
             }
             let (n, d) = ((e << 31) + s, 2 * s);
-            let estimate = (n as f64 * (1.0 / d as f64)) as i64;
+            let z = 63 - d.leading_zeros();
+            let recip = ((1u128 << (64 + z)) - 1) / d as u128;
+            let estimate = ((n as u128 * recip) >> (64 + z)) as i64;
+            assert!(estimate == n / d || estimate == n / d - 1, "estimate {estimate} of {n} / {d}");
             low += (estimate < n / d) as usize;
-            high += (estimate > n / d) as usize;
+            exact += (estimate == n / d) as usize;
             cases.push((s, vec![e as i32]));
         }
-        assert!(low > 100 && high > 100, "the estimate is off in {low} and {high} cases only");
+        assert!(low > 100 && exact > 100, "the estimate is one low in {low} and exact in {exact} cases only");
         for (s, es) in cases {
             let mut got = es.clone();
             lanes::normalize_body(&mut got, s);
