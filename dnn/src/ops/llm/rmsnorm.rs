@@ -71,7 +71,30 @@ pub fn inv_rms(v: u128, frac: u32) -> u128 {
     if v == 0 {
         return 0;
     }
-    isqrt_u128((1u128 << (2 * frac + 2 * INV_FRAC)) / v)
+    isqrt_fast((1u128 << (2 * frac + 2 * INV_FRAC)) / v)
+}
+
+/// `isqrt_u128(y)` for `y < 2^124`: an f64 estimate `r` (within about `2^-52 sqrt(y)`),
+/// improved by one Newton step `r + (y - r^2) / (2r)` in f64 from the exact residual
+/// (`|y - r^2| < 2^72`, i128), then stepped to the exact root by the integer tests
+/// `r^2 <= y < (r + 1)^2` (a step or two; they alone decide the result).
+fn isqrt_fast(y: u128) -> u128 {
+    if y >= 1 << 124 {
+        return isqrt_u128(y);
+    }
+    let mut r = (y as f64).sqrt() as u128;
+    if r > 0 {
+        let e = y as i128 - (r * r) as i128;
+        r = (r as i128 + (e as f64 / (2.0 * r as f64)).round() as i128).max(0) as u128;
+    }
+    // `r <= 2^62 + 1`: `(r + 1)^2` fits u128.
+    while r * r > y {
+        r -= 1;
+    }
+    while (r + 1) * (r + 1) <= y {
+        r += 1;
+    }
+    r
 }
 
 /// Per row: `Q = sum x_i^2`, `v = floor(Q / n) + eps`, `INV = inv_rms(v)`,
@@ -100,7 +123,7 @@ pub fn rmsnorm_wide_on(isa: Isa, x: &[i32], gamma: &[i32], rows: RowDims, p: &Rm
         return Ok(out);
     }
     out.par_chunks_mut(rows.len).zip(x.par_chunks(rows.len)).for_each(|(o, row)| {
-        let inv = inv_rms(sum_squares(row) / rows.len as u128 + p.eps as u128, p.frac);
+        let inv = inv_rms(sum_squares(isa, row) / rows.len as u128 + p.eps as u128, p.frac);
         // `inv <= 2^(frac + 30) <= 2^61`: `v >= 1` whenever it is nonzero.
         scale_row(isa, row, gamma, inv as i64, p.shift(), o);
     });
@@ -109,9 +132,16 @@ pub fn rmsnorm_wide_on(isa: Isa, x: &[i32], gamma: &[i32], rows: RowDims, p: &Rm
 
 /// `sum x_i^2` exactly: each `x_i^2 < 2^63` split into its high and low 32 bits, summed
 /// apart (at most 2^20 terms of below 2^32 each: no overflow), then joined.
-fn sum_squares(row: &[i32]) -> u128 {
-    let (mut hi, mut lo) = (0u64, 0u64);
-    for &v in row {
+fn sum_squares(isa: Isa, row: &[i32]) -> u128 {
+    let (mut hi, mut lo, mut done) = (0u64, 0u64, 0);
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 {
+        // SAFETY: `Isa::Avx512` only comes from `Isa::detect` / `Isa::available` on a CPU
+        // with AVX-512 F; `row.len() <= 2^20`.
+        (hi, lo, done) = unsafe { x86::sum_squares_lanes(row) };
+    }
+    let _ = isa;
+    for &v in &row[done..] {
         let sq = v.unsigned_abs() as u64 * v.unsigned_abs() as u64;
         hi += sq >> 32;
         lo += sq & 0xffff_ffff;
@@ -184,6 +214,29 @@ mod x86 {
         let mag = _mm512_mask_mov_epi64(_mm512_min_epu64(q, lim), big, lim);
         let pos = _mm512_min_epu64(mag, _mm512_set1_epi64((1 << 31) - 1));
         _mm512_cvtepi64_epi32(_mm512_mask_sub_epi64(pos, neg, zero, mag))
+    }
+
+    /// The halves `(sum (x^2 >> 32), sum (x^2 mod 2^32))` over the whole sixteens of `row`
+    /// and how many elements they cover: `|x|` as u32 (`vpabsd`), the squares of the even
+    /// and the odd elements by `vpmuludq`, split and summed per lane (at most 2^17 terms
+    /// a lane), then across the lanes.
+    ///
+    /// # Safety
+    /// AVX-512 F is available; `row.len() <= 2^20`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn sum_squares_lanes(row: &[i32]) -> (u64, u64, usize) {
+        let whole = row.len() - row.len() % 16;
+        let low = _mm512_set1_epi64(0xffff_ffff);
+        let (mut hi, mut lo) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+        for i in (0..whole).step_by(16) {
+            // SAFETY: `i + 16 <= whole <= row.len()`; loadu needs no alignment.
+            let a = _mm512_abs_epi32(unsafe { _mm512_loadu_si512(row.as_ptr().add(i) as *const __m512i) });
+            for sq in [_mm512_mul_epu32(a, a), _mm512_mul_epu32(_mm512_srli_epi64(a, 32), _mm512_srli_epi64(a, 32))] {
+                hi = _mm512_add_epi64(hi, _mm512_srli_epi64(sq, 32));
+                lo = _mm512_add_epi64(lo, _mm512_and_si512(sq, low));
+            }
+        }
+        (_mm512_reduce_add_epi64(hi) as u64, _mm512_reduce_add_epi64(lo) as u64, whole)
     }
 
     /// [`scale8`] over the whole eights of `row`; returns how many elements were written.
@@ -310,6 +363,55 @@ mod tests {
             let mut got = vec![0; x.len()];
             scale_row(isa, x, gamma, inv, s, &mut got);
             assert_eq!(got, want, "{isa:?}, inv {inv}, s {s}");
+        }
+    }
+
+    /// The fast square root equals the bit-by-bit one: at every power of two and its
+    /// neighbours, at perfect squares and their neighbours, at the end of its domain and
+    /// beyond (the fallback), and on random values of every size.
+    #[test]
+    fn isqrt_fast_equals_isqrt_u128() {
+        let mut ys: Vec<u128> = vec![0, 1, 2, 3, 4, (1 << 124) - 1, 1 << 124, u128::MAX];
+        for b in 0..124 {
+            ys.extend([(1u128 << b) - 1, 1 << b, (1 << b) + 1]);
+        }
+        for r in (1u128..1 << 62).step_by((1 << 62) / 1000).chain([(1 << 62) - 1, 1 << 62, 3_037_000_499]) {
+            ys.extend([r * r - 1, r * r, r * r + 1, r * r + 2 * r, (r + 1) * (r + 1) - 1]);
+        }
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let y = ((x as u128) << 64 | x.rotate_left(17) as u128) >> (x % 128);
+            ys.push(y);
+        }
+        for y in ys {
+            assert_eq!(isqrt_fast(y), isqrt_u128(y), "y {y}");
+        }
+    }
+
+    /// The sum of squares on every ISA equals the u128 sum, up to the longest row.
+    #[test]
+    fn sum_squares_is_exact() {
+        let rows: [Vec<i32>; 4] = [
+            vec![i32::MIN; RMS_MAX_LEN],
+            (0..RMS_MAX_LEN as i32).map(|i| if i % 3 == 0 { i32::MAX } else { i32::MIN + (i % 7) }).collect(),
+            (0..1000).map(|i: i32| i.wrapping_mul(-1_640_531_535)).collect(),
+            (0..37).collect(),
+        ];
+        for row in &rows {
+            let want: u128 = row.iter().map(|&v| (v as i128 * v as i128) as u128).sum();
+            for isa in Isa::available_noting_skips() {
+                for len in [0, 1, 15, 16, 17, row.len()] {
+                    let want = if len == row.len() {
+                        want
+                    } else {
+                        row[..len].iter().map(|&v| (v as i128 * v as i128) as u128).sum()
+                    };
+                    assert_eq!(sum_squares(isa, &row[..len]), want, "{isa:?}, len {len}");
+                }
+            }
         }
     }
 

@@ -114,7 +114,7 @@ fn swiglu_scalar(isa: Isa, g: &[i32], u: &[i32], frac: u32, o: &mut [i32]) {
 /// The AVX-512 SwiGLU.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::super::exp::x86::{exp8_i64, round_shift};
+    use super::super::exp::x86::{exp8_i64, round_shift_small};
     use super::EXP_FRAC;
     use std::arch::x86_64::*;
 
@@ -151,9 +151,9 @@ mod x86 {
         let e = exp8_i64(_mm512_sub_epi64(zero, _mm512_abs_epi64(x)), frac);
         let s = sigmoid_quotient8(_mm512_add_epi64(one, e));
         let s = _mm512_mask_sub_epi64(s, _mm512_cmplt_epi64_mask(x, zero), one, s);
-        let silu = round_shift(_mm512_mul_epi32(x, s), EXP_FRAC);
+        let silu = round_shift_small(_mm512_mul_epi32(x, s), EXP_FRAC);
         let t = _mm512_mul_epi32(silu, _mm512_cvtepi32_epi64(u));
-        let o = if frac == 0 { t } else { round_shift(t, frac) };
+        let o = if frac == 0 { t } else { round_shift_small(t, frac) };
         _mm512_cvtsepi64_epi32(o)
     }
 
