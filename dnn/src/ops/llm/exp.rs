@@ -150,6 +150,15 @@ pub(super) mod x86 {
         let minus_d = _mm512_max_epi64(_mm512_sub_epi64(zero, d), zero);
         let prod = _mm512_mullo_epi64(minus_d, _mm512_set1_epi64(LOG2E_Q30));
         // `prod >= 0`: rounding it is adding half and a logical shift.
+        exp8_of_product(prod, frac)
+    }
+
+    /// [`exp8_i64`] from `prod = -d * LOG2E_Q30` (`0 <= prod <= i64::MAX`): rounding it
+    /// to `u` is adding half and a logical shift.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(in crate::ops::llm) fn exp8_of_product(prod: __m512i, frac: u32) -> __m512i {
+        let zero = _mm512_setzero_si512();
         let u = if frac == 0 {
             prod
         } else {

@@ -114,7 +114,8 @@ fn swiglu_scalar(isa: Isa, g: &[i32], u: &[i32], frac: u32, o: &mut [i32]) {
 /// The AVX-512 SwiGLU.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::super::exp::x86::{exp8_i64, round_shift_small};
+    use super::super::exp::x86::{exp8_of_product, round_shift_small};
+    use super::super::exp::LOG2E_Q30;
     use super::EXP_FRAC;
     use std::arch::x86_64::*;
 
@@ -147,8 +148,8 @@ mod x86 {
         let zero = _mm512_setzero_si512();
         let one = _mm512_set1_epi64(1 << EXP_FRAC);
         let x = _mm512_cvtepi32_epi64(g);
-        // `-|x| >= -2^31`: within `exp8_i64`'s i64 domain.
-        let e = exp8_i64(_mm512_sub_epi64(zero, _mm512_abs_epi64(x)), frac);
+        // `exp_q30(-|x|)`: `|x| <= 2^31` and `LOG2E_Q30 < 2^31` multiply as u32 (`vpmuludq`).
+        let e = exp8_of_product(_mm512_mul_epu32(_mm512_abs_epi64(x), _mm512_set1_epi64(LOG2E_Q30)), frac);
         let s = sigmoid_quotient8(_mm512_add_epi64(one, e));
         let s = _mm512_mask_sub_epi64(s, _mm512_cmplt_epi64_mask(x, zero), one, s);
         let silu = round_shift_small(_mm512_mul_epi32(x, s), EXP_FRAC);
