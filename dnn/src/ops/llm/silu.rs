@@ -75,7 +75,8 @@ pub fn swiglu(gate: &[i32], up: &[i32], frac: u32) -> OpResult<Vec<i32>> {
 }
 
 /// [`swiglu`] on `isa`: AVX-512 runs eight lanes a step through the same integers
-/// (`x86::swiglu8`, the sigmoid's division exact by a corrected f64 quotient), the other
+/// (`x86::swiglu8`, the sigmoid's division exact by an integer reciprocal and the
+/// remainder's correction), the other
 /// sets the scalar steps with [`exp_q30_batch`].
 pub fn swiglu_on(isa: Isa, gate: &[i32], up: &[i32], frac: u32) -> OpResult<Vec<i32>> {
     want_frac(frac)?;
@@ -119,23 +120,54 @@ mod x86 {
     use super::EXP_FRAC;
     use std::arch::x86_64::*;
 
+    /// `round(48/17 2^31)` and `round(16/17 2^32)`: the line of the first reciprocal.
+    const RECIP_K1: i64 = 6_063_483_241;
+    const RECIP_K2: i64 = 4_042_322_161;
+
     /// `floor((2^61 + den) / (2 den))` of eight lanes with `den` in `2^30..=2^31` (the
-    /// sigmoid's division), exactly. With `N = 2^61 + den` and `D = 2 den` (exact in f64),
-    /// `fl(fl(N) / D)` is within `2^-52 N / D < 2^-20` of `N / D < 2^31` (two roundings
-    /// of relative `2^-53`), so its truncation `q` is the floor or one off on either side;
-    /// the exact remainder `r = N - q D` (`q D = 2 (q den)`, `q < 2^31` and `den <= 2^31`
-    /// multiplied as u32 by `vpmuludq`) says which: `r < 0` takes one off, `r >= D` adds
-    /// one.
+    /// sigmoid's division), exactly and in integers only. An estimate `X` of `2^62 / den`
+    /// (in `2^31..2^32`): the line `48/17 - 32/17 y` for `1/y`, `y = den / 2^31` (relative
+    /// error below 1/17), then three Newton steps `X += X (2^62 - den X) / 2^62` (the
+    /// error squared each time, the residual cut to 28 bits by `>> 30` so that every
+    /// product is u32 by u32, `vpmuludq`), `X` kept below 2^32: a relative error near
+    /// 2^-32 plus a few units of truncation. Then `q = X / 4` is within two of the
+    /// quotient (within one for every `den`, in fact), and the exact remainder
+    /// `r = N - q D` (`N = 2^61 + den`, `D = 2 den`, `q D = 2 (q den)`) corrects it:
+    /// `r < 0` takes one off, `r >= D` adds one, twice. The domain is finite: an ignored
+    /// test checks every `den` against `/` (run it after any change here).
     #[inline]
-    #[target_feature(enable = "avx512f,avx512dq")]
+    #[target_feature(enable = "avx512f")]
     pub(super) fn sigmoid_quotient8(den: __m512i) -> __m512i {
+        let below_2_32 = _mm512_set1_epi64((1 << 32) - 1);
+        // `den * K2 < 2^64`; `(den * K2) >> 31 = 32/17 den`.
+        let mut x = _mm512_sub_epi64(
+            _mm512_set1_epi64(RECIP_K1),
+            _mm512_srli_epi64(_mm512_mul_epu32(den, _mm512_set1_epi64(RECIP_K2)), 31),
+        );
+        x = _mm512_min_epu64(x, below_2_32);
+        for _ in 0..3 {
+            // `den X < 2^63`: the residual fits i64.
+            let e = _mm512_sub_epi64(_mm512_set1_epi64(1 << 62), _mm512_mul_epu32(den, x));
+            let es = _mm512_srai_epi64(e, 30);
+            let delta = _mm512_srli_epi64(_mm512_mul_epu32(x, _mm512_abs_epi64(es)), 32);
+            let neg = _mm512_cmplt_epi64_mask(es, _mm512_setzero_si512());
+            x = _mm512_mask_sub_epi64(_mm512_add_epi64(x, delta), neg, x, delta);
+            x = _mm512_min_epu64(x, below_2_32);
+        }
         let n = _mm512_add_epi64(den, _mm512_set1_epi64(1 << 61));
         let d = _mm512_add_epi64(den, den);
-        let q = _mm512_cvttpd_epi64(_mm512_div_pd(_mm512_cvtepi64_pd(n), _mm512_cvtepi64_pd(d)));
-        let r = _mm512_sub_epi64(n, _mm512_slli_epi64(_mm512_mul_epu32(q, den), 1));
+        let mut q = _mm512_srli_epi64(x, 2);
+        let mut r = _mm512_sub_epi64(n, _mm512_slli_epi64(_mm512_mul_epu32(q, den), 1));
         let one = _mm512_set1_epi64(1);
-        let q = _mm512_mask_add_epi64(q, _mm512_cmpge_epi64_mask(r, d), q, one);
-        _mm512_mask_sub_epi64(q, _mm512_cmplt_epi64_mask(r, _mm512_setzero_si512()), q, one)
+        for _ in 0..2 {
+            let low = _mm512_cmplt_epi64_mask(r, _mm512_setzero_si512());
+            q = _mm512_mask_sub_epi64(q, low, q, one);
+            r = _mm512_mask_add_epi64(r, low, r, d);
+            let high = _mm512_cmpge_epi64_mask(r, d);
+            q = _mm512_mask_add_epi64(q, high, q, one);
+            r = _mm512_mask_sub_epi64(r, high, r, d);
+        }
+        q
     }
 
     /// SwiGLU of eight lanes (`frac <= 31`): the scalar steps, each product exact in i64
@@ -283,8 +315,9 @@ mod tests {
         let _ = den;
     }
 
-    /// Every `den` in `2^30..=2^31` whose plain f64 quotient `trunc(fl(N) / D)` is one
-    /// below the floor (found by a sweep of the whole range).
+    /// Hard cases: every `den` in `2^30..=2^31` whose f64 quotient `trunc(fl(N) / D)` is
+    /// one below the floor (found by a sweep of the whole range), as `N / D` is within
+    /// 2^-20 of an integer.
     const F64_QUOTIENT_LOW: [i64; 32] = [
         1_077_835_962,
         1_099_332_850,
@@ -396,16 +429,17 @@ mod tests {
         2_132_328_818,
     ];
 
-    /// The dens where the f64 quotient needs its correction: the lists are what they say
-    /// (so both corrections are exercised), and the vector quotient equals `/` on them.
+    /// The dens whose quotients are nearly integers: the lists are what they say, and the
+    /// vector quotient equals `/` on them.
     #[test]
-    fn vector_quotient_corrects_the_f64_quotient() {
-        let plain = |den: i64| (((1i64 << 61) + den) as f64 / (2 * den) as f64) as i64;
+    fn vector_quotient_is_exact_where_it_is_nearly_an_integer() {
+        // `N mod D` within `D / 2^20` of 0 (just above an integer) or of `D` (just below).
+        let rem = |den: i64| ((1i64 << 61) + den) % (2 * den);
         for den in F64_QUOTIENT_LOW {
-            assert_eq!(plain(den), quotient_by_division(den) - 1, "den {den}");
+            assert!(rem(den) < (2 * den) >> 20, "den {den}");
         }
         for den in F64_QUOTIENT_HIGH {
-            assert_eq!(plain(den), quotient_by_division(den) + 1, "den {den}");
+            assert!(rem(den) > 2 * den - ((2 * den) >> 20), "den {den}");
         }
         check_quotients(&F64_QUOTIENT_LOW);
         check_quotients(&F64_QUOTIENT_HIGH);
