@@ -95,9 +95,9 @@ pub fn exp_q30_batch(isa: Isa, d: &[i64], frac: u32, out: &mut [i32]) {
     }
 }
 
-/// The AVX-512 `exp_q30`.
+/// The AVX-512 `exp_q30` (its lane helpers are shared with SwiGLU, RMSNorm and RoPE).
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(super) mod x86 {
     use super::{exp_q30, EXP_I64_MAX_ARG, EXP_TAYLOR_Q30, EXP_ZERO_SHIFT, LN2_Q30, LOG2E_Q30};
     use std::arch::x86_64::*;
 
@@ -106,46 +106,81 @@ mod x86 {
     /// sign put back.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn round_shift(v: __m512i, s: u32) -> __m512i {
+    pub(in crate::ops::llm) fn round_shift(v: __m512i, s: u32) -> __m512i {
         let half = _mm512_set1_epi64(1i64 << (s - 1));
         let q = _mm512_srl_epi64(_mm512_add_epi64(_mm512_abs_epi64(v), half), _mm_cvtsi32_si128(s as i32));
         let neg = _mm512_cmplt_epi64_mask(v, _mm512_setzero_si512());
         _mm512_mask_sub_epi64(q, neg, _mm512_setzero_si512(), q)
     }
 
-    /// `round_shift_i64` of eight lanes by per-lane `n` in `0..=63` (`2^(n-1)` is
-    /// `(1 << n) >> 1`, 0 for `n = 0`).
+    /// [`round_shift`] of eight lanes with `|v| + 2^(s-1) < 2^63`, in four steps: ties away
+    /// from zero is `floor((v + 2^(s-1)) / 2^s)` for `v >= 0` and
+    /// `ceil((v - 2^(s-1)) / 2^s) = floor((v + 2^(s-1) - 1) / 2^s)` for `v < 0`, so the
+    /// sign (`v >> 63`, 0 or -1) is added before an arithmetic shift.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(in crate::ops::llm) fn round_shift_small(v: __m512i, s: u32) -> __m512i {
+        let biased =
+            _mm512_add_epi64(_mm512_add_epi64(v, _mm512_set1_epi64(1i64 << (s - 1))), _mm512_srai_epi64(v, 63));
+        _mm512_sra_epi64(biased, _mm_cvtsi32_si128(s as i32))
+    }
+
+    /// `round_shift_i64` of eight lanes `0 <= v < 2^62` by per-lane `n` in `0..=63`
+    /// (`2^(n-1)` is `(1 << n) >> 1`, 0 for `n = 0`): adding half and a logical shift.
     #[inline]
     #[target_feature(enable = "avx512f")]
     fn round_shift_by(v: __m512i, n: __m512i) -> __m512i {
         let half = _mm512_srli_epi64(_mm512_sllv_epi64(_mm512_set1_epi64(1), n), 1);
-        let q = _mm512_srlv_epi64(_mm512_add_epi64(_mm512_abs_epi64(v), half), n);
-        let neg = _mm512_cmplt_epi64_mask(v, _mm512_setzero_si512());
-        _mm512_mask_sub_epi64(q, neg, _mm512_setzero_si512(), q)
+        _mm512_srlv_epi64(_mm512_add_epi64(v, half), n)
     }
 
     /// `exp_q30` of eight arguments, each with `-d <= EXP_I64_MAX_ARG`, `frac <= 63`: the
     /// i64 steps of the scalar function lane by lane (`vpmullq` gives the exact products,
-    /// all below 2^63 as argued there). Lanes with `n >= 32` compute garbage that is
-    /// replaced by 0, as the scalar function returns early.
+    /// all below 2^63 as argued there; `vpmuldq`, i32 by i32, those of `r` and the Horner
+    /// steps, whose factors `|r| <= 2^29`, `|y| < 2^29` and `0 < p < 2^31` fit i32 in every
+    /// lane, products below 2^61 rounded by [`round_shift_small`]). The last `p` is
+    /// positive (`2^30 e^y` for `|y| <= ln2 / 2`, to a few units), so its shift by `n`
+    /// needs no sign. Lanes with `n >= 32` compute garbage (`r`, `y` and `p` stay in those
+    /// bounds in every lane) that is replaced by 0, as the scalar function returns early.
+    /// The results as i64 lanes.
     #[inline]
     #[target_feature(enable = "avx512f,avx512dq")]
-    fn exp8(d: __m512i, frac: u32) -> __m256i {
+    pub(in crate::ops::llm) fn exp8_i64(d: __m512i, frac: u32) -> __m512i {
         let zero = _mm512_setzero_si512();
         let minus_d = _mm512_max_epi64(_mm512_sub_epi64(zero, d), zero);
         let prod = _mm512_mullo_epi64(minus_d, _mm512_set1_epi64(LOG2E_Q30));
         // `prod >= 0`: rounding it is adding half and a logical shift.
-        let u = if frac == 0 { prod } else { round_shift(prod, frac) };
+        exp8_of_product(prod, frac)
+    }
+
+    /// [`exp8_i64`] from `prod = -d * LOG2E_Q30` (`0 <= prod <= i64::MAX`): rounding it
+    /// to `u` is adding half and a logical shift.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(in crate::ops::llm) fn exp8_of_product(prod: __m512i, frac: u32) -> __m512i {
+        let zero = _mm512_setzero_si512();
+        let u = if frac == 0 {
+            prod
+        } else {
+            let half = _mm512_set1_epi64(1i64 << (frac - 1));
+            _mm512_srl_epi64(_mm512_add_epi64(prod, half), _mm_cvtsi32_si128(frac as i32))
+        };
         let n = _mm512_srli_epi64(_mm512_add_epi64(u, _mm512_set1_epi64(1 << 29)), 30);
         let is_zero = _mm512_cmpge_epu64_mask(n, _mm512_set1_epi64(EXP_ZERO_SHIFT as i64));
         let r = _mm512_sub_epi64(u, _mm512_slli_epi64(n, 30));
-        let y = _mm512_sub_epi64(zero, round_shift(_mm512_mullo_epi64(r, _mm512_set1_epi64(LN2_Q30)), 30));
+        let y = _mm512_sub_epi64(zero, round_shift_small(_mm512_mul_epi32(r, _mm512_set1_epi64(LN2_Q30)), 30));
         let mut p = _mm512_set1_epi64(EXP_TAYLOR_Q30[8]);
         for &c in EXP_TAYLOR_Q30[..8].iter().rev() {
-            p = _mm512_add_epi64(_mm512_set1_epi64(c), round_shift(_mm512_mullo_epi64(y, p), 30));
+            p = _mm512_add_epi64(_mm512_set1_epi64(c), round_shift_small(_mm512_mul_epi32(y, p), 30));
         }
-        let e = _mm512_mask_mov_epi64(round_shift_by(p, n), is_zero, zero);
-        _mm512_cvtepi64_epi32(e)
+        _mm512_mask_mov_epi64(round_shift_by(p, n), is_zero, zero)
+    }
+
+    /// [`exp8_i64`] narrowed to i32 (every result is in `0..=2^30`).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512dq")]
+    fn exp8(d: __m512i, frac: u32) -> __m256i {
+        _mm512_cvtepi64_epi32(exp8_i64(d, frac))
     }
 
     /// [`exp8`] over the whole eights of `d` into `out`; a lane beyond `EXP_I64_MAX_ARG` (the

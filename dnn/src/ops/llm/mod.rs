@@ -54,6 +54,29 @@ pub(crate) mod testutil {
         rayon::ThreadPoolBuilder::new().num_threads(n).build().expect("thread pool")
     }
 
+    /// Thread CPU time (Linux; the wall clock elsewhere) of one `step`, averaged over at
+    /// least `reps` calls and 0.3 s (the kernel's counter moves in scheduler ticks) on a
+    /// one-thread pool, so that other load on the machine does not count.
+    pub(crate) fn cpu_seconds_per_call(reps: usize, step: impl Fn() + Send + Sync) -> f64 {
+        pool(1).install(|| {
+            let cpu = || {
+                let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+                Some(stat.split_whitespace().next()?.parse::<f64>().ok()? / 1e9)
+            };
+            step();
+            let (c0, t) = (cpu(), std::time::Instant::now());
+            let mut n = 0;
+            while n < reps.max(1) || t.elapsed().as_secs_f64() < 0.3 {
+                step();
+                n += 1;
+            }
+            match (c0, cpu()) {
+                (Some(a), Some(b)) => (b - a) / n as f64,
+                _ => t.elapsed().as_secs_f64() / n as f64,
+            }
+        })
+    }
+
     /// `||got - want|| / ||want||` (Euclidean), with `got` in the same units.
     pub(crate) fn rel_err(got: &[i32], want: &[f64]) -> f64 {
         let num: f64 = got.iter().zip(want).map(|(&g, &w)| (g as f64 - w).powi(2)).sum();

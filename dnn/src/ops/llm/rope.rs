@@ -11,6 +11,7 @@
 use rayon::prelude::*;
 
 use super::super::check::{bad, want, OpResult};
+use super::blockdot::Isa;
 use super::{prod, want_len};
 use crate::fixed::{round_shift_i128, round_shift_i64, sat_i32};
 use crate::tensor::{DType, TensorSpec};
@@ -63,6 +64,12 @@ const MIN_ELEMS_PER_TASK: usize = 4096;
 /// Rotate every pair: with `c, s` the table entries of the row's position and pair `j`,
 /// `y0 = sat32(round((x0 c - x1 s) / 2^30))`, `y1 = sat32(round((x0 s + x1 c) / 2^30))`.
 pub fn rope(x: &[i32], cos: &[i32], sin: &[i32], d: RopeDims) -> OpResult<Vec<i32>> {
+    rope_on(Isa::detect(), x, cos, sin, d)
+}
+
+/// [`rope`] on `isa`: AVX-512 rotates eight pairs a step (`x86::rotate8`), the other sets
+/// pair by pair; the same integers either way.
+pub fn rope_on(isa: Isa, x: &[i32], cos: &[i32], sin: &[i32], d: RopeDims) -> OpResult<Vec<i32>> {
     let half = d.head_dim / 2;
     want_len("x", x.len(), prod(&[d.seq, d.heads, d.head_dim])?)?;
     want_len("sin", sin.len(), cos.len())?;
@@ -80,14 +87,27 @@ pub fn rope(x: &[i32], cos: &[i32], sin: &[i32], d: RopeDims) -> OpResult<Vec<i3
     let chunks = out.par_chunks_mut(d.head_dim).zip(x.par_chunks(d.head_dim)).with_min_len(min_heads);
     chunks.enumerate().for_each(|(i, (o, xh))| {
         let row = (d.pos0 + i / d.heads) * half;
-        for j in 0..half {
-            let (x0, x1) = (xh[2 * j] as i64, xh[2 * j + 1] as i64);
-            let (c, s) = (cos[row + j] as i64, sin[row + j] as i64);
-            o[2 * j] = rotated(x0 * c, -(x1 * s));
-            o[2 * j + 1] = rotated(x0 * s, x1 * c);
-        }
+        rotate_head(isa, xh, &cos[row..row + half], &sin[row..row + half], o);
     });
     Ok(out)
+}
+
+/// One head: pair `j` of `xh` by `cos[j]`, `sin[j]` into `o`.
+fn rotate_head(isa: Isa, xh: &[i32], cos: &[i32], sin: &[i32], o: &mut [i32]) {
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 {
+        // SAFETY: `Isa::Avx512` only comes from `Isa::detect` / `Isa::available` on a CPU
+        // with AVX-512 F; `xh` and `o` hold `2 cos.len()` elements, `sin` as many as `cos`.
+        done = unsafe { x86::rotate_lanes(xh, cos, sin, o) };
+    }
+    let _ = isa;
+    for j in done..cos.len() {
+        let (x0, x1) = (xh[2 * j] as i64, xh[2 * j + 1] as i64);
+        let (c, s) = (cos[j] as i64, sin[j] as i64);
+        o[2 * j] = rotated(x0 * c, -(x1 * s));
+        o[2 * j + 1] = rotated(x0 * s, x1 * c);
+    }
 }
 
 /// `sat32(round((a + b) / 2^30))` of two products of i32 values (each in
@@ -98,6 +118,65 @@ fn rotated(a: i64, b: i64) -> i32 {
     match a.checked_add(b) {
         Some(v) => sat_i32(round_shift_i64(v, ROPE_FRAC) as i128),
         None => sat_i32(round_shift_i128(a as i128 + b as i128, ROPE_FRAC)),
+    }
+}
+
+/// The AVX-512 RoPE.
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::super::exp::x86::round_shift;
+    use super::ROPE_FRAC;
+    use std::arch::x86_64::*;
+
+    /// Eight pairs: `x` holds them as i64 lanes `x0 + 2^32 x1`, `c`, `s` the table entries
+    /// as i64. `vpmuldq` multiplies the (sign-extended) low halves, so each product is
+    /// exact and in `-2^62 + 2^31..=2^62`: `y0 = x0 c - x1 s` is then strictly inside i64,
+    /// and `y1 = x0 s + x1 c` leaves it only at `2^63` (both products `2^62`), where it
+    /// wraps to `i64::MIN`; that lane is set to `2^63 - 1`, which saturates to the same
+    /// `i32::MAX`. Rounded by 30 bits, clamped to i32 and interleaved back.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn rotate8(x: __m512i, c: __m512i, s: __m512i) -> __m512i {
+        let x1 = _mm512_srli_epi64(x, 32);
+        let y0 = _mm512_sub_epi64(_mm512_mul_epi32(x, c), _mm512_mul_epi32(x1, s));
+        let y1 = _mm512_add_epi64(_mm512_mul_epi32(x, s), _mm512_mul_epi32(x1, c));
+        let y1 = _mm512_mask_sub_epi64(
+            y1,
+            _mm512_cmpeq_epi64_mask(y1, _mm512_set1_epi64(i64::MIN)),
+            y1,
+            _mm512_set1_epi64(1),
+        );
+        let (r0, r1) = (rounded(y0), rounded(y1));
+        _mm512_or_si512(_mm512_and_si512(r0, _mm512_set1_epi64(0xffff_ffff)), _mm512_slli_epi64(r1, 32))
+    }
+
+    /// `sat32(round(v / 2^30))` of eight lanes (none `i64::MIN`), as i64.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn rounded(v: __m512i) -> __m512i {
+        let (lo, hi) = (_mm512_set1_epi64(i32::MIN as i64), _mm512_set1_epi64(i32::MAX as i64));
+        _mm512_min_epi64(_mm512_max_epi64(round_shift(v, ROPE_FRAC), lo), hi)
+    }
+
+    /// [`rotate8`] over the whole eights of pairs; returns how many pairs were written.
+    ///
+    /// # Safety
+    /// AVX-512 F is available; `x` and `o` hold at least `2 cos.len()` elements and `sin`
+    /// at least `cos.len()`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn rotate_lanes(x: &[i32], cos: &[i32], sin: &[i32], o: &mut [i32]) -> usize {
+        let whole = cos.len() - cos.len() % 8;
+        for j in (0..whole).step_by(8) {
+            // SAFETY: `j + 8 <= whole <= cos.len() <= sin.len()`, and `2 j + 16 <= 2 whole`
+            // within `x` and `o`; loadu / storeu need no alignment.
+            unsafe {
+                let xv = _mm512_loadu_si512(x.as_ptr().add(2 * j) as *const __m512i);
+                let c = _mm512_cvtepi32_epi64(_mm256_loadu_si256(cos.as_ptr().add(j) as *const __m256i));
+                let s = _mm512_cvtepi32_epi64(_mm256_loadu_si256(sin.as_ptr().add(j) as *const __m256i));
+                _mm512_storeu_si512(o.as_mut_ptr().add(2 * j) as *mut __m512i, rotate8(xv, c, s));
+            }
+        }
+        whole
     }
 }
 
@@ -187,8 +266,9 @@ pub fn rope_tables(positions: usize, head_dim: usize, base: f64) -> (Vec<i32>, V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::llm::testutil::pool;
+    use crate::ops::llm::testutil::{cpu_seconds_per_call, pool};
     use proptest::prelude::*;
+    use rand::{Rng, SeedableRng};
 
     const PIN_COS: i32 = -146_157_272;
     const PIN_SIN: i32 = -1_063_747_882;
@@ -278,6 +358,95 @@ mod tests {
                         assert_eq!(y.unwrap(), want, "x ({x0}, {x1}), cos {c}, sin {sn}");
                     }
                 }
+            }
+        }
+    }
+
+    /// The spec's transcription in i128.
+    fn spec_rope(x: &[i32], cos: &[i32], sin: &[i32], d: RopeDims) -> Vec<i32> {
+        let half = d.head_dim / 2;
+        let mut out = vec![0; x.len()];
+        for (i, (o, xh)) in out.chunks_mut(d.head_dim).zip(x.chunks(d.head_dim)).enumerate() {
+            let row = (d.pos0 + i / d.heads) * half;
+            for j in 0..half {
+                let (a, b) = (xh[2 * j] as i128, xh[2 * j + 1] as i128);
+                let (c, s) = (cos[row + j] as i128, sin[row + j] as i128);
+                o[2 * j] = sat_i32(round_shift_i128(a * c - b * s, ROPE_FRAC));
+                o[2 * j + 1] = sat_i32(round_shift_i128(a * s + b * c, ROPE_FRAC));
+            }
+        }
+        out
+    }
+
+    fn check_isas(x: &[i32], cos: &[i32], sin: &[i32], d: RopeDims) {
+        let want = spec_rope(x, cos, sin, d);
+        for isa in Isa::available_noting_skips() {
+            assert_eq!(rope_on(isa, x, cos, sin, d).unwrap(), want, "{isa:?}, {d:?}");
+        }
+    }
+
+    /// Every ISA gives the spec's integers for every combination of extreme values, in
+    /// heads of whole eights of pairs and with a ragged tail.
+    #[test]
+    fn every_isa_equals_the_spec_at_the_extremes() {
+        let ext = [i32::MIN, i32::MIN + 1, -(1 << 30), -1, 0, 1, 1 << 30, i32::MAX];
+        let x: Vec<i32> = ext.iter().flat_map(|&a| ext.iter().flat_map(move |&b| [a, b])).collect();
+        for (k, &c) in ext.iter().enumerate() {
+            for &s in &ext {
+                // Position 1 holds (c, s) in every pair; position 0 a rotation of `ext`.
+                for head_dim in [16, 18, 2, 32] {
+                    let half = head_dim / 2;
+                    let mut cos: Vec<i32> = (0..half).map(|j| ext[(j + k) % 8]).collect();
+                    let mut sin: Vec<i32> = (0..half).map(|j| ext[(j * 3 + k) % 8]).collect();
+                    cos.extend(std::iter::repeat_n(c, half));
+                    sin.extend(std::iter::repeat_n(s, half));
+                    let heads = x.len() / head_dim;
+                    let n = heads * head_dim;
+                    check_isas(&x[..n], &cos, &sin, RopeDims { seq: 1, heads, head_dim, pos0: 1 });
+                    check_isas(&x[..n], &cos, &sin, RopeDims { seq: 1, heads, head_dim, pos0: 0 });
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn every_isa_equals_the_spec(
+            seed in any::<u64>(), seq in 1usize..4, heads in 1usize..4, half in 1usize..40, pos0 in 0usize..3,
+            near in any::<bool>(),
+        ) {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let head_dim = 2 * half;
+            let mut val = || if near { rng.gen_range(-(1 << 30)..=1 << 30) } else { rng.gen::<i32>() };
+            let x: Vec<i32> = (0..seq * heads * head_dim).map(|_| val()).collect();
+            let cos: Vec<i32> = (0..(pos0 + seq) * half).map(|_| val()).collect();
+            let sin: Vec<i32> = (0..(pos0 + seq) * half).map(|_| val()).collect();
+            check_isas(&x, &cos, &sin, RopeDims { seq, heads, head_dim, pos0 });
+        }
+    }
+
+    /// CPU time of a decode step's (q and k at position 200) and a prompt's (193 positions)
+    /// rotations per ISA (`cargo test -p opml-dnn --release --lib throughput -- --ignored
+    /// --nocapture`): a measurement, not a check.
+    #[test]
+    #[ignore]
+    fn throughput() {
+        let (cos, sin) = rope_tables(512, 64, 100_000.0);
+        for (seq, pos0) in [(1, 200), (193, 0)] {
+            let q: Vec<i32> = (0..seq * 9 * 64).map(|i: usize| (i as i32).wrapping_mul(-1_640_531_535) >> 8).collect();
+            let k = &q[..seq * 3 * 64];
+            let (dq, dk) =
+                (RopeDims { seq, heads: 9, head_dim: 64, pos0 }, RopeDims { seq, heads: 3, head_dim: 64, pos0 });
+            let n = (q.len() + k.len()) as f64;
+            let t = cpu_seconds_per_call(2000 / seq, || {
+                drop(std::hint::black_box((spec_rope(&q, &cos, &sin, dq), spec_rope(k, &cos, &sin, dk))))
+            });
+            eprintln!("rope {seq}x(9+3)x64 i128 spec: {:.2} us, {:.2} ns/element", t * 1e6, t * 1e9 / n);
+            for isa in Isa::available() {
+                let t = cpu_seconds_per_call(2000 / seq, || {
+                    drop(std::hint::black_box((rope_on(isa, &q, &cos, &sin, dq), rope_on(isa, k, &cos, &sin, dk))))
+                });
+                eprintln!("rope {seq}x(9+3)x64 {isa:?}: {:.2} us, {:.2} ns/element", t * 1e6, t * 1e9 / n);
             }
         }
     }
