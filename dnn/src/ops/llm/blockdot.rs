@@ -239,7 +239,9 @@ impl BlockDot for i16 {
 /// `L` in `0..2^32` (the low half of the lane) and `H = P_b >> 32` (`|H| < 2^23`; `vpmuldq` reads the low 32 bits of a
 /// lane as signed, which after a logical shift by 32 are exactly `H`). `L S_b < 2^57`
 /// (unsigned, `vpmuludq`) and `|H S_b| < 2^48` accumulate per lane and are folded into an
-/// i128 every 64 steps, before `64 * 2^57` could reach 2^63. So the sum is exact.
+/// i128 every 16 steps: then a `lo` lane is below `16 * 2^57 = 2^61` and an `hi` lane below
+/// `2^52` in magnitude, so the four lanes of each sum exactly in 64 bits (below 2^63 and
+/// 2^54) without leaving the registers. So the sum is exact.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::{RowScales, QK, TILE_COLS, TILE_ROWS};
@@ -252,13 +254,20 @@ mod avx2 {
     const PREFETCH_AHEAD: usize = 2048;
 
     /// Steps between folds of the lane accumulators (see the module comment).
-    const FOLD_EVERY: u32 = 64;
+    const FOLD_EVERY: usize = 16;
+
+    /// Whether the accumulators must fold after the four-block step at block `b`: every
+    /// [`FOLD_EVERY`] steps (the kernels step four blocks at a time from 0, then add at
+    /// most one last step before [`Acc::finish`] folds).
+    #[inline(always)]
+    fn fold_due(b: usize) -> bool {
+        (b / 4 + 1).is_multiple_of(FOLD_EVERY)
+    }
 
     /// The exact running sum of `P_b * S_b`.
     struct Acc {
         hi: __m256i,
         lo: __m256i,
-        steps: u32,
         total: i128,
     }
 
@@ -266,7 +275,7 @@ mod avx2 {
         #[inline]
         #[target_feature(enable = "avx2")]
         fn new() -> Self {
-            Acc { hi: _mm256_setzero_si256(), lo: _mm256_setzero_si256(), steps: 0, total: 0 }
+            Acc { hi: _mm256_setzero_si256(), lo: _mm256_setzero_si256(), total: 0 }
         }
 
         /// Add four blocks: `dots` their dots, `b` the first block's index.
@@ -325,25 +334,20 @@ mod avx2 {
             // masking `L` out first.
             self.lo = _mm256_add_epi64(self.lo, _mm256_mul_epu32(p, s));
             self.hi = _mm256_add_epi64(self.hi, _mm256_mul_epi32(_mm256_srli_epi64(p, 32), s));
-            self.steps += 1;
-            if self.steps == FOLD_EVERY {
-                self.fold();
-            }
         }
 
         #[inline]
         #[target_feature(enable = "avx2")]
         fn fold(&mut self) {
-            let (mut hi, mut lo) = ([0i64; 4], [0u64; 4]);
-            // SAFETY: both arrays are 32 bytes; storeu needs no alignment.
-            unsafe {
-                _mm256_storeu_si256(hi.as_mut_ptr() as *mut __m256i, self.hi);
-                _mm256_storeu_si256(lo.as_mut_ptr() as *mut __m256i, self.lo);
-            }
-            let h: i128 = hi.iter().map(|&v| v as i128).sum();
-            let l: i128 = lo.iter().map(|&v| v as i128).sum();
-            self.total += (h << 32) + l;
-            (self.hi, self.lo, self.steps) = (_mm256_setzero_si256(), _mm256_setzero_si256(), 0);
+            // The four lanes' sum in 64 bits (exact by the bounds in the module comment:
+            // wrapping adds of lanes whose true sum fits).
+            let sum4 = |v: __m256i| {
+                let two = _mm_add_epi64(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+                _mm_cvtsi128_si64(_mm_add_epi64(two, _mm_unpackhi_epi64(two, two)))
+            };
+            let (h, l) = (sum4(self.hi), sum4(self.lo) as u64);
+            self.total += ((h as i128) << 32) + l as i128;
+            (self.hi, self.lo) = (_mm256_setzero_si256(), _mm256_setzero_si256());
         }
 
         #[inline]
@@ -407,9 +411,21 @@ mod avx2 {
     #[inline]
     #[target_feature(enable = "avx2")]
     unsafe fn nibbles_i16(qs: &[u8], b: usize) -> (__m256i, __m256i) {
-        // SAFETY: block `b` lies inside `qs` (caller).
-        let (lo, hi) = unsafe { nibbles(qs, b) };
-        (_mm256_cvtepu8_epi16(lo), _mm256_cvtepu8_epi16(hi))
+        // The 16 bytes widened to u16 (`vpmovzxbw` from memory), each `lo + 16 hi`: the low
+        // nibbles are `& 15` and the high ones `>> 4`, three instructions for the block.
+        // Written as asm because LLVM rewrites the intrinsics' version back into masking
+        // the bytes and widening each half (six).
+        let x: __m256i;
+        // SAFETY: 16 readable bytes at block `b` (caller); the asm only reads them.
+        unsafe {
+            std::arch::asm!(
+                "vpmovzxbw {x}, xmmword ptr [{p}]",
+                x = out(ymm_reg) x,
+                p = in(reg) qs.as_ptr().add(b * QK / 2),
+                options(pure, readonly, nostack, preserves_flags),
+            );
+        }
+        (_mm256_and_si256(x, _mm256_set1_epi16(0x0f)), _mm256_srli_epi16(x, 4))
     }
 
     /// The eight-lane partial sums of one block's products: `w` its weights as i16, `p` its
@@ -469,6 +485,9 @@ mod avx2 {
                         madd_i16(w[3], p.add(3 * QK)),
                     ];
                     acc.add4_with(reduce4(v), d, m, &sc[r], b);
+                }
+                if fold_due(b) {
+                    acc.iter_mut().for_each(|a| a.fold());
                 }
                 b += 4;
             }
@@ -545,6 +564,9 @@ mod avx2 {
                     while b + 4 <= nb {
                         let v = [$block(qs, a, b), $block(qs, a, b + 1), $block(qs, a, b + 2), $block(qs, a, b + 3)];
                         acc.add4(reduce4(v), sc, b);
+                        if fold_due(b) {
+                            acc.fold();
+                        }
                         b += 4;
                     }
                     if b < nb {
@@ -612,6 +634,9 @@ mod avx2 {
                         step!(a1, 1);
                         step!(a2, 2);
                         step!(a3, 3);
+                        if fold_due(b) {
+                            (a0.fold(), a1.fold(), a2.fold(), a3.fold());
+                        }
                         b += 4;
                     }
                     if b < nb {
@@ -775,6 +800,28 @@ mod tests {
             tile_case::<i16>(&mut rng, &qs4, &dv, &mv, 1 << 17);
             tile_case::<i8>(&mut rng, &qs4, &dv, &mv, 1 << 25);
         }
+    }
+
+    /// Every block's `P_b` with the low half `L = 2^32 - 32` (its largest for these dots)
+    /// and the largest i8 scale, over enough blocks to fold many times: the lane sums
+    /// reach their bounds (`16 * 2^57` a lane before a fold), so a fold taken too late
+    /// or summed in too few bits shows.
+    #[test]
+    fn lane_sums_at_their_bounds_fold_exactly() {
+        // Nibbles 1 and activations 127: dot = A = 32 * 127 = 2^5 * 127, so
+        // P = 2^5 * 127 * (D + M); D + M = -1 / 127 mod 2^27 makes P = -2^5 mod 2^32.
+        let inv = (1u64..1 << 27).find(|x| x * 127 % (1 << 27) == 1).unwrap() as i32;
+        let (dv, mv) = ((1 << 27) - inv, 0);
+        assert_eq!((32i64 * 127 * dv as i64) as u32, u32::MAX - 31);
+        let nb = 16 * 4 * 5 + 2;
+        let (qs4, qs8) = (vec![0x11u8; TILE_COLS * nb * 16], vec![1i8; TILE_COLS * nb * QK]);
+        let a = vec![127i8; nb * QK];
+        let (d, m) = (vec![dv; TILE_COLS * nb], vec![mv; TILE_COLS * nb]);
+        let (sum, s) = (vec![32 * 127; nb], vec![(1 << 25) - 1; nb]);
+        let sc = RowScales { d: &d[..nb], m: Some(&m[..nb]), sum: &sum, s: &s };
+        check_all(&qs4[..nb * 16], &qs8[..nb * QK], &a, &sc);
+        check_tile(&qs4[..nb * 16], [&a[..]; TILE_ROWS], &[sc; TILE_ROWS]);
+        check_cols(&qs4, &qs8, &a, &RowScales { d: &d, m: Some(&m), sum: &sum, s: &s });
     }
 
     #[test]

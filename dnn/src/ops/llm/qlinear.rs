@@ -753,6 +753,52 @@ mod tests {
         }
     }
 
+    /// A decode step's weight traffic: one activation row against 160 matrices of
+    /// 1536 x 576 (about 100 MB, far more than the caches, as a model's layers), on one
+    /// thread (its CPU time: what the kernels cost when the weights come from memory) and
+    /// on two (the wall clock). Compare with `throughput`'s one-row figures, whose weights
+    /// stay in L2.
+    /// `cargo test -p opml-dnn --release --lib streaming -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn streaming_throughput() {
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let (n, k, count) = (1536, 576, 160);
+        let ws: Vec<Q4_1Owned> = (0..count).map(|_| rand_q4_1(&mut rng, n, k)).collect();
+        let x: Vec<i32> = (0..k).map(|_| rng.gen_range(-(1 << 16)..1 << 16)).collect();
+        let d = BlockDims { rows: 1, k, n };
+        let bytes = (count * n * k / QK * 24) as f64;
+        let pass = || {
+            for w in &ws {
+                std::hint::black_box(linear_q4_1(&x, w.view(), d, ActBits::I16).unwrap());
+            }
+        };
+        for round in 0..3 {
+            let one = pool(1).install(|| {
+                let cpu = || {
+                    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+                    Some(stat.split_whitespace().next()?.parse::<f64>().ok()? / 1e9)
+                };
+                let (c0, t) = (cpu(), std::time::Instant::now());
+                pass();
+                match (c0, cpu()) {
+                    (Some(a), Some(b)) => b - a,
+                    _ => t.elapsed().as_secs_f64(),
+                }
+            });
+            let t = std::time::Instant::now();
+            pool(2).install(pass);
+            let two = t.elapsed().as_secs_f64();
+            eprintln!(
+                "round {round}: 1 thread {:.2} ms CPU ({:.1} GB/s of 24-byte blocks), 2 threads {:.2} ms wall ({:.1} GB/s)",
+                one * 1e3,
+                bytes / one / 1e9,
+                two * 1e3,
+                bytes / two / 1e9
+            );
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
         /// The kernel equals the plain-loop transcription of the spec, and the result is
