@@ -53,6 +53,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--opml", required=True)
     ap.add_argument("--candle")
+    ap.add_argument("--candle-skipped", default="its peer did not build",
+                    help="why there is no --candle (for the notes)")
     ap.add_argument("--llama-python")
     ap.add_argument("--gguf", required=True)
     ap.add_argument("--prompt-file", required=True)
@@ -81,7 +83,7 @@ def main(argv=None) -> int:
         env = dict(os.environ, RAYON_NUM_THREADS=t)
         engines["candle"] = ([a.candle, a.gguf, id_list, str(a.new)], env)
     else:
-        notes.append("candle skipped: its peer did not build")
+        notes.append(f"candle skipped: {a.candle_skipped}")
     runs = {name: [] for name in engines}
     for rep in range(a.reps):
         for name, (cmd, env) in engines.items():

@@ -28,7 +28,9 @@ echo "building opml (release)" >&2
 OPML="${CARGO_TARGET_DIR:-$REPO/target}/release/opml"
 
 CANDLE=""
+CANDLE_SKIPPED="its peer did not build"
 if [[ ${SKIP_CANDLE:-0} == 1 ]]; then
+    CANDLE_SKIPPED="SKIP_CANDLE=1"
     echo "SKIP_CANDLE=1: going on without the candle peer" >&2
 elif echo "building the candle peer (release; the first build takes minutes)" >&2 &&
     (cd "$REPO/benches/llm/candle" && env -u CARGO_TARGET_DIR cargo build --release --quiet); then
@@ -51,5 +53,5 @@ trap 'rm -f "$PROMPT_FILE"' EXIT
     head -n 16 /usr/share/common-licenses/GPL-3
 } >"$PROMPT_FILE"
 
-python3 "$REPO/benches/llm/speed.py" --opml "$OPML" ${CANDLE:+--candle "$CANDLE"} "${LLAMA_ARGS[@]}" \
+python3 "$REPO/benches/llm/speed.py" --opml "$OPML" ${CANDLE:+--candle "$CANDLE"} --candle-skipped "$CANDLE_SKIPPED" "${LLAMA_ARGS[@]}" \
     --gguf "$GGUF" --prompt-file "$PROMPT_FILE" --threads "$THREADS" --new "$NEW" --reps "$REPS" --out "$OUT"
