@@ -565,7 +565,7 @@ mod lanes {
 mod tests {
     use super::*;
     use crate::ops::llm::exp::softmax_row_q30;
-    use crate::ops::llm::testutil::{pool, rel_err};
+    use crate::ops::llm::testutil::{cpu_seconds_per_call, pool, rel_err};
     use proptest::prelude::*;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -743,19 +743,7 @@ mod tests {
             let only = std::env::var("OPML_BENCH_ISA").ok();
             for isa in Isa::available().into_iter().filter(|i| only.as_ref().is_none_or(|o| *o == format!("{i:?}"))) {
                 let step = || drop(std::hint::black_box(attention_on(isa, &q, &k, &v, d, 14).unwrap()));
-                // The worker's own CPU time (Linux), so that other load does not count.
-                let s = pool(1).install(|| {
-                    let cpu = || {
-                        let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-                        Some(stat.split_whitespace().next()?.parse::<f64>().ok()? / 1e9)
-                    };
-                    let (c0, t) = (cpu(), std::time::Instant::now());
-                    (0..reps).for_each(|_| step());
-                    match (c0, cpu()) {
-                        (Some(a), Some(b)) => b - a,
-                        _ => t.elapsed().as_secs_f64(),
-                    }
-                }) / reps as f64;
+                let s = cpu_seconds_per_call(reps, step);
                 let wall2 = pool(2).install(|| {
                     let t = std::time::Instant::now();
                     (0..reps).for_each(|_| step());

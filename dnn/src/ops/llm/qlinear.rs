@@ -499,7 +499,7 @@ fn shift_by(v: i128, by: i64) -> i128 {
 mod tests {
     use super::*;
     use crate::ops::llm::blockq::{ActInt, Q4_1Owned, Q8_0Owned};
-    use crate::ops::llm::testutil::{pool, rel_err};
+    use crate::ops::llm::testutil::{cpu_seconds_per_call, pool, rel_err};
     use proptest::prelude::*;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -735,20 +735,7 @@ mod tests {
             {
                 let reps = 12800 / rows;
                 let step = || drop(std::hint::black_box(linear_q4_1_on(isa, &x, w.view(), d, bits).unwrap()));
-                // The worker's own CPU time (Linux), so that other load on the machine
-                // does not count; the wall clock elsewhere.
-                let s = pool(1).install(|| {
-                    let cpu = || {
-                        let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-                        Some(stat.split_whitespace().next()?.parse::<f64>().ok()? / 1e9)
-                    };
-                    let (c0, t) = (cpu(), std::time::Instant::now());
-                    (0..reps).for_each(|_| step());
-                    match (c0, cpu()) {
-                        (Some(a), Some(b)) => b - a,
-                        _ => t.elapsed().as_secs_f64(),
-                    }
-                }) / reps as f64;
+                let s = cpu_seconds_per_call(reps, step);
                 let gmac = (rows * n * k) as f64 / s / 1e9;
                 eprintln!("q4_1 {rows}x{n}x{k} {bits:?} {isa:?}: {:.1} us, {gmac:.2} GMAC/s", s * 1e6);
             }
@@ -776,18 +763,7 @@ mod tests {
             }
         };
         for round in 0..3 {
-            let one = pool(1).install(|| {
-                let cpu = || {
-                    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-                    Some(stat.split_whitespace().next()?.parse::<f64>().ok()? / 1e9)
-                };
-                let (c0, t) = (cpu(), std::time::Instant::now());
-                pass();
-                match (c0, cpu()) {
-                    (Some(a), Some(b)) => b - a,
-                    _ => t.elapsed().as_secs_f64(),
-                }
-            });
+            let one = cpu_seconds_per_call(1, pass);
             let t = std::time::Instant::now();
             pool(2).install(pass);
             let two = t.elapsed().as_secs_f64();
