@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 use alloy::network::{EthereumWallet, TransactionBuilder};
 use alloy::primitives::{Address, Bytes, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
-use alloy::rpc::types::TransactionRequest;
+use alloy::rpc::types::{BlockId, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy_sol_types::{SolCall, SolEvent};
-use opml_cli::game::abi::{to_b256, IOptimisticML};
+use opml_cli::game::abi::{revert_reason, to_b256, IOptimisticML};
 use opml_cli::game::graph::flip_byte;
 use opml_cli::game::strategy::defend;
 use opml_cli::game::{Edit, GraphView, HandoverData, Tamper, VmView};
@@ -191,9 +191,20 @@ async fn send<C: SolCall>(
     value: u128,
 ) -> alloy::rpc::types::TransactionReceipt {
     let tx = TransactionRequest::default().with_to(to).with_input(call.abi_encode()).with_value(U256::from(value));
-    let r = p.send_transaction(tx).await.unwrap_or_else(|e| panic!("{}: {e}", C::SIGNATURE));
+    let r = p.send_transaction(tx.clone()).await.unwrap_or_else(|e| panic!("{}: {e}", C::SIGNATURE));
     let r = r.get_receipt().await.unwrap();
-    assert!(r.status(), "{} reverted", C::SIGNATURE);
+    if !r.status() {
+        // Replay it on the state its block started from (anvil mines one transaction a
+        // block) for the contract's reason.
+        let before = r.block_number.map_or(BlockId::latest(), |n| BlockId::number(n.saturating_sub(1)));
+        let reason = match p.call(tx).block(before).await {
+            Err(e) => {
+                e.as_error_resp().and_then(|e| e.as_revert_data()).map_or_else(|| e.to_string(), |d| revert_reason(&d))
+            }
+            Ok(_) => "no revert when replayed".into(),
+        };
+        panic!("{} reverted: {reason}", C::SIGNATURE);
+    }
     r
 }
 
