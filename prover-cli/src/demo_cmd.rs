@@ -51,15 +51,9 @@ use crate::sample::post_call;
 use crate::watch::models::ModelStore;
 use crate::watch::service::{Roles, WatchConfig, Watcher};
 
-/// Anvil's well-known dev keys 0..4 (public test keys of its default mnemonic; the demo's
-/// chain is private and thrown away).
-const DEV_KEYS: [&str; 5] = [
-    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
-    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
-    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
-    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
-    "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
-];
+// The demo signs with anvil's dev keys 0..4 (`opml_cli::anvil::DEV_KEYS`; its chain is
+// private and thrown away).
+use opml_cli::anvil::DEV_KEYS;
 
 /// The demo's actors (index into [`DEV_KEYS`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

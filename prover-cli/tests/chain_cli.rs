@@ -22,6 +22,7 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::{BlockId, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy_sol_types::{SolCall, SolEvent};
+use opml_cli::anvil::DEV_KEYS;
 use opml_cli::game::abi::{revert_reason, to_b256, IOptimisticML};
 use opml_cli::game::graph::flip_byte;
 use opml_cli::game::strategy::defend;
@@ -34,12 +35,7 @@ use serde_json::Value;
 use IOptimisticML::{EndReason, Phase, Side};
 
 /// Anvil's default dev accounts 0..3 (from its well-known test mnemonic); test use only.
-const KEYS: [&str; 4] = [
-    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
-    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
-    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
-    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
-];
+const KEYS: [&str; 4] = [DEV_KEYS[0], DEV_KEYS[1], DEV_KEYS[2], DEV_KEYS[3]];
 const DEPLOYER: usize = 0;
 const SUBMITTER: usize = 1;
 const CHALLENGER: usize = 2;

@@ -15,6 +15,7 @@ use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionRequest;
 use alloy_sol_types::SolCall;
+use opml_cli::anvil::DEV_KEYS;
 use opml_cli::game::abi::IOptimisticML;
 use opml_cli::game::{Fault, GraphView, Run, VmView};
 use opml_dnn::bundle::Bundle;
@@ -24,10 +25,7 @@ use opml_merkle::Hash;
 use serde_json::Value;
 
 /// Anvil's default dev accounts 0 and 1 (from its well-known test mnemonic); test use only.
-const KEYS: [&str; 2] = [
-    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
-    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
-];
+const KEYS: [&str; 2] = [DEV_KEYS[0], DEV_KEYS[1]];
 const DEPLOYER: usize = 0;
 const SUBMITTER: usize = 1;
 const INDEX: usize = 1;

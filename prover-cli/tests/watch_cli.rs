@@ -21,17 +21,13 @@ use alloy::primitives::{Address, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionRequest;
 use alloy_sol_types::SolCall;
-use opml_cli::anvil::{free_port, Anvil};
+use opml_cli::anvil::{free_port, Anvil, DEV_KEYS};
 use opml_cli::game::abi::IOptimisticML;
 use serde_json::Value;
 use IOptimisticML::{EndReason, Phase, Side};
 
 /// Anvil's well-known dev keys (public test keys): deployer, submitter, challenger.
-const KEYS: [&str; 3] = [
-    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
-    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
-    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
-];
+const KEYS: [&str; 3] = [DEV_KEYS[0], DEV_KEYS[1], DEV_KEYS[3]];
 const DEPLOYER: usize = 0;
 const SUBMITTER: usize = 1;
 const CHALLENGER: usize = 2;
