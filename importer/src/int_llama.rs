@@ -12,14 +12,17 @@
 use opml_dnn::ops::dims::RowDims;
 use opml_dnn::ops::elementwise::add_i32;
 use opml_dnn::ops::llm::attention::{attention, AttnDims};
+use opml_dnn::ops::llm::blockdot::Isa;
 use opml_dnn::ops::llm::blockq::{Q4_1Owned, Q8_0Owned};
 use opml_dnn::ops::llm::fixed_import::{f32_to_fixed, fixed_from_f16, fixed_from_f32, FixedVec};
-use opml_dnn::ops::llm::qlinear::{block_linears, embed_q8_0, linear_q4_1, linear_q8_0, BlockDims, BlockWeightsRef};
+use opml_dnn::ops::llm::qgemm::PackedQ4_1;
+use opml_dnn::ops::llm::qlinear::{block_linears, embed_q8_0, linear_q8_0, BlockDims, BlockWeightsRef};
 use opml_dnn::ops::llm::rmsnorm::{rmsnorm_wide, RmsParams};
 use opml_dnn::ops::llm::rope::{rope, rope_tables, RopeDims};
 use opml_dnn::ops::llm::silu::swiglu;
 use opml_dnn::ops::shape::argmax;
 use opml_dnn::ops::OpError;
+use rayon::prelude::*;
 
 pub use opml_dnn::ops::llm::qlinear::ActBits;
 
@@ -141,11 +144,21 @@ impl IntMatrix {
         })
     }
 
-    /// The kernels' view and the output count `n`.
-    fn weights_ref(&self) -> (BlockWeightsRef<'_>, usize) {
+    /// The kernels' view (with `packed`, this matrix repacked, where there is one) and the
+    /// output count `n`.
+    fn weights_ref<'a>(&'a self, packed: Option<&'a PackedQ4_1>) -> (BlockWeightsRef<'a>, usize) {
+        match (self, packed) {
+            (Self::Q4_1 { w, n, .. }, Some(p)) => (BlockWeightsRef::Q4_1Packed(w.view(), p), *n),
+            (Self::Q4_1 { w, n, .. }, None) => (BlockWeightsRef::Q4_1(w.view()), *n),
+            (Self::Q8_0 { w, n, .. }, _) => (BlockWeightsRef::Q8_0(w.view()), *n),
+        }
+    }
+
+    /// This matrix repacked for the AVX-512 GEMM, if it is Q4_1.
+    fn pack(&self) -> Option<PackedQ4_1> {
         match self {
-            Self::Q4_1 { w, n, .. } => (BlockWeightsRef::Q4_1(w.view()), *n),
-            Self::Q8_0 { w, n, .. } => (BlockWeightsRef::Q8_0(w.view()), *n),
+            Self::Q4_1 { w, n, k } => Some(PackedQ4_1::new(w.view(), *n, *k)),
+            Self::Q8_0 { .. } => None,
         }
     }
 
@@ -156,31 +169,34 @@ impl IntMatrix {
         }
     }
 
-    /// `x [rows, k] -> [rows, n]` for several matrices of the same `k` at once: the
-    /// activations are quantized once and all run in one parallel region, each output
-    /// exactly what [`Self::apply`] gives.
+    /// `x [rows, k] -> [rows, n]` for several matrices of the same `k` at once (each with
+    /// its packed copy, if any): the activations are quantized once and all run in one
+    /// parallel region, each output exactly what one matrix alone gives.
     fn apply_many<const N: usize>(
-        ms: [&Self; N],
+        ms: [(&Self, Option<&PackedQ4_1>); N],
         name: impl FnOnce() -> String,
         x: &[i32],
         act: ActBits,
     ) -> Result<[Vec<i32>; N], ForwardError> {
-        let k = ms[0].k();
-        if let Some(m) = ms.iter().find(|m| m.k() != k) {
+        let k = ms[0].0.k();
+        if let Some((m, _)) = ms.iter().find(|(m, _)| m.k() != k) {
             return Err(ForwardError::Unsupported(format!("{}: inputs {} and {k} differ", name(), m.k())));
         }
-        let ws = ms.map(Self::weights_ref);
+        let ws = ms.map(|(m, p)| m.weights_ref(p));
         let outs = op(name, block_linears(x, k, &ws, act))?;
         Ok(outs.try_into().expect("one output per matrix"))
     }
 
     /// `x [rows, k] -> [rows, n]`.
-    fn apply(&self, name: &str, x: &[i32], act: ActBits) -> Result<Vec<i32>, ForwardError> {
-        let r = match self {
-            Self::Q4_1 { w, n, k } => linear_q4_1(x, w.view(), BlockDims { rows: x.len() / k, k: *k, n: *n }, act),
-            Self::Q8_0 { w, n, k } => linear_q8_0(x, w.view(), BlockDims { rows: x.len() / k, k: *k, n: *n }, act),
-        };
-        op(|| format!("linear {name}"), r)
+    fn apply(
+        &self,
+        packed: Option<&PackedQ4_1>,
+        name: &str,
+        x: &[i32],
+        act: ActBits,
+    ) -> Result<Vec<i32>, ForwardError> {
+        let [y] = Self::apply_many([(self, packed)], || format!("linear {name}"), x, act)?;
+        Ok(y)
     }
 }
 
@@ -340,6 +356,34 @@ impl KvCache {
     }
 }
 
+/// A layer's Q4_1 matrices repacked for the AVX-512 GEMM (`opml_dnn::ops::llm::qgemm`):
+/// the executor's own copy, the same integers in the order that kernel reads; `None` for a
+/// Q8_0 matrix.
+#[derive(Debug)]
+struct LayerPacks {
+    q: Option<PackedQ4_1>,
+    k: Option<PackedQ4_1>,
+    v: Option<PackedQ4_1>,
+    o: Option<PackedQ4_1>,
+    gate: Option<PackedQ4_1>,
+    up: Option<PackedQ4_1>,
+    down: Option<PackedQ4_1>,
+}
+
+impl LayerPacks {
+    fn new(l: &IntLayer) -> Self {
+        LayerPacks {
+            q: l.q.pack(),
+            k: l.k.pack(),
+            v: l.v.pack(),
+            o: l.o.pack(),
+            gate: l.gate.pack(),
+            up: l.up.pack(),
+            down: l.down.pack(),
+        }
+    }
+}
+
 /// Which positions' logits a forward computes (the output layer is the largest product).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Logits {
@@ -362,6 +406,9 @@ pub struct IntLlama {
     /// RoPE tables `[context, head_dim / 2]`, Q30.
     pub(crate) cos: Vec<i32>,
     pub(crate) sin: Vec<i32>,
+    /// Per layer, its linears repacked ([`LayerPacks`]): only on a CPU with AVX-512 (the
+    /// only one whose kernels read them), else empty.
+    packs: Vec<LayerPacks>,
 }
 
 /// Prompt and generation timing of [`IntLlama::generate_greedy`].
@@ -412,9 +459,12 @@ impl IntLlama {
                 c.heads, c.head_dim, c.hidden
             )));
         }
+        let packs =
+            if Isa::detect() == Isa::Avx512 { w.layers.par_iter().map(LayerPacks::new).collect() } else { Vec::new() };
         Ok(Self {
             config: c.clone(),
             format,
+            packs,
             embd: w.token_embd,
             layers: w.layers,
             output_norm: w.output_norm,
@@ -491,17 +541,29 @@ impl IntLlama {
         for (i, l) in self.layers.iter().enumerate() {
             let n = |s: &str| format!("blk.{i}.{s}");
             let h = self.norm(&l.attn_norm, &n("attn_norm"), &x, seq)?;
-            let [q, k, v] = IntMatrix::apply_many([&l.q, &l.k, &l.v], || n("linear attn_q/k/v"), &h, act)?;
+            let pk = self.packs.get(i);
+            let p = |f: fn(&LayerPacks) -> &Option<PackedQ4_1>| pk.and_then(|pk| f(pk).as_ref());
+            let [q, k, v] = IntMatrix::apply_many(
+                [(&l.q, p(|p| &p.q)), (&l.k, p(|p| &p.k)), (&l.v, p(|p| &p.v))],
+                || n("linear attn_q/k/v"),
+                &h,
+                act,
+            )?;
             let q = op(|| n("rope q"), rope(&q, &self.cos, &self.sin, rd(c.heads)))?;
             let k = op(|| n("rope k"), rope(&k, &self.cos, &self.sin, rd(c.kv_heads)))?;
             cache.k[i].extend_from_slice(&k);
             cache.v[i].extend_from_slice(&v);
             let a = op(|| n("attention"), attention(&q, &cache.k[i], &cache.v[i], ad, f))?;
-            x = add_i32(&x, &l.o.apply(&n("attn_output"), &a, act)?);
+            x = add_i32(&x, &l.o.apply(p(|p| &p.o), &n("attn_output"), &a, act)?);
             let h2 = self.norm(&l.ffn_norm, &n("ffn_norm"), &x, seq)?;
-            let [g, u] = IntMatrix::apply_many([&l.gate, &l.up], || n("linear ffn_gate/up"), &h2, act)?;
+            let [g, u] = IntMatrix::apply_many(
+                [(&l.gate, p(|p| &p.gate)), (&l.up, p(|p| &p.up))],
+                || n("linear ffn_gate/up"),
+                &h2,
+                act,
+            )?;
             let s = op(|| n("swiglu"), swiglu(&g, &u, f))?;
-            x = add_i32(&x, &l.down.apply(&n("ffn_down"), &s, act)?);
+            x = add_i32(&x, &l.down.apply(p(|p| &p.down), &n("ffn_down"), &s, act)?);
         }
         let (rows, x) = match logits {
             Logits::All => (seq, &x[..]),
@@ -509,7 +571,7 @@ impl IntLlama {
         };
         let h = self.norm(&self.output_norm, "output_norm", x, rows)?;
         match &self.output {
-            Some(m) => m.apply("output", &h, act),
+            Some(m) => m.apply(None, "output", &h, act),
             None => op(
                 || "linear output (tied to token_embd)".into(),
                 linear_q8_0(&h, self.embd.view(), BlockDims { rows, k: c.hidden, n: c.vocab }, act),

@@ -14,6 +14,7 @@ pub mod blockdot;
 pub mod blockq;
 pub mod exp;
 pub mod fixed_import;
+pub mod qgemm;
 pub mod qlinear;
 pub mod rmsnorm;
 pub mod rope;

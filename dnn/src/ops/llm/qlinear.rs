@@ -10,7 +10,8 @@ use rayon::prelude::*;
 
 use super::super::check::{bad, want, OpResult};
 use super::blockdot::{BlockDot, Isa, RowScales, TILE_COLS, TILE_ROWS};
-use super::blockq::{quantize_act, ActBlocks, Q4_1, Q8_0, QK};
+use super::blockq::{quantize_act_on, ActBlocks, Q4_1, Q8_0, QK};
+use super::qgemm::{PackedQ4_1, GROUP, ROWS};
 use super::{prod, want_frac, want_len};
 use crate::fixed::{round_shift_i128, sat_i32};
 use crate::tensor::{DType, TensorSpec};
@@ -246,7 +247,7 @@ fn cols_per_task(n: usize, threads: usize) -> usize {
 
 /// `out[r][c] = sat32(round(acc(r, c) / 2^exp))` for every row and column of one linear.
 fn run<T: BlockDot, W: BlockWeights>(isa: Isa, x: &[i32], d: BlockDims, exp: u32, w: &W) -> Vec<i32> {
-    let q = quantize_act::<T>(x);
+    let q = quantize_act_on::<T>(isa, x);
     run_many(isa, &q, d.rows, d.blocks(), &[(w, d.n, exp)]).pop().expect("one linear")
 }
 
@@ -355,12 +356,15 @@ pub enum BlockWeightsRef<'a> {
     Q4_1(Q4_1<'a>),
     /// Q8_0 blocks.
     Q8_0(Q8_0<'a>),
+    /// Q4_1 blocks and the same weights repacked ([`PackedQ4_1::new`] of them): on AVX-512
+    /// with 16-bit activations, the GEMM of `qgemm.rs` computes the same sums.
+    Q4_1Packed(Q4_1<'a>, &'a PackedQ4_1),
 }
 
 impl BlockWeightsRef<'_> {
     fn exp(&self) -> u32 {
         match self {
-            Self::Q4_1(w) => w.exp,
+            Self::Q4_1(w) | Self::Q4_1Packed(w, _) => w.exp,
             Self::Q8_0(w) => w.exp,
         }
     }
@@ -369,6 +373,29 @@ impl BlockWeightsRef<'_> {
         match self {
             Self::Q4_1(w) => w.check(d),
             Self::Q8_0(w) => w.check(d),
+            Self::Q4_1Packed(w, p) => {
+                w.check(d)?;
+                if (p.n(), p.k(), p.exp()) != (d.n, d.k, w.exp) {
+                    return Err(bad(format!(
+                        "packed Q4_1 weights are [{}, {}] with exponent {}, want [{}, {}] with {}",
+                        p.n(),
+                        p.k(),
+                        p.exp(),
+                        d.n,
+                        d.k,
+                        w.exp
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The packed copy, if any.
+    fn packed(&self) -> Option<&PackedQ4_1> {
+        match self {
+            Self::Q4_1Packed(_, p) => Some(p),
+            _ => None,
         }
     }
 }
@@ -376,21 +403,21 @@ impl BlockWeightsRef<'_> {
 impl BlockWeights for BlockWeightsRef<'_> {
     fn out<T: BlockDot>(&self, isa: Isa, c: usize, x: &ActBlocks<T>, r: usize, nb: usize) -> i128 {
         match self {
-            Self::Q4_1(w) => w.out(isa, c, x, r, nb),
+            Self::Q4_1(w) | Self::Q4_1Packed(w, _) => w.out(isa, c, x, r, nb),
             Self::Q8_0(w) => w.out(isa, c, x, r, nb),
         }
     }
 
     fn tile<T: BlockDot>(&self, isa: Isa, c: usize, x: &ActBlocks<T>, r0: usize, nb: usize) -> [i128; TILE_ROWS] {
         match self {
-            Self::Q4_1(w) => w.tile(isa, c, x, r0, nb),
+            Self::Q4_1(w) | Self::Q4_1Packed(w, _) => w.tile(isa, c, x, r0, nb),
             Self::Q8_0(w) => w.tile(isa, c, x, r0, nb),
         }
     }
 
     fn cols<T: BlockDot>(&self, isa: Isa, c0: usize, x: &ActBlocks<T>, r: usize, nb: usize) -> [i128; TILE_COLS] {
         match self {
-            Self::Q4_1(w) => w.cols(isa, c0, x, r, nb),
+            Self::Q4_1(w) | Self::Q4_1Packed(w, _) => w.cols(isa, c0, x, r, nb),
             Self::Q8_0(w) => w.cols(isa, c0, x, r, nb),
         }
     }
@@ -426,9 +453,91 @@ pub fn block_linears_on(
     let list: Vec<(&BlockWeightsRef<'_>, usize, u32)> = ws.iter().map(|(w, n)| (w, *n, w.exp())).collect();
     let nb = k / QK;
     Ok(match bits {
-        ActBits::I8 => run_many(isa, &quantize_act::<i8>(x), rows, nb, &list),
-        ActBits::I16 => run_many(isa, &quantize_act::<i16>(x), rows, nb, &list),
+        ActBits::I8 => run_many(isa, &quantize_act_on::<i8>(isa, x), rows, nb, &list),
+        ActBits::I16 => {
+            let q = quantize_act_on::<i16>(isa, x);
+            let packed: Option<Vec<&PackedQ4_1>> = ws.iter().map(|(w, _)| w.packed()).collect();
+            match packed {
+                #[cfg(target_arch = "x86_64")]
+                Some(p) if isa == Isa::Avx512 => {
+                    // SAFETY: `Isa::Avx512` is only produced on a CPU with its features.
+                    unsafe { run_packed(&q, rows, &p) }
+                }
+                _ => run_many(isa, &q, rows, nb, &list),
+            }
+        }
     })
+}
+
+/// Column groups per task of [`run_packed`]: about four tasks per thread for one row,
+/// within 1..=16 groups (16..=256 columns).
+fn groups_per_task(groups: usize, threads: usize) -> usize {
+    (groups / (4 * threads.max(1))).clamp(1, 16)
+}
+
+/// [`run_many`] on packed Q4_1 weights (`qgemm.rs`): tasks of up to [`ROWS_PER_TASK`] rows
+/// by [`groups_per_task`] column groups of one linear; inside a task each group's weights
+/// pass over the task's rows [`ROWS`] at a time. Every output is the same exact sum as in
+/// [`run_many`], so the bits are the same.
+///
+/// # Safety
+/// The CPU has `Isa::Avx512`'s features; `q` holds `rows` rows of each linear's `k`.
+#[cfg(target_arch = "x86_64")]
+unsafe fn run_packed(q: &ActBlocks<i16>, rows: usize, ws: &[&PackedQ4_1]) -> Vec<Vec<i32>> {
+    let mut outs: Vec<Vec<i32>> = ws.iter().map(|w| vec![0i32; rows * w.n()]).collect();
+    if rows == 0 {
+        return outs;
+    }
+    let threads = rayon::current_num_threads();
+    let row_tasks = rows.div_ceil(ROWS_PER_TASK);
+    // Per linear: groups per task, group tasks, and the index of its first task.
+    let mut plan = Vec::with_capacity(ws.len());
+    let mut tasks = 0;
+    for w in ws {
+        let per = groups_per_task(w.groups(), threads);
+        let group_tasks = w.groups().div_ceil(per);
+        plan.push((per, group_tasks, tasks));
+        tasks += row_tasks * group_tasks;
+    }
+    // Task `t` -> (linear, first row, rows, first group, groups).
+    let locate = |t: usize| {
+        let li = plan.partition_point(|&(_, _, first)| first <= t) - 1;
+        let (per, group_tasks, first) = plan[li];
+        let u = t - first;
+        let (r0, g0) = ((u / group_tasks) * ROWS_PER_TASK, (u % group_tasks) * per);
+        (li, r0, ROWS_PER_TASK.min(rows - r0), g0, per.min(ws[li].groups() - g0))
+    };
+    let blocks: Vec<Vec<i32>> = (0..tasks)
+        .into_par_iter()
+        .map(|t| {
+            let (li, r0, n_rows, g0, n_groups) = locate(t);
+            let w = ws[li];
+            let width = n_groups * GROUP;
+            let mut o = vec![0i32; n_rows * width];
+            for g in 0..n_groups {
+                for r in (0..n_rows).step_by(ROWS) {
+                    let take = ROWS.min(n_rows - r);
+                    // SAFETY: the CPU's features are the caller's; `g0 + g` is a group of
+                    // `w` and rows `r0 + r..r0 + r + take` lie in `q`.
+                    let v = unsafe { w.outputs(g0 + g, q, r0 + r, take) };
+                    for (i, v) in v[..take].iter().enumerate() {
+                        o[(r + i) * width + g * GROUP..][..GROUP].copy_from_slice(v);
+                    }
+                }
+            }
+            o
+        })
+        .collect();
+    for (t, o) in blocks.iter().enumerate() {
+        let (li, r0, _, g0, n_groups) = locate(t);
+        let n = ws[li].n();
+        let (c0, width) = (g0 * GROUP, n_groups * GROUP);
+        let keep = width.min(n - c0);
+        for (i, row) in o.chunks_exact(width).enumerate() {
+            outs[li][(r0 + i) * n + c0..][..keep].copy_from_slice(&row[..keep]);
+        }
+    }
+    outs
 }
 
 /// Q4_1 linear of `x` (`[rows, k]`, i32 fixed point): output in the same format, on the
@@ -498,7 +607,7 @@ fn shift_by(v: i128, by: i64) -> i128 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::llm::blockq::{ActInt, Q4_1Owned, Q8_0Owned};
+    use crate::ops::llm::blockq::{quantize_act, ActInt, Q4_1Owned, Q8_0Owned};
     use crate::ops::llm::testutil::{cpu_seconds_per_call, pool, rel_err};
     use proptest::prelude::*;
     use rand::{Rng, SeedableRng};
@@ -536,7 +645,7 @@ mod tests {
 
     /// The exact integer reference of the spec, as a plain loop over dequantized blocks.
     fn spec_q4_1<T: ActInt>(x: &[i32], w: &Q4_1Owned, d: BlockDims) -> Vec<i32> {
-        let q = quantize_act::<T>(x);
+        let q = quantize_act_on::<T>(Isa::Scalar, x);
         let mut out = vec![0; d.rows * d.n];
         for r in 0..d.rows {
             for c in 0..d.n {
