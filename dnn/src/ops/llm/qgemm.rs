@@ -231,7 +231,8 @@ mod avx512 {
             };
             let (d_odd, m_odd) = (_mm512_srli_epi64::<32>(d), _mm512_srli_epi64::<32>(m));
             for ((acc, dot), row) in acc.iter_mut().zip(dots).zip(&rows) {
-                let (sum, s) = (_mm512_set1_epi32(row.1[b]), _mm512_set1_epi32(row.2[b]));
+                // `S_b` in every 64-bit lane (`vpmuludq` and `vpmuldq` read the low halves).
+                let (sum, s) = (_mm512_set1_epi32(row.1[b]), _mm512_set1_epi64(row.2[b] as i64));
                 let p_even = _mm512_add_epi64(_mm512_mul_epi32(d, dot), _mm512_mul_epi32(m, sum));
                 let dot_odd = _mm512_srli_epi64::<32>(dot);
                 let p_odd = _mm512_add_epi64(_mm512_mul_epi32(d_odd, dot_odd), _mm512_mul_epi32(m_odd, sum));
@@ -311,15 +312,27 @@ mod tests {
         has
     }
 
-    /// Weights whose scales and mins are drawn from the ends of their range as often as
-    /// from its middle.
+    /// Weights of two kinds of column group in turn: scales and mins up to about 2^22 and
+    /// 2^25 (a real model's sizes), and scales and mins drawn from the ends of their range
+    /// as often as from its middle.
     fn weights(rng: &mut ChaCha8Rng, n: usize, k: usize) -> Q4_1Owned {
-        let blocks = n * k / QK;
-        let mut v = || match rng.gen_range(0..4) {
-            0 => *[1 << 30, -(1 << 30), (1 << 30) - 1, 0, 1, -1].get(rng.gen_range(0..6)).unwrap(),
-            _ => rng.gen_range(-(1 << 30)..=1 << 30),
-        };
-        let (d, m) = ((0..blocks).map(|_| v()).collect(), (0..blocks).map(|_| v()).collect());
+        let nb = k / QK;
+        let (mut d, mut m) = (Vec::with_capacity(n * nb), Vec::with_capacity(n * nb));
+        for c in 0..n {
+            for _ in 0..nb {
+                if (c / GROUP) % 2 == 0 {
+                    d.push(rng.gen_range(-(1 << 22)..=1 << 22));
+                    m.push(rng.gen_range(-(1 << 25)..=1 << 25));
+                } else {
+                    let mut v = || match rng.gen_range(0..4) {
+                        0 => *[1 << 30, -(1 << 30), (1 << 30) - 1, 0, 1, -1].get(rng.gen_range(0..6)).unwrap(),
+                        _ => rng.gen_range(-(1 << 30)..=1 << 30),
+                    };
+                    d.push(v());
+                    m.push(v());
+                }
+            }
+        }
         Q4_1Owned { qs: (0..n * k / 2).map(|_| rng.gen()).collect(), d, m, exp: 24 }
     }
 

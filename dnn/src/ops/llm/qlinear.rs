@@ -469,6 +469,22 @@ pub fn block_linears_on(
     })
 }
 
+/// The outputs of [`run_packed`], written in place by its tasks: each (row, column) cell
+/// of each output belongs to exactly one task (its rows and groups), so no two tasks
+/// write the same cell and nothing reads them before the parallel region ends.
+struct OutPtrs(Vec<*mut i32>);
+
+// SAFETY: see the type's comment: the tasks write disjoint cells, and the vectors the
+// pointers come from outlive the parallel region and are not touched during it.
+unsafe impl Sync for OutPtrs {}
+
+impl OutPtrs {
+    /// Output `li`'s first cell.
+    fn output(&self, li: usize) -> *mut i32 {
+        self.0[li]
+    }
+}
+
 /// Column groups per task of [`run_packed`]: about four tasks per thread for one row,
 /// within 1..=16 groups (16..=256 columns).
 fn groups_per_task(groups: usize, threads: usize) -> usize {
@@ -507,36 +523,27 @@ unsafe fn run_packed(q: &ActBlocks<i16>, rows: usize, ws: &[&PackedQ4_1]) -> Vec
         let (r0, g0) = ((u / group_tasks) * ROWS_PER_TASK, (u % group_tasks) * per);
         (li, r0, ROWS_PER_TASK.min(rows - r0), g0, per.min(ws[li].groups() - g0))
     };
-    let blocks: Vec<Vec<i32>> = (0..tasks)
-        .into_par_iter()
-        .map(|t| {
-            let (li, r0, n_rows, g0, n_groups) = locate(t);
-            let w = ws[li];
-            let width = n_groups * GROUP;
-            let mut o = vec![0i32; n_rows * width];
-            for g in 0..n_groups {
-                for r in (0..n_rows).step_by(ROWS) {
-                    let take = ROWS.min(n_rows - r);
-                    // SAFETY: the CPU's features are the caller's; `g0 + g` is a group of
-                    // `w` and rows `r0 + r..r0 + r + take` lie in `q`.
-                    let v = unsafe { w.outputs(g0 + g, q, r0 + r, take) };
-                    for (i, v) in v[..take].iter().enumerate() {
-                        o[(r + i) * width + g * GROUP..][..GROUP].copy_from_slice(v);
-                    }
+    let ptrs = OutPtrs(outs.iter_mut().map(|o| o.as_mut_ptr()).collect());
+    (0..tasks).into_par_iter().for_each(|t| {
+        let (li, r0, n_rows, g0, n_groups) = locate(t);
+        let (w, n) = (ws[li], ws[li].n());
+        for g in g0..g0 + n_groups {
+            // The group's columns that exist (the last group's padding is dropped).
+            let keep = GROUP.min(n - g * GROUP);
+            for r in (0..n_rows).step_by(ROWS) {
+                let take = ROWS.min(n_rows - r);
+                // SAFETY: the CPU's features are the caller's; `g` is a group of `w` and
+                // rows `r0 + r..r0 + r + take` lie in `q`.
+                let v = unsafe { w.outputs(g, q, r0 + r, take) };
+                for (i, v) in v[..take].iter().enumerate() {
+                    let at = (r0 + r + i) * n + g * GROUP;
+                    // SAFETY: cells `at..at + keep` of output `li` (a row's columns of group
+                    // `g`) lie inside it, and no other task writes them (see `OutPtrs`).
+                    unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), ptrs.output(li).add(at), keep) };
                 }
             }
-            o
-        })
-        .collect();
-    for (t, o) in blocks.iter().enumerate() {
-        let (li, r0, _, g0, n_groups) = locate(t);
-        let n = ws[li].n();
-        let (c0, width) = (g0 * GROUP, n_groups * GROUP);
-        let keep = width.min(n - c0);
-        for (i, row) in o.chunks_exact(width).enumerate() {
-            outs[li][(r0 + i) * n + c0..][..keep].copy_from_slice(&row[..keep]);
         }
-    }
+    });
     outs
 }
 
