@@ -320,7 +320,7 @@ mod tests {
         let (mut d, mut m) = (Vec::with_capacity(n * nb), Vec::with_capacity(n * nb));
         for c in 0..n {
             for _ in 0..nb {
-                if (c / GROUP) % 2 == 0 {
+                if (c / GROUP).is_multiple_of(2) {
                     d.push(rng.gen_range(-(1 << 22)..=1 << 22));
                     m.push(rng.gen_range(-(1 << 25)..=1 << 25));
                 } else {
