@@ -14,8 +14,9 @@ pub enum Isa {
     /// x86-64 AVX2 (`vpmaddubsw`, `vpmaddwd`, `vpmuldq`).
     Avx2,
     /// x86-64 AVX-512 F, BW, DQ, VL and VNNI, all detected at run time (never AMX). The
-    /// attention's i64 loops and the batched `exp_q30` (`vpmullq`) are compiled for it;
-    /// the block dots run the AVX2 kernels (512-bit block kernels are not written yet).
+    /// attention's i64 loops, the batched `exp_q30` (`vpmullq`), the activation quantizer
+    /// and the packed Q4_1 GEMM (`qgemm.rs`, 16-bit blocks) are compiled for it; the
+    /// other block dots run the AVX2 kernels.
     Avx512,
 }
 
