@@ -154,12 +154,12 @@ impl IntMatrix {
         }
     }
 
-    /// This matrix repacked for the AVX-512 GEMM, if it is Q4_1.
-    fn pack(&self) -> Option<PackedQ4_1> {
-        match self {
-            Self::Q4_1 { w, n, k } => Some(PackedQ4_1::new(w.view(), *n, *k)),
+    /// This matrix repacked for the AVX-512 GEMM, if it is Q4_1 (`name` for an error).
+    fn pack(&self, name: &str) -> Result<Option<PackedQ4_1>, ForwardError> {
+        Ok(match self {
+            Self::Q4_1 { w, n, k } => Some(op(|| format!("repack {name}"), PackedQ4_1::new(w.view(), *n, *k))?),
             Self::Q8_0 { .. } => None,
-        }
+        })
     }
 
     /// Columns (inputs).
@@ -371,16 +371,18 @@ struct LayerPacks {
 }
 
 impl LayerPacks {
-    fn new(l: &IntLayer) -> Self {
-        LayerPacks {
-            q: l.q.pack(),
-            k: l.k.pack(),
-            v: l.v.pack(),
-            o: l.o.pack(),
-            gate: l.gate.pack(),
-            up: l.up.pack(),
-            down: l.down.pack(),
-        }
+    /// Layer `i`'s packs.
+    fn new(i: usize, l: &IntLayer) -> Result<Self, ForwardError> {
+        let n = |s: &str| format!("blk.{i}.{s}");
+        Ok(LayerPacks {
+            q: l.q.pack(&n("attn_q"))?,
+            k: l.k.pack(&n("attn_k"))?,
+            v: l.v.pack(&n("attn_v"))?,
+            o: l.o.pack(&n("attn_output"))?,
+            gate: l.gate.pack(&n("ffn_gate"))?,
+            up: l.up.pack(&n("ffn_up"))?,
+            down: l.down.pack(&n("ffn_down"))?,
+        })
     }
 }
 
@@ -459,8 +461,11 @@ impl IntLlama {
                 c.heads, c.head_dim, c.hidden
             )));
         }
-        let packs =
-            if Isa::detect() == Isa::Avx512 { w.layers.par_iter().map(LayerPacks::new).collect() } else { Vec::new() };
+        let packs = if Isa::detect() == Isa::Avx512 {
+            w.layers.par_iter().enumerate().map(|(i, l)| LayerPacks::new(i, l)).collect::<Result<_, _>>()?
+        } else {
+            Vec::new()
+        };
         Ok(Self {
             config: c.clone(),
             format,

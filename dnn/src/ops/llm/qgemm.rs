@@ -20,7 +20,9 @@
 //! most 2^15 blocks stays below 2^64 (unsigned), `|H S_b| < 2^40` summed below 2^55: the
 //! two 64-bit sums are exact without folding, and the output is `H_sum 2^32 + L_sum`.
 
+use super::super::check::OpResult;
 use super::blockq::{ActBlocks, Q4_1, QK};
+use super::qlinear::BlockDims;
 
 /// Output columns in a packed group: one per 32-bit lane of a 512-bit register.
 pub const GROUP: usize = 16;
@@ -53,9 +55,12 @@ pub struct PackedQ4_1 {
 }
 
 impl PackedQ4_1 {
-    /// Repack `w`, which holds `[n, k]` weights (`k` a multiple of 32; the caller has
-    /// checked the arrays' lengths against it).
-    pub fn new(w: Q4_1<'_>, n: usize, k: usize) -> Self {
+    /// Repack `w`, which holds `[n, k]` weights; an error names the array whose length
+    /// does not match `[n, k]`, or a `k` or exponent out of range.
+    pub fn new(w: Q4_1<'_>, n: usize, k: usize) -> OpResult<Self> {
+        let dims = BlockDims { rows: 0, k, n };
+        dims.check(0, w.exp)?;
+        w.check(dims)?;
         let nb = k / QK;
         let groups = n.div_ceil(GROUP);
         let mut qs = vec![0u8; groups * nb * BLOCK_BYTES];
@@ -79,7 +84,7 @@ impl PackedQ4_1 {
                 dm[(gb * 2 + 1) * GROUP + i] = w.m[c * nb + b];
             }
         }
-        PackedQ4_1 { n, k, exp: w.exp, qs, dm }
+        Ok(PackedQ4_1 { n, k, exp: w.exp, qs, dm })
     }
 
     /// Rows (outputs).
@@ -350,6 +355,16 @@ mod tests {
     }
 
     #[test]
+    fn packing_checks_the_arrays() {
+        let w = Q4_1Owned { qs: vec![0; 32], d: vec![1; 2], m: vec![0; 2], exp: 24 };
+        assert!(PackedQ4_1::new(w.view(), 2, 32).is_ok());
+        assert!(PackedQ4_1::new(w.view(), 1, 64).is_ok());
+        assert!(PackedQ4_1::new(w.view(), 3, 32).is_err());
+        assert!(PackedQ4_1::new(w.view(), 1, 48).is_err());
+        assert!(PackedQ4_1::new(Q4_1 { exp: 63, ..w.view() }, 2, 32).is_err());
+    }
+
+    #[test]
     fn packed_gemm_equals_the_row_kernels() {
         if !avx512() {
             return;
@@ -361,7 +376,7 @@ mod tests {
             [(1, 16, 32, 24), (3, 1, 64, 0), (5, 17, 96, 62), (37, 40, 576, 24), (9, 300, 192, 40), (70, 33, 64, 1)];
         for (rows, n, k, exp) in shapes {
             let w = Q4_1Owned { exp, ..weights(&mut rng, n, k) };
-            let packed = PackedQ4_1::new(w.view(), n, k);
+            let packed = PackedQ4_1::new(w.view(), n, k).unwrap();
             let x = acts(&mut rng, rows * k);
             let want = linear_q4_1_on(Isa::Scalar, &x, w.view(), BlockDims { rows, k, n }, ActBits::I16).unwrap();
             for threads in [1, 3] {
@@ -434,7 +449,7 @@ mod tests {
         let m = ((1 << 30) - (1 << 16)..1 << 30).max_by_key(|&m| p(m) & 0xffff_ffff).unwrap();
         assert!(p(m) & 0xffff_ffff > 0xfff0_0000, "L = {:#x}", p(m) & 0xffff_ffff);
         let w = Q4_1Owned { qs: vec![0xff; n * k / 2], d: vec![1; n * nb], m: vec![m as i32; n * nb], exp: 62 };
-        let packed = PackedQ4_1::new(w.view(), n, k);
+        let packed = PackedQ4_1::new(w.view(), n, k).unwrap();
         let x = vec![i32::MAX; k];
         let ws = [(BlockWeightsRef::Q4_1Packed(w.view(), &packed), n)];
         let got = pool(1).install(|| block_linears_on(Isa::Avx512, &x, k, &ws, ActBits::I16).unwrap());
@@ -459,7 +474,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         for (rows, n, k) in [(64, 1536, 576), (64, 576, 1536), (1, 1536, 576), (1, 576, 1536)] {
             let w = weights(&mut rng, n, k);
-            let packed = PackedQ4_1::new(w.view(), n, k);
+            let packed = PackedQ4_1::new(w.view(), n, k).unwrap();
             let x: Vec<i32> = (0..rows * k).map(|_| rng.gen_range(-(1 << 16)..1 << 16)).collect();
             for (name, wr) in [
                 ("row kernels", BlockWeightsRef::Q4_1(w.view())),

@@ -35,7 +35,7 @@ impl BlockDims {
     }
 
     /// Check the sizes themselves and an input of `x_len` elements against them.
-    fn check(&self, x_len: usize, exp: u32) -> OpResult<()> {
+    pub(super) fn check(&self, x_len: usize, exp: u32) -> OpResult<()> {
         if !self.k.is_multiple_of(QK) || self.k == 0 || self.k > BLOCK_MAX_K || exp > MAX_EXP {
             return Err(bad(format!("k {} must be a multiple of 32 in 32..=2^20, exponent {exp} <= 62", self.k)));
         }
@@ -45,7 +45,7 @@ impl BlockDims {
 
 impl Q4_1<'_> {
     /// Check the arrays against `[n, k]` weights.
-    fn check(&self, d: BlockDims) -> OpResult<()> {
+    pub(super) fn check(&self, d: BlockDims) -> OpResult<()> {
         want_len("nibbles", self.qs.len(), prod(&[d.n, d.k / 2])?)?;
         want_len("scales", self.d.len(), prod(&[d.n, d.blocks()])?)?;
         want_len("mins", self.m.len(), prod(&[d.n, d.blocks()])?)
@@ -251,6 +251,53 @@ fn run<T: BlockDot, W: BlockWeights>(isa: Isa, x: &[i32], d: BlockDims, exp: u32
     run_many(isa, &q, d.rows, d.blocks(), &[(w, d.n, exp)]).pop().expect("one linear")
 }
 
+/// How a parallel region over several linears is split: each linear's outputs in tasks of
+/// up to [`ROWS_PER_TASK`] rows by up to `per` of its units (columns, or column groups),
+/// numbered linear by linear, row block by row block.
+struct TaskPlan {
+    rows: usize,
+    /// Per linear: its units, units per task, unit tasks, and the index of its first task.
+    linears: Vec<(usize, usize, usize, usize)>,
+    tasks: usize,
+}
+
+/// One task of a [`TaskPlan`]: linear `linear`, rows `r0..r0 + rows`, units
+/// `u0..u0 + units`.
+struct Task {
+    linear: usize,
+    r0: usize,
+    rows: usize,
+    u0: usize,
+    units: usize,
+}
+
+impl TaskPlan {
+    /// `units`: per linear, its units and the units a task takes (at least 1).
+    fn new(rows: usize, units: impl Iterator<Item = (usize, usize)>) -> Self {
+        let row_tasks = rows.div_ceil(ROWS_PER_TASK);
+        let (mut linears, mut tasks) = (Vec::new(), 0);
+        for (total, per) in units {
+            let unit_tasks = total.div_ceil(per);
+            linears.push((total, per, unit_tasks, tasks));
+            tasks += row_tasks * unit_tasks;
+        }
+        TaskPlan { rows, linears, tasks }
+    }
+
+    fn tasks(&self) -> usize {
+        self.tasks
+    }
+
+    /// Task `t` (`t < self.tasks()`).
+    fn locate(&self, t: usize) -> Task {
+        let linear = self.linears.partition_point(|&(.., first)| first <= t) - 1;
+        let (total, per, unit_tasks, first) = self.linears[linear];
+        let u = t - first;
+        let (r0, u0) = ((u / unit_tasks) * ROWS_PER_TASK, (u % unit_tasks) * per);
+        Task { linear, r0, rows: ROWS_PER_TASK.min(self.rows - r0), u0, units: per.min(total - u0) }
+    }
+}
+
 /// [`run`] for several linears of the same quantized input `q` (`rows` rows of `nb`
 /// blocks), `ws` their weights, outputs and exponents: one parallel region over tasks of up
 /// to [`ROWS_PER_TASK`] rows by [`cols_per_task`] columns of every linear; inside a task
@@ -270,34 +317,17 @@ fn run_many<T: BlockDot, W: BlockWeights>(
         return outs;
     }
     let threads = rayon::current_num_threads();
-    let row_tasks = rows.div_ceil(ROWS_PER_TASK);
-    // Per linear: columns per task, column tasks, and the index of its first task.
-    let mut plan = Vec::with_capacity(ws.len());
-    let mut tasks = 0;
-    for &(_, n, _) in ws {
-        let cols = cols_per_task(n, threads);
-        let col_tasks = n.div_ceil(cols);
-        plan.push((cols, col_tasks, tasks));
-        tasks += row_tasks * col_tasks;
-    }
-    // Task `t` -> (linear, first row, first column, columns).
-    let locate = |t: usize| {
-        let li = plan.partition_point(|&(_, _, first)| first <= t) - 1;
-        let (cols, col_tasks, first) = plan[li];
-        let u = t - first;
-        let (r0, c0) = ((u / col_tasks) * ROWS_PER_TASK, (u % col_tasks) * cols);
-        (li, r0, c0, cols.min(ws[li].1 - c0))
-    };
-    let blocks: Vec<Vec<i32>> = (0..tasks)
+    let plan = TaskPlan::new(rows, ws.iter().map(|&(_, n, _)| (n, cols_per_task(n, threads))));
+    let blocks: Vec<Vec<i32>> = (0..plan.tasks())
         .into_par_iter()
         .map(|t| {
-            let (li, r0, c0, width) = locate(t);
+            let Task { linear: li, r0, rows: n_rows, u0: c0, units: width } = plan.locate(t);
             let (w, _, exp) = ws[li];
-            task(isa, w, q, nb, exp, r0, ROWS_PER_TASK.min(rows - r0), c0, width)
+            task(isa, w, q, nb, exp, r0, n_rows, c0, width)
         })
         .collect();
     for (t, o) in blocks.iter().enumerate() {
-        let (li, r0, c0, width) = locate(t);
+        let Task { linear: li, r0, u0: c0, units: width, .. } = plan.locate(t);
         let n = ws[li].1;
         for (i, row) in o.chunks_exact(width).enumerate() {
             outs[li][(r0 + i) * n + c0..][..width].copy_from_slice(row);
@@ -505,27 +535,10 @@ unsafe fn run_packed(q: &ActBlocks<i16>, rows: usize, ws: &[&PackedQ4_1]) -> Vec
         return outs;
     }
     let threads = rayon::current_num_threads();
-    let row_tasks = rows.div_ceil(ROWS_PER_TASK);
-    // Per linear: groups per task, group tasks, and the index of its first task.
-    let mut plan = Vec::with_capacity(ws.len());
-    let mut tasks = 0;
-    for w in ws {
-        let per = groups_per_task(w.groups(), threads);
-        let group_tasks = w.groups().div_ceil(per);
-        plan.push((per, group_tasks, tasks));
-        tasks += row_tasks * group_tasks;
-    }
-    // Task `t` -> (linear, first row, rows, first group, groups).
-    let locate = |t: usize| {
-        let li = plan.partition_point(|&(_, _, first)| first <= t) - 1;
-        let (per, group_tasks, first) = plan[li];
-        let u = t - first;
-        let (r0, g0) = ((u / group_tasks) * ROWS_PER_TASK, (u % group_tasks) * per);
-        (li, r0, ROWS_PER_TASK.min(rows - r0), g0, per.min(ws[li].groups() - g0))
-    };
+    let plan = TaskPlan::new(rows, ws.iter().map(|w| (w.groups(), groups_per_task(w.groups(), threads))));
     let ptrs = OutPtrs(outs.iter_mut().map(|o| o.as_mut_ptr()).collect());
-    (0..tasks).into_par_iter().for_each(|t| {
-        let (li, r0, n_rows, g0, n_groups) = locate(t);
+    (0..plan.tasks()).into_par_iter().for_each(|t| {
+        let Task { linear: li, r0, rows: n_rows, u0: g0, units: n_groups } = plan.locate(t);
         let (w, n) = (ws[li], ws[li].n());
         for g in g0..g0 + n_groups {
             // The group's columns that exist (the last group's padding is dropped).
