@@ -34,15 +34,16 @@ pub const ROWS: usize = 4;
 /// Bytes of one group's block: 8 lines of 32 bytes (see [`PackedQ4_1`]).
 const BLOCK_BYTES: usize = GROUP * QK / 2;
 
-/// Q4_1 weights `[n, k]` repacked for [`group_rows`]: the same nibbles, scales and mins in
-/// another order (the committed tensors are the GGUF order; this copy lives in the
-/// executor).
+/// Q4_1 weights `[n, k]` repacked for the micro-kernel (`avx512::group_rows`): the same
+/// nibbles, scales and mins in another order (the committed tensors are the GGUF order;
+/// this copy lives in the executor).
 ///
 /// Columns are taken 16 at a time (group `g` holds columns `16g..16g + 16`; the last group
-/// is padded with zero weights, whose outputs are dropped). For group `g` and block `b`:
+/// is padded with zero weights, whose outputs are dropped), column `16g + j` in lane
+/// `i = 2j` (`j < 8`) or `i = 2(j - 8) + 1`. For group `g` and block `b`:
 /// * `qs[((g * nb + b) * 8 + p) * 32 + 2i + e]` (`p < 8`, `i < 16`, `e < 2`) holds element
-///   `2p + e` of column `16g + i`'s block in its low nibble and element `16 + 2p + e` in its
-///   high nibble;
+///   `2p + e` of lane `i`'s column's block in its low nibble and element `16 + 2p + e` in
+///   its high nibble;
 /// * `dm[((g * nb + b) * 2) * 16 + i]` is that block's `D`, `dm[((g * nb + b) * 2 + 1) * 16
 ///   + i]` its `M`.
 #[derive(Clone, Debug, PartialEq, Eq)]
