@@ -1,6 +1,6 @@
 //! Causal grouped-query attention over a KV cache (`docs/spec/ops.md` §5.6): scores
 //! `q.k / sqrt(head_dim)` exact in i128 and rounded once to the stream's format, the
-//! integer softmax of [`softmax_row_q30`] over the visible positions, and the
+//! integer softmax of [`super::exp::softmax_row_q30`] over the visible positions, and the
 //! probability-weighted sum of values exact in i128, rounded once. Each (query, head) pair
 //! is independent, so any thread count gives the same bits.
 
