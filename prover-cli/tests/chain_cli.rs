@@ -10,7 +10,6 @@
 //! * a lying submitter that never opens: the challenger's `play` calls `timeout` once the
 //!   chain's time (moved with `evm_increaseTime` / `evm_mine`) passes the clock.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
@@ -22,11 +21,12 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::{BlockId, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy_sol_types::{SolCall, SolEvent};
-use opml_cli::anvil::DEV_KEYS;
+use opml_cli::anvil::{free_port, Anvil, DEV_KEYS};
 use opml_cli::game::abi::{revert_reason, to_b256, IOptimisticML};
 use opml_cli::game::graph::flip_byte;
 use opml_cli::game::strategy::defend;
 use opml_cli::game::{Edit, GraphView, HandoverData, Tamper, VmView};
+use opml_cli::gas::gas_with_margin;
 use opml_compiler::compile_node;
 use opml_compiler::layout::OUTPUT_BASE;
 use opml_dnn::bundle::Bundle;
@@ -56,41 +56,10 @@ fn fixture(name: &str) -> String {
     root().join("fixtures/digits").join(name).to_str().unwrap().to_string()
 }
 
-/// A running anvil, killed on drop.
-struct Anvil {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Anvil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn anvil() -> Anvil {
-    let out = Command::new("bash").arg(root().join("contracts/scripts/bin.sh")).arg("anvil").output().unwrap();
-    assert!(
-        out.status.success(),
-        "anvil is not installed: run scripts/setup.sh first ({})",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    let bin = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(&bin)
-        .args(["--port", &port.to_string(), "--silent"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
-    let a = Anvil { child, url: format!("http://127.0.0.1:{port}") };
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(20), "anvil did not listen on port {port} within 20 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    a
+/// A fresh anvil logging to `dir` (stopped when dropped).
+fn anvil(dir: &Path) -> Anvil {
+    Anvil::spawn(free_port().unwrap(), None, &dir.join("anvil.log"))
+        .unwrap_or_else(|e| panic!("{e} (is anvil installed? scripts/setup.sh installs it)"))
 }
 
 fn opml(args: &[&str]) -> Command {
@@ -146,7 +115,7 @@ fn deploy(a: &Anvil, dir: &Path) -> (String, Value) {
     let (sb, cb, burn) = (SUBMITTER_BOND.to_string(), CHALLENGER_BOND.to_string(), BURN_BPS.to_string());
     #[rustfmt::skip]
     let v = run_json(&[
-        "chain", "deploy", "--rpc", &a.url, "--key", KEYS[DEPLOYER], "--out", &file, "--clock", &clock,
+        "chain", "deploy", "--rpc", &a.url(), "--key", KEYS[DEPLOYER], "--out", &file, "--clock", &clock,
         "--window", &window, "--submitter-bond", &sb, "--challenger-bond", &cb, "--burn-bps", &burn, "--json",
     ]);
     let on_disk: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
@@ -165,7 +134,7 @@ fn provider(a: &Anvil, key: usize) -> (DynProvider, Address) {
             .with_simple_nonce_management()
             .fetch_chain_id()
             .wallet(EthereumWallet::from(s))
-            .connect_http(a.url.parse().unwrap())
+            .connect_http(a.url().parse().unwrap())
             .erased(),
         from,
     )
@@ -187,21 +156,27 @@ async fn send<C: SolCall>(
     value: u128,
 ) -> alloy::rpc::types::TransactionReceipt {
     let tx = TransactionRequest::default().with_to(to).with_input(call.abi_encode()).with_value(U256::from(value));
+    // The limit the CLI sends with: a move mined a second after its estimate pays more gas.
+    let estimate = p.estimate_gas(tx.clone()).await.unwrap_or_else(|e| panic!("{}: {}", C::SIGNATURE, reason(&e)));
+    let tx = tx.with_gas_limit(gas_with_margin(estimate));
     let r = p.send_transaction(tx.clone()).await.unwrap_or_else(|e| panic!("{}: {e}", C::SIGNATURE));
     let r = r.get_receipt().await.unwrap();
     if !r.status() {
         // Replay it on the state its block started from (anvil mines one transaction a
         // block) for the contract's reason.
         let before = r.block_number.map_or(BlockId::latest(), |n| BlockId::number(n.saturating_sub(1)));
-        let reason = match p.call(tx).block(before).await {
-            Err(e) => {
-                e.as_error_resp().and_then(|e| e.as_revert_data()).map_or_else(|| e.to_string(), |d| revert_reason(&d))
-            }
-            Ok(_) => "no revert when replayed".into(),
+        let why = match p.call(tx).block(before).await {
+            Err(e) => reason(&e),
+            Ok(_) => format!("no revert when replayed (out of gas? used {} of {estimate} estimated)", r.gas_used),
         };
-        panic!("{} reverted: {reason}", C::SIGNATURE);
+        panic!("{} reverted: {why}", C::SIGNATURE);
     }
     r
+}
+
+/// The decoded revert of an RPC error, else the error.
+fn reason(e: &alloy::transports::TransportError) -> String {
+    e.as_error_resp().and_then(|e| e.as_revert_data()).map_or_else(|| e.to_string(), |d| revert_reason(&d))
 }
 
 /// Move the chain's time on by `secs` and mine a block.
@@ -230,8 +205,8 @@ fn burn(x: u128) -> u128 {
 
 #[tokio::test(flavor = "current_thread")]
 async fn honest_submitter_beats_a_challenger_of_a_true_claim() {
-    let a = anvil();
     let dir = tempfile::tempdir().unwrap();
+    let a = anvil(dir.path());
     let (file, d) = deploy(&a, dir.path());
     let (bundle, input) = (fixture("mlp.opml"), fixture("test_mlp.safetensors"));
     #[rustfmt::skip]
@@ -346,8 +321,8 @@ async fn lying_claim(p: &DynProvider, game: Address, l: &Liar, file: &str) -> U2
 
 #[tokio::test(flavor = "current_thread")]
 async fn honest_challenger_beats_a_lying_submitter() {
-    let a = anvil();
     let dir = tempfile::tempdir().unwrap();
+    let a = anvil(dir.path());
     let (file, d) = deploy(&a, dir.path());
     let game = addr(&d["game"]);
     let depth = d["config"]["vm_depth"].as_u64().unwrap() as u32;

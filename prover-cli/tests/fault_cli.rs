@@ -4,18 +4,16 @@
 //! commitment on-chain), is labelled loudly on stderr and in the JSON, and specs that
 //! do not fit a claim are refused before anything is posted.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use alloy::network::TransactionBuilder;
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionRequest;
 use alloy_sol_types::SolCall;
-use opml_cli::anvil::DEV_KEYS;
+use opml_cli::anvil::{free_port, Anvil, DEV_KEYS};
 use opml_cli::game::abi::IOptimisticML;
 use opml_cli::game::{Fault, GraphView, Run, VmView};
 use opml_dnn::bundle::Bundle;
@@ -38,41 +36,10 @@ fn fixture(name: &str) -> String {
     root().join("fixtures/digits").join(name).to_str().unwrap().to_string()
 }
 
-/// A running anvil, killed on drop.
-struct Anvil {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Anvil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn anvil() -> Anvil {
-    let out = Command::new("bash").arg(root().join("contracts/scripts/bin.sh")).arg("anvil").output().unwrap();
-    assert!(
-        out.status.success(),
-        "anvil is not installed: run scripts/setup.sh first ({})",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    let bin = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(&bin)
-        .args(["--port", &port.to_string(), "--silent"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
-    let a = Anvil { child, url: format!("http://127.0.0.1:{port}") };
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(20), "anvil did not listen on port {port} within 20 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    a
+/// A fresh anvil logging to `dir` (stopped when dropped).
+fn anvil(dir: &Path) -> Anvil {
+    Anvil::spawn(free_port().unwrap(), None, &dir.join("anvil.log"))
+        .unwrap_or_else(|e| panic!("{e} (is anvil installed? scripts/setup.sh installs it)"))
 }
 
 fn opml(args: &[&str]) -> Output {
@@ -119,13 +86,13 @@ fn library_commitment(fault: Option<&Fault>, depth: u32) -> Hash {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_dishonest_claim_posts_the_library_runs_lie_and_says_so() {
-    let a = anvil();
     let dir = tempfile::tempdir().unwrap();
+    let a = anvil(dir.path());
     let file = dir.path().join("deployment.json").to_str().unwrap().to_string();
-    let (d, _) = run_json(&["chain", "deploy", "--rpc", &a.url, "--key", KEYS[DEPLOYER], "--out", &file, "--json"]);
+    let (d, _) = run_json(&["chain", "deploy", "--rpc", &a.url(), "--key", KEYS[DEPLOYER], "--out", &file, "--json"]);
     let depth = d["config"]["vm_depth"].as_u64().unwrap() as u32;
     let game: Address = d["game"].as_str().unwrap().parse().unwrap();
-    let p = ProviderBuilder::new().connect_http(a.url.parse().unwrap());
+    let p = ProviderBuilder::new().connect_http(a.url().parse().unwrap());
     let on_chain = |id: u64| {
         let call = IOptimisticML::claimOfCall { claimId: U256::from(id) };
         let p = &p;

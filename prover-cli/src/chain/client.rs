@@ -12,6 +12,7 @@ use alloy::transports::TransportError;
 use alloy_sol_types::SolCall;
 use anyhow::{anyhow, Context, Result};
 use opml_cli::game::abi::Revert;
+use opml_cli::gas::gas_with_margin;
 
 use super::signer::KEY_ENV;
 
@@ -44,12 +45,6 @@ fn explain(e: TransportError) -> anyhow::Error {
         Some(d) => Reverted(Revert::decode(&d)).into(),
         None => e.into(),
     }
-}
-
-/// The gas limit sent for a transaction estimated at `estimate`: 130% of it, but no more than
-/// the larger of the estimate and 30 M gas (a block's limit on a default dev node).
-pub fn gas_with_margin(estimate: u64) -> u64 {
-    (estimate.saturating_mul(13) / 10).min(estimate.max(30_000_000))
 }
 
 /// A provider, the address it signs for (if any), and its URL (for errors).
@@ -132,10 +127,7 @@ impl Client {
             Some(a) => tx.with_to(a).with_input(data),
             None => tx.with_deploy_code(data),
         };
-        // Estimate here and send with a margin (as forge script does, 130%): the estimate is
-        // exact for the state it ran on, and a move mined one second later writes slots the
-        // estimate found unchanged (the mover's clock, the last-move time: 2,900 gas instead
-        // of 100 each), which would make an exact limit run out of gas.
+        // Estimate here and send with a margin (see `opml_cli::gas`).
         let estimate = match self.provider.estimate_gas(tx.clone()).await {
             Ok(g) => g,
             Err(e) => return Err(explain(e).context(format!("{what} from {from}: not sent"))),
@@ -270,13 +262,6 @@ mod tests {
 
     /// anvil's first dev account (a public test key).
     const DEV_KEY: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
-
-    #[test]
-    fn the_margin_is_thirty_percent_below_a_block() {
-        assert_eq!(gas_with_margin(100_000), 130_000);
-        assert_eq!(gas_with_margin(29_000_000), 30_000_000);
-        assert_eq!(gas_with_margin(40_000_000), 40_000_000);
-    }
 
     /// A call estimated in the second of the last write and mined one second later: its
     /// `SSTORE(0, TIMESTAMP)` finds the slot unchanged at estimation (100 gas) and changed at
