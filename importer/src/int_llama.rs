@@ -20,6 +20,7 @@ use opml_dnn::ops::llm::qlinear::{block_linears, embed_q8_0, linear_q8_0, BlockD
 use opml_dnn::ops::llm::rmsnorm::{rmsnorm_wide, RmsParams};
 use opml_dnn::ops::llm::rope::{rope, rope_tables, RopeDims};
 use opml_dnn::ops::llm::silu::swiglu;
+use opml_dnn::ops::llm::tables;
 use opml_dnn::ops::shape::argmax;
 use opml_dnn::ops::OpError;
 use rayon::prelude::*;
@@ -466,6 +467,8 @@ impl IntLlama {
         } else {
             Vec::new()
         };
+        // The softmax's and SwiGLU's tables of the format, built once per process.
+        tables::warm(format.frac_bits);
         Ok(Self {
             config: c.clone(),
             format,

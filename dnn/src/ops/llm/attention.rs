@@ -241,6 +241,7 @@ impl Task<'_> {
 /// [`attention_on`]), so every version gives the same integers.
 mod lanes {
     use super::super::exp::exp_q30_batch;
+    use super::super::tables::ExpTable;
     use super::Isa;
 
     /// `dots[n][t] += sum_c q[n][c] k[t stride + c]` over channels `cols` (`q` is
@@ -301,19 +302,33 @@ mod lanes {
         }
     }
 
-    /// The softmax of §5.4 over one row of scores, in place: `e_t = exp_q30(x_t - max)`,
+    /// The softmax of §5.4 over one row of scores, in place: `e_t = exp_q30(x_t - max)`
+    /// (from the cached [`ExpTable`] where there is one),
     /// `S = sum_t e_t`, `p_t = floor((2^31 e_t + S) / (2 S))` (the quotients by a
     /// reciprocal, see [`normalize_body`]).
     #[inline(always)]
     fn softmax_body(isa: Isa, x: &mut [i32], frac: u32, diffs: &mut Vec<i64>) {
-        let Some(&m) = x.iter().max() else { return };
-        diffs.clear();
-        diffs.extend(x.iter().map(|&v| v as i64 - m as i64));
-        exp_q30_batch(isa, diffs, frac, x);
+        if let Some(s) = exps_body(isa, x, frac, diffs) {
+            normalize_body(x, s);
+        }
+    }
+
+    /// The first half of [`softmax_body`]: `x_t <- e_t` and `S` (`None` for an empty row).
+    #[inline(always)]
+    fn exps_body(isa: Isa, x: &mut [i32], frac: u32, diffs: &mut Vec<i64>) -> Option<i64> {
+        // A fold, not `max()`, which the compiler leaves a scalar loop with branches.
+        let m = x.iter().copied().reduce(i32::max)?;
+        match ExpTable::cached(frac) {
+            Some(t) => t.exp_below_into(isa, x, m),
+            None => {
+                diffs.clear();
+                diffs.extend(x.iter().map(|&v| v as i64 - m as i64));
+                exp_q30_batch(isa, diffs, frac, x);
+            }
+        }
         // At least one `e_t` is `2^30` (at the maximum), each is at most that, and there
         // are fewer than 2^32: `2^30 <= S < 2^62`.
-        let s: i64 = x.iter().map(|&e| e as i64).sum();
-        normalize_body(x, s);
+        Some(x.iter().map(|&e| e as i64).sum())
     }
 
     /// `e_t <- floor((2^31 e_t + s) / (2 s))` for `0 <= e_t <= 2^30` and `2^30 <= s < 2^62`,
@@ -337,7 +352,7 @@ mod lanes {
     }
 
     #[cfg(target_arch = "x86_64")]
-    mod x86 {
+    pub(super) mod x86 {
         use super::Isa;
         use std::arch::x86_64::*;
 
@@ -363,7 +378,41 @@ mod lanes {
         }
         #[target_feature(enable = "avx2,avx512f,avx512bw,avx512dq,avx512vl")]
         pub(super) fn softmax_avx512(x: &mut [i32], frac: u32, diffs: &mut Vec<i64>) {
-            super::softmax_body(Isa::Avx512, x, frac, diffs)
+            if let Some(s) = super::exps_body(Isa::Avx512, x, frac, diffs) {
+                normalize_avx512(x, s);
+            }
+        }
+
+        /// [`super::normalize_body`] eight lanes a step, for `s < 2^61` (fewer than 2^31
+        /// positions; the scalar steps otherwise and for the last `len % 8`), in integers.
+        /// With `k` the bit length of `s` (31..=61), `M = floor(2^(30 + k) / s)` lies in
+        /// `(2^30, 2^31]`, so `e_t M < 2^61` is one `vpmuludq`, and the estimate
+        /// `floor((e_t M + 2^(k-1)) / 2^k)` of `floor(e_t 2^30 / s + 1/2)` (the quotient)
+        /// is at most `e_t / 2^k < 1/2` below it before the floor: the quotient or one
+        /// less. The exact remainder `n - est d` (`n = 2^31 e_t + s`, `d = 2 s`; `est d <= n
+        /// < 2^63`, one `vpmullq`) adds the one where it is `>= d`.
+        #[target_feature(enable = "avx2,avx512f,avx512bw,avx512dq,avx512vl")]
+        pub(in crate::ops::llm) fn normalize_avx512(e: &mut [i32], s: i64) {
+            if !(1 << 30..1 << 61).contains(&s) {
+                return super::normalize_body(e, s);
+            }
+            let k = 64 - s.leading_zeros();
+            let m = ((1u128 << (30 + k)) / s as u128) as i64;
+            let whole = e.len() - e.len() % 8;
+            let (mv, sv, dv) = (_mm512_set1_epi64(m), _mm512_set1_epi64(s), _mm512_set1_epi64(2 * s));
+            let (half, one, sh) = (_mm512_set1_epi64(1 << (k - 1)), _mm512_set1_epi64(1), _mm_cvtsi32_si128(k as i32));
+            for i in (0..whole).step_by(8) {
+                // SAFETY: `i + 8 <= whole <= e.len()`; loadu / storeu need no alignment.
+                unsafe {
+                    let ev = _mm512_cvtepi32_epi64(_mm256_loadu_si256(e.as_ptr().add(i).cast()));
+                    let est = _mm512_srl_epi64(_mm512_add_epi64(_mm512_mul_epu32(ev, mv), half), sh);
+                    let n = _mm512_add_epi64(_mm512_slli_epi64::<31>(ev), sv);
+                    let r = _mm512_sub_epi64(n, _mm512_mullo_epi64(est, dv));
+                    let q = _mm512_mask_add_epi64(est, _mm512_cmpge_epi64_mask(r, dv), est, one);
+                    _mm256_storeu_si256(e.as_mut_ptr().add(i).cast(), _mm512_cvtepi64_epi32(q));
+                }
+            }
+            super::normalize_body(&mut e[whole..], s);
         }
 
         /// [`super::dots_body`] on AVX-512: blocks of 64 channels (and one of the
@@ -805,12 +854,24 @@ mod tests {
             cases.push((s, vec![e as i32]));
         }
         assert!(low > 100 && exact > 100, "the estimate is one low in {low} and exact in {exact} cases only");
+        let avx512 = Isa::available().contains(&Isa::Avx512);
         for (s, es) in cases {
             let mut got = es.clone();
             lanes::normalize_body(&mut got, s);
             let want: Vec<i32> = es.iter().map(|&e| (((e as i64) << 31) + s).div_euclid(2 * s) as i32).collect();
             assert_eq!(got, want, "s = {s}");
+            #[cfg(target_arch = "x86_64")]
+            if avx512 {
+                // Each value in every lane, and a ragged end.
+                let es: Vec<i32> = es.iter().flat_map(|&e| [e; 9]).collect();
+                let mut got = es.clone();
+                // SAFETY: this CPU has AVX-512 (`Isa::available`).
+                unsafe { lanes::x86::normalize_avx512(&mut got, s) };
+                let want: Vec<i32> = es.iter().map(|&e| (((e as i64) << 31) + s).div_euclid(2 * s) as i32).collect();
+                assert_eq!(got, want, "AVX-512, s = {s}");
+            }
         }
+        let _ = avx512;
     }
 
     /// Each instruction set's softmax equals the exp module's (`softmax_row_q30`, the

@@ -2,7 +2,8 @@
 //! (`docs/spec/ops.md` §5.4). `e^d = 2^(d log2 e)`: the power of two splits into an integer
 //! shift and `2^-r` for `|r| <= 1/2`, which is `e^(-r ln 2)` by a degree-8 Taylor
 //! polynomial in Horner form (truncation below `3e-10`), every step rounded as spelled out.
-//! No tables, so the VM kernel needs only a few multiplies per element.
+//! No tables in the definition, so the VM kernel needs only a few multiplies per element
+//! (the native executor caches its values: [`super::tables`]).
 
 use rayon::prelude::*;
 
@@ -56,6 +57,26 @@ pub fn exp_q30(d: i64, frac: u32) -> i32 {
         p = c + round_shift_i64(y * p, 30);
     }
     round_shift_i64(p, n as u32) as i32
+}
+
+/// The smallest `a >= 0` from which `exp_q30(-a', frac)` is 0 by the `n >= 32` rule for
+/// every `a' >= a` (`u`, and so `n`, never decrease as `a` grows): the length of a table
+/// of `exp_q30(-a, frac)` that needs nothing beyond it. `frac <= 58`.
+pub fn exp_zero_from(frac: u32) -> u64 {
+    assert!(frac <= 58, "exp_zero_from: frac {frac} above 58");
+    // `n(a) >= 32` is `u(a) + 2^29 >= 2^35`.
+    let zero = |a: u64| round_shift_i128(a as i128 * LOG2E_Q30 as i128, frac) + (1 << 29) >= EXP_ZERO_SHIFT << 30;
+    // `u(2^(frac + 5)) > 2^35`: the answer lies below it.
+    let (mut lo, mut hi) = (0u64, 1u64 << (frac + 5));
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if zero(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    lo
 }
 
 /// Largest `-d` whose `-d * LOG2E_Q30` fits i64 (about 2^32.5; every difference of two

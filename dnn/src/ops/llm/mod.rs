@@ -19,6 +19,7 @@ pub mod qlinear;
 pub mod rmsnorm;
 pub mod rope;
 pub mod silu;
+pub mod tables;
 pub mod token;
 
 use super::check::{bad, OpResult};

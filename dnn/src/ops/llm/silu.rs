@@ -7,6 +7,7 @@ use rayon::prelude::*;
 use super::super::check::{same_shape, want, OpResult};
 use super::blockdot::Isa;
 use super::exp::{exp_q30, exp_q30_batch, EXP_FRAC};
+use super::tables::SigmoidTable;
 use super::{want_frac, want_len};
 use crate::fixed::{round_shift_i64, sat_i32};
 use crate::tensor::{DType, TensorSpec};
@@ -74,11 +75,27 @@ pub fn swiglu(gate: &[i32], up: &[i32], frac: u32) -> OpResult<Vec<i32>> {
     swiglu_on(Isa::detect(), gate, up, frac)
 }
 
-/// [`swiglu`] on `isa`: AVX-512 runs eight lanes a step through the same integers
-/// (`x86::swiglu8`, the sigmoid's division exact by an integer reciprocal and the
-/// remainder's correction), the other
-/// sets the scalar steps with [`exp_q30_batch`].
+/// [`swiglu`] on `isa`: by the cached [`SigmoidTable`] of `frac` where there is one
+/// (`frac <= 15`), else [`swiglu_direct_on`].
 pub fn swiglu_on(isa: Isa, gate: &[i32], up: &[i32], frac: u32) -> OpResult<Vec<i32>> {
+    want_frac(frac)?;
+    want_len("up", up.len(), gate.len())?;
+    let Some(table) = SigmoidTable::cached(frac) else {
+        return swiglu_direct_on(isa, gate, up, frac);
+    };
+    let mut out = vec![0i32; gate.len()];
+    let chunk = chunk_len(gate.len());
+    out.par_chunks_mut(chunk)
+        .zip(gate.par_chunks(chunk).zip(up.par_chunks(chunk)))
+        .for_each(|(o, (g, u))| table.swiglu_into(isa, g, u, o));
+    Ok(out)
+}
+
+/// [`swiglu`] computed element by element on `isa` (no table): AVX-512 runs eight lanes a
+/// step through the same integers (`x86::swiglu8`, the sigmoid's division exact by an
+/// integer reciprocal and the remainder's correction), the other sets the scalar steps
+/// with [`exp_q30_batch`].
+pub fn swiglu_direct_on(isa: Isa, gate: &[i32], up: &[i32], frac: u32) -> OpResult<Vec<i32>> {
     want_frac(frac)?;
     want_len("up", up.len(), gate.len())?;
     let mut out = vec![0i32; gate.len()];
@@ -114,7 +131,7 @@ fn swiglu_scalar(isa: Isa, g: &[i32], u: &[i32], frac: u32, o: &mut [i32]) {
 
 /// The AVX-512 SwiGLU.
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(super) mod x86 {
     use super::super::exp::x86::{exp8_of_product, round_shift_small};
     use super::super::exp::LOG2E_Q30;
     use super::EXP_FRAC;
@@ -170,6 +187,34 @@ mod x86 {
         q
     }
 
+    /// `sigmoid_q30` of eight lanes `x` (i32 values in i64 lanes, `frac <= 31`).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512dq")]
+    fn sigmoid8(x: __m512i, frac: u32) -> __m512i {
+        let one = _mm512_set1_epi64(1 << EXP_FRAC);
+        // `exp_q30(-|x|)`: `|x| <= 2^31` and `LOG2E_Q30 < 2^31` multiply as u32 (`vpmuludq`).
+        let e = exp8_of_product(_mm512_mul_epu32(_mm512_abs_epi64(x), _mm512_set1_epi64(LOG2E_Q30)), frac);
+        let s = sigmoid_quotient8(_mm512_add_epi64(one, e));
+        _mm512_mask_sub_epi64(s, _mm512_cmplt_epi64_mask(x, _mm512_setzero_si512()), one, s)
+    }
+
+    /// [`sigmoid8`] of `start, start + 1, ...` into `out` (whole eights; `frac <= 31`,
+    /// `start + out.len() <= 2^31`); returns how many were written.
+    ///
+    /// # Safety
+    /// AVX-512 F and DQ are available.
+    #[target_feature(enable = "avx512f,avx512dq")]
+    pub(in crate::ops::llm) unsafe fn sigmoid_of_range(start: u32, frac: u32, out: &mut [i32]) -> usize {
+        let whole = out.len() - out.len() % 8;
+        let step = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+        for i in (0..whole).step_by(8) {
+            let x = _mm512_add_epi64(_mm512_set1_epi64(start as i64 + i as i64), step);
+            // SAFETY: `i + 8 <= whole <= out.len()`; storeu needs no alignment.
+            unsafe { _mm256_storeu_si256(out.as_mut_ptr().add(i).cast(), _mm512_cvtepi64_epi32(sigmoid8(x, frac))) };
+        }
+        whole
+    }
+
     /// SwiGLU of eight lanes (`frac <= 31`): the scalar steps, each product exact in i64
     /// (`|x| sigma <= 2^61`, `|silu| |u| <= 2^62`) and of two factors that fit i32
     /// (`vpmuldq`: `x`, `sigma <= 2^30`, `|silu| <= |x|`, `u`), saturated to i32 by
@@ -177,14 +222,8 @@ mod x86 {
     #[inline]
     #[target_feature(enable = "avx512f,avx512dq")]
     fn swiglu8(g: __m256i, u: __m256i, frac: u32) -> __m256i {
-        let zero = _mm512_setzero_si512();
-        let one = _mm512_set1_epi64(1 << EXP_FRAC);
         let x = _mm512_cvtepi32_epi64(g);
-        // `exp_q30(-|x|)`: `|x| <= 2^31` and `LOG2E_Q30 < 2^31` multiply as u32 (`vpmuludq`).
-        let e = exp8_of_product(_mm512_mul_epu32(_mm512_abs_epi64(x), _mm512_set1_epi64(LOG2E_Q30)), frac);
-        let s = sigmoid_quotient8(_mm512_add_epi64(one, e));
-        let s = _mm512_mask_sub_epi64(s, _mm512_cmplt_epi64_mask(x, zero), one, s);
-        let silu = round_shift_small(_mm512_mul_epi32(x, s), EXP_FRAC);
+        let silu = round_shift_small(_mm512_mul_epi32(x, sigmoid8(x, frac)), EXP_FRAC);
         let t = _mm512_mul_epi32(silu, _mm512_cvtepi32_epi64(u));
         let o = if frac == 0 { t } else { round_shift_small(t, frac) };
         _mm512_cvtsepi64_epi32(o)
@@ -473,10 +512,12 @@ mod tests {
         check_quotients(&den);
     }
 
-    /// Every ISA's SwiGLU equals the scalar one (the definition's integers) on `g`, `u`.
+    /// Every ISA's SwiGLU, direct and by table, equals the scalar direct one (the
+    /// definition's integers) on `g`, `u`.
     fn check_isas(g: &[i32], u: &[i32], frac: u32) {
-        let want = swiglu_on(Isa::Scalar, g, u, frac).unwrap();
+        let want = swiglu_direct_on(Isa::Scalar, g, u, frac).unwrap();
         for isa in Isa::available_noting_skips() {
+            assert_eq!(swiglu_direct_on(isa, g, u, frac).unwrap(), want, "direct, {isa:?}, frac {frac}");
             assert_eq!(swiglu_on(isa, g, u, frac).unwrap(), want, "{isa:?}, frac {frac}");
         }
     }
@@ -509,18 +550,21 @@ mod tests {
         }
     }
 
-    /// CPU time of decode- and prompt-sized SwiGLU per ISA (`cargo test -p opml-dnn
-    /// --release --lib throughput -- --ignored --nocapture`): a measurement, not a check.
+    /// CPU time of decode- and prompt-sized SwiGLU per ISA, direct and by table, in the
+    /// recommended format (`F = 14`; `cargo test -p opml-dnn --release --lib throughput --
+    /// --ignored --nocapture`): a measurement, not a check.
     #[test]
     #[ignore]
     fn throughput() {
         use std::sync::atomic::{AtomicUsize, Ordering};
+        const F: u32 = 14;
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         // 193 rows of 1536: a decode-sized call takes the next row each time (new data,
         // as in a model, so that no branch predictor learns one row's signs).
         let total = 193 * 1536;
-        let g: Vec<i32> = (0..total).map(|_| rng.gen_range(-(6 << 16)..6 << 16)).collect();
-        let u: Vec<i32> = (0..total).map(|_| rng.gen_range(-(4 << 16)..4 << 16)).collect();
+        let g: Vec<i32> = (0..total).map(|_| rng.gen_range(-(6 << F)..6 << F)).collect();
+        let u: Vec<i32> = (0..total).map(|_| rng.gen_range(-(4 << F)..4 << F)).collect();
+        let _ = SigmoidTable::cached(F);
         for rows in [1, 193] {
             let n = rows * 1536;
             let next = AtomicUsize::new(0);
@@ -528,28 +572,18 @@ mod tests {
                 let at = next.fetch_add(n, Ordering::Relaxed) % total;
                 (&g[at..at + n], &u[at..at + n])
             };
-            // The kernel before the vector steps: batched exp on `isa`, the rest scalar, one
-            // task of up to 4096 elements.
-            let isa = Isa::detect();
-            let s = cpu_seconds_per_call(3000 / rows, || {
-                let (g, u) = slice();
-                let mut o = vec![0; n];
-                for ((o, g), u) in o.chunks_mut(CHUNK).zip(g.chunks(CHUNK)).zip(u.chunks(CHUNK)) {
-                    swiglu_scalar(isa, g, u, 16, o);
-                }
-                drop(std::hint::black_box(o))
-            });
-            eprintln!(
-                "swiglu {rows}x1536 scalar steps, {isa:?} exp: {:.2} us, {:.2} ns/element",
-                s * 1e6,
-                s * 1e9 / n as f64
-            );
             for isa in Isa::available() {
-                let s = cpu_seconds_per_call(3000 / rows, || {
-                    let (g, u) = slice();
-                    drop(std::hint::black_box(swiglu_on(isa, g, u, 16)))
-                });
-                eprintln!("swiglu {rows}x1536 {isa:?}: {:.2} us, {:.2} ns/element", s * 1e6, s * 1e9 / n as f64);
+                for (how, f) in [("direct", swiglu_direct_on as fn(_, &_, &_, _) -> _), ("table", swiglu_on)] {
+                    let s = cpu_seconds_per_call(3000 / rows, || {
+                        let (g, u) = slice();
+                        drop(std::hint::black_box(f(isa, g, u, F)))
+                    });
+                    eprintln!(
+                        "swiglu {rows}x1536 {isa:?} {how}: {:.2} us, {:.2} ns/element",
+                        s * 1e6,
+                        s * 1e9 / n as f64
+                    );
+                }
             }
         }
     }
