@@ -19,6 +19,15 @@
 //! `|H| < 2^23` (`vpmuldq` of the lane shifted right by 32). `L S_b < 2^49` summed over at
 //! most 2^15 blocks stays below 2^64 (unsigned), `|H S_b| < 2^40` summed below 2^55: the
 //! two 64-bit sums are exact without folding, and the output is `H_sum 2^32 + L_sum`.
+//!
+//! Most blocks take a shorter epilogue. With `S_b <=` [`SMALL_SCALE`] (136: activations
+//! below `136 * 32767` in magnitude, `2^8` in real terms with 14 fraction bits),
+//! `dot_b S_b` is exact in i32 (`vpmulld`) and `A_b S_b` below 2^28, so `P_b S_b =
+//! D_b (dot_b S_b) + M_b (A_b S_b)` is two `vpmuldq` per half, summed in one i64 word per
+//! lane: five multiplies per 16 outputs and block instead of eight. A group takes it when
+//! its scales and mins keep that sum below 2^63 over all its blocks (checked once, when
+//! packing: [`one_word_bound`]); blocks with larger scales take the split epilogue, and
+//! the output is the 128-bit sum of both.
 
 use super::super::check::OpResult;
 use super::blockq::{ActBlocks, Q4_1, QK};
@@ -33,6 +42,28 @@ pub const ROWS: usize = 4;
 
 /// Bytes of one group's block: 8 lines of 32 bytes (see [`PackedQ4_1`]).
 const BLOCK_BYTES: usize = GROUP * QK / 2;
+
+/// The largest `|dot_b|` with 16-bit activations: 32 nibbles of 15 times 32767.
+const DOT_MAX: i64 = 32 * 15 * 32767;
+
+/// The largest `|A_b|` with 16-bit activations.
+const SUM_MAX: i64 = 32 * 32767;
+
+/// The largest activation scale `S_b` whose block takes the one-word epilogue (see the
+/// module comment): `DOT_MAX * S_b` fits i32 up to here and not one further.
+pub const SMALL_SCALE: i32 = 136;
+const _: () = assert!(DOT_MAX * SMALL_SCALE as i64 <= i32::MAX as i64);
+const _: () = assert!(DOT_MAX * (SMALL_SCALE as i64 + 1) > i32::MAX as i64);
+
+/// The bound on one column's one-word sum over its blocks' scales `d` and mins `m`:
+/// `sum_b |D_b| DOT_MAX S + |M_b| SUM_MAX S` with `S = SMALL_SCALE`. Its group takes the
+/// one-word epilogue when the bound of every column is below 2^63.
+pub fn one_word_bound(d: impl Iterator<Item = i32>, m: impl Iterator<Item = i32>) -> u128 {
+    let s = SMALL_SCALE as u128;
+    d.zip(m)
+        .map(|(d, m)| d.unsigned_abs() as u128 * DOT_MAX as u128 * s + m.unsigned_abs() as u128 * SUM_MAX as u128 * s)
+        .sum()
+}
 
 /// Q4_1 weights `[n, k]` repacked for the micro-kernel (`avx512::group_rows`): the same
 /// nibbles, scales and mins in another order (the committed tensors are the GGUF order;
@@ -53,6 +84,8 @@ pub struct PackedQ4_1 {
     exp: u32,
     qs: Vec<u8>,
     dm: Vec<i32>,
+    /// Per group: whether it takes the one-word epilogue ([`one_word_bound`]).
+    one_word: Vec<bool>,
 }
 
 impl PackedQ4_1 {
@@ -85,7 +118,20 @@ impl PackedQ4_1 {
                 dm[(gb * 2 + 1) * GROUP + i] = w.m[c * nb + b];
             }
         }
-        Ok(PackedQ4_1 { n, k, exp: w.exp, qs, dm })
+        let one_word = (0..groups)
+            .map(|g| {
+                (g * GROUP..n.min((g + 1) * GROUP)).all(|c| {
+                    let blocks = c * nb..(c + 1) * nb;
+                    one_word_bound(w.d[blocks.clone()].iter().copied(), w.m[blocks].iter().copied()) < 1 << 63
+                })
+            })
+            .collect();
+        Ok(PackedQ4_1 { n, k, exp: w.exp, qs, dm, one_word })
+    }
+
+    /// Whether group `g` takes the one-word epilogue.
+    pub fn one_word(&self, g: usize) -> bool {
+        self.one_word[g]
     }
 
     /// Rows (outputs).
@@ -130,14 +176,14 @@ impl PackedQ4_1 {
             (&x.a[r * self.k..][..self.k], &x.sum[r * nb..][..nb], &x.s[r * nb..][..nb])
         };
         let mut out = [[0i32; GROUP]; ROWS];
-        let e = self.exp;
+        let (e, one_word) = (self.exp, self.one_word[g]);
         // SAFETY: the CPU's features and the slices' lengths are the caller's (each row
         // slice is exactly `k` values and `nb` blocks long, the group `nb` blocks).
         unsafe {
             macro_rules! rows {
                 ($($r:literal),*) => {
                     match rows {
-                        $($r => out[..$r].copy_from_slice(&avx512::group_rows::<$r>(qs, dm, std::array::from_fn(row), nb, e)),)*
+                        $($r => out[..$r].copy_from_slice(&avx512::group_rows::<$r>(qs, dm, std::array::from_fn(row), nb, e, one_word)),)*
                         _ => unreachable!("at most ROWS rows"),
                     }
                 };
@@ -182,20 +228,25 @@ mod avx512 {
     pub(super) type Row<'a> = (&'a [i16], &'a [i32], &'a [i32]);
 
     /// The running sums of one row against the group: even and odd columns in the 64-bit
-    /// lanes (`lo` sums `L S_b` as unsigned, `hi` sums `H S_b`).
+    /// lanes (`lo` sums `L S_b` as unsigned, `hi` sums `H S_b`, `word` the one-word
+    /// epilogue's `P_b S_b`).
     #[derive(Clone, Copy)]
     struct Acc {
         lo_even: __m512i,
         lo_odd: __m512i,
         hi_even: __m512i,
         hi_odd: __m512i,
+        word_even: __m512i,
+        word_odd: __m512i,
     }
 
-    /// The 16 columns' outputs `sat32(rshift(sum_b P_b S_b, exp))` against `R` rows.
+    /// The 16 columns' outputs `sat32(rshift(sum_b P_b S_b, exp))` against `R` rows, the
+    /// blocks with `S_b <= SMALL_SCALE` in the one-word epilogue when `one_word` (the
+    /// group's scales and mins allow it).
     ///
     /// # Safety
     /// The CPU has the features enabled here; `qs` and `dm` hold `nb` blocks of one group
-    /// and each row `nb` blocks.
+    /// and each row `nb` blocks; `one_word` only for a group within [`super::one_word_bound`].
     #[inline]
     #[target_feature(enable = "avx2,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
     pub(super) unsafe fn group_rows<const R: usize>(
@@ -204,11 +255,13 @@ mod avx512 {
         rows: [Row<'_>; R],
         nb: usize,
         exp: u32,
+        one_word: bool,
     ) -> [[i32; GROUP]; R] {
         debug_assert!(qs.len() == nb * BLOCK_BYTES && dm.len() == nb * 2 * GROUP);
         debug_assert!(rows.iter().all(|r| r.0.len() == nb * 32 && r.1.len() == nb && r.2.len() == nb));
         let zero = _mm512_setzero_si512();
-        let mut acc = [Acc { lo_even: zero, lo_odd: zero, hi_even: zero, hi_odd: zero }; R];
+        let mut acc =
+            [Acc { lo_even: zero, lo_odd: zero, hi_even: zero, hi_odd: zero, word_even: zero, word_odd: zero }; R];
         let nib = _mm512_set1_epi16(15);
         for b in 0..nb {
             // Two partial dots a row (the low and the high nibbles' elements), so that
@@ -236,41 +289,104 @@ mod avx512 {
                 (_mm512_loadu_si512(at.cast()), _mm512_loadu_si512(at.add(GROUP).cast()))
             };
             let (d_odd, m_odd) = (_mm512_srli_epi64::<32>(d), _mm512_srli_epi64::<32>(m));
-            for ((acc, dot), row) in acc.iter_mut().zip(dots).zip(&rows) {
-                // `S_b` in every 64-bit lane (`vpmuludq` and `vpmuldq` read the low halves).
-                let (sum, s) = (_mm512_set1_epi32(row.1[b]), _mm512_set1_epi64(row.2[b] as i64));
-                let p_even = _mm512_add_epi64(_mm512_mul_epi32(d, dot), _mm512_mul_epi32(m, sum));
-                let dot_odd = _mm512_srli_epi64::<32>(dot);
-                let p_odd = _mm512_add_epi64(_mm512_mul_epi32(d_odd, dot_odd), _mm512_mul_epi32(m_odd, sum));
-                acc.lo_even = _mm512_add_epi64(acc.lo_even, _mm512_mul_epu32(p_even, s));
-                acc.lo_odd = _mm512_add_epi64(acc.lo_odd, _mm512_mul_epu32(p_odd, s));
-                acc.hi_even = _mm512_add_epi64(acc.hi_even, _mm512_mul_epi32(_mm512_srli_epi64::<32>(p_even), s));
-                acc.hi_odd = _mm512_add_epi64(acc.hi_odd, _mm512_mul_epi32(_mm512_srli_epi64::<32>(p_odd), s));
+            // Every row's block small (the common case): the one-word epilogue for all,
+            // with no branch between the rows.
+            let small = |row: &Row<'_>| one_word && row.2[b] <= super::SMALL_SCALE;
+            if rows.iter().all(small) {
+                for ((acc, dot), row) in acc.iter_mut().zip(dots).zip(&rows) {
+                    word_epilogue(acc, dot, d, m, d_odd, m_odd, row.1[b], row.2[b]);
+                }
+            } else {
+                for ((acc, dot), row) in acc.iter_mut().zip(dots).zip(&rows) {
+                    if small(row) {
+                        word_epilogue(acc, dot, d, m, d_odd, m_odd, row.1[b], row.2[b]);
+                    } else {
+                        split_epilogue(acc, dot, d, m, d_odd, m_odd, row.1[b], row.2[b]);
+                    }
+                }
             }
         }
         acc.map(|a| {
             let mut out = [0i32; GROUP];
             // SAFETY: `out` is 16 writable i32, eight at each half.
             unsafe {
-                _mm256_storeu_si256(out.as_mut_ptr().cast(), finish(a.hi_even, a.lo_even, exp));
-                _mm256_storeu_si256(out.as_mut_ptr().add(GROUP / 2).cast(), finish(a.hi_odd, a.lo_odd, exp));
+                _mm256_storeu_si256(out.as_mut_ptr().cast(), finish(a.hi_even, a.lo_even, a.word_even, exp));
+                _mm256_storeu_si256(
+                    out.as_mut_ptr().add(GROUP / 2).cast(),
+                    finish(a.hi_odd, a.lo_odd, a.word_odd, exp),
+                );
             }
             out
         })
     }
 
-    /// `sat32(rshift(H 2^32 + L, exp))` per 64-bit lane (`L` read as unsigned, `exp <= 62`):
-    /// the sum formed exactly in 128 bits (`vh:vl`), rounded half away from zero by adding
-    /// `2^(exp-1)` (one less when negative) and shifting right arithmetically, then
-    /// saturated to i32 from the high half and the low one.
+    /// One block's `P_b S_b` into `acc.word` for `S_b <= SMALL_SCALE` in a group within
+    /// [`super::one_word_bound`]: `|dot_b| S_b < 2^31` and `|A_b| S_b < 2^28` are exact in
+    /// i32, each product `vpmuldq`, and the bound keeps the word's sum below 2^63.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    fn word_epilogue(
+        acc: &mut Acc,
+        dot: __m512i,
+        d: __m512i,
+        m: __m512i,
+        d_odd: __m512i,
+        m_odd: __m512i,
+        a_sum: i32,
+        scale: i32,
+    ) {
+        let dot_s = _mm512_mullo_epi32(dot, _mm512_set1_epi32(scale));
+        let sum_s = _mm512_set1_epi64((a_sum * scale) as i64);
+        let dot_s_odd = _mm512_srli_epi64::<32>(dot_s);
+        let p_even = _mm512_add_epi64(_mm512_mul_epi32(d, dot_s), _mm512_mul_epi32(m, sum_s));
+        let p_odd = _mm512_add_epi64(_mm512_mul_epi32(d_odd, dot_s_odd), _mm512_mul_epi32(m_odd, sum_s));
+        acc.word_even = _mm512_add_epi64(acc.word_even, p_even);
+        acc.word_odd = _mm512_add_epi64(acc.word_odd, p_odd);
+    }
+
+    /// One block's `P_b S_b` into `acc.lo` and `acc.hi` (any `S_b`, see the module
+    /// comment): `P_b` exact in i64, then `L S_b` and `H S_b`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    fn split_epilogue(
+        acc: &mut Acc,
+        dot: __m512i,
+        d: __m512i,
+        m: __m512i,
+        d_odd: __m512i,
+        m_odd: __m512i,
+        a_sum: i32,
+        scale: i32,
+    ) {
+        // `S_b` in every 64-bit lane (`vpmuludq` and `vpmuldq` read the low halves).
+        let (sum, s) = (_mm512_set1_epi32(a_sum), _mm512_set1_epi64(scale as i64));
+        let p_even = _mm512_add_epi64(_mm512_mul_epi32(d, dot), _mm512_mul_epi32(m, sum));
+        let dot_odd = _mm512_srli_epi64::<32>(dot);
+        let p_odd = _mm512_add_epi64(_mm512_mul_epi32(d_odd, dot_odd), _mm512_mul_epi32(m_odd, sum));
+        acc.lo_even = _mm512_add_epi64(acc.lo_even, _mm512_mul_epu32(p_even, s));
+        acc.lo_odd = _mm512_add_epi64(acc.lo_odd, _mm512_mul_epu32(p_odd, s));
+        acc.hi_even = _mm512_add_epi64(acc.hi_even, _mm512_mul_epi32(_mm512_srli_epi64::<32>(p_even), s));
+        acc.hi_odd = _mm512_add_epi64(acc.hi_odd, _mm512_mul_epi32(_mm512_srli_epi64::<32>(p_odd), s));
+    }
+
+    /// `sat32(rshift(H 2^32 + L + W, exp))` per 64-bit lane (`L` read as unsigned, `W` as
+    /// signed, `exp <= 62`): the sum formed exactly in 128 bits (`vh:vl`), rounded half away
+    /// from zero by adding `2^(exp-1)` (one less when negative) and shifting right
+    /// arithmetically, then saturated to i32 from the high half and the low one.
     #[inline]
     #[target_feature(enable = "avx2,avx512f,avx512bw,avx512dq,avx512vl")]
-    pub(super) fn finish(hi: __m512i, lo: __m512i, exp: u32) -> __m256i {
+    pub(super) fn finish(hi: __m512i, lo: __m512i, word: __m512i, exp: u32) -> __m256i {
         let (zero, one) = (_mm512_setzero_si512(), _mm512_set1_epi64(1));
         // H 2^32 + L = (H >> 32) 2^64 + ((H << 32) + L), the low part's carry into the high.
         let vl = _mm512_add_epi64(lo, _mm512_slli_epi64::<32>(hi));
         let vh = _mm512_srai_epi64::<32>(hi);
         let vh = _mm512_mask_add_epi64(vh, _mm512_cmplt_epu64_mask(vl, lo), vh, one);
+        // Plus W: its sign extension (0 or -1) into the high half, and the low part's carry.
+        let wl = _mm512_add_epi64(vl, word);
+        let vh = _mm512_add_epi64(vh, _mm512_srai_epi64::<63>(word));
+        let (vl, vh) = (wl, _mm512_mask_add_epi64(vh, _mm512_cmplt_epu64_mask(wl, vl), vh, one));
         // The rounding term: 2^(exp-1), less one for a negative sum; none for exp = 0.
         let r = if exp == 0 {
             zero
@@ -322,11 +438,17 @@ mod tests {
     /// 2^25 (a real model's sizes), and scales and mins drawn from the ends of their range
     /// as often as from its middle.
     fn weights(rng: &mut ChaCha8Rng, n: usize, k: usize) -> Q4_1Owned {
+        weights_of(rng, n, k, |g| g % 2 == 0)
+    }
+
+    /// Weights whose groups `g` with `real(g)` have a real model's scales and mins, the
+    /// others extreme ones.
+    fn weights_of(rng: &mut ChaCha8Rng, n: usize, k: usize, real: impl Fn(usize) -> bool) -> Q4_1Owned {
         let nb = k / QK;
         let (mut d, mut m) = (Vec::with_capacity(n * nb), Vec::with_capacity(n * nb));
         for c in 0..n {
             for _ in 0..nb {
-                if (c / GROUP).is_multiple_of(2) {
+                if real(c / GROUP) {
                     d.push(rng.gen_range(-(1 << 22)..=1 << 22));
                     m.push(rng.gen_range(-(1 << 25)..=1 << 25));
                 } else {
@@ -412,15 +534,26 @@ mod tests {
             for chunk in sums.chunks(8) {
                 let mut v = [0i128; 8];
                 v[..chunk.len()].copy_from_slice(chunk);
-                // v = H 2^32 + L with L in 0..2^32.
-                let (h, l): (Vec<i64>, Vec<i64>) =
-                    v.iter().map(|&v| ((v >> 32) as i64, (v & 0xffff_ffff) as i64)).unzip();
+                // v = H 2^32 + L + W with L in 0..2^32 and the one-word sum W zero, at an
+                // end of i64 or anywhere between.
+                let w: Vec<i64> = (0..8)
+                    .map(|_| match rng.gen_range(0..4) {
+                        0 => 0,
+                        1 => *[i64::MAX, i64::MIN, -1, 1].get(rng.gen_range(0..4)).unwrap(),
+                        _ => rng.gen(),
+                    })
+                    .collect();
+                let (h, l): (Vec<i64>, Vec<i64>) = v
+                    .iter()
+                    .zip(&w)
+                    .map(|(&v, &w)| (((v - w as i128) >> 32) as i64, ((v - w as i128) & 0xffff_ffff) as i64))
+                    .unzip();
                 let mut out = [0i32; 8];
                 // SAFETY: AVX-512 was checked above; the loads read 8 i64 each, the store
                 // writes 8 i32.
                 unsafe {
                     let load = |x: &[i64]| _mm512_loadu_si512(x.as_ptr().cast());
-                    _mm256_storeu_si256(out.as_mut_ptr().cast(), avx512::finish(load(&h), load(&l), exp));
+                    _mm256_storeu_si256(out.as_mut_ptr().cast(), avx512::finish(load(&h), load(&l), load(&w), exp));
                 }
                 let want: Vec<i32> = v.iter().map(|&v| sat_i32(round_shift_i128(v, exp))).collect();
                 assert_eq!(out.to_vec(), want, "exponent {exp}, sums {v:?}");
@@ -462,6 +595,69 @@ mod tests {
         assert!(nb as i128 * (p(m) & 0xffff_ffff) * s > 1 << 63);
     }
 
+    /// The one-word bound by hand: one block with `D = 1`, `M = -1` is `136 (DOT_MAX +
+    /// SUM_MAX) = 136 * 16,776,704 = 2,281,631,744`; a group takes the one-word epilogue when every column's
+    /// bound is below 2^63, and SmolLM2-sized scales and mins (about 2^22 and 2^25, the
+    /// test weights' real-sized groups) do, the extreme groups not.
+    #[test]
+    fn the_one_word_bound() {
+        assert_eq!(one_word_bound([1].into_iter(), [-1].into_iter()), 2_281_631_744);
+        assert_eq!(
+            one_word_bound([i32::MIN, 3].into_iter(), [0, -2].into_iter()),
+            (1 << 31) * 2_139_029_760 + 3 * 2_139_029_760 + 2 * 142_601_984
+        );
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        let w = weights(&mut rng, 64, 1536);
+        let p = PackedQ4_1::new(w.view(), 64, 1536).unwrap();
+        assert_eq!((0..4).map(|g| p.one_word(g)).collect::<Vec<_>>(), [true, false, true, false]);
+    }
+
+    /// The one-word epilogue at its ends: activation blocks at `S_b = 136` with every
+    /// nibble 15 and every value 32767 (`dot_b S_b = 2,139,029,760`, the largest below
+    /// 2^31) beside blocks at 137 (the split epilogue) in one row, against columns whose
+    /// bound is just below 2^63 (the word's sum reaches 2^62.9) and just above it (the
+    /// group takes the split epilogue): the same integers as the portable kernel.
+    #[test]
+    fn the_one_word_epilogue_at_its_bounds_is_exact() {
+        if !avx512() {
+            return;
+        }
+        let (k, nb) = (32 * 48, 48);
+        // Every column: D_b = d (largest with the bound below 2^63 over 48 blocks), M_b =
+        // 0 or -d, so P_b S_b = d dot_b S_b for positive activations.
+        let per_block = (DOT_MAX * SMALL_SCALE as i64) as u128;
+        let d = ((1u128 << 63) - 1) / (nb as u128 * per_block);
+        let d = d as i32;
+        assert!(one_word_bound(vec![d; nb].into_iter(), vec![0; nb].into_iter()) < 1 << 63);
+        assert!(one_word_bound(vec![d + 1; nb].into_iter(), vec![0; nb].into_iter()) >= 1 << 63);
+        // Group 0 at the bound, group 1 one past it (split epilogue), group 2 with mins.
+        let n = 48;
+        let mut dv = vec![d; 16 * nb];
+        dv.extend(vec![d + 1; 16 * nb]);
+        dv.extend(vec![d / 2; 16 * nb]);
+        let mut mv = vec![0; 32 * nb];
+        mv.extend(vec![-d / 2; 16 * nb]);
+        let w = Q4_1Owned { qs: vec![0xff; n * k / 2], d: dv, m: mv, exp: 40 };
+        let packed = PackedQ4_1::new(w.view(), n, k).unwrap();
+        assert_eq!([packed.one_word(0), packed.one_word(1), packed.one_word(2)], [true, false, true]);
+        // Row 0: every block at S = 136 (the word's sum at its bound); row 1: blocks at
+        // 136 and 137 in turn; row 2: negative, 136; row 3: 137 throughout.
+        let at = |s: i32| s * 32767;
+        let mut x = vec![at(136); k];
+        x.extend((0..k).map(|i| if (i / 32) % 2 == 0 { at(136) } else { at(137) }));
+        x.extend(vec![-at(136); k]);
+        x.extend(vec![at(137); k]);
+        let rows = 4;
+        let want = linear_q4_1_on(Isa::Scalar, &x, w.view(), BlockDims { rows, k, n }, ActBits::I16).unwrap();
+        let ws = [(BlockWeightsRef::Q4_1Packed(w.view(), &packed), n)];
+        let got = pool(1).install(|| block_linears_on(Isa::Avx512, &x, k, &ws, ActBits::I16).unwrap());
+        assert_eq!(got, vec![want.clone()]);
+        // The word's sum of row 0, group 0 is near 2^63: exact only without a wrap.
+        let word = nb as i128 * d as i128 * (DOT_MAX * SMALL_SCALE as i64) as i128;
+        assert!(word > 1 << 62 && word < 1 << 63);
+        assert_eq!(want[0], sat_i32(round_shift_i128(word, 40)));
+    }
+
     /// One thread's CPU time for a prompt's (64 rows) and a decode step's (1 row) shapes,
     /// packed GEMM against the row kernels on the same call (`cargo test -p opml-dnn
     /// --release --lib qgemm::tests::throughput -- --ignored --nocapture`): a measurement,
@@ -474,7 +670,8 @@ mod tests {
         }
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         for (rows, n, k) in [(64, 1536, 576), (64, 576, 1536), (1, 1536, 576), (1, 576, 1536)] {
-            let w = weights(&mut rng, n, k);
+            // A model's weights (every group takes the one-word epilogue).
+            let w = weights_of(&mut rng, n, k, |_| true);
             let packed = PackedQ4_1::new(w.view(), n, k).unwrap();
             let x: Vec<i32> = (0..rows * k).map(|_| rng.gen_range(-(1 << 16)..1 << 16)).collect();
             for (name, wr) in [

@@ -13,8 +13,6 @@
 
 use std::sync::OnceLock;
 
-use rayon::prelude::*;
-
 use super::blockdot::Isa;
 use super::exp::{exp_q30_batch, exp_zero_from, EXP_FRAC};
 use super::silu::sigmoid_q30;
@@ -27,7 +25,7 @@ pub const MAX_TABLE_FRAC: u32 = 15;
 /// `floor((2^61 + 2^30) / 2^31) = 2^30`.
 const SIGMOID_ONE: i32 = 1 << EXP_FRAC;
 
-/// Entries one parallel task of the build computes.
+/// Entries one step of the build computes.
 const BUILD_CHUNK: usize = 1 << 14;
 
 /// Build the exp and sigmoid tables of `frac` now (both at once, when `frac` has them),
@@ -39,11 +37,15 @@ pub fn warm(frac: u32) {
 /// `f(start + i)` into `out[i]` for the entries of one task of a table's build.
 type Fill = fn(Isa, u32, usize, &mut [i32]);
 
-/// The entries `0..exp_zero_from(frac)` of a table, built in parallel by `fill`.
+/// The entries `0..exp_zero_from(frac)` of a table, built by `fill` on this thread: a
+/// table is built inside a `OnceLock`, and a parallel build there could deadlock, its
+/// tasks queued behind pool threads that wait on that same lock (a few ms for `F = 14`).
 fn tabulate(isa: Isa, frac: u32, fill: Fill) -> Box<[i32]> {
     assert!(frac <= MAX_TABLE_FRAC, "no table for frac {frac}");
     let mut v = vec![0i32; exp_zero_from(frac) as usize].into_boxed_slice();
-    v.par_chunks_mut(BUILD_CHUNK).enumerate().for_each(|(c, out)| fill(isa, frac, c * BUILD_CHUNK, out));
+    for (c, out) in v.chunks_mut(BUILD_CHUNK).enumerate() {
+        fill(isa, frac, c * BUILD_CHUNK, out);
+    }
     v
 }
 
@@ -54,7 +56,7 @@ pub struct ExpTable {
 }
 
 impl ExpTable {
-    /// Build the table of `frac` (`<= MAX_TABLE_FRAC`) on `isa`, in parallel.
+    /// Build the table of `frac` (`<= MAX_TABLE_FRAC`) on `isa`.
     pub fn build(isa: Isa, frac: u32) -> ExpTable {
         let fill: Fill = |isa, frac, start, out| {
             let d: Vec<i64> = (start..start + out.len()).map(|a| -(a as i64)).collect();
@@ -101,7 +103,7 @@ pub struct SigmoidTable {
 }
 
 impl SigmoidTable {
-    /// Build the table of `frac` (`<= MAX_TABLE_FRAC`) on `isa`, in parallel.
+    /// Build the table of `frac` (`<= MAX_TABLE_FRAC`) on `isa`.
     pub fn build(isa: Isa, frac: u32) -> SigmoidTable {
         let fill: Fill = |isa, frac, start, out| {
             let mut done = 0;
