@@ -227,6 +227,16 @@ mod avx512 {
     /// One activation row: its values, block sums `A_b` and block scales `S_b`.
     pub(super) type Row<'a> = (&'a [i16], &'a [i32], &'a [i32]);
 
+    /// A group's block scales `D` and mins `M`, with their odd columns shifted into the
+    /// low halves of the 64-bit lanes (where `vpmuldq` reads).
+    #[derive(Clone, Copy)]
+    struct BlockDm {
+        d: __m512i,
+        m: __m512i,
+        d_odd: __m512i,
+        m_odd: __m512i,
+    }
+
     /// The running sums of one row against the group: even and odd columns in the 64-bit
     /// lanes (`lo` sums `L S_b` as unsigned, `hi` sums `H S_b`, `word` the one-word
     /// epilogue's `P_b S_b`).
@@ -288,20 +298,20 @@ mod avx512 {
                 let at = dm.as_ptr().add(b * 2 * GROUP);
                 (_mm512_loadu_si512(at.cast()), _mm512_loadu_si512(at.add(GROUP).cast()))
             };
-            let (d_odd, m_odd) = (_mm512_srli_epi64::<32>(d), _mm512_srli_epi64::<32>(m));
+            let dm_b = BlockDm { d, m, d_odd: _mm512_srli_epi64::<32>(d), m_odd: _mm512_srli_epi64::<32>(m) };
             // Every row's block small (the common case): the one-word epilogue for all,
             // with no branch between the rows.
             let small = |row: &Row<'_>| one_word && row.2[b] <= super::SMALL_SCALE;
             if rows.iter().all(small) {
                 for ((acc, dot), row) in acc.iter_mut().zip(dots).zip(&rows) {
-                    word_epilogue(acc, dot, d, m, d_odd, m_odd, row.1[b], row.2[b]);
+                    word_epilogue(acc, dot, dm_b, row.1[b], row.2[b]);
                 }
             } else {
                 for ((acc, dot), row) in acc.iter_mut().zip(dots).zip(&rows) {
                     if small(row) {
-                        word_epilogue(acc, dot, d, m, d_odd, m_odd, row.1[b], row.2[b]);
+                        word_epilogue(acc, dot, dm_b, row.1[b], row.2[b]);
                     } else {
-                        split_epilogue(acc, dot, d, m, d_odd, m_odd, row.1[b], row.2[b]);
+                        split_epilogue(acc, dot, dm_b, row.1[b], row.2[b]);
                     }
                 }
             }
@@ -325,17 +335,8 @@ mod avx512 {
     /// i32, each product `vpmuldq`, and the bound keeps the word's sum below 2^63.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    #[allow(clippy::too_many_arguments)]
-    fn word_epilogue(
-        acc: &mut Acc,
-        dot: __m512i,
-        d: __m512i,
-        m: __m512i,
-        d_odd: __m512i,
-        m_odd: __m512i,
-        a_sum: i32,
-        scale: i32,
-    ) {
+    fn word_epilogue(acc: &mut Acc, dot: __m512i, dm: BlockDm, a_sum: i32, scale: i32) {
+        let BlockDm { d, m, d_odd, m_odd } = dm;
         let dot_s = _mm512_mullo_epi32(dot, _mm512_set1_epi32(scale));
         let sum_s = _mm512_set1_epi64((a_sum * scale) as i64);
         let dot_s_odd = _mm512_srli_epi64::<32>(dot_s);
@@ -349,17 +350,8 @@ mod avx512 {
     /// comment): `P_b` exact in i64, then `L S_b` and `H S_b`.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    #[allow(clippy::too_many_arguments)]
-    fn split_epilogue(
-        acc: &mut Acc,
-        dot: __m512i,
-        d: __m512i,
-        m: __m512i,
-        d_odd: __m512i,
-        m_odd: __m512i,
-        a_sum: i32,
-        scale: i32,
-    ) {
+    fn split_epilogue(acc: &mut Acc, dot: __m512i, dm: BlockDm, a_sum: i32, scale: i32) {
+        let BlockDm { d, m, d_odd, m_odd } = dm;
         // `S_b` in every 64-bit lane (`vpmuludq` and `vpmuldq` read the low halves).
         let (sum, s) = (_mm512_set1_epi32(a_sum), _mm512_set1_epi64(scale as i64));
         let p_even = _mm512_add_epi64(_mm512_mul_epi32(d, dot), _mm512_mul_epi32(m, sum));
