@@ -34,7 +34,7 @@ pub fn warm(frac: u32) {
     rayon::join(|| ExpTable::cached(frac), || SigmoidTable::cached(frac));
 }
 
-/// `f(start + i)` into `out[i]` for the entries of one task of a table's build.
+/// `f(start + i)` into `out[i]` for one step of a table's build (`f` the tabulated function).
 type Fill = fn(Isa, u32, usize, &mut [i32]);
 
 /// The entries `0..exp_zero_from(frac)` of a table, built by `fill` on this thread: a
@@ -67,7 +67,8 @@ impl ExpTable {
 
     /// The cached table of `frac`, built on first use; `None` above [`MAX_TABLE_FRAC`].
     pub fn cached(frac: u32) -> Option<&'static ExpTable> {
-        static TABLES: [OnceLock<ExpTable>; MAX_TABLE_FRAC as usize + 1] = [const { OnceLock::new() }; 16];
+        static TABLES: [OnceLock<ExpTable>; MAX_TABLE_FRAC as usize + 1] =
+            [const { OnceLock::new() }; MAX_TABLE_FRAC as usize + 1];
         let cell = TABLES.get(frac as usize)?;
         Some(cell.get_or_init(|| ExpTable::build(Isa::detect(), frac)))
     }
@@ -123,7 +124,8 @@ impl SigmoidTable {
 
     /// The cached table of `frac`, built on first use; `None` above [`MAX_TABLE_FRAC`].
     pub fn cached(frac: u32) -> Option<&'static SigmoidTable> {
-        static TABLES: [OnceLock<SigmoidTable>; MAX_TABLE_FRAC as usize + 1] = [const { OnceLock::new() }; 16];
+        static TABLES: [OnceLock<SigmoidTable>; MAX_TABLE_FRAC as usize + 1] =
+            [const { OnceLock::new() }; MAX_TABLE_FRAC as usize + 1];
         let cell = TABLES.get(frac as usize)?;
         Some(cell.get_or_init(|| SigmoidTable::build(Isa::detect(), frac)))
     }
