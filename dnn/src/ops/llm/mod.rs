@@ -7,7 +7,10 @@
 //! `RmsNormWide` (24, `rmsnorm`), `Rope` (25, `rope`), `SwiGlu` (26, `silu`) and
 //! `Attention` (27, `attention`) to them, and the generation ops `TokenSelect` and
 //! `TokenEmit` (28-29, `token`) that chain one step's graph to the next. The existing `add` (residual), `concat` (the KV
-//! cache) and `argmax` (greedy decoding) ops already cover i32 streams.
+//! cache) and `argmax` (greedy decoding) ops already cover i32 streams. The rest serve
+//! those kernels: `blockdot` and `blockq` (block dots, activation quantization),
+//! `qgemm` (the packed Q4_1 GEMM), `exp` and `tables` (`exp_q30` and the cached tables
+//! of it and the sigmoid), `fixed_import` (GGUF floats to fixed point).
 
 pub mod attention;
 pub mod blockdot;
