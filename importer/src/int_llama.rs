@@ -409,8 +409,8 @@ pub struct IntLlama {
     /// RoPE tables `[context, head_dim / 2]`, Q30.
     pub(crate) cos: Vec<i32>,
     pub(crate) sin: Vec<i32>,
-    /// Per layer, its linears repacked ([`LayerPacks`]): only on a CPU with AVX-512 (the
-    /// only one whose kernels read them), else empty.
+    /// Per layer, its linears repacked ([`LayerPacks`]): only on a CPU with AVX-512 and
+    /// with 16-bit activation blocks (where the packed GEMM reads them), else empty.
     packs: Vec<LayerPacks>,
 }
 
@@ -462,7 +462,8 @@ impl IntLlama {
                 c.heads, c.head_dim, c.hidden
             )));
         }
-        let packs = if Isa::detect() == Isa::Avx512 {
+        // Only the packed GEMM reads the packs: AVX-512 with 16-bit activation blocks.
+        let packs = if Isa::detect() == Isa::Avx512 && format.act == ActBits::I16 {
             w.layers.par_iter().enumerate().map(|(i, l)| LayerPacks::new(i, l)).collect::<Result<_, _>>()?
         } else {
             Vec::new()
