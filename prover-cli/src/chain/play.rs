@@ -20,7 +20,7 @@
 //! a third party acted first) or the revert is a clock race.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use alloy::primitives::{keccak256, Address, B256, U256};
 use alloy_sol_types::{SolCall, SolEvent};
@@ -81,6 +81,37 @@ impl View for States<'_> {
     }
 }
 
+/// How long the pending round's `StatesPosted` event may stay out of `eth_getLogs` after
+/// `gameOf` shows the round. A node may serve a block's state before its logs: anvil 1.7
+/// commits a mined block's state before it publishes the block (in a stress run, 37 of
+/// 6,003 reads saw a storage write whose log was not yet returned). Within this time the
+/// challenger waits and polls again; after it, the missing event is an error.
+const LOG_LAG: Duration = Duration::from_secs(30);
+
+/// Since when the event of a pending round (its hash) has been looked for in vain.
+#[derive(Debug, Default)]
+struct Unseen(Option<(B256, Instant)>);
+
+impl Unseen {
+    /// The event of the round with pending hash `hash` was not found at `now`: whether to
+    /// keep waiting for it (false once it has been missing for [`LOG_LAG`]).
+    fn keep_waiting(&mut self, hash: B256, now: Instant) -> bool {
+        let since = match self.0 {
+            Some((h, t)) if h == hash => t,
+            _ => {
+                self.0 = Some((hash, now));
+                now
+            }
+        };
+        now.saturating_duration_since(since) < LOG_LAG
+    }
+
+    /// The event was found.
+    fn clear(&mut self) {
+        self.0 = None;
+    }
+}
+
 /// What one poll did.
 enum Acted {
     /// A transaction was mined.
@@ -106,6 +137,8 @@ struct Player<'a> {
     gas: u64,
     /// Whether the submitter said why it does not resolve the leaf.
     told_leaf: bool,
+    /// The pending round whose `StatesPosted` event the challenger has not found yet.
+    unseen: Unseen,
 }
 
 impl Player<'_> {
@@ -140,8 +173,9 @@ impl Player<'_> {
         Ok(out?)
     }
 
-    /// The states of the pending round, from its `StatesPosted` event.
-    async fn posted_states(&self, g: &GameView) -> Result<Vec<B256>> {
+    /// The states of the pending round, from its `StatesPosted` event; `None` while the
+    /// event is not visible yet (see [`LOG_LAG`]).
+    async fn posted_states(&mut self, g: &GameView) -> Result<Option<Vec<B256>>> {
         let logs = self
             .c
             .logs(self.game, vec![IOptimisticML::StatesPosted::SIGNATURE_HASH], Some(self.id), self.from_block)
@@ -151,15 +185,21 @@ impl Player<'_> {
                 .map_err(|e| anyhow!("undecodable StatesPosted log in tx {:?}: {e}", log.transaction_hash))?;
             let packed: Vec<u8> = e.states.iter().flat_map(|s| s.0).collect();
             if (e.lo, e.hi) == (g.lo, g.hi) && keccak256(&packed) == g.pendingHash {
-                return Ok(e.states);
+                self.unseen.clear();
+                return Ok(Some(e.states));
             }
         }
+        if self.unseen.keep_waiting(g.pendingHash, Instant::now()) {
+            return Ok(None);
+        }
         bail!(
-            "game {}: no StatesPosted event for [{}, {}] matches the pending hash {}",
+            "game {}: no StatesPosted event for [{}, {}] matches the pending hash {} (looked for {} s from block {})",
             self.id,
             g.lo,
             g.hi,
-            g.pendingHash
+            g.pendingHash,
+            LOG_LAG.as_secs(),
+            self.from_block
         )
     }
 
@@ -204,7 +244,7 @@ impl Player<'_> {
                 if self.run.graph().state(lo as usize)? != g.hashLo.0 {
                     self.warn(format!("my S_{lo} differs from the agreed hashLo {}", g.hashLo));
                 }
-                let states = self.posted_states(g).await?;
+                let Some(states) = self.posted_states(g).await? else { return Ok(Acted::Wait) };
                 let mine: Vec<[u8; 32]> = states.iter().map(|s| s.0).collect();
                 let i = pick(&mut States(self.run.graph()), lo, hi, k, &mine)?;
                 let call = IOptimisticML::pickCall { gameId: id, index: U256::from(i), states };
@@ -234,7 +274,7 @@ impl Player<'_> {
             }
             (Phase::Steps, true, Role::Challenger) => {
                 let node = g.node;
-                let states = self.posted_states(g).await?;
+                let Some(states) = self.posted_states(g).await? else { return Ok(Acted::Wait) };
                 let mine: Vec<[u8; 32]> = states.iter().map(|s| s.0).collect();
                 let (mine_lo, i) = self
                     .with_vm(node, move |vm| {
@@ -417,6 +457,7 @@ pub async fn play(
         sent: 0,
         gas: 0,
         told_leaf: false,
+        unseen: Unseen::default(),
     };
     let mut last: Option<(u8, u64, u64, bool)> = None;
     let mut round = 0u32;
@@ -496,5 +537,29 @@ pub async fn play(
             }
         }
         tokio::time::sleep(o.poll).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_event_is_awaited_for_log_lag_per_round() {
+        let (a, b) = (B256::repeat_byte(0xaa), B256::repeat_byte(0xbb));
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut u = Unseen::default();
+        assert!(u.keep_waiting(a, at(0)));
+        assert!(u.keep_waiting(a, at(29)));
+        assert!(!u.keep_waiting(a, at(30)), "30 s after the first miss the event is missing for good");
+        // Another round starts its own wait.
+        assert!(u.keep_waiting(b, at(31)));
+        assert!(u.keep_waiting(b, at(60)));
+        assert!(!u.keep_waiting(b, at(61)));
+        // A found event ends the wait: the same round missed later waits afresh.
+        u.clear();
+        assert!(u.keep_waiting(b, at(100)));
+        assert!(!u.keep_waiting(b, at(130)));
     }
 }
