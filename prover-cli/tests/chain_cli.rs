@@ -34,6 +34,10 @@ use opml_dnn::st::read_dataset;
 use serde_json::Value;
 use IOptimisticML::{EndReason, Phase, Side};
 
+#[path = "common/chain.rs"]
+mod chain;
+use chain::view;
+
 /// Anvil's default dev accounts 0..3 (from its well-known test mnemonic); test use only.
 const KEYS: [&str; 4] = [DEV_KEYS[0], DEV_KEYS[1], DEV_KEYS[2], DEV_KEYS[3]];
 const DEPLOYER: usize = 0;
@@ -142,11 +146,6 @@ fn provider(a: &Anvil, key: usize) -> (DynProvider, Address) {
 
 fn addr(v: &Value) -> Address {
     v.as_str().unwrap().parse().unwrap()
-}
-
-async fn view<C: SolCall>(p: &DynProvider, to: Address, call: &C) -> C::Return {
-    let out = p.call(TransactionRequest::default().with_to(to).with_input(call.abi_encode())).await.unwrap();
-    C::abi_decode_returns(&out).unwrap()
 }
 
 async fn send<C: SolCall>(

@@ -15,15 +15,12 @@
 //!   fault are checked before the chain is reached).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use alloy::network::TransactionBuilder;
 use alloy::primitives::{Address, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
-use alloy::rpc::types::TransactionRequest;
-use alloy_sol_types::SolCall;
 use opml_cli::anvil::{free_port, Anvil, DEV_KEYS};
 use opml_cli::game::abi::IOptimisticML;
 use opml_compiler::compile_node;
@@ -33,8 +30,11 @@ use opml_importer::{GenerationGraph, LlmBundle};
 use serde_json::Value;
 use IOptimisticML::{EndReason, Phase, Side};
 
+#[path = "common/chain.rs"]
+mod chain;
 #[path = "common/smollm2.rs"]
 mod smollm2;
+use chain::{view, wait_until, Watcher};
 
 /// Anvil's well-known dev keys (public test keys): deployer, submitter, challenger.
 const KEYS: [&str; 3] = [DEV_KEYS[0], DEV_KEYS[1], DEV_KEYS[3]];
@@ -150,47 +150,16 @@ fn expected(bundle: &Path) -> Expected {
     Expected { prompt_len, token_node, layer: (name, node), layer_steps }
 }
 
-/// A watcher process, killed on drop; its JSON event lines go to `log`.
-struct Watcher {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Watcher {
-    fn start(home: &Path, file: &str, key: usize, role: &str, models: &Path, data: &Path, extra: &[&str]) -> Watcher {
-        let log = home.join(format!("{role}.log"));
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
-        let err = out.try_clone().unwrap();
-        #[rustfmt::skip]
-        let mut args = vec![
-            "watch", "--role", role, "--models", s(models), "--data-dir", s(data),
-            "--deployment", file, "--key", KEYS[key], "--json", "--poll-ms", "100",
-        ];
-        args.extend_from_slice(extra);
-        let child = opml(home, &args).stdout(out).stderr(err).spawn().unwrap();
-        Watcher { child, log }
-    }
-
-    fn events(&self) -> Vec<Value> {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
-    }
-
-    fn text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Watcher {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn view<C: SolCall>(p: &DynProvider, to: Address, call: &C) -> C::Return {
-    let out = p.call(TransactionRequest::default().with_to(to).with_input(call.abi_encode())).await.unwrap();
-    C::abi_decode_returns(&out).unwrap()
+/// A watcher process (`opml watch --role ROLE` with anvil dev key `key`, polling every
+/// 100 ms); its event lines go to `home/ROLE.log`.
+fn watcher(home: &Path, file: &str, key: usize, role: &str, models: &Path, data: &Path, extra: &[&str]) -> Watcher {
+    #[rustfmt::skip]
+    let mut args = vec![
+        "watch", "--role", role, "--models", s(models), "--data-dir", s(data),
+        "--deployment", file, "--key", KEYS[key], "--json", "--poll-ms", "100",
+    ];
+    args.extend_from_slice(extra);
+    Watcher::spawn(opml(home, &args), home.join(format!("{role}.log")))
 }
 
 /// The calldata length of transaction `tx` (`eth_getTransactionByHash`).
@@ -198,19 +167,6 @@ async fn calldata_len(p: &DynProvider, tx: &str) -> usize {
     let t: Value = p.raw_request("eth_getTransactionByHash".into(), (tx.to_string(),)).await.unwrap();
     let input = t["input"].as_str().unwrap_or_else(|| panic!("tx {tx}: no input in {t}"));
     (input.len() - 2) / 2
-}
-
-/// Wait until `done` holds, or panic after `limit` with `why()`.
-async fn wait_until<F, Fut>(limit: Duration, mut done: F, why: impl Fn() -> String)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !done().await {
-        assert!(start.elapsed() < limit, "not done within {limit:?}: {}", why());
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 /// One dispute's figures.
@@ -263,8 +219,8 @@ async fn llm_lies_about_a_token_a_node_and_a_vm_step_are_voided_and_the_truth_fi
     let step = format!("step:{}:{step_at}", want.layer.0);
     let faults = [token.as_str(), node.as_str(), step.as_str()];
     let sub_args: Vec<&str> = faults.iter().flat_map(|f| ["--dishonest", *f]).collect();
-    let sub = Watcher::start(h, &file, SUBMITTER, "submitter", store, &h.join("sub"), &sub_args);
-    let ch = Watcher::start(h, &file, CHALLENGER, "challenger", store, &h.join("ch"), &[]);
+    let sub = watcher(h, &file, SUBMITTER, "submitter", store, &h.join("sub"), &sub_args);
+    let ch = watcher(h, &file, CHALLENGER, "challenger", store, &h.join("ch"), &[]);
     let why = || format!("\n--- submitter\n{}\n--- challenger\n{}", sub.text(), ch.text());
     let p = ProviderBuilder::default().connect_http(url.parse().unwrap()).erased();
     let new = NEW.to_string();

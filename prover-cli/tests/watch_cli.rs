@@ -13,18 +13,19 @@
 //!   directory, unknown claim and game, a malformed input file.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use alloy::network::TransactionBuilder;
 use alloy::primitives::{Address, U256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
-use alloy::rpc::types::TransactionRequest;
-use alloy_sol_types::SolCall;
+use alloy::providers::{DynProvider, Provider};
 use opml_cli::anvil::{free_port, Anvil, DEV_KEYS};
 use opml_cli::game::abi::IOptimisticML;
 use serde_json::Value;
 use IOptimisticML::{EndReason, Phase, Side};
+
+#[path = "common/chain.rs"]
+mod chain;
+use chain::{provider, try_view, view, wait_until, Watcher};
 
 /// Anvil's well-known dev keys (public test keys): deployer, submitter, challenger.
 const KEYS: [&str; 3] = [DEV_KEYS[0], DEV_KEYS[1], DEV_KEYS[3]];
@@ -86,52 +87,20 @@ fn models(dir: &Path, names: &[&str]) -> String {
     m.to_str().unwrap().to_string()
 }
 
-/// A watcher process, killed on drop; its JSON event lines go to `log`.
-struct Watcher {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Watcher {
-    fn start(file: &str, key: usize, role: &str, models: &str, data: &Path, extra: &[&str], log: PathBuf) -> Watcher {
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
-        let err = out.try_clone().unwrap();
-        let data = data.to_str().unwrap();
-        #[rustfmt::skip]
-        let mut args = vec![
-            "watch", "--role", role, "--models", models, "--data-dir", data,
-            "--deployment", file, "--key", KEYS[key], "--json",
-        ];
-        if !extra.contains(&"--poll-ms") {
-            args.extend(["--poll-ms", "100"]);
-        }
-        args.extend_from_slice(extra);
-        let child = opml(&args).stdout(out).stderr(err).spawn().unwrap();
-        Watcher { child, log }
+/// A watcher process (`opml watch --role ROLE` with anvil dev key `key`, polling every
+/// 100 ms unless `extra` says otherwise); its event lines go to `log`.
+fn watcher(file: &str, key: usize, role: &str, models: &str, data: &Path, extra: &[&str], log: PathBuf) -> Watcher {
+    let data = data.to_str().unwrap();
+    #[rustfmt::skip]
+    let mut args = vec![
+        "watch", "--role", role, "--models", models, "--data-dir", data,
+        "--deployment", file, "--key", KEYS[key], "--json",
+    ];
+    if !extra.contains(&"--poll-ms") {
+        args.extend(["--poll-ms", "100"]);
     }
-
-    /// The JSON event lines so far.
-    fn events(&self) -> Vec<Value> {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
-    }
-
-    fn count(&self, event: &str) -> usize {
-        self.events().iter().filter(|v| v["event"] == event).count()
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    fn kill9(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
+    args.extend_from_slice(extra);
+    Watcher::spawn(opml(&args), log)
 }
 
 /// The logs of watchers, for a failure message (read when it is shown).
@@ -140,28 +109,6 @@ fn logs(paths: &[(&str, PathBuf)]) -> impl Fn() -> String {
     move || {
         paths.iter().map(|(n, p)| format!("\n--- {n}\n{}", std::fs::read_to_string(p).unwrap_or_default())).collect()
     }
-}
-
-impl Drop for Watcher {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn provider(url: &str) -> DynProvider {
-    ProviderBuilder::default().connect_http(url.parse().unwrap()).erased()
-}
-
-async fn view<C: SolCall>(p: &DynProvider, to: Address, call: &C) -> C::Return {
-    let out = p.call(TransactionRequest::default().with_to(to).with_input(call.abi_encode())).await.unwrap();
-    C::abi_decode_returns(&out).unwrap()
-}
-
-/// `view`, or `None` when the call reverts (e.g. a game that does not exist yet).
-async fn try_view<C: SolCall>(p: &DynProvider, to: Address, call: &C) -> Option<C::Return> {
-    let out = p.call(TransactionRequest::default().with_to(to).with_input(call.abi_encode())).await.ok()?;
-    C::abi_decode_returns(&out).ok()
 }
 
 fn game_address(file: &str) -> Address {
@@ -182,19 +129,6 @@ fn claim(file: &str, bundle: &str, data: &str, index: usize, dishonest: Option<&
         args.extend(["--dishonest", s]);
     }
     run_json(&args)["claim"].as_u64().unwrap()
-}
-
-/// Wait (polling the chain) until `done` holds, or panic after `limit` with `why()`.
-async fn wait_until<F, Fut, W: Fn() -> String>(limit: Duration, mut done: F, why: W)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !done().await {
-        assert!(start.elapsed() < limit, "not done within {limit:?}: {}", why());
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 async fn settled(p: &DynProvider, game: Address, claims: &[u64]) -> bool {
@@ -247,17 +181,10 @@ async fn eight_claims_every_lie_voided_every_truth_finalized() {
     let faults = ["output", "node:2", "step:0:300"];
     #[rustfmt::skip]
     let sub_args = ["--dishonest", faults[0], "--dishonest", faults[1], "--dishonest", faults[2]];
-    let mut sub = Watcher::start(
-        &file,
-        SUBMITTER,
-        "submitter",
-        &store,
-        &dir.path().join("sub"),
-        &sub_args,
-        dir.path().join("sub.log"),
-    );
+    let mut sub =
+        watcher(&file, SUBMITTER, "submitter", &store, &dir.path().join("sub"), &sub_args, dir.path().join("sub.log"));
     let mut ch =
-        Watcher::start(&file, CHALLENGER, "challenger", &store, &dir.path().join("ch"), &[], dir.path().join("ch.log"));
+        watcher(&file, CHALLENGER, "challenger", &store, &dir.path().join("ch"), &[], dir.path().join("ch.log"));
     // Eight claims, one after the other (one block each); false ones at 1, 4 and 6.
     let plan: [Option<&str>; 8] = [None, Some(faults[0]), None, None, Some(faults[1]), None, Some(faults[2]), None];
     let mut ids = Vec::new();
@@ -266,7 +193,7 @@ async fn eight_claims_every_lie_voided_every_truth_finalized() {
     }
     let p = provider(&url);
     let game = game_address(&file);
-    let why = logs(&[("submitter", sub.log.clone()), ("challenger", ch.log.clone())]);
+    let why = logs(&[("submitter", sub.log()), ("challenger", ch.log())]);
     wait_until(Duration::from_secs(240), || settled(&p, game, &ids), &why).await;
     wait_until(Duration::from_secs(30), || credits_zero(&p, game, &[SUBMITTER, CHALLENGER]), &why).await;
     for (id, f) in ids.iter().zip(plan) {
@@ -294,7 +221,7 @@ async fn a_challenger_killed_in_the_vm_phase_resumes_and_wins() {
     let file = deploy(&url, dir.path(), 60);
     let (all, mlp_only) = (models(&dir.path().join("a"), &["mlp.opml", "cnn.opml"]), models(dir.path(), &["mlp.opml"]));
     let fault = "step:0:300";
-    let _sub = Watcher::start(
+    let _sub = watcher(
         &file,
         SUBMITTER,
         "submitter",
@@ -307,13 +234,12 @@ async fn a_challenger_killed_in_the_vm_phase_resumes_and_wins() {
     // A slow challenger (one move a second) keeps the game in its VM phase long enough to be
     // killed there.
     let slow = ["--poll-ms", "1000"];
-    let mut first =
-        Watcher::start(&file, CHALLENGER, "challenger", &mlp_only, &data, &slow, dir.path().join("ch1.log"));
+    let mut first = watcher(&file, CHALLENGER, "challenger", &mlp_only, &data, &slow, dir.path().join("ch1.log"));
     let lie = claim(&file, "mlp.opml", "test_mlp.safetensors", 3, Some(fault));
     let unknown = claim(&file, "cnn.opml", "test_cnn.safetensors", 0, None);
     let p = provider(&url);
     let game = game_address(&file);
-    let why = logs(&[("first challenger", first.log.clone())]);
+    let why = logs(&[("first challenger", first.log())]);
     wait_until(
         Duration::from_secs(120),
         || async {
@@ -329,14 +255,14 @@ async fn a_challenger_killed_in_the_vm_phase_resumes_and_wins() {
     assert!(
         events.iter().any(|v| v["event"] == "verdict" && v["claim"] == unknown && v["verdict"] == "unknown model"),
         "a claim of an unknown model is reported: {}",
-        first.log_text()
+        first.text()
     );
-    let mut second = Watcher::start(&file, CHALLENGER, "challenger", &mlp_only, &data, &[], dir.path().join("ch2.log"));
-    let why = logs(&[("second challenger", second.log.clone())]);
+    let mut second = watcher(&file, CHALLENGER, "challenger", &mlp_only, &data, &[], dir.path().join("ch2.log"));
+    let why = logs(&[("second challenger", second.log())]);
     let both = [lie, unknown];
     wait_until(Duration::from_secs(180), || settled(&p, game, &both), why).await;
     let gs = games(&p, game).await;
-    assert_eq!(gs, vec![(lie, Side::Challenger, STEP_REASON, Phase::Ended)], "{}", second.log_text());
+    assert_eq!(gs, vec![(lie, Side::Challenger, STEP_REASON, Phase::Ended)], "{}", second.text());
     let v = view(&p, game, &IOptimisticML::claimOfCall { claimId: U256::from(unknown) }).await;
     assert!(v.finalized, "the claim of the model the challenger does not know is left alone");
     assert_eq!(second.count("challenge"), 0, "the restarted watcher does not challenge again");
@@ -392,24 +318,17 @@ async fn an_rpc_outage_of_20_s_mid_game_is_survived() {
     let file = deploy(&url, dir.path(), 120);
     let store = models(dir.path(), &["mlp.opml"]);
     let extra = ["--dishonest", "output", "--dishonest", "node:2"];
-    let mut sub = Watcher::start(
-        &file,
-        SUBMITTER,
-        "submitter",
-        &store,
-        &dir.path().join("sub"),
-        &extra,
-        dir.path().join("sub.log"),
-    );
+    let mut sub =
+        watcher(&file, SUBMITTER, "submitter", &store, &dir.path().join("sub"), &extra, dir.path().join("sub.log"));
     let mut ch =
-        Watcher::start(&file, CHALLENGER, "challenger", &store, &dir.path().join("ch"), &[], dir.path().join("ch.log"));
+        watcher(&file, CHALLENGER, "challenger", &store, &dir.path().join("ch"), &[], dir.path().join("ch.log"));
     let ids = [
         claim(&file, "mlp.opml", "test_mlp.safetensors", 0, Some("output")),
         claim(&file, "mlp.opml", "test_mlp.safetensors", 1, Some("node:2")),
     ];
     let p = provider(&url);
     let game = game_address(&file);
-    let why = logs(&[("submitter", sub.log.clone()), ("challenger", ch.log.clone())]);
+    let why = logs(&[("submitter", sub.log()), ("challenger", ch.log())]);
     wait_until(
         Duration::from_secs(60),
         || async { view(&p, game, &IOptimisticML::gameCountCall {}).await.to::<u64>() >= 1 },
@@ -459,10 +378,10 @@ fn bad_input_is_refused_with_a_clear_message() {
     // A data directory written for another deployment.
     let other = tempfile::tempdir().unwrap();
     let file2 = deploy(&anvil.url(), other.path(), 60);
-    let mut w = Watcher::start(&file, CHALLENGER, "challenger", &store, &data, &[], dir.path().join("w.log"));
+    let mut w = watcher(&file, CHALLENGER, "challenger", &store, &data, &[], dir.path().join("w.log"));
     let start = Instant::now();
     while !data.join("state.json").exists() {
-        assert!(start.elapsed() < Duration::from_secs(30), "{}", w.log_text());
+        assert!(start.elapsed() < Duration::from_secs(30), "{}", w.text());
         std::thread::sleep(Duration::from_millis(100));
     }
     w.kill9();
