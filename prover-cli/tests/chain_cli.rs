@@ -6,7 +6,9 @@
 //!   the claim then finalizes and the submitter withdraws both bonds less the burn;
 //! * a lying submitter (a claim with a wrong output, every move sent from this test through
 //!   alloy, its VM run forged at the halting step so that its handover passes) against
-//!   `opml chain play --role challenger`: the challenger wins at the leaf;
+//!   `opml chain play --role challenger`, which reads the chain through a proxy whose logs
+//!   lag one query behind its state (`common/late_logs.rs`): the challenger waits for each
+//!   round's event and wins at the leaf;
 //! * a lying submitter that never opens: the challenger's `play` calls `timeout` once the
 //!   chain's time (moved with `evm_increaseTime` / `evm_mine`) passes the clock.
 
@@ -36,7 +38,10 @@ use IOptimisticML::{EndReason, Phase, Side};
 
 #[path = "common/chain.rs"]
 mod chain;
+#[path = "common/late_logs.rs"]
+mod late_logs;
 use chain::view;
+use late_logs::LateLogs;
 
 /// Anvil's default dev accounts 0..3 (from its well-known test mnemonic); test use only.
 const KEYS: [&str; 4] = [DEV_KEYS[0], DEV_KEYS[1], DEV_KEYS[2], DEV_KEYS[3]];
@@ -189,12 +194,17 @@ fn play(file: &str, game: &str, role: &str, key: usize) -> Child {
 }
 
 fn play_sample(file: &str, game: &str, role: &str, key: usize, index: &str) -> Child {
+    play_with(file, game, role, key, index, &[])
+}
+
+fn play_with(file: &str, game: &str, role: &str, key: usize, index: &str, extra: &[&str]) -> Child {
     let (bundle, input) = (fixture("mlp.opml"), fixture("test_mlp.safetensors"));
     #[rustfmt::skip]
-    let args = [
+    let mut args = vec![
         "chain", "play", game, "--role", role, &bundle, "--input", &input, "--index", index,
         "--deployment", file, "--key", KEYS[key], "--poll-ms", "100", "--json",
     ];
+    args.extend_from_slice(extra);
     opml(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
 }
 
@@ -340,13 +350,20 @@ async fn honest_challenger_beats_a_lying_submitter() {
         "--json",
     ]);
     let id = U256::from(g["game"].as_u64().unwrap());
-    let ch = play(&file, &id.to_string(), "challenger", CHALLENGER);
+    // The challenger reads the chain through a proxy whose logs lag one query behind its
+    // state: it must wait for each round's StatesPosted event instead of giving up.
+    let late = LateLogs::start(a.url().trim_start_matches("http://").parse().unwrap());
+    let mut ch = play_with(&file, &id.to_string(), "challenger", CHALLENGER, INDEX, &["--rpc", &late.url()]);
 
     // The liar plays every submitter move from this test until the game ends.
     let start = Instant::now();
     loop {
         assert!(start.elapsed() < Duration::from_secs(90), "the game did not end within 90 s");
         let gv = view(&p, game, &IOptimisticML::gameOfCall { gameId: id }).await;
+        if gv.phase != Phase::Ended && ch.try_wait().unwrap().is_some() {
+            let out = ch.wait_with_output().unwrap();
+            panic!("the challenger's play stopped mid-game: {}", String::from_utf8_lossy(&out.stderr));
+        }
         let mine = gv.turn == Side::Submitter;
         match (gv.phase, gv.pending) {
             (Phase::Ended, _) => break,
@@ -381,6 +398,7 @@ async fn honest_challenger_beats_a_lying_submitter() {
     let gv = view(&p, game, &IOptimisticML::gameOfCall { gameId: id }).await;
     assert_eq!((gv.phase, gv.winner, gv.endReason), (Phase::Ended, Side::Challenger, EndReason::Step));
     assert_eq!(gv.lo, l.vm.end_step() - 1, "the leaf is the forged halting step");
+    assert!(late.held_back() > 0, "the proxy held back no log: the lag was not exercised");
     let cv = view(&p, game, &IOptimisticML::claimOfCall { claimId: claim }).await;
     assert!(cv.voided);
 
