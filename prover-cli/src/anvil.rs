@@ -4,10 +4,10 @@
 //! writes its `--state` file) and killed only if it does not exit.
 //!
 //! ```no_run
-//! use opml_cli::anvil::{free_port, Anvil};
+//! use opml_cli::anvil::{Anvil, ANY_PORT};
 //! # fn main() -> Result<(), opml_cli::anvil::AnvilError> {
 //! let dir = std::env::temp_dir();
-//! let node = Anvil::spawn(free_port()?, Some(&dir.join("state.json")), &dir.join("anvil.log"))?;
+//! let node = Anvil::spawn(ANY_PORT, Some(&dir.join("state.json")), &dir.join("anvil.log"))?;
 //! println!("{}", node.url()); // http://127.0.0.1:PORT
 //! node.stop()?; // the state file now holds the chain; spawn again with it to resume
 //! # Ok(())
@@ -45,6 +45,10 @@ pub const DEV_KEYS: [&str; 10] = [
 pub const ANVIL_ENV: &str = "OPML_ANVIL";
 /// The only address anvil listens on.
 pub const LOCALHOST: &str = "127.0.0.1";
+/// The port that asks anvil to listen on any free port (the OS's choice, read from
+/// anvil's `Listening on 127.0.0.1:PORT` line): no other process can take it between
+/// the choice and the bind, as it can a port from [`free_port`].
+pub const ANY_PORT: u16 = 0;
 /// How long anvil may take to accept connections (it loads its state file first).
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long anvil may take to exit after SIGTERM (it writes its state file first).
@@ -115,7 +119,8 @@ pub fn find_anvil() -> Result<PathBuf, AnvilError> {
     })
 }
 
-/// A port on 127.0.0.1 that was free a moment ago (the OS's choice).
+/// A port on 127.0.0.1 that was free a moment ago (the OS's choice). Another process may
+/// take it before it is used: to start anvil, prefer [`ANY_PORT`].
 pub fn free_port() -> Result<u16, AnvilError> {
     let l = TcpListener::bind((LOCALHOST, 0)).map_err(io_err(format!("binding {LOCALHOST}:0")))?;
     Ok(l.local_addr().map_err(io_err("reading a bound socket's address"))?.port())
@@ -153,14 +158,16 @@ impl Anvil {
         Self::start(port, state, log, Lifetime::Background)
     }
 
-    /// Start anvil on `port` of 127.0.0.1 with its stdout and stderr appended to `log`;
-    /// with `state`, the chain is loaded from that file if it exists and written to it when
+    /// Start anvil on `port` of 127.0.0.1 ([`ANY_PORT`]: any free one) with its stdout and
+    /// stderr appended to `log`; with `state`, the chain is loaded from that file if it exists and written to it when
     /// anvil is stopped (anvil's `--state`). Returns once anvil accepts connections.
     pub fn start(port: u16, state: Option<&Path>, log: &Path, lifetime: Lifetime) -> Result<Anvil, AnvilError> {
         let bin = find_anvil()?;
         // Refuse a busy port here: anvil would exit with an error, or worse, the readiness
         // check would connect to whatever holds the port.
-        drop(TcpListener::bind((LOCALHOST, port)).map_err(|source| AnvilError::PortInUse { port, source })?);
+        if port != ANY_PORT {
+            drop(TcpListener::bind((LOCALHOST, port)).map_err(|source| AnvilError::PortInUse { port, source })?);
+        }
         let mut argv = vec![bin.display().to_string(), "--host".into(), LOCALHOST.into(), "--port".into()];
         argv.push(port.to_string());
         if let Some(s) = state {
@@ -172,6 +179,8 @@ impl Anvil {
             .open(log)
             .map_err(io_err(format!("opening anvil's log {}", log.display())))?;
         let err = out.try_clone().map_err(io_err(format!("opening anvil's log {}", log.display())))?;
+        // This run's output starts here (the log may hold earlier runs').
+        let log_start = out.metadata().map_err(io_err(format!("reading anvil's log {}", log.display())))?.len();
         let mut cmd = Command::new(&bin);
         cmd.args(&argv[1..]).stdin(Stdio::null()).stdout(out).stderr(err);
         if lifetime == Lifetime::Background {
@@ -183,13 +192,14 @@ impl Anvil {
         }
         let child = cmd.spawn().map_err(io_err(format!("starting {}", bin.display())))?;
         let mut a = Anvil { child, port, argv, stop_on_drop: true };
-        a.wait_ready(log)?;
+        a.wait_ready(log, log_start)?;
         Ok(a)
     }
 
-    /// Poll until anvil accepts connections; an exit or the timeout is an error (and the
-    /// handle, dropped, stops the process).
-    fn wait_ready(&mut self, log: &Path) -> Result<(), AnvilError> {
+    /// Poll until anvil accepts connections (on [`ANY_PORT`], first until this run's part
+    /// of the log, from byte `log_start`, names its port); an exit or the timeout is an
+    /// error (and the handle, dropped, stops the process).
+    fn wait_ready(&mut self, log: &Path, log_start: u64) -> Result<(), AnvilError> {
         let start = Instant::now();
         loop {
             let exited = self.child.try_wait().map_err(io_err(format!("waiting for anvil (pid {})", self.pid())))?;
@@ -203,7 +213,10 @@ impl Anvil {
                     tail,
                 });
             }
-            if TcpStream::connect((LOCALHOST, self.port)).is_ok() {
+            if self.port == ANY_PORT {
+                self.port = listening_port(&log_from(log, log_start)).unwrap_or(ANY_PORT);
+            }
+            if self.port != ANY_PORT && TcpStream::connect((LOCALHOST, self.port)).is_ok() {
                 return Ok(());
             }
             if start.elapsed() > READY_TIMEOUT {
@@ -282,6 +295,21 @@ impl Drop for Anvil {
     }
 }
 
+/// The port of anvil's `Listening on 127.0.0.1:PORT` line in `text`, if any.
+fn listening_port(text: &str) -> Option<u16> {
+    let line = text.lines().find_map(|l| l.trim().strip_prefix("Listening on "))?;
+    line.rsplit_once(':')?.1.trim().parse().ok().filter(|&p| p != ANY_PORT)
+}
+
+/// A log from byte `start` on ("" if it cannot be read).
+fn log_from(path: &Path, start: u64) -> String {
+    let Ok(mut f) = std::fs::File::open(path) else { return String::new() };
+    let _ = f.seek(SeekFrom::Start(start));
+    let mut bytes = Vec::new();
+    let _ = f.read_to_end(&mut bytes);
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 /// The last lines of a log, for an error message ("" if it cannot be read).
 fn log_tail(path: &Path) -> String {
     let Ok(mut f) = std::fs::File::open(path) else { return String::new() };
@@ -304,5 +332,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = Anvil::spawn(port, None, &dir.path().join("log")).unwrap_err();
         assert!(matches!(e, AnvilError::PortInUse { port: p, .. } if p == port), "{e}");
+    }
+
+    #[test]
+    fn the_listening_port_is_read_from_anvils_line() {
+        assert_eq!(listening_port("\n   Listening on 127.0.0.1:40633\n"), Some(40633));
+        assert_eq!(listening_port("Available Accounts\n==================\n"), None);
+        assert_eq!(listening_port("Listening on 127.0.0.1:0\n"), None);
+        assert_eq!(listening_port("Listening on 127.0.0.1:\n"), None);
+    }
+
+    /// Two anvils on any port, one log: each finds its own port, and the second does not
+    /// take the first's line (earlier in the log) for its own.
+    #[test]
+    fn anvils_on_any_port_find_their_own_ports() {
+        find_anvil().expect("anvil is installed: run scripts/setup.sh install_foundry");
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let a = Anvil::spawn(ANY_PORT, None, &log).unwrap();
+        let b = Anvil::spawn(ANY_PORT, None, &log).unwrap();
+        assert!(a.port() != ANY_PORT && b.port() != ANY_PORT && a.port() != b.port(), "{} {}", a.port(), b.port());
+        let text = std::fs::read_to_string(&log).unwrap();
+        for n in [&a, &b] {
+            assert!(text.contains(&format!("Listening on 127.0.0.1:{}", n.port())), "{text}");
+            TcpStream::connect((LOCALHOST, n.port())).unwrap();
+        }
     }
 }

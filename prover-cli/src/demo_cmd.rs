@@ -30,7 +30,7 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy_sol_types::{SolEvent, SolEventInterface};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use opml_cli::anvil::{free_port, Anvil};
+use opml_cli::anvil::{Anvil, ANY_PORT};
 use opml_cli::game::abi::{phase_name, reason_name, side_name, IOptimisticML};
 use opml_cli::game::fault::{Fault, Run};
 use opml_dnn::bundle::Bundle;
@@ -314,7 +314,7 @@ async fn demo(a: DemoArgs) -> Result<ExitCode> {
     ));
 
     // 1. A private devnet and a deployment.
-    let anvil = Anvil::spawn(free_port()?, None, &dir.join("anvil.log"))?;
+    let anvil = Anvil::spawn(ANY_PORT, None, &dir.join("anvil.log"))?;
     let url = anvil.url();
     let client = |who: Actor| Client::connect(&url, Some(who.signer()));
     let deployer = client(Actor::Deployer)?;

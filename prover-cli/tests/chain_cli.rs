@@ -23,7 +23,7 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::{BlockId, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy_sol_types::{SolCall, SolEvent};
-use opml_cli::anvil::{free_port, Anvil, DEV_KEYS};
+use opml_cli::anvil::{Anvil, ANY_PORT, DEV_KEYS};
 use opml_cli::game::abi::{revert_reason, to_b256, IOptimisticML};
 use opml_cli::game::graph::flip_byte;
 use opml_cli::game::strategy::defend;
@@ -67,7 +67,7 @@ fn fixture(name: &str) -> String {
 
 /// A fresh anvil logging to `dir` (stopped when dropped).
 fn anvil(dir: &Path) -> Anvil {
-    Anvil::spawn(free_port().unwrap(), None, &dir.join("anvil.log"))
+    Anvil::spawn(ANY_PORT, None, &dir.join("anvil.log"))
         .unwrap_or_else(|e| panic!("{e} (is anvil installed? scripts/setup.sh installs it)"))
 }
 

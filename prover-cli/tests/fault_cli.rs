@@ -13,7 +13,7 @@ use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionRequest;
 use alloy_sol_types::SolCall;
-use opml_cli::anvil::{free_port, Anvil, DEV_KEYS};
+use opml_cli::anvil::{Anvil, ANY_PORT, DEV_KEYS};
 use opml_cli::game::abi::IOptimisticML;
 use opml_cli::game::{Fault, GraphView, Run, VmView};
 use opml_dnn::bundle::Bundle;
@@ -38,7 +38,7 @@ fn fixture(name: &str) -> String {
 
 /// A fresh anvil logging to `dir` (stopped when dropped).
 fn anvil(dir: &Path) -> Anvil {
-    Anvil::spawn(free_port().unwrap(), None, &dir.join("anvil.log"))
+    Anvil::spawn(ANY_PORT, None, &dir.join("anvil.log"))
         .unwrap_or_else(|e| panic!("{e} (is anvil installed? scripts/setup.sh installs it)"))
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use alloy::signers::local::PrivateKeySigner;
-use opml_cli::anvil::{free_port, Anvil};
+use opml_cli::anvil::{Anvil, ANY_PORT};
 use serde_json::Value;
 
 /// anvil's dev account 4 (a public test key).
@@ -42,7 +42,7 @@ fn keystore(dir: &Path) -> (PathBuf, PathBuf, PrivateKeySigner) {
 fn a_keystore_signs_deploy_and_register_on_anvil() {
     let dir = tempfile::tempdir().unwrap();
     let (ks, pw, signer) = keystore(dir.path());
-    let node = Anvil::spawn(free_port().unwrap(), None, &dir.path().join("anvil.log")).unwrap();
+    let node = Anvil::spawn(ANY_PORT, None, &dir.path().join("anvil.log")).unwrap();
     let file = dir.path().join("deployment.json");
     #[rustfmt::skip]
     let o = opml(&[

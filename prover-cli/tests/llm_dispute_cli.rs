@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
-use opml_cli::anvil::{free_port, Anvil, DEV_KEYS};
+use opml_cli::anvil::{Anvil, ANY_PORT, DEV_KEYS};
 use opml_cli::game::abi::IOptimisticML;
 use opml_compiler::compile_node;
 use opml_dnn::exec::run_all;
@@ -203,7 +203,7 @@ async fn llm_lies_about_a_token_a_node_and_a_vm_step_are_voided_and_the_truth_fi
     );
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
-    let anvil = Anvil::spawn(free_port().unwrap(), None, &h.join("anvil.log")).unwrap();
+    let anvil = Anvil::spawn(ANY_PORT, None, &h.join("anvil.log")).unwrap();
     let url = anvil.url();
     let file = h.join("deployment.json").to_str().unwrap().to_string();
     let (clock, window) = (CLOCK.to_string(), WINDOW.to_string());

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, U256};
 use alloy::providers::{DynProvider, Provider};
-use opml_cli::anvil::{free_port, Anvil, DEV_KEYS};
+use opml_cli::anvil::{free_port, Anvil, ANY_PORT, DEV_KEYS};
 use opml_cli::game::abi::IOptimisticML;
 use serde_json::Value;
 use IOptimisticML::{EndReason, Phase, Side};
@@ -174,7 +174,7 @@ const STEP_REASON: EndReason = EndReason::Step;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_claims_every_lie_voided_every_truth_finalized() {
     let dir = tempfile::tempdir().unwrap();
-    let anvil = Anvil::spawn(free_port().unwrap(), None, &dir.path().join("anvil.log")).unwrap();
+    let anvil = Anvil::spawn(ANY_PORT, None, &dir.path().join("anvil.log")).unwrap();
     let url = anvil.url();
     let file = deploy(&url, dir.path(), 60);
     let store = models(dir.path(), &["mlp.opml"]);
@@ -216,7 +216,7 @@ async fn eight_claims_every_lie_voided_every_truth_finalized() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_challenger_killed_in_the_vm_phase_resumes_and_wins() {
     let dir = tempfile::tempdir().unwrap();
-    let anvil = Anvil::spawn(free_port().unwrap(), None, &dir.path().join("anvil.log")).unwrap();
+    let anvil = Anvil::spawn(ANY_PORT, None, &dir.path().join("anvil.log")).unwrap();
     let url = anvil.url();
     let file = deploy(&url, dir.path(), 60);
     let (all, mlp_only) = (models(&dir.path().join("a"), &["mlp.opml", "cnn.opml"]), models(dir.path(), &["mlp.opml"]));
@@ -355,7 +355,7 @@ async fn an_rpc_outage_of_20_s_mid_game_is_survived() {
 #[test]
 fn bad_input_is_refused_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
-    let anvil = Anvil::spawn(free_port().unwrap(), None, &dir.path().join("anvil.log")).unwrap();
+    let anvil = Anvil::spawn(ANY_PORT, None, &dir.path().join("anvil.log")).unwrap();
     let file = deploy(&anvil.url(), dir.path(), 60);
     let store = models(dir.path(), &["mlp.opml"]);
     let data = dir.path().join("data");

@@ -255,7 +255,7 @@ mod tests {
     use std::time::Duration;
 
     use alloy::primitives::hex;
-    use opml_cli::anvil::{free_port, Anvil};
+    use opml_cli::anvil::{Anvil, ANY_PORT};
     use serde_json::Value;
 
     use super::*;
@@ -270,7 +270,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_move_mined_a_second_after_its_estimate_has_the_gas_it_needs() {
         let dir = tempfile::tempdir().unwrap();
-        let anvil = Anvil::spawn(free_port().unwrap(), None, &dir.path().join("anvil.log")).unwrap();
+        let anvil = Anvil::spawn(ANY_PORT, None, &dir.path().join("anvil.log")).unwrap();
         let signer: PrivateKeySigner = DEV_KEY.parse().unwrap();
         let c = Client::connect(&anvil.url(), Some(signer)).unwrap();
         let raw = ProviderBuilder::new().connect_http(anvil.url().parse().unwrap());
