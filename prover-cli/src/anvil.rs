@@ -159,8 +159,9 @@ impl Anvil {
     }
 
     /// Start anvil on `port` of 127.0.0.1 ([`ANY_PORT`]: any free one) with its stdout and
-    /// stderr appended to `log`; with `state`, the chain is loaded from that file if it exists and written to it when
-    /// anvil is stopped (anvil's `--state`). Returns once anvil accepts connections.
+    /// stderr appended to `log`; with `state`, the chain is loaded from that file if it
+    /// exists and written to it when anvil is stopped (anvil's `--state`). Returns once
+    /// anvil accepts connections.
     pub fn start(port: u16, state: Option<&Path>, log: &Path, lifetime: Lifetime) -> Result<Anvil, AnvilError> {
         let bin = find_anvil()?;
         // Refuse a busy port here: anvil would exit with an error, or worse, the readiness
