@@ -69,10 +69,19 @@ pub enum AnvilError {
     PortInUse { port: u16, source: io::Error },
     #[error("{what}: {source}")]
     Io { what: String, source: io::Error },
-    #[error("anvil ({bin}) exited ({status}) before accepting connections on port {port}; end of {log}:\n{tail}")]
+    #[error("anvil ({bin}) exited ({status}) before accepting connections on {}; end of {log}:\n{tail}", shown(*port))]
     Exited { bin: String, status: ExitStatus, port: u16, log: String, tail: String },
-    #[error("anvil ({bin}) did not accept connections on port {port} within {secs} s (log: {log})")]
+    #[error("anvil ({bin}) did not accept connections on {} within {secs} s (log: {log})", shown(*port))]
     NotReady { bin: String, port: u16, secs: u64, log: String },
+}
+
+/// `port N`, or for [`ANY_PORT`] what it means.
+fn shown(port: u16) -> String {
+    if port == ANY_PORT {
+        "any port (it printed none)".to_string()
+    } else {
+        format!("port {port}")
+    }
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> AnvilError {
@@ -341,6 +350,9 @@ mod tests {
         assert_eq!(listening_port("Available Accounts\n==================\n"), None);
         assert_eq!(listening_port("Listening on 127.0.0.1:0\n"), None);
         assert_eq!(listening_port("Listening on 127.0.0.1:\n"), None);
+        let e = |port| AnvilError::NotReady { bin: "anvil".into(), port, secs: 30, log: "log".into() }.to_string();
+        assert!(e(ANY_PORT).contains("on any port (it printed none) within"), "{}", e(ANY_PORT));
+        assert!(e(8545).contains("on port 8545 within"), "{}", e(8545));
     }
 
     /// Two anvils on any port, one log: each finds its own port, and the second does not

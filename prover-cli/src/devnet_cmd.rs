@@ -54,7 +54,7 @@ pub enum DevnetCommand {
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
-    /// Port on 127.0.0.1.
+    /// Port on 127.0.0.1 (0: any free port; the one anvil takes is printed and recorded).
     #[arg(long, default_value_t = DEFAULT_PORT)]
     pub port: u16,
     /// Start a new chain instead of resuming the one the last `down` saved.
@@ -116,7 +116,7 @@ async fn up(a: UpArgs) -> Result<()> {
     let resumed = state.is_file();
     let anvil = match Anvil::spawn_background(a.port, Some(&state), &log) {
         Err(AnvilError::PortInUse { port, source }) => {
-            bail!("port {port} on 127.0.0.1 is taken ({source}): pass another --port")
+            bail!("port {port} on 127.0.0.1 is taken ({source}): pass another --port (0: any free one)")
         }
         started => started?,
     };
@@ -136,7 +136,7 @@ async fn up(a: UpArgs) -> Result<()> {
     let proc_start = process::start_ticks(pid).with_context(|| format!("anvil (pid {pid}) exited after starting"))?;
     let r = DevnetRecord {
         pid,
-        port: a.port,
+        port: anvil.port(),
         rpc: url,
         chain_id,
         started: unix_now(),

@@ -1,8 +1,9 @@
 //! `opml devnet up | status | down` with a private opml home (`OPML_HOME`, a temp dir) and
-//! a free port: up deploys, chain commands find the deployment by themselves, a second up
-//! is refused, down stops exactly the recorded anvil (and saves its chain, which the next
-//! up resumes), and a record whose process is gone or is another program is never
-//! signalled. Every anvil started is killed by a guard even when the test fails.
+//! `--port 0` (any free port, as anvil takes it): up deploys, chain commands find the
+//! deployment by themselves, a second up is refused, down stops exactly the recorded anvil
+//! (and saves its chain, which the next up resumes, on another port), and a record whose
+//! process is gone or is another program is never signalled. Every anvil started is killed
+//! by a guard even when the test fails.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use alloy::primitives::Address;
 use alloy::providers::{Provider, ProviderBuilder};
-use opml_cli::anvil::free_port;
+use opml_cli::anvil::ANY_PORT;
 use serde_json::Value;
 
 /// anvil's dev account 1 (a public test key).
@@ -92,8 +93,9 @@ fn running(pid: u64) -> bool {
 #[tokio::test(flavor = "current_thread")]
 async fn up_status_a_chain_command_then_down_and_up_again_resumes() {
     let home = Home::new();
-    let port = free_port().unwrap();
-    let v = home.up(port, &[]);
+    let v = home.up(ANY_PORT, &[]);
+    let port = v["port"].as_u64().unwrap();
+    assert_ne!(port, u64::from(ANY_PORT), "the port anvil took is reported");
     let url = format!("http://127.0.0.1:{port}");
     assert_eq!(
         (v["rpc"].as_str(), v["chain_id"].as_u64(), v["resumed"].as_bool()),
@@ -136,7 +138,7 @@ async fn up_status_a_chain_command_then_down_and_up_again_resumes() {
     assert!(r["tx"].is_string(), "{r}");
 
     // A second devnet in the same home is refused while the first runs.
-    let o = home.opml(&["devnet", "up", "--port", &free_port().unwrap().to_string()]);
+    let o = home.opml(&["devnet", "up", "--port", "0"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("already running") && err.contains("opml devnet down"), "{err}");
     assert!(running(pid));
@@ -153,15 +155,16 @@ async fn up_status_a_chain_command_then_down_and_up_again_resumes() {
     let o = home.opml(&["devnet", "down"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("no devnet is running"));
 
-    // Up again: the saved chain, the same contracts, the model still registered.
-    let v = home.up(port, &[]);
+    // Up again (on whatever port anvil takes now): the saved chain, the same contracts, the
+    // model still registered.
+    let v = home.up(ANY_PORT, &[]);
     assert_eq!((v["resumed"].as_bool(), v["deployment_kept"].as_bool()), (Some(true), Some(true)));
     assert_eq!(v["deployment"]["game"], d["game"]);
     assert_eq!(home.register()["tx"], Value::Null, "registered before the restart");
     home.json(&["devnet", "down", "--json"]);
 
     // Up --fresh: a new chain where the model is not registered.
-    let v = home.up(port, &["--fresh"]);
+    let v = home.up(ANY_PORT, &["--fresh"]);
     assert_eq!(v["resumed"].as_bool(), Some(false));
     assert!(home.register()["tx"].is_string());
     home.json(&["devnet", "down", "--json"]);
@@ -170,8 +173,7 @@ async fn up_status_a_chain_command_then_down_and_up_again_resumes() {
 #[test]
 fn a_dead_or_foreign_pid_in_the_record_is_never_signalled() {
     let home = Home::new();
-    let port = free_port().unwrap();
-    let v = home.up(port, &[]);
+    let v = home.up(ANY_PORT, &[]);
     let pid = v["pid"].as_u64().unwrap();
     // anvil dies behind the devnet's back.
     unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
@@ -200,7 +202,7 @@ fn a_dead_or_foreign_pid_in_the_record_is_never_signalled() {
 
     // A stale record does not block up.
     std::fs::write(&record, r.to_string()).unwrap();
-    let v = home.up(port, &[]);
+    let v = home.up(ANY_PORT, &[]);
     assert!(running(v["pid"].as_u64().unwrap()));
     home.json(&["devnet", "down", "--json"]);
 }
@@ -232,7 +234,7 @@ fn without_any_deployment_file_the_error_says_what_was_tried() {
 fn a_missing_anvil_is_reported_with_what_was_tried() {
     let home = Home::new();
     let o = Command::new(env!("CARGO_BIN_EXE_opml"))
-        .args(["devnet", "up", "--port", &free_port().unwrap().to_string()])
+        .args(["devnet", "up", "--port", "0"])
         .env("OPML_HOME", home.path())
         .env("OPML_ANVIL", home.path().join("no-anvil"))
         .output()
