@@ -322,12 +322,8 @@ fn log_from(path: &Path, start: u64) -> String {
 
 /// The last lines of a log, for an error message ("" if it cannot be read).
 fn log_tail(path: &Path) -> String {
-    let Ok(mut f) = std::fs::File::open(path) else { return String::new() };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = f.seek(SeekFrom::Start(len.saturating_sub(LOG_TAIL_BYTES)));
-    let mut bytes = Vec::new();
-    let _ = f.read_to_end(&mut bytes);
-    String::from_utf8_lossy(&bytes).trim().to_string()
+    let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    log_from(path, len.saturating_sub(LOG_TAIL_BYTES)).trim().to_string()
 }
 
 #[cfg(test)]
